@@ -1,0 +1,23 @@
+// Package cli implements the `weir` command-line client: the cobra command
+// tree, the calls to the JobManager's public gRPC API (weirpb.JobService) and
+// the formatting of what comes back, as tables for people and as JSON for
+// scripts.
+//
+// The verbs are Apache Flink's (run, list, cancel, stop, savepoint,
+// checkpoints); the feel is kubectl's (-o json on every read command, quiet
+// success, one clear line on failure).
+//
+// Invariants:
+//   - The JSON shapes are defined by the tagged structs in json.go, never by
+//     protojson, so that a field of the proto can be added or renamed without
+//     changing what scripts parse. Fields are added, never renamed.
+//   - Data goes to stdout, everything meant for a person only (progress,
+//     confirmations, errors) to stderr, so `weir run -d job.yaml` and
+//     `weir status -o json ID | jq` compose.
+//   - Exit codes: 0 success, 1 a failed call or a job that did not FINISH,
+//     2 bad usage (cobra's argument and flag errors), 130 interrupted.
+//   - The client never acts on a job the user did not name: an interrupted
+//     `weir run` leaves the job running and says how to cancel it.
+//   - The gRPC connection is created lazily, by the first call, and closed
+//     before Run returns; Run starts no goroutine that outlives it.
+package cli

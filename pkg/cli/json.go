@@ -1,0 +1,183 @@
+package cli
+
+import "github.com/weirstream/weir/proto/weirpb"
+
+// The JSON shapes of `-o json`. They are part of weir's interface to scripts:
+// later versions add fields, never rename or remove one. Instants are RFC 3339
+// in UTC with milliseconds, and omitted when unknown (0 in the API).
+
+type jobSummaryJSON struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	StartTime string `json:"start_time,omitempty"`
+	EndTime   string `json:"end_time,omitempty"`
+}
+
+type jobDetailsJSON struct {
+	ID             string              `json:"id"`
+	Name           string              `json:"name"`
+	State          string              `json:"state"`
+	Parallelism    int32               `json:"parallelism"`
+	MaxParallelism int32               `json:"max_parallelism"`
+	StartTime      string              `json:"start_time,omitempty"`
+	EndTime        string              `json:"end_time,omitempty"`
+	StatusMessage  string              `json:"status_message"`
+	Tasks          []taskJSON          `json:"tasks"`
+	Restarts       int32               `json:"restarts"`
+	Exceptions     []exceptionJSON     `json:"exceptions"`
+	Checkpoints    checkpointStatsJSON `json:"checkpoints"`
+}
+
+type taskJSON struct {
+	Operator    string `json:"operator"`
+	Subtask     int32  `json:"subtask"`
+	State       string `json:"state"`
+	TaskManager string `json:"taskmanager"`
+	RecordsIn   int64  `json:"records_in"`
+	RecordsOut  int64  `json:"records_out"`
+	Attempt     int32  `json:"attempt"`
+	Failure     string `json:"failure,omitempty"`
+}
+
+type exceptionJSON struct {
+	Time    string `json:"time,omitempty"`
+	Task    string `json:"task"`
+	Message string `json:"message"`
+}
+
+type checkpointStatsJSON struct {
+	Completed  int64                 `json:"completed"`
+	Failed     int64                 `json:"failed"`
+	InProgress int64                 `json:"in_progress"`
+	Latest     *latestCheckpointJSON `json:"latest,omitempty"`
+}
+
+type latestCheckpointJSON struct {
+	ID         int64  `json:"id"`
+	Path       string `json:"path"`
+	DurationMS int64  `json:"duration_ms"`
+	SizeBytes  int64  `json:"size_bytes"`
+}
+
+type checkpointJSON struct {
+	ID          int64  `json:"id"`
+	Status      string `json:"status"`
+	TriggerTime string `json:"trigger_time,omitempty"`
+	DurationMS  int64  `json:"duration_ms"`
+	SizeBytes   int64  `json:"size_bytes"`
+	AlignmentMS int64  `json:"alignment_ms"`
+	Path        string `json:"path"`
+	Failure     string `json:"failure"`
+}
+
+type taskManagerJSON struct {
+	ID            string `json:"id"`
+	Address       string `json:"address"`
+	DataAddress   string `json:"data_address"`
+	SlotsTotal    int32  `json:"slots_total"`
+	SlotsFree     int32  `json:"slots_free"`
+	LastHeartbeat string `json:"last_heartbeat,omitempty"`
+}
+
+type versionJSON struct {
+	Version  string `json:"version"`
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+}
+
+func toJobSummaryJSON(jobs []*weirpb.JobSummary) []jobSummaryJSON {
+	out := make([]jobSummaryJSON, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, jobSummaryJSON{
+			ID:        j.GetId(),
+			Name:      j.GetName(),
+			State:     j.GetState(),
+			StartTime: jsonTime(j.GetStartTimeUnixMs()),
+			EndTime:   jsonTime(j.GetEndTimeUnixMs()),
+		})
+	}
+	return out
+}
+
+func toJobDetailsJSON(d *weirpb.JobDetails) jobDetailsJSON {
+	out := jobDetailsJSON{
+		ID:             d.GetId(),
+		Name:           d.GetName(),
+		State:          d.GetState(),
+		Parallelism:    d.GetParallelism(),
+		MaxParallelism: d.GetMaxParallelism(),
+		StartTime:      jsonTime(d.GetStartTimeUnixMs()),
+		EndTime:        jsonTime(d.GetEndTimeUnixMs()),
+		StatusMessage:  d.GetStatusMessage(),
+		Tasks:          make([]taskJSON, 0, len(d.GetTasks())),
+		Restarts:       d.GetRestarts(),
+		Exceptions:     make([]exceptionJSON, 0, len(d.GetExceptions())),
+	}
+	for _, t := range d.GetTasks() {
+		out.Tasks = append(out.Tasks, taskJSON{
+			Operator:    t.GetOperator(),
+			Subtask:     t.GetSubtask(),
+			State:       t.GetState(),
+			TaskManager: t.GetTaskmanager(),
+			RecordsIn:   t.GetRecordsIn(),
+			RecordsOut:  t.GetRecordsOut(),
+			Attempt:     t.GetAttempt(),
+			Failure:     t.GetFailure(),
+		})
+	}
+	for _, e := range d.GetExceptions() {
+		out.Exceptions = append(out.Exceptions, exceptionJSON{
+			Time:    jsonTime(e.GetTimeUnixMs()),
+			Task:    e.GetTask(),
+			Message: e.GetMessage(),
+		})
+	}
+	cp := d.GetCheckpoints()
+	out.Checkpoints = checkpointStatsJSON{
+		Completed:  cp.GetCompleted(),
+		Failed:     cp.GetFailed(),
+		InProgress: cp.GetInProgress(),
+	}
+	if l := cp.GetLatest(); l != nil {
+		out.Checkpoints.Latest = &latestCheckpointJSON{
+			ID:         l.GetId(),
+			Path:       l.GetPath(),
+			DurationMS: l.GetDurationMs(),
+			SizeBytes:  l.GetSizeBytes(),
+		}
+	}
+	return out
+}
+
+func toCheckpointsJSON(cps []*weirpb.CheckpointInfo) []checkpointJSON {
+	out := make([]checkpointJSON, 0, len(cps))
+	for _, c := range cps {
+		out = append(out, checkpointJSON{
+			ID:          c.GetId(),
+			Status:      c.GetStatus(),
+			TriggerTime: jsonTime(c.GetTriggerTimeUnixMs()),
+			DurationMS:  c.GetDurationMs(),
+			SizeBytes:   c.GetSizeBytes(),
+			AlignmentMS: c.GetAlignmentMs(),
+			Path:        c.GetPath(),
+			Failure:     c.GetFailure(),
+		})
+	}
+	return out
+}
+
+func toTaskManagersJSON(tms []*weirpb.TaskManagerInfo) []taskManagerJSON {
+	out := make([]taskManagerJSON, 0, len(tms))
+	for _, tm := range tms {
+		out = append(out, taskManagerJSON{
+			ID:            tm.GetId(),
+			Address:       tm.GetAddress(),
+			DataAddress:   tm.GetDataAddress(),
+			SlotsTotal:    tm.GetSlotsTotal(),
+			SlotsFree:     tm.GetSlotsFree(),
+			LastHeartbeat: jsonTime(tm.GetLastHeartbeatUnixMs()),
+		})
+	}
+	return out
+}

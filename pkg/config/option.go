@@ -1,0 +1,270 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Type is the kind of value an option holds; it decides the value syntax
+// accepted and which getter reads it.
+type Type int
+
+const (
+	// TypeString is free text; read with String.
+	TypeString Type = iota + 1
+	// TypeInt is a decimal integer; read with Int.
+	TypeInt
+	// TypeFloat is a decimal number; read with Float.
+	TypeFloat
+	// TypeBool is true or false, case-insensitive; read with Bool.
+	TypeBool
+	// TypeDuration is a duration (see ParseDuration); read with Duration.
+	TypeDuration
+	// TypeMemorySize is a number of bytes (see ParseMemorySize); read with MemorySize.
+	TypeMemorySize
+	// TypePortRange is a port, a range lo-hi, or 0 for any free port; read with PortRange.
+	TypePortRange
+	// TypeEnum is one of Option.Values, matched case-insensitively; read
+	// with String, which returns the declared spelling.
+	TypeEnum
+)
+
+// String returns the name used in docs/configuration.md.
+func (t Type) String() string {
+	switch t {
+	case TypeString:
+		return "string"
+	case TypeInt:
+		return "int"
+	case TypeFloat:
+		return "float"
+	case TypeBool:
+		return "bool"
+	case TypeDuration:
+		return "duration"
+	case TypeMemorySize:
+		return "memory size"
+	case TypePortRange:
+		return "port range"
+	case TypeEnum:
+		return "enum"
+	default:
+		return fmt.Sprintf("Type(%d)", int(t))
+	}
+}
+
+// Option declares one configuration key. Options are declared once, in
+// options.go, and never modified afterwards.
+type Option struct {
+	// Key is the canonical, dotted key (Flink's current name).
+	Key  string
+	Type Type
+	// Default is the value, in the option's own syntax, used when the key is
+	// not set. "" means no default: IsSet tells whether the user set it and
+	// the typed getters return the zero value.
+	Default     string
+	Description string
+	// FallbackKeys are older (deprecated) names still accepted for Key.
+	FallbackKeys []string
+	// Values lists the allowed values of a TypeEnum option, in their
+	// canonical spelling.
+	Values []string
+	// Min and Max bound TypeInt and TypeFloat values, and TypeDuration
+	// (in nanoseconds) and TypeMemorySize (in bytes) values; nil = unbounded.
+	Min, Max *float64
+}
+
+func bound(f float64) *float64 { return &f }
+
+// want describes what a valid value looks like, for error messages.
+func (o *Option) want() string {
+	var w string
+	switch o.Type {
+	case TypeString:
+		w = "a string"
+	case TypeInt:
+		w = "an integer"
+	case TypeFloat:
+		w = "a number"
+	case TypeBool:
+		w = "true or false"
+	case TypeDuration:
+		w = "a duration like 500ms, 10 s or 2 min"
+	case TypeMemorySize:
+		w = "a memory size like 32kb, 64 mb or 1 gb"
+	case TypePortRange:
+		w = "a port, a port range like 9249-9260, or 0 for any free port"
+	case TypeEnum:
+		w = "one of " + strings.Join(o.Values, ", ")
+	}
+	if r := o.rangeText(); r != "" {
+		w += " " + r
+	}
+	return w
+}
+
+// rangeText renders Min/Max in the option's own syntax: ">= 1", "between 0 and 1".
+func (o *Option) rangeText() string {
+	f := func(v float64) string {
+		switch o.Type {
+		case TypeDuration:
+			return time.Duration(v).String()
+		case TypeMemorySize:
+			return strconv.FormatFloat(v, 'f', -1, 64) + " bytes"
+		default:
+			return strconv.FormatFloat(v, 'f', -1, 64)
+		}
+	}
+	switch {
+	case o.Min != nil && o.Max != nil:
+		return "between " + f(*o.Min) + " and " + f(*o.Max)
+	case o.Min != nil && *o.Min == 1 && (o.Type == TypeDuration || o.Type == TypeMemorySize):
+		return "greater than 0"
+	case o.Min != nil:
+		return ">= " + f(*o.Min)
+	case o.Max != nil:
+		return "<= " + f(*o.Max)
+	}
+	return ""
+}
+
+// portRange is the parsed value of a TypePortRange option.
+type portRange struct{ lo, hi int }
+
+// parse converts a raw value into the option's typed value: string (String
+// and Enum, the latter canonicalised), int, float64, bool, time.Duration,
+// int64 (memory size) or portRange.
+func (o *Option) parse(raw string) (any, error) {
+	s := strings.TrimSpace(raw)
+	var (
+		v   any
+		num float64 // for the Min/Max check
+		err error
+	)
+	switch o.Type {
+	case TypeString:
+		return raw, nil
+	case TypeEnum:
+		for _, e := range o.Values {
+			if strings.EqualFold(s, e) {
+				return e, nil
+			}
+		}
+		err = errInvalid
+	case TypeInt:
+		var n int
+		n, err = strconv.Atoi(s)
+		v, num = n, float64(n)
+	case TypeFloat:
+		var f float64
+		f, err = strconv.ParseFloat(s, 64)
+		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			err = errInvalid
+		}
+		v, num = f, f
+	case TypeBool:
+		switch {
+		case strings.EqualFold(s, "true"):
+			v = true
+		case strings.EqualFold(s, "false"):
+			v = false
+		default:
+			err = errInvalid
+		}
+	case TypeDuration:
+		var d time.Duration
+		d, err = ParseDuration(s)
+		v, num = d, float64(d)
+	case TypeMemorySize:
+		var n int64
+		n, err = ParseMemorySize(s)
+		v, num = n, float64(n)
+	case TypePortRange:
+		var lo, hi int
+		lo, hi, err = ParsePortRange(s)
+		v = portRange{lo, hi}
+	default:
+		return nil, fmt.Errorf("config: option %q has unknown type %v", o.Key, o.Type)
+	}
+	if err == nil && ((o.Min != nil && num < *o.Min) || (o.Max != nil && num > *o.Max)) {
+		err = errInvalid
+	}
+	if err != nil {
+		return nil, &ValueError{Key: o.Key, Value: raw, Want: o.want()}
+	}
+	return v, nil
+}
+
+// ValueError reports a value that does not fit its option.
+type ValueError struct {
+	Key   string // the key as the user wrote it (possibly an older name)
+	Value string
+	Want  string
+}
+
+func (e *ValueError) Error() string {
+	return fmt.Sprintf("invalid value %q for key %q: want %s", e.Value, e.Key, e.Want)
+}
+
+var errInvalid = fmt.Errorf("invalid")
+
+// registry maps canonical and fallback keys to their option; built once from
+// allOptions at package init and never modified.
+var (
+	byKey      map[string]*Option // canonical key -> option
+	byFallback map[string]*Option // older key -> option
+	defaults   map[string]any     // canonical key -> parsed default (absent if Default == "")
+	sorted     []*Option
+)
+
+func init() {
+	byKey = make(map[string]*Option, len(allOptions))
+	byFallback = make(map[string]*Option)
+	defaults = make(map[string]any, len(allOptions))
+	for _, o := range allOptions {
+		if _, dup := byKey[o.Key]; dup {
+			panic(fmt.Sprintf("config: option %q declared twice", o.Key))
+		}
+		byKey[o.Key] = o
+		if o.Default != "" {
+			v, err := o.parse(o.Default)
+			if err != nil {
+				panic(fmt.Sprintf("config: default of option %q: %v", o.Key, err))
+			}
+			defaults[o.Key] = v
+		}
+	}
+	for _, o := range allOptions {
+		for _, fk := range o.FallbackKeys {
+			if _, dup := byKey[fk]; dup {
+				panic(fmt.Sprintf("config: fallback key %q of %q is also a canonical key", fk, o.Key))
+			}
+			if _, dup := byFallback[fk]; dup {
+				panic(fmt.Sprintf("config: fallback key %q declared twice", fk))
+			}
+			byFallback[fk] = o
+		}
+	}
+	sorted = append([]*Option(nil), allOptions...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Key < sorted[j].Key })
+}
+
+// Options returns every declared option, sorted by key. The slice is a copy;
+// the options themselves must not be modified.
+func Options() []*Option {
+	return append([]*Option(nil), sorted...)
+}
+
+// Lookup returns the option declared for key, which may be a canonical key
+// or an older (fallback) name.
+func Lookup(key string) (*Option, bool) {
+	if o, ok := byKey[key]; ok {
+		return o, true
+	}
+	o, ok := byFallback[key]
+	return o, ok
+}

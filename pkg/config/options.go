@@ -1,0 +1,263 @@
+package config
+
+// Every configuration option of weir, declared once. Keys, defaults and value
+// syntax follow Apache Flink unless the description says otherwise.
+// docs/configuration.md is generated from this list (go test ./pkg/config -update).
+
+// Cluster addresses and ports.
+var (
+	JobManagerRPCAddress = &Option{
+		Key: "jobmanager.rpc.address", Type: TypeString, Default: "127.0.0.1",
+		Description: "Address of the JobManager that TaskManagers and clients connect to.",
+	}
+	JobManagerRPCPort = &Option{
+		Key: "jobmanager.rpc.port", Type: TypeInt, Default: "6123", Min: bound(0), Max: bound(65535),
+		Description: "Port of the JobManager's gRPC endpoint; 0 picks any free port.",
+	}
+	JobManagerBindHost = &Option{
+		Key: "jobmanager.bind-host", Type: TypeString,
+		Description: "Local address the JobManager listens on (e.g. 0.0.0.0); empty means jobmanager.rpc.address.",
+	}
+	TaskManagerHost = &Option{
+		Key: "taskmanager.host", Type: TypeString, Default: "127.0.0.1",
+		Description: "Address of this TaskManager, advertised to the JobManager and to other TaskManagers.",
+	}
+	TaskManagerRPCPort = &Option{
+		Key: "taskmanager.rpc.port", Type: TypePortRange, Default: "0",
+		Description: "Port or port range (tried in order) of the TaskManager's gRPC endpoint; 0 picks any free port.",
+	}
+	TaskManagerDataPort = &Option{
+		Key: "taskmanager.data.port", Type: TypePortRange, Default: "0",
+		Description: "Port or port range (tried in order) on which the TaskManager serves result partitions to other TaskManagers; 0 picks any free port. " +
+			"Flink accepts only a single port here; a range is a weir extension.",
+	}
+	TaskManagerNumberOfTaskSlots = &Option{
+		Key: "taskmanager.numberOfTaskSlots", Type: TypeInt, Default: "1", Min: bound(1),
+		Description: "Number of task slots a TaskManager offers; each slot runs one pipeline of chained subtasks.",
+	}
+	TaskManagerRegistrationBackoffMax = &Option{
+		Key: "taskmanager.registration.max-backoff", Type: TypeDuration, Default: "10 s", Min: bound(1),
+		Description: "Upper bound of the backoff between a TaskManager's attempts to register with an unreachable JobManager.",
+	}
+	DataDir = &Option{
+		Key: "weir.data.dir", Type: TypeString, Default: "./data",
+		Description: "Directory where a daemon keeps its local files.",
+	}
+)
+
+// Heartbeats and timeouts.
+var (
+	HeartbeatInterval = &Option{
+		Key: "heartbeat.interval", Type: TypeDuration, Default: "10 s", Min: bound(1),
+		Description: "Time between heartbeats from the JobManager to TaskManagers.",
+	}
+	HeartbeatTimeout = &Option{
+		Key: "heartbeat.timeout", Type: TypeDuration, Default: "50 s", Min: bound(1),
+		Description: "Time without a heartbeat after which the peer (TaskManager or JobManager) is considered lost.",
+	}
+	SlotRequestTimeout = &Option{
+		Key: "slot.request.timeout", Type: TypeDuration, Default: "5 min", Min: bound(1),
+		Description: "Time a job waits for the slots it needs before it fails.",
+	}
+	ClusterEvenlySpreadOutSlots = &Option{
+		Key: "cluster.evenly-spread-out-slots", Type: TypeBool, Default: "true",
+		Description: "Place a job's subtasks on the TaskManager with the most free slots instead of filling one TaskManager first. " +
+			"weir defaults to true (Flink: false) so that a job spreads over all TaskManagers and the loss of one " +
+			"TaskManager affects as few subtasks as possible.",
+	}
+)
+
+// Logging and metrics.
+var (
+	LogFormat = &Option{
+		Key: "log.format", Type: TypeEnum, Default: "console", Values: []string{"console", "json"},
+		Description: "Format of the daemon's log: console (human-readable) or json. weir-specific.",
+	}
+	LogLevel = &Option{
+		Key: "log.level", Type: TypeEnum, Default: "info", Values: []string{"debug", "info", "warn", "error"},
+		Description: "Lowest level that is logged. weir-specific.",
+	}
+	MetricsPromPort = &Option{
+		Key: "metrics.reporter.prom.port", Type: TypePortRange, Default: "9249-9260",
+		Description: "Port or port range (tried in order) of the Prometheus /metrics endpoint of the JobManager and of each TaskManager; " +
+			"the range lets several daemons share a host. 0 picks any free port.",
+	}
+)
+
+// Network stack and execution.
+var (
+	SegmentSize = &Option{
+		Key: "taskmanager.memory.segment-size", Type: TypeMemorySize, Default: "32kb", Min: bound(1),
+		Description: "Size of a network buffer (memory segment): the unit in which records travel between subtasks.",
+	}
+	BufferTimeout = &Option{
+		Key: "execution.buffer-timeout", Type: TypeDuration, Default: "100ms",
+		Description: "Longest time a partly filled network buffer waits before it is sent; 0 sends after every record (lowest latency, lowest throughput).",
+	}
+	BuffersPerChannel = &Option{
+		Key: "taskmanager.network.memory.buffers-per-channel", Type: TypeInt, Default: "2", Min: bound(0),
+		Description: "Exclusive buffers (credits) of each input channel.",
+	}
+	FloatingBuffersPerGate = &Option{
+		Key: "taskmanager.network.memory.floating-buffers-per-gate", Type: TypeInt, Default: "8", Min: bound(0),
+		Description: "Buffers of each input gate shared by its channels on demand, on top of the exclusive ones.",
+	}
+	MaxBuffersPerChannel = &Option{
+		Key: "taskmanager.network.memory.max-buffers-per-channel", Type: TypeInt, Default: "10", Min: bound(1),
+		Description: "Most buffers one output subpartition may hold, so that one slow or skewed channel cannot take all buffers of its partition.",
+	}
+	PartitionRequestTimeout = &Option{
+		Key: "taskmanager.network.partition-request-timeout", Type: TypeDuration, Default: "30 s", Min: bound(1),
+		Description: "Time an input channel keeps retrying to request its result subpartition from the producing TaskManager before the task fails.",
+	}
+	Parallelism = &Option{
+		Key: "parallelism.default", Type: TypeInt, Default: "1", Min: bound(1),
+		Description: "Parallelism of operators that do not set their own.",
+	}
+	MaxParallelism = &Option{
+		Key: "pipeline.max-parallelism", Type: TypeInt, Default: "128", Min: bound(1), Max: bound(32768),
+		Description: "Number of key groups: the upper bound to which a job can be rescaled from a checkpoint or savepoint. Cannot change for a job that has state.",
+	}
+)
+
+// Checkpointing.
+var (
+	CheckpointingInterval = &Option{
+		Key: "execution.checkpointing.interval", Type: TypeDuration, Min: bound(10e6),
+		Description: "Time between the starts of two periodic checkpoints. Unset disables checkpointing.",
+	}
+	CheckpointingMode = &Option{
+		Key: "execution.checkpointing.mode", Type: TypeEnum, Default: "EXACTLY_ONCE", Values: []string{"EXACTLY_ONCE", "AT_LEAST_ONCE"},
+		Description: "EXACTLY_ONCE aligns barriers so that state reflects each record once; AT_LEAST_ONCE does not align (lower latency) and may replay records into state after a failure.",
+	}
+	CheckpointingTimeout = &Option{
+		Key: "execution.checkpointing.timeout", Type: TypeDuration, Default: "10 min", Min: bound(1),
+		Description: "Time after which a checkpoint that has not completed is aborted.",
+	}
+	CheckpointingMinPause = &Option{
+		Key: "execution.checkpointing.min-pause", Type: TypeDuration, Default: "0",
+		Description: "Least time between the end of one checkpoint and the start of the next.",
+	}
+	TolerableFailedCheckpoints = &Option{
+		Key: "execution.checkpointing.tolerable-failed-checkpoints", Type: TypeInt, Default: "0", Min: bound(0),
+		Description: "Number of consecutive checkpoint failures tolerated before the job fails over.",
+	}
+	MaxConcurrentCheckpoints = &Option{
+		Key: "execution.checkpointing.max-concurrent-checkpoints", Type: TypeInt, Default: "1", Min: bound(1),
+		Description: "Most checkpoints in progress at the same time.",
+	}
+	NumRetainedCheckpoints = &Option{
+		Key: "execution.checkpointing.num-retained", Type: TypeInt, Default: "1", Min: bound(1),
+		FallbackKeys: []string{"state.checkpoints.num-retained"},
+		Description:  "Number of completed checkpoints kept.",
+	}
+	ExternalizedCheckpointRetention = &Option{
+		Key: "execution.checkpointing.externalized-checkpoint-retention", Type: TypeEnum, Default: "NO_EXTERNALIZED_CHECKPOINTS",
+		Values: []string{"DELETE_ON_CANCELLATION", "RETAIN_ON_CANCELLATION", "NO_EXTERNALIZED_CHECKPOINTS"},
+		Description: "Whether the retained checkpoints survive the job: deleted when it is cancelled, kept when it is cancelled, or never kept once it ends.",
+	}
+	CheckpointStorage = &Option{
+		Key: "execution.checkpointing.storage", Type: TypeEnum, Values: []string{"jobmanager", "filesystem"},
+		FallbackKeys: []string{"state.checkpoint-storage"},
+		Description:  "Where checkpoints are stored. Unset: filesystem when execution.checkpointing.dir is set, else jobmanager (in memory, lost with the JobManager).",
+	}
+	CheckpointsDir = &Option{
+		Key: "execution.checkpointing.dir", Type: TypeString,
+		FallbackKeys: []string{"state.checkpoints.dir"},
+		Description:  "URI of the directory for checkpoint data and metadata (e.g. file:///var/weir/checkpoints).",
+	}
+	SavepointDir = &Option{
+		Key: "execution.checkpointing.savepoint-dir", Type: TypeString,
+		FallbackKeys: []string{"state.savepoints.dir"},
+		Description:  "Default URI of the directory for savepoints when a savepoint is triggered without a target directory.",
+	}
+	UnalignedCheckpoints = &Option{
+		Key: "execution.checkpointing.unaligned.enabled", Type: TypeBool, Default: "false",
+		FallbackKeys: []string{"execution.checkpointing.unaligned"},
+		Description:  "Let barriers overtake buffered records, storing in-flight data in the checkpoint, so that checkpoints complete under backpressure. Requires EXACTLY_ONCE and max-concurrent-checkpoints 1.",
+	}
+	AlignedCheckpointTimeout = &Option{
+		Key: "execution.checkpointing.aligned-checkpoint-timeout", Type: TypeDuration, Default: "0",
+		FallbackKeys: []string{"execution.checkpointing.alignment-timeout"},
+		Description:  "With unaligned checkpoints enabled: time a checkpoint starts aligned before it switches to unaligned; 0 starts unaligned.",
+	}
+	CheckpointsAfterTasksFinish = &Option{
+		Key: "execution.checkpointing.checkpoints-after-tasks-finish", Type: TypeBool, Default: "true",
+		FallbackKeys: []string{"execution.checkpointing.checkpoints-after-tasks-finish.enabled"},
+		Description:  "Keep taking checkpoints after some tasks have finished, so that bounded sources do not stop checkpoints of the rest of the job.",
+	}
+)
+
+// Restart strategies. Defaults follow Flink except where noted.
+var (
+	RestartStrategy = &Option{
+		Key: "restart-strategy.type", Type: TypeEnum,
+		Values:       []string{"none", "off", "disable", "fixed-delay", "exponential-delay", "failure-rate"},
+		FallbackKeys: []string{"restart-strategy"},
+		Description:  "How a failed job restarts: none, off and disable never restart; fixed-delay, exponential-delay and failure-rate as configured below. Unset: exponential-delay when checkpointing is enabled, else none.",
+	}
+	FixedDelayAttempts = &Option{
+		Key: "restart-strategy.fixed-delay.attempts", Type: TypeInt, Default: "1", Min: bound(0),
+		Description: "fixed-delay: restarts tried before the job fails.",
+	}
+	FixedDelayDelay = &Option{
+		Key: "restart-strategy.fixed-delay.delay", Type: TypeDuration, Default: "1 s",
+		Description: "fixed-delay: time between two restart attempts.",
+	}
+	ExponentialDelayInitialBackoff = &Option{
+		Key: "restart-strategy.exponential-delay.initial-backoff", Type: TypeDuration, Default: "1 s",
+		Description: "exponential-delay: backoff before the first restart.",
+	}
+	ExponentialDelayMaxBackoff = &Option{
+		Key: "restart-strategy.exponential-delay.max-backoff", Type: TypeDuration, Default: "2 min",
+		Description: "exponential-delay: largest backoff between restarts.",
+	}
+	ExponentialDelayBackoffMultiplier = &Option{
+		Key: "restart-strategy.exponential-delay.backoff-multiplier", Type: TypeFloat, Default: "1.4", Min: bound(1),
+		Description: "exponential-delay: factor by which the backoff grows after each failure.",
+	}
+	ExponentialDelayResetBackoffThreshold = &Option{
+		Key: "restart-strategy.exponential-delay.reset-backoff-threshold", Type: TypeDuration, Default: "10 min", Min: bound(1),
+		Description: "exponential-delay: time the job must run without failure for the backoff to return to initial-backoff.",
+	}
+	ExponentialDelayJitterFactor = &Option{
+		Key: "restart-strategy.exponential-delay.jitter-factor", Type: TypeFloat, Default: "0.1", Min: bound(0), Max: bound(1),
+		Description: "exponential-delay: random fraction added to or subtracted from each backoff, so that jobs failing together do not restart together.",
+	}
+	ExponentialDelayAttemptsBeforeResetBackoff = &Option{
+		Key: "restart-strategy.exponential-delay.attempts-before-reset-backoff", Type: TypeInt, Default: "2147483647", Min: bound(1),
+		Description: "exponential-delay: restarts tried before the job fails, counted since the backoff was last reset. The default means unlimited.",
+	}
+	FailureRateMaxFailuresPerInterval = &Option{
+		Key: "restart-strategy.failure-rate.max-failures-per-interval", Type: TypeInt, Default: "1", Min: bound(1),
+		Description: "failure-rate: failures within failure-rate-interval after which the job fails instead of restarting.",
+	}
+	FailureRateInterval = &Option{
+		Key: "restart-strategy.failure-rate.failure-rate-interval", Type: TypeDuration, Default: "1 min", Min: bound(1),
+		Description: "failure-rate: window in which failures are counted.",
+	}
+	FailureRateDelay = &Option{
+		Key: "restart-strategy.failure-rate.delay", Type: TypeDuration, Default: "1 s",
+		Description: "failure-rate: time between two restart attempts.",
+	}
+)
+
+// allOptions is the registry: an option missing here is unknown to Load and
+// panics in the getters.
+var allOptions = []*Option{
+	JobManagerRPCAddress, JobManagerRPCPort, JobManagerBindHost,
+	TaskManagerHost, TaskManagerRPCPort, TaskManagerDataPort, TaskManagerNumberOfTaskSlots,
+	TaskManagerRegistrationBackoffMax, DataDir,
+	HeartbeatInterval, HeartbeatTimeout, SlotRequestTimeout, ClusterEvenlySpreadOutSlots,
+	LogFormat, LogLevel, MetricsPromPort,
+	SegmentSize, BufferTimeout, BuffersPerChannel, FloatingBuffersPerGate, MaxBuffersPerChannel,
+	PartitionRequestTimeout, Parallelism, MaxParallelism,
+	CheckpointingInterval, CheckpointingMode, CheckpointingTimeout, CheckpointingMinPause,
+	TolerableFailedCheckpoints, MaxConcurrentCheckpoints, NumRetainedCheckpoints,
+	ExternalizedCheckpointRetention, CheckpointStorage, CheckpointsDir, SavepointDir,
+	UnalignedCheckpoints, AlignedCheckpointTimeout, CheckpointsAfterTasksFinish,
+	RestartStrategy, FixedDelayAttempts, FixedDelayDelay,
+	ExponentialDelayInitialBackoff, ExponentialDelayMaxBackoff, ExponentialDelayBackoffMultiplier,
+	ExponentialDelayResetBackoffThreshold, ExponentialDelayJitterFactor, ExponentialDelayAttemptsBeforeResetBackoff,
+	FailureRateMaxFailuresPerInterval, FailureRateInterval, FailureRateDelay,
+}

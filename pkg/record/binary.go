@@ -1,0 +1,295 @@
+package record
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// The binary form of a record:
+//
+//	record := uvarint(field count) field*
+//	field  := uvarint(len(name)) name value
+//	value  := kind byte, then the payload:
+//	  null   nothing
+//	  bool   1 byte, 0 or 1
+//	  int    zigzag varint
+//	  float  8 bytes, little-endian IEEE bits (exact, NaN payloads included)
+//	  string uvarint(len) bytes
+//	  list   uvarint(count) value*
+//	  map    record
+//
+// It is written to the network and to snapshots, so it must stay stable.
+// It is canonical: the decoder rejects varints that are not minimally
+// encoded, so a record has exactly one binary form.
+
+// maxDepth bounds the nesting of lists and maps accepted by the decoders, so
+// that hostile input cannot exhaust the stack.
+const maxDepth = 512
+
+// AppendBinary appends the binary form of r to dst.
+func (r *Record) AppendBinary(dst []byte) []byte {
+	return appendFieldsBinary(dst, r.Fields)
+}
+
+func appendFieldsBinary(dst []byte, fs []Field) []byte {
+	dst = appendUvarint(dst, uint64(len(fs)))
+	for i := range fs {
+		dst = appendUvarint(dst, uint64(len(fs[i].Name)))
+		dst = append(dst, fs[i].Name...)
+		dst = fs[i].Value.appendBinary(dst)
+	}
+	return dst
+}
+
+func (v Value) appendBinary(dst []byte) []byte {
+	dst = append(dst, byte(v.kind))
+	switch v.kind {
+	case KindBool:
+		dst = append(dst, byte(v.num))
+	case KindInt:
+		dst = binary.AppendVarint(dst, int64(v.num))
+	case KindFloat:
+		dst = binary.LittleEndian.AppendUint64(dst, v.num)
+	case KindString:
+		dst = appendUvarint(dst, uint64(len(v.str)))
+		dst = append(dst, v.str...)
+	case KindList:
+		dst = appendUvarint(dst, uint64(len(v.list)))
+		for _, e := range v.list {
+			dst = e.appendBinary(dst)
+		}
+	case KindMap:
+		dst = appendFieldsBinary(dst, v.mapFields())
+	}
+	return dst
+}
+
+// Decoder decodes records, interning field names (and short strings) so that
+// decoding records of a shape seen before allocates nothing. A Decoder is
+// not safe for concurrent use; use one per goroutine. Its zero value is
+// ready to use.
+type Decoder struct {
+	names   map[string]string
+	strs    map[string]string
+	scratch []byte // JSON string unescaping
+}
+
+// Interning limits. Field names are few in practice; the cap only protects
+// memory against data whose keys are really values. Strings are interned
+// only when short, where repeats (enum-like values, words) are likely and
+// the table is cheap; the table is dropped when full so that
+// high-cardinality data costs no more than not interning.
+const (
+	maxInternedNames  = 4096
+	maxInternedStrLen = 16
+	maxInternedStrs   = 4096
+)
+
+func (d *Decoder) name(b []byte) string {
+	if s, ok := d.names[string(b)]; ok {
+		return s
+	}
+	if d.names == nil || len(d.names) >= maxInternedNames {
+		d.names = make(map[string]string)
+	}
+	s := string(b)
+	d.names[s] = s
+	return s
+}
+
+func (d *Decoder) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > maxInternedStrLen {
+		return string(b)
+	}
+	if s, ok := d.strs[string(b)]; ok {
+		return s
+	}
+	if d.strs == nil || len(d.strs) >= maxInternedStrs {
+		d.strs = make(map[string]string)
+	}
+	s := string(b)
+	d.strs[s] = s
+	return s
+}
+
+var errTruncated = errors.New("unexpected end of input")
+
+// binReader reads the binary form; errors name the byte offset.
+type binReader struct {
+	src []byte
+	off int
+}
+
+func (br *binReader) errorf(format string, args ...any) error {
+	return fmt.Errorf("at byte %d: %w", br.off, fmt.Errorf(format, args...))
+}
+
+func (br *binReader) uvarint(what string) (uint64, error) {
+	x, n := binary.Uvarint(br.src[br.off:])
+	if n == 0 {
+		return 0, br.errorf("%s: %w", what, errTruncated)
+	}
+	if n < 0 {
+		return 0, br.errorf("%s: varint overflows 64 bits", what)
+	}
+	if n > 1 && br.src[br.off+n-1] == 0 {
+		return 0, br.errorf("%s: varint is not minimally encoded", what)
+	}
+	br.off += n
+	return x, nil
+}
+
+// bytes returns the next n bytes, where n came from the input.
+func (br *binReader) bytes(n uint64, what string) ([]byte, error) {
+	if n > uint64(len(br.src)-br.off) {
+		return nil, br.errorf("%s of length %d: %w (%d bytes left)", what, n, errTruncated, len(br.src)-br.off)
+	}
+	b := br.src[br.off : br.off+int(n)]
+	br.off += int(n)
+	return b, nil
+}
+
+// Decode decodes one record in binary form from src into r, after resetting
+// r. It returns an error, never panics, on truncated or corrupt input, and
+// on bytes left over after the record.
+func (d *Decoder) Decode(src []byte, r *Record) error {
+	r.Reset()
+	br := binReader{src: src}
+	fs, err := d.decodeFields(&br, r.Fields, 0)
+	r.Fields = fs
+	if err == nil && br.off != len(src) {
+		err = br.errorf("%d bytes left after the record", len(src)-br.off)
+	}
+	if err != nil {
+		r.Reset()
+		return fmt.Errorf("decode record: %w", err)
+	}
+	return nil
+}
+
+func (d *Decoder) decodeFields(br *binReader, fs []Field, depth int) ([]Field, error) {
+	n, err := br.uvarint("field count")
+	if err != nil {
+		return fs, err
+	}
+	// Each field takes at least 2 bytes; a larger count is corrupt, and
+	// checking first keeps a corrupt count from reserving huge memory.
+	if n > uint64(len(br.src)-br.off)/2 {
+		return fs, br.errorf("field count %d exceeds what %d remaining bytes can hold", n, len(br.src)-br.off)
+	}
+	if fs == nil && n > 0 {
+		fs = make([]Field, 0, n)
+	}
+	for i := uint64(0); i < n; i++ {
+		nameLen, err := br.uvarint("field name length")
+		if err != nil {
+			return fs, err
+		}
+		nameStart := br.off
+		nb, err := br.bytes(nameLen, "field name")
+		if err != nil {
+			return fs, err
+		}
+		for j := range fs {
+			if fs[j].Name == string(nb) {
+				br.off = nameStart
+				return fs, br.errorf("duplicate field %q", nb)
+			}
+		}
+		name := d.name(nb)
+		v, err := d.decodeValue(br, depth)
+		if err != nil {
+			return fs, fmt.Errorf("field %q: %w", name, err)
+		}
+		fs = append(fs, Field{Name: name, Value: v})
+	}
+	return fs, nil
+}
+
+func (d *Decoder) decodeValue(br *binReader, depth int) (Value, error) {
+	if br.off >= len(br.src) {
+		return Value{}, br.errorf("kind: %w", errTruncated)
+	}
+	k := Kind(br.src[br.off])
+	if !k.valid() {
+		return Value{}, br.errorf("unknown kind byte %d", k)
+	}
+	br.off++
+	switch k {
+	case KindNull:
+		return Value{}, nil
+	case KindBool:
+		if br.off >= len(br.src) {
+			return Value{}, br.errorf("bool: %w", errTruncated)
+		}
+		b := br.src[br.off]
+		if b > 1 {
+			return Value{}, br.errorf("bool byte %d is neither 0 nor 1", b)
+		}
+		br.off++
+		return Value{kind: KindBool, num: uint64(b)}, nil
+	case KindInt:
+		x, n := binary.Varint(br.src[br.off:])
+		if n == 0 {
+			return Value{}, br.errorf("int: %w", errTruncated)
+		}
+		if n < 0 {
+			return Value{}, br.errorf("int: varint overflows 64 bits")
+		}
+		if n > 1 && br.src[br.off+n-1] == 0 {
+			return Value{}, br.errorf("int: varint is not minimally encoded")
+		}
+		br.off += n
+		return Int(x), nil
+	case KindFloat:
+		b, err := br.bytes(8, "float")
+		if err != nil {
+			return Value{}, err
+		}
+		return Value{kind: KindFloat, num: binary.LittleEndian.Uint64(b)}, nil
+	case KindString:
+		n, err := br.uvarint("string length")
+		if err != nil {
+			return Value{}, err
+		}
+		b, err := br.bytes(n, "string")
+		if err != nil {
+			return Value{}, err
+		}
+		return String(d.str(b)), nil
+	case KindList:
+		if depth >= maxDepth {
+			return Value{}, br.errorf("nesting deeper than %d", maxDepth)
+		}
+		n, err := br.uvarint("list length")
+		if err != nil {
+			return Value{}, err
+		}
+		if n > uint64(len(br.src)-br.off) {
+			return Value{}, br.errorf("list length %d exceeds the %d remaining bytes", n, len(br.src)-br.off)
+		}
+		if n == 0 {
+			return List(nil), nil
+		}
+		vs := make([]Value, n)
+		for i := range vs {
+			if vs[i], err = d.decodeValue(br, depth+1); err != nil {
+				return Value{}, fmt.Errorf("list element %d: %w", i, err)
+			}
+		}
+		return List(vs), nil
+	default: // KindMap
+		if depth >= maxDepth {
+			return Value{}, br.errorf("nesting deeper than %d", maxDepth)
+		}
+		fs, err := d.decodeFields(br, nil, depth+1)
+		if err != nil {
+			return Value{}, err
+		}
+		return Value{kind: KindMap, rec: &Record{Fields: fs}}, nil
+	}
+}
