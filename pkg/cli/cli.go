@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/weirstream/weir/proto/weirpb"
@@ -199,7 +199,9 @@ func (a *app) jobService() (weirpb.JobServiceClient, error) {
 	if a.client != nil {
 		return a.client, nil
 	}
-	conn, err := grpc.NewClient(a.jobmanager, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(a.jobmanager,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(recordPeer))
 	if err != nil {
 		return nil, failf("invalid JobManager address %q: %v", a.jobmanager, err)
 	}
@@ -222,12 +224,27 @@ func (a *app) call(ctx context.Context, timeout time.Duration, rpc func(context.
 	if err != nil {
 		return err
 	}
-	rctx, cancel := context.WithTimeout(ctx, timeout)
+	var p peer.Peer
+	rctx, cancel := context.WithTimeout(context.WithValue(ctx, peerKey{}, &p), timeout)
 	defer cancel()
 	if err := rpc(rctx, c); err != nil {
-		return a.rpcError(ctx, timeout, err)
+		return a.rpcError(ctx, rctx, timeout, p.Addr != nil, err)
 	}
 	return nil
+}
+
+// peerKey carries, in an RPC's context, where recordPeer stores the server
+// the RPC reached.
+type peerKey struct{}
+
+// recordPeer records the RPC's peer. gRPC sets it only if the RPC got a
+// stream to the server, which is how an error the server answered is told
+// apart from a connection that failed: both can be Unavailable.
+func recordPeer(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if p, ok := ctx.Value(peerKey{}).(*peer.Peer); ok {
+		opts = append(opts, grpc.Peer(p))
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
 // errInterrupted ends a command the user interrupted with Ctrl-C.
@@ -235,27 +252,28 @@ var errInterrupted = &exitError{code: exitInterrupted, msg: "interrupted"}
 
 // rpcError explains a failed RPC in one line: the server's own message when
 // the server answered, and where weir tried to connect when it could not.
-func (a *app) rpcError(ctx context.Context, timeout time.Duration, err error) error {
+// ctx is the command's context (done on Ctrl-C), rctx the RPC's.
+// connected says whether the RPC reached the server.
+func (a *app) rpcError(ctx, rctx context.Context, timeout time.Duration, connected bool, err error) error {
 	if ctx.Err() != nil {
 		return errInterrupted
 	}
 	st := status.Convert(err)
-	// A transport failure and an answer with the same code look alike; the
-	// connection's state tells them apart: it is Ready only if the server
-	// answered.
-	connected := a.conn != nil && a.conn.GetState() == connectivity.Ready
-	switch st.Code() {
-	case codes.Unavailable:
-		if !connected {
-			return a.unreachable(dialReason(st.Message()))
-		}
-	case codes.DeadlineExceeded:
+	// The RPC's deadline passing shows as DeadlineExceeded, as Canceled
+	// (RST_STREAM) when the server's copy of the deadline fires first, or
+	// as the server's handler returning that deadline's error: in each case
+	// the deadline is behind us, and the answer did not come in time.
+	// (Context timers may fire late, so the clock decides, not rctx.Err.)
+	// An error before the deadline is the server's own, even a
+	// DeadlineExceeded (a savepoint timing out inside the JobManager).
+	if deadline, ok := rctx.Deadline(); ok && !time.Now().Before(deadline) {
 		if !connected {
 			return a.unreachable(fmt.Sprintf("no connection within %s", timeout))
 		}
-		if st.Message() == context.DeadlineExceeded.Error() {
-			return failf("the JobManager at %s did not answer within %s (set --timeout)", a.jobmanager, timeout)
-		}
+		return failf("the JobManager at %s did not answer within %s (set --timeout)", a.jobmanager, timeout)
+	}
+	if st.Code() == codes.Unavailable && !connected {
+		return a.unreachable(dialReason(st.Message()))
 	}
 	return failf("%s", st.Message())
 }
@@ -274,7 +292,10 @@ func dialReason(msg string) string {
 	if i := strings.LastIndex(msg, dialing); i >= 0 {
 		msg = strings.TrimSuffix(msg[i+len(dialing):], `"`)
 	}
-	if strings.HasPrefix(msg, "dial tcp ") {
+	switch {
+	case strings.HasPrefix(msg, "dial tcp: "): // "dial tcp: lookup HOST: reason"
+		msg = strings.TrimPrefix(msg, "dial tcp: ")
+	case strings.HasPrefix(msg, "dial tcp "):
 		// "dial tcp ADDR: reason"; ADDR holds ':' but never ": ".
 		if j := strings.Index(msg, ": "); j >= 0 {
 			msg = msg[j+2:]

@@ -119,7 +119,9 @@ type table struct {
 
 func newTable(w io.Writer, headers ...string) *table {
 	t := &table{tw: tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)}
-	t.row(headers...)
+	if len(headers) > 0 {
+		t.row(headers...)
+	}
 	return t
 }
 
@@ -133,9 +135,12 @@ func (t *table) row(cells ...string) {
 
 func (t *table) flush() error { return t.tw.Flush() }
 
-// writeJSON writes v indented, with a final newline, as kubectl does.
+// writeJSON writes v indented, with a final newline, as kubectl does. It does
+// not escape HTML: the output is for jq and scripts, and operator chains are
+// named "a -> b".
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

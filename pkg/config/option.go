@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -80,31 +81,35 @@ type Option struct {
 
 func bound(f float64) *float64 { return &f }
 
-// want describes what a valid value looks like, for error messages.
+// want describes what a valid value looks like, for error messages about a
+// value that does not parse.
 func (o *Option) want() string {
-	var w string
 	switch o.Type {
 	case TypeString:
-		w = "a string"
+		return "a string"
 	case TypeInt:
-		w = "an integer"
+		return "an integer"
 	case TypeFloat:
-		w = "a number"
+		return "a number"
 	case TypeBool:
-		w = "true or false"
+		return "true or false"
 	case TypeDuration:
-		w = "a duration like 500ms, 10 s or 2 min"
+		return "a duration like 500ms, 10 s or 2 min"
 	case TypeMemorySize:
-		w = "a memory size like 32kb, 64 mb or 1 gb"
+		return "a memory size like 32kb, 64 mb or 1 gb"
 	case TypePortRange:
-		w = "a port, a port range like 9249-9260, or 0 for any free port"
+		return "a port, a port range like 9249-9260, or 0 for any free port"
 	case TypeEnum:
-		w = "one of " + strings.Join(o.Values, ", ")
+		return "one of " + strings.Join(o.Values, ", ")
 	}
-	if r := o.rangeText(); r != "" {
-		w += " " + r
-	}
-	return w
+	return o.Type.String()
+}
+
+// wantInRange describes the allowed range, for error messages about a value
+// that parses but is out of range: "an integer >= 1".
+func (o *Option) wantInRange() string {
+	noun := map[Type]string{TypeInt: "an integer", TypeFloat: "a number", TypeDuration: "a duration", TypeMemorySize: "a memory size"}[o.Type]
+	return noun + " " + o.rangeText()
 }
 
 // rangeText renders Min/Max in the option's own syntax: ">= 1", "between 0 and 1".
@@ -191,7 +196,7 @@ func (o *Option) parse(raw string) (any, error) {
 		return nil, fmt.Errorf("config: option %q has unknown type %v", o.Key, o.Type)
 	}
 	if err == nil && ((o.Min != nil && num < *o.Min) || (o.Max != nil && num > *o.Max)) {
-		err = errInvalid
+		return nil, &ValueError{Key: o.Key, Value: raw, Want: o.wantInRange()}
 	}
 	if err != nil {
 		return nil, &ValueError{Key: o.Key, Value: raw, Want: o.want()}
@@ -210,7 +215,7 @@ func (e *ValueError) Error() string {
 	return fmt.Sprintf("invalid value %q for key %q: want %s", e.Value, e.Key, e.Want)
 }
 
-var errInvalid = fmt.Errorf("invalid")
+var errInvalid = errors.New("invalid")
 
 // registry maps canonical and fallback keys to their option; built once from
 // allOptions at package init and never modified.

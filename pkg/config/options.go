@@ -116,7 +116,7 @@ var (
 	}
 	MaxParallelism = &Option{
 		Key: "pipeline.max-parallelism", Type: TypeInt, Default: "128", Min: bound(1), Max: bound(32768),
-		Description: "Number of key groups: the upper bound to which a job can be rescaled from a checkpoint or savepoint. Cannot change for a job that has state.",
+		Description: "Number of key groups: the upper bound to which a job can be rescaled from a checkpoint or savepoint. Cannot change for a job that has state. weir default; Flink derives it from the parallelism when unset.",
 	}
 )
 
@@ -152,8 +152,8 @@ var (
 		Description:  "Number of completed checkpoints kept.",
 	}
 	ExternalizedCheckpointRetention = &Option{
-		Key: "execution.checkpointing.externalized-checkpoint-retention", Type: TypeEnum, Default: "NO_EXTERNALIZED_CHECKPOINTS",
-		Values: []string{"DELETE_ON_CANCELLATION", "RETAIN_ON_CANCELLATION", "NO_EXTERNALIZED_CHECKPOINTS"},
+		Key: "execution.checkpointing.externalized-checkpoint-retention", Type: TypeEnum, Default: "DELETE_ON_CANCELLATION",
+		Values:      []string{"DELETE_ON_CANCELLATION", "RETAIN_ON_CANCELLATION", "NO_EXTERNALIZED_CHECKPOINTS"},
 		Description: "Whether the retained checkpoints survive the job: deleted when it is cancelled, kept when it is cancelled, or never kept once it ends.",
 	}
 	CheckpointStorage = &Option{
@@ -210,15 +210,15 @@ var (
 	}
 	ExponentialDelayMaxBackoff = &Option{
 		Key: "restart-strategy.exponential-delay.max-backoff", Type: TypeDuration, Default: "2 min",
-		Description: "exponential-delay: largest backoff between restarts.",
+		Description: "exponential-delay: largest backoff between restarts. weir default; Flink 1.19+ uses 1 min.",
 	}
 	ExponentialDelayBackoffMultiplier = &Option{
 		Key: "restart-strategy.exponential-delay.backoff-multiplier", Type: TypeFloat, Default: "1.4", Min: bound(1),
-		Description: "exponential-delay: factor by which the backoff grows after each failure.",
+		Description: "exponential-delay: factor by which the backoff grows after each failure. weir default; Flink 1.19+ uses 1.5.",
 	}
 	ExponentialDelayResetBackoffThreshold = &Option{
 		Key: "restart-strategy.exponential-delay.reset-backoff-threshold", Type: TypeDuration, Default: "10 min", Min: bound(1),
-		Description: "exponential-delay: time the job must run without failure for the backoff to return to initial-backoff.",
+		Description: "exponential-delay: time the job must run without failure for the backoff to return to initial-backoff. weir default; Flink uses 1 h.",
 	}
 	ExponentialDelayJitterFactor = &Option{
 		Key: "restart-strategy.exponential-delay.jitter-factor", Type: TypeFloat, Default: "0.1", Min: bound(0), Max: bound(1),

@@ -12,6 +12,13 @@
 //     broken by the order of the file, so vertex numbering is deterministic.
 //   - an operator's ID is its identity for state in checkpoints and
 //     savepoints; chaining never changes it.
+//   - Parse reports the first error in file order, deterministically, in a
+//     self-contained message prefixed by the file name and naming the
+//     operator and field ("job.yaml: operator "evens": input "numbrs" does
+//     not exist"). It never panics on input, not even when an operator
+//     type's Validate does.
+//
+// The job file format is documented for users in docs/jobs.md.
 package jobgraph
 
 import "github.com/weirstream/weir/pkg/operator"

@@ -69,7 +69,7 @@ func (p *process) exited() bool {
 
 // cluster is one JobManager and its TaskManagers.
 type cluster struct {
-	t            *testing.T
+	t            testing.TB
 	dir          string
 	jmAddr       string
 	jm           *process
@@ -79,7 +79,7 @@ type cluster struct {
 
 // newCluster starts a JobManager and n TaskManagers with the given slots each
 // and waits until all of them are registered.
-func newCluster(t *testing.T, n, slots int, extra ...string) *cluster {
+func newCluster(t testing.TB, n, slots int, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), extra: extra}
 	c.jmAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -263,7 +263,7 @@ func (c *cluster) writeJob(name, yaml string) string {
 	return path
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -274,7 +274,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -286,7 +286,7 @@ func freePort(t *testing.T) int {
 
 // committedRecords reads every committed part file under dir (names that
 // start with neither '.' nor '_') as JSON lines.
-func committedRecords(t *testing.T, dir string) []map[string]any {
+func committedRecords(t testing.TB, dir string) []map[string]any {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -318,7 +318,7 @@ func committedRecords(t *testing.T, dir string) []map[string]any {
 	return out
 }
 
-func intField(t *testing.T, rec map[string]any, name string) int64 {
+func intField(t testing.TB, rec map[string]any, name string) int64 {
 	t.Helper()
 	n, ok := rec[name].(json.Number)
 	if !ok {

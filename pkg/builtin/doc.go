@@ -1,0 +1,30 @@
+// Package builtin owns weir's built-in operator types, registered by name
+// in init (import it for its side effect, as with database/sql drivers):
+//
+//	sequence       source: {"key": k, "seq": s} per key, deterministic
+//	file-source    source: lines or JSON objects from files
+//	map            transform: an expression builds the output record
+//	filter         transform: an expression keeps or drops the record
+//	flat-map       transform: an expression returns 0..n records
+//	aggregate      keyed transform: running count/sum/min/max/avg per key
+//	file-sink      sink: part files in a directory
+//	print-sink     sink: JSON lines on the TaskManager's stdout
+//	blackhole-sink sink: counts and discards
+//
+// docs/jobs.md ("Operators") is the user reference for their properties;
+// every PropertySpec here says the same thing in short.
+//
+// Invariants:
+//   - each type's Validate and its constructor share one parse function
+//     (parseX returning a config struct), so a job accepted at submission
+//     never fails at deployment because of its properties. What depends on
+//     the TaskManager's machine (a file-source path exists, a file-sink
+//     directory is writable) is checked at Open.
+//   - sources are deterministic functions of their position (sequence: next
+//     seq and key index; file-source: file and byte offset), kept as small
+//     structs so that they can be snapshotted and replayed.
+//   - no per-record allocation, lock or syscall on the hot path once state
+//     for a key exists; rate limits read the clock once per batch, not per
+//     record (see rateLimiter).
+//   - no goroutines: everything runs on the task's goroutine.
+package builtin

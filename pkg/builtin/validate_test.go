@@ -1,0 +1,156 @@
+package builtin
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/weirstream/weir/pkg/operator"
+)
+
+func TestRegistered(t *testing.T) {
+	want := map[string]struct {
+		kind  operator.Kind
+		keyed bool
+	}{
+		"sequence":       {operator.KindSource, false},
+		"file-source":    {operator.KindSource, false},
+		"map":            {operator.KindTransform, false},
+		"filter":         {operator.KindTransform, false},
+		"flat-map":       {operator.KindTransform, false},
+		"aggregate":      {operator.KindTransform, true},
+		"file-sink":      {operator.KindSink, false},
+		"print-sink":     {operator.KindSink, false},
+		"blackhole-sink": {operator.KindSink, false},
+	}
+	for name, w := range want {
+		ty, ok := operator.Lookup(name)
+		if !ok {
+			t.Errorf("%s is not registered", name)
+			continue
+		}
+		if ty.Kind != w.kind || ty.Keyed != w.keyed {
+			t.Errorf("%s: kind %v keyed %v, want %v %v", name, ty.Kind, ty.Keyed, w.kind, w.keyed)
+		}
+		if ty.Validate == nil || (ty.Kind == operator.KindSource) != (ty.NewSource != nil) || (ty.Kind != operator.KindSource) != (ty.NewOperator != nil) {
+			t.Errorf("%s: constructors do not match its kind", name)
+		}
+		for _, p := range ty.Properties {
+			if p.Description == "" {
+				t.Errorf("%s: property %q has no description", name, p.Name)
+			}
+		}
+	}
+}
+
+// TestValidate lists every error Validate reports, and checks that the
+// constructor reports the same one (they share the parse function).
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		typ   string
+		props operator.Properties
+		err   string
+	}{
+		{"sequence", operator.Properties{"keys": 1}, ""},
+		{"sequence", operator.Properties{"keys": 4, "count": 0, "rate": 0.5}, ""},
+		{"sequence", operator.Properties{}, `property "keys" is required`},
+		{"sequence", operator.Properties{"keys": nil}, `property "keys" is required`},
+		{"sequence", operator.Properties{"keys": 0}, `property "keys": want an integer >= 1, got 0`},
+		{"sequence", operator.Properties{"keys": "3"}, `property "keys": want an integer, got "3"`},
+		{"sequence", operator.Properties{"keys": 1, "count": -1}, `property "count": want an integer >= 0 (0 = unbounded), got -1`},
+		{"sequence", operator.Properties{"keys": 1, "count": 1.5}, `property "count": want an integer, got 1.5`},
+		{"sequence", operator.Properties{"keys": 1, "rate": -1}, `property "rate": want records per second >= 0 (0 = unlimited), got -1`},
+		{"sequence", operator.Properties{"keys": 1, "rate": "fast"}, `property "rate": want a number, got "fast"`},
+
+		{"file-source", operator.Properties{"path": "/in", "format": "json", "monitor-interval": "10 s"}, ""},
+		{"file-source", operator.Properties{}, `property "path" is required`},
+		{"file-source", operator.Properties{"path": ""}, `property "path" is required`},
+		{"file-source", operator.Properties{"path": 5}, `property "path": want a string, got 5`},
+		{"file-source", operator.Properties{"path": "/in", "format": "csv"}, `property "format": want "text" or "json", got "csv"`},
+		{"file-source", operator.Properties{"path": "/in", "monitor-interval": "soon"}, `property "monitor-interval": want a duration like 500ms, 10 s or 2 min, got "soon"`},
+		{"file-source", operator.Properties{"path": "/in", "monitor-interval": "0s"}, `property "monitor-interval": want a duration > 0, got 0s (leave it out for a bounded source)`},
+
+		{"map", operator.Properties{"expr": `{"a": record.b}`}, ""},
+		{"map", operator.Properties{}, `property "expr" is required`},
+		{"map", operator.Properties{"expr": `record.seq > 1`}, `property "expr": expression "record.seq > 1" returns bool, want map(string, dyn)`},
+		{"filter", operator.Properties{"expr": `record.seq > 1`}, ""},
+		{"filter", operator.Properties{"expr": `{"a": 1}`}, `property "expr": expression "{\"a\": 1}" returns map(string, int), want bool`},
+		{"flat-map", operator.Properties{"expr": `[record]`}, ""},
+		{"flat-map", operator.Properties{"expr": `{"a": 1}`}, `property "expr": expression "{\"a\": 1}" returns map(string, int), want list(map(string, dyn))`},
+
+		{"aggregate", operator.Properties{"aggregates": map[string]any{"n": "count", "t": "sum(seq)"}}, ""},
+		{"aggregate", operator.Properties{}, `property "aggregates" is required`},
+		{"aggregate", operator.Properties{"aggregates": "count"}, `property "aggregates": want a map, got "count"`},
+		{"aggregate", operator.Properties{"aggregates": map[string]any{}}, `property "aggregates": want at least one output field`},
+		{"aggregate", operator.Properties{"aggregates": map[string]any{"top": "maxx(seq)"}},
+			`property "aggregates": field "top": unknown aggregate "maxx(seq)": want count, sum(f), min(f), max(f) or avg(f)`},
+		{"aggregate", operator.Properties{"aggregates": map[string]any{"s": "sum()"}},
+			`property "aggregates": field "s": unknown aggregate "sum()": want count, sum(f), min(f), max(f) or avg(f)`},
+		{"aggregate", operator.Properties{"aggregates": map[string]any{"s": "sum(a)(b)"}},
+			`property "aggregates": field "s": unknown aggregate "sum(a)(b)": want count, sum(f), min(f), max(f) or avg(f)`},
+		{"aggregate", operator.Properties{"aggregates": map[string]any{"c": "count(x)"}},
+			`property "aggregates": field "c": unknown aggregate "count(x)": want count, sum(f), min(f), max(f) or avg(f)`},
+		{"aggregate", operator.Properties{"aggregates": map[string]any{"c": "sum(x"}},
+			`property "aggregates": field "c": unknown aggregate "sum(x": want count, sum(f), min(f), max(f) or avg(f)`},
+		{"aggregate", operator.Properties{"aggregates": map[string]any{"n": 5}},
+			`property "aggregates": field "n": want a string (count, sum(f), min(f), max(f) or avg(f)), got 5`},
+		{"aggregate", operator.Properties{"aggregates": map[string]any{"": "count"}},
+			`property "aggregates": output field names must not be empty`},
+
+		{"file-sink", operator.Properties{"path": "/out", "format": "text", "rate": 100}, ""},
+		{"file-sink", operator.Properties{}, `property "path" is required`},
+		{"file-sink", operator.Properties{"path": "/out", "format": "csv"}, `property "format": want "json" or "text", got "csv"`},
+		{"file-sink", operator.Properties{"path": "/out", "rate": -2.5}, `property "rate": want records per second >= 0 (0 = unlimited), got -2.5`},
+
+		{"print-sink", nil, ""},
+		{"blackhole-sink", nil, ""},
+	}
+	for _, tt := range tests {
+		ty, ok := operator.Lookup(tt.typ)
+		if !ok {
+			t.Fatalf("%s not registered", tt.typ)
+		}
+		if err := ty.Validate(tt.props); errString(err) != tt.err {
+			t.Errorf("%s %v: Validate = %q\nwant %q", tt.typ, tt.props, errString(err), tt.err)
+		}
+		var err error
+		if ty.NewSource != nil {
+			_, err = ty.NewSource(tt.props)
+		} else {
+			_, err = ty.NewOperator(tt.props)
+		}
+		if errString(err) != tt.err {
+			t.Errorf("%s %v: constructor = %q\nwant %q", tt.typ, tt.props, errString(err), tt.err)
+		}
+	}
+}
+
+// TestPropertySpecs keeps the documented properties in step with the ones
+// the parse functions read.
+func TestPropertySpecs(t *testing.T) {
+	want := map[string][]string{
+		"sequence":       {"keys", "count", "rate"},
+		"file-source":    {"path", "format", "monitor-interval"},
+		"map":            {"expr"},
+		"filter":         {"expr"},
+		"flat-map":       {"expr"},
+		"aggregate":      {"aggregates"},
+		"file-sink":      {"path", "format", "rate"},
+		"print-sink":     nil,
+		"blackhole-sink": nil,
+	}
+	required := map[string]bool{"sequence.keys": true, "file-source.path": true, "map.expr": true,
+		"filter.expr": true, "flat-map.expr": true, "aggregate.aggregates": true, "file-sink.path": true}
+	for typ, names := range want {
+		ty, _ := operator.Lookup(typ)
+		var got []string
+		for _, p := range ty.Properties {
+			got = append(got, p.Name)
+			if p.Required != required[typ+"."+p.Name] {
+				t.Errorf("%s.%s: Required = %v", typ, p.Name, p.Required)
+			}
+		}
+		if !slices.Equal(got, names) {
+			t.Errorf("%s properties = %v, want %v", typ, got, names)
+		}
+	}
+}

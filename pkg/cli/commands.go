@@ -1,0 +1,371 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weirstream/weir/proto/weirpb"
+)
+
+func (a *app) newListCommand() *cobra.Command {
+	var out outputFormat
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List the jobs the JobManager knows",
+		Example: "  weir list\n  weir list -o json",
+		Args:    cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			var resp *weirpb.ListJobsResponse
+			err := a.call(cmd.Context(), a.timeout, func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
+				resp, err = c.ListJobs(ctx, &weirpb.ListJobsRequest{})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				return writeJSON(a.stdout, toJobSummaryJSON(resp.GetJobs()))
+			}
+			if len(resp.GetJobs()) == 0 {
+				fmt.Fprintln(a.stderr, "No jobs.")
+				return nil
+			}
+			now := a.now()
+			t := newTable(a.stdout, "ID", "NAME", "STATE", "START TIME", "DURATION")
+			for _, j := range resp.GetJobs() {
+				t.row(j.GetId(), orDash(j.GetName()), j.GetState(),
+					humanTime(j.GetStartTimeUnixMs(), a.loc),
+					jobDuration(j.GetStartTimeUnixMs(), j.GetEndTimeUnixMs(), now))
+			}
+			return t.flush()
+		}),
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) newStatusCommand() *cobra.Command {
+	var out outputFormat
+	cmd := &cobra.Command{
+		Use:     "status JOBID",
+		Short:   "Show a job's state, its tasks and their progress",
+		Example: "  weir status 7f3c2a1e\n  weir status -o json 7f3c2a1e | jq .tasks",
+		Args:    cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			d, err := a.getJob(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.writeJobDetails(d, out)
+		}),
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) getJob(ctx context.Context, id string) (*weirpb.JobDetails, error) {
+	var d *weirpb.JobDetails
+	err := a.call(ctx, a.timeout, func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
+		d, err = c.GetJob(ctx, &weirpb.GetJobRequest{JobId: id})
+		return err
+	})
+	return d, err
+}
+
+func (a *app) writeJobDetails(d *weirpb.JobDetails, out outputFormat) error {
+	if out == outputJSON {
+		return writeJSON(a.stdout, toJobDetailsJSON(d))
+	}
+	return writeJobDetailsTable(a.stdout, d, a.now(), a.loc)
+}
+
+// writeJobDetailsTable writes the human form of `weir status`: a header block,
+// the task table, and the exceptions if there are any.
+func writeJobDetailsTable(w io.Writer, d *weirpb.JobDetails, now time.Time, loc *time.Location) error {
+	h := newTable(w)
+	h.row("Job:", d.GetId())
+	h.row("Name:", orDash(d.GetName()))
+	h.row("State:", d.GetState())
+	par := strconv.Itoa(int(d.GetParallelism()))
+	if mp := d.GetMaxParallelism(); mp > 0 {
+		par += fmt.Sprintf(" (max %d)", mp)
+	}
+	h.row("Parallelism:", par)
+	h.row("Started:", humanTime(d.GetStartTimeUnixMs(), loc))
+	h.row("Duration:", jobDuration(d.GetStartTimeUnixMs(), d.GetEndTimeUnixMs(), now))
+	if r := d.GetRestarts(); r > 0 {
+		h.row("Restarts:", strconv.Itoa(int(r)))
+	}
+	if cp := d.GetCheckpoints(); cp.GetCompleted()+cp.GetFailed()+cp.GetInProgress() > 0 {
+		s := fmt.Sprintf("%d completed, %d failed, %d in progress", cp.GetCompleted(), cp.GetFailed(), cp.GetInProgress())
+		if l := cp.GetLatest(); l != nil {
+			s += fmt.Sprintf("; latest %d (%s, %s) %s", l.GetId(), humanSize(l.GetSizeBytes()),
+				humanDuration(time.Duration(l.GetDurationMs())*time.Millisecond), orDash(l.GetPath()))
+		}
+		h.row("Checkpoints:", s)
+	}
+	if m := d.GetStatusMessage(); m != "" {
+		h.row("Message:", m)
+	}
+	if err := h.flush(); err != nil {
+		return err
+	}
+	if len(d.GetTasks()) > 0 {
+		fmt.Fprintln(w)
+		t := newTable(w, "OPERATOR", "SUBTASK", "STATE", "TASKMANAGER", "RECORDS IN", "RECORDS OUT")
+		for _, ts := range d.GetTasks() {
+			t.row(ts.GetOperator(), strconv.Itoa(int(ts.GetSubtask())), ts.GetState(), orDash(ts.GetTaskmanager()),
+				strconv.FormatInt(ts.GetRecordsIn(), 10), strconv.FormatInt(ts.GetRecordsOut(), 10))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if len(d.GetExceptions()) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Exceptions:")
+		for _, e := range d.GetExceptions() {
+			fmt.Fprintf(w, "  %s  %s: %s\n", humanTime(e.GetTimeUnixMs(), loc), orDash(e.GetTask()), e.GetMessage())
+		}
+	}
+	// A task's failure is the first thing a user needs after a FAILED; show
+	// those the exception history does not already tell.
+	told := make(map[string]bool, len(d.GetExceptions()))
+	for _, e := range d.GetExceptions() {
+		told[e.GetMessage()] = true
+	}
+	header := false
+	for _, ts := range d.GetTasks() {
+		if f := ts.GetFailure(); f != "" && !told[f] {
+			if !header {
+				fmt.Fprintln(w)
+				fmt.Fprintln(w, "Task failures:")
+				header = true
+			}
+			fmt.Fprintf(w, "  %s (subtask %d, attempt %d): %s\n", ts.GetOperator(), ts.GetSubtask(), ts.GetAttempt(), f)
+		}
+	}
+	return nil
+}
+
+func (a *app) newCancelCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "cancel JOBID",
+		Short:   "Cancel a job (its state is not kept; use stop to take a savepoint first)",
+		Example: "  weir cancel 7f3c2a1e",
+		Args:    cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			err := a.call(cmd.Context(), a.timeout, func(ctx context.Context, c weirpb.JobServiceClient) error {
+				_, err := c.CancelJob(ctx, &weirpb.CancelJobRequest{JobId: id})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			// Cancelling is asynchronous: the tasks are told to stop and the
+			// job is CANCELED once all have. Say which of the two it is.
+			verb := "Cancelling"
+			if d, err := a.getJob(cmd.Context(), id); err == nil && d.GetState() == "CANCELED" {
+				verb = "Cancelled"
+			}
+			fmt.Fprintf(a.stdout, "%s job %s\n", verb, id)
+			return nil
+		}),
+	}
+}
+
+// savepointTimeout is --timeout if the user set it, else the longer default
+// a savepoint needs.
+func (a *app) savepointTimeout(cmd *cobra.Command) time.Duration {
+	if f := cmd.Flags().Lookup("timeout"); f != nil && f.Changed {
+		return a.timeout
+	}
+	return defaultSavepointTimeout
+}
+
+func (a *app) newStopCommand() *cobra.Command {
+	var dir string
+	var drain bool
+	cmd := &cobra.Command{
+		Use:   "stop [--savepoint-path DIR] [--drain] JOBID",
+		Short: "Stop a job with a savepoint, to resume it later with run --from-savepoint",
+		Example: "  weir stop 7f3c2a1e\n" +
+			"  weir stop --savepoint-path file:///savepoints --drain 7f3c2a1e",
+		Args: cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			var resp *weirpb.StopJobResponse
+			fmt.Fprintf(a.stderr, "Stopping job %s with a savepoint...\n", id)
+			err := a.call(cmd.Context(), a.savepointTimeout(cmd), func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
+				resp, err = c.StopJob(ctx, &weirpb.StopJobRequest{JobId: id, TargetDirectory: dir, Drain: drain})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "Stopped job %s. Savepoint:\n", id)
+			fmt.Fprintln(a.stdout, resp.GetPath())
+			return nil
+		}),
+	}
+	cmd.Flags().StringVarP(&dir, "savepoint-path", "p", "", "directory for the savepoint (default: the cluster's state.savepoints.dir)")
+	cmd.Flags().BoolVarP(&drain, "drain", "d", false, "send MAX_WATERMARK before stopping, firing all event-time timers")
+	return cmd
+}
+
+func (a *app) newSavepointCommand() *cobra.Command {
+	var dispose bool
+	cmd := &cobra.Command{
+		Use:   "savepoint JOBID [TARGET_DIR] | savepoint --dispose PATH",
+		Short: "Trigger a savepoint of a running job, or dispose of one",
+		Example: "  weir savepoint 7f3c2a1e\n" +
+			"  weir savepoint 7f3c2a1e file:///savepoints\n" +
+			"  weir savepoint --dispose file:///savepoints/savepoint-7f3c2a-000012",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if dispose {
+				return cobra.ExactArgs(1)(cmd, args)
+			}
+			return cobra.RangeArgs(1, 2)(cmd, args)
+		},
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			timeout := a.savepointTimeout(cmd)
+			if dispose {
+				path := args[0]
+				err := a.call(cmd.Context(), timeout, func(ctx context.Context, c weirpb.JobServiceClient) error {
+					_, err := c.DisposeSavepoint(ctx, &weirpb.DisposeSavepointRequest{Path: path})
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "Disposed savepoint %s\n", path)
+				return nil
+			}
+			id, dir := args[0], ""
+			if len(args) == 2 {
+				dir = args[1]
+			}
+			fmt.Fprintf(a.stderr, "Triggering savepoint for job %s...\n", id)
+			var resp *weirpb.TriggerSavepointResponse
+			err := a.call(cmd.Context(), timeout, func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
+				resp, err = c.TriggerSavepoint(ctx, &weirpb.TriggerSavepointRequest{JobId: id, TargetDirectory: dir})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "Savepoint completed. Resume with: weir run --from-savepoint %s JOBFILE\n", resp.GetPath())
+			fmt.Fprintln(a.stdout, resp.GetPath())
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVarP(&dispose, "dispose", "d", false, "dispose of the savepoint at PATH instead of triggering one")
+	return cmd
+}
+
+func (a *app) newCheckpointsCommand() *cobra.Command {
+	var out outputFormat
+	cmd := &cobra.Command{
+		Use:     "checkpoints JOBID",
+		Short:   "List a job's recent checkpoints",
+		Example: "  weir checkpoints 7f3c2a1e\n  weir checkpoints -o json 7f3c2a1e",
+		Args:    cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			var resp *weirpb.ListCheckpointsResponse
+			err := a.call(cmd.Context(), a.timeout, func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
+				resp, err = c.ListCheckpoints(ctx, &weirpb.ListCheckpointsRequest{JobId: args[0]})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				return writeJSON(a.stdout, toCheckpointsJSON(resp.GetCheckpoints()))
+			}
+			if len(resp.GetCheckpoints()) == 0 {
+				fmt.Fprintf(a.stderr, "No checkpoints for job %s.\n", args[0])
+				return nil
+			}
+			t := newTable(a.stdout, "ID", "STATUS", "TRIGGER TIME", "DURATION", "SIZE", "ALIGNMENT", "PATH")
+			for _, c := range resp.GetCheckpoints() {
+				t.row(strconv.FormatInt(c.GetId(), 10), c.GetStatus(),
+					humanTime(c.GetTriggerTimeUnixMs(), a.loc),
+					humanDuration(time.Duration(c.GetDurationMs())*time.Millisecond),
+					humanSize(c.GetSizeBytes()),
+					humanDuration(time.Duration(c.GetAlignmentMs())*time.Millisecond),
+					orDash(c.GetPath()))
+			}
+			return t.flush()
+		}),
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) newTaskManagersCommand() *cobra.Command {
+	var out outputFormat
+	cmd := &cobra.Command{
+		Use:     "taskmanagers",
+		Aliases: []string{"tm", "tms"},
+		Short:   "List the TaskManagers registered with the JobManager and their slots",
+		Example: "  weir taskmanagers\n  weir taskmanagers -o json",
+		Args:    cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			var resp *weirpb.ListTaskManagersResponse
+			err := a.call(cmd.Context(), a.timeout, func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
+				resp, err = c.ListTaskManagers(ctx, &weirpb.ListTaskManagersRequest{})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				return writeJSON(a.stdout, toTaskManagersJSON(resp.GetTaskmanagers()))
+			}
+			if len(resp.GetTaskmanagers()) == 0 {
+				fmt.Fprintln(a.stderr, "No TaskManagers registered.")
+				return nil
+			}
+			now := a.now()
+			t := newTable(a.stdout, "ID", "ADDRESS", "DATA ADDRESS", "SLOTS", "LAST HEARTBEAT")
+			for _, tm := range resp.GetTaskmanagers() {
+				hb := "-"
+				if ms := tm.GetLastHeartbeatUnixMs(); ms != 0 {
+					hb = humanDuration(now.Sub(time.UnixMilli(ms))) + " ago"
+				}
+				t.row(tm.GetId(), orDash(tm.GetAddress()), orDash(tm.GetDataAddress()),
+					fmt.Sprintf("%d/%d", tm.GetSlotsFree(), tm.GetSlotsTotal()), hb)
+			}
+			return t.flush()
+		}),
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) newVersionCommand() *cobra.Command {
+	var out outputFormat
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print weir's version",
+		Args:  cobra.NoArgs,
+		RunE: runE(func(*cobra.Command, []string) error {
+			v := versionJSON{Version: Version, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+			if out == outputJSON {
+				return writeJSON(a.stdout, v)
+			}
+			_, err := fmt.Fprintf(a.stdout, "weir %s (%s %s)\n", v.Version, v.Go, v.Platform)
+			return err
+		}),
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}

@@ -1,0 +1,190 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weirstream/weir/proto/weirpb"
+)
+
+func (a *app) newRunCommand() *cobra.Command {
+	var (
+		detached         bool
+		fromSavepoint    string
+		allowNonRestored bool
+		out              outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "run [-d] JOBFILE",
+		Short: "Submit a job and follow it until it ends (or only submit it, with -d)",
+		Long: `Submit the job described in JOBFILE (YAML or JSON) to the JobManager.
+
+Without -d, weir follows the job: progress goes to stderr, and when the job
+ends its final status goes to stdout; the exit code is 0 only if the job
+FINISHED. Ctrl-C stops following, it does not cancel the job.
+
+With -d (detached), weir prints the job id and exits.`,
+		Example: "  weir run wordcount.yaml\n" +
+			"  ID=$(weir run -d wordcount.yaml)\n" +
+			"  weir run -d --from-savepoint file:///savepoints/savepoint-7f3c2a-000012 wordcount.yaml",
+		Args: cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			spec, err := os.ReadFile(path)
+			if err != nil {
+				var pe *fs.PathError
+				if errors.As(err, &pe) {
+					err = pe.Err
+				}
+				return failf("cannot read job file %s: %v", path, err)
+			}
+			var id string
+			err = a.call(cmd.Context(), a.timeout, func(ctx context.Context, c weirpb.JobServiceClient) error {
+				resp, err := c.SubmitJob(ctx, &weirpb.SubmitJobRequest{
+					JobSpec:               spec,
+					FileName:              path,
+					FromSavepoint:         fromSavepoint,
+					AllowNonRestoredState: allowNonRestored,
+				})
+				id = resp.GetJobId()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if detached {
+				fmt.Fprintln(a.stdout, id)
+				return nil
+			}
+			fmt.Fprintf(a.stderr, "Job %s submitted\n", id)
+			return a.follow(cmd.Context(), id, out)
+		}),
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&detached, "detached", "d", false, "only submit the job: print its id and exit")
+	f.StringVarP(&fromSavepoint, "from-savepoint", "s", "", "restore the job's state from this savepoint or retained checkpoint")
+	f.BoolVarP(&allowNonRestored, "allow-non-restored-state", "n", false,
+		"allow state in the savepoint that no operator of the job claims")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+// follow polls the job until it reaches a globally terminal state, printing
+// progress to stderr and the final status to stdout.
+func (a *app) follow(ctx context.Context, id string, out outputFormat) error {
+	ticker := time.NewTicker(a.pollInterval)
+	defer ticker.Stop()
+	var p progress
+	for {
+		d, err := a.getJob(ctx, id)
+		if err != nil {
+			if err == errInterrupted {
+				return a.stoppedFollowing(id)
+			}
+			return err
+		}
+		if state := d.GetState(); isGloballyTerminal(state) {
+			if err := a.writeJobDetails(d, out); err != nil {
+				return err
+			}
+			if state == "FINISHED" {
+				return nil
+			}
+			if m := d.GetStatusMessage(); m != "" {
+				return failf("job %s %s: %s", id, state, m)
+			}
+			return failf("job %s %s", id, state)
+		}
+		if line, ok := p.next(a.now(), d); ok {
+			fmt.Fprintln(a.stderr, line)
+		}
+		select {
+		case <-ctx.Done():
+			return a.stoppedFollowing(id)
+		case <-ticker.C:
+		}
+	}
+}
+
+// stoppedFollowing is the answer to Ctrl-C during `weir run`: the job is the
+// user's, and cancelling it is a separate, explicit decision.
+func (a *app) stoppedFollowing(id string) error {
+	fmt.Fprintf(a.stderr, "\nStopped following job %s; it keeps running.\nCancel it with: %s\n", id, a.cancelHint(id))
+	return &exitError{code: exitInterrupted}
+}
+
+// isGloballyTerminal reports whether a job in this state will never run again
+// (Flink's JobStatus.isGloballyTerminalState).
+func isGloballyTerminal(state string) bool {
+	switch state {
+	case "FINISHED", "FAILED", "CANCELED":
+		return true
+	}
+	return false
+}
+
+// progress decides which progress lines `weir run` prints: one when the
+// line would change, at most one a second, so that a busy job does not flood
+// the terminal. A change held back is printed by a later poll, as it is then.
+type progress struct {
+	last    string
+	lastAt  time.Time
+	printed bool
+}
+
+func (p *progress) next(now time.Time, d *weirpb.JobDetails) (string, bool) {
+	line := progressLine(d)
+	if p.printed && (line == p.last || now.Sub(p.lastAt) < time.Second) {
+		return "", false
+	}
+	p.last, p.lastAt, p.printed = line, now, true
+	return line, true
+}
+
+// progressLine summarizes a job in one line, e.g.
+// "RUNNING: 4/4 tasks running, 1200 records out of the sinks".
+func progressLine(d *weirpb.JobDetails) string {
+	var b strings.Builder
+	b.WriteString(d.GetState())
+	if tasks := d.GetTasks(); len(tasks) > 0 {
+		running := 0
+		for _, t := range tasks {
+			if t.GetState() == "RUNNING" {
+				running++
+			}
+		}
+		fmt.Fprintf(&b, ": %d/%d tasks running", running, len(tasks))
+		if out := sinkRecordsOut(tasks); out > 0 || d.GetState() == "RUNNING" {
+			fmt.Fprintf(&b, ", %d records out of the sinks", out)
+		}
+	}
+	if r := d.GetRestarts(); r > 0 {
+		fmt.Fprintf(&b, ", %d restarts", r)
+	}
+	if m := d.GetStatusMessage(); m != "" {
+		fmt.Fprintf(&b, " (%s)", m)
+	}
+	return b.String()
+}
+
+// sinkRecordsOut sums records_out over the subtasks of the last operator
+// chain in the list. The API lists the job's vertices in topological order,
+// so the last one ends in a sink; TaskStatus does not (yet) say which chains
+// end in sinks, so a job with several sinks counts only the last one.
+func sinkRecordsOut(tasks []*weirpb.TaskStatus) int64 {
+	sink := tasks[len(tasks)-1].GetOperator()
+	var n int64
+	for _, t := range tasks {
+		if t.GetOperator() == sink {
+			n += t.GetRecordsOut()
+		}
+	}
+	return n
+}

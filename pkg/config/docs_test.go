@@ -1,0 +1,64 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the generated option table in docs/configuration.md")
+
+const (
+	docsPath    = "../../docs/configuration.md"
+	beginMarker = "<!-- BEGIN GENERATED OPTIONS: go test ./pkg/config -update -->"
+	endMarker   = "<!-- END GENERATED OPTIONS -->"
+)
+
+// optionsTable renders Options() as the markdown table of docs/configuration.md.
+func optionsTable() string {
+	var b strings.Builder
+	b.WriteString("| Key | Type | Default | Description |\n|---|---|---|---|\n")
+	esc := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+	for _, o := range Options() {
+		typ := o.Type.String()
+		if o.Type == TypeEnum {
+			typ += ": " + strings.Join(o.Values, ", ")
+		}
+		def := "(none)"
+		if o.Default != "" {
+			def = "`" + o.Default + "`"
+		}
+		desc := o.Description
+		if len(o.FallbackKeys) > 0 {
+			desc += " Older name: `" + strings.Join(o.FallbackKeys, "`, `") + "`."
+		}
+		b.WriteString("| `" + o.Key + "` | " + esc(typ) + " | " + esc(def) + " | " + esc(desc) + " |\n")
+	}
+	return b.String()
+}
+
+// TestDocsUpToDate fails when the option table in docs/configuration.md does
+// not match Options(); go test ./pkg/config -update rewrites it.
+func TestDocsUpToDate(t *testing.T) {
+	data, err := os.ReadFile(docsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	i, j := strings.Index(doc, beginMarker), strings.Index(doc, endMarker)
+	if i < 0 || j < i {
+		t.Fatalf("%s lacks the markers %q and %q", docsPath, beginMarker, endMarker)
+	}
+	want := doc[:i] + beginMarker + "\n" + optionsTable() + doc[j:]
+	if want == doc {
+		return
+	}
+	if *update {
+		if err := os.WriteFile(docsPath, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("%s is out of date; run go test ./pkg/config -update", docsPath)
+}

@@ -1,0 +1,156 @@
+package jobmanager
+
+import (
+	"context"
+	"net"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/weirstream/weir/pkg/scheduler"
+	"github.com/weirstream/weir/proto/weirpb"
+)
+
+// gateway implements weirpb.JobManagerGateway, called by TaskManagers.
+type gateway struct {
+	weirpb.UnimplementedJobManagerGatewayServer
+	jm *JobManager
+}
+
+func (g *gateway) RegisterTaskManager(_ context.Context, req *weirpb.RegisterTaskManagerRequest) (*weirpb.RegisterTaskManagerResponse, error) {
+	switch {
+	case req.TaskmanagerId == "":
+		return nil, status.Error(codes.InvalidArgument, "register TaskManager: taskmanager_id is empty")
+	case req.NumSlots < 1:
+		return nil, status.Errorf(codes.InvalidArgument, "register TaskManager %s: num_slots must be >= 1, is %d", req.TaskmanagerId, req.NumSlots)
+	}
+	for _, a := range []struct{ name, addr string }{{"rpc_address", req.RpcAddress}, {"data_address", req.DataAddress}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "register TaskManager %s: %s %q: want host:port", req.TaskmanagerId, a.name, a.addr)
+		}
+	}
+	jm := g.jm
+	jm.log.Info("TaskManager registered", zap.String("taskmanager", req.TaskmanagerId), zap.String("rpc_address", req.RpcAddress),
+		zap.String("data_address", req.DataAddress), zap.Int32("slots", req.NumSlots))
+	jm.step(scheduler.TaskManagerRegistered{ID: req.TaskmanagerId, RPCAddress: req.RpcAddress, DataAddress: req.DataAddress, Slots: int(req.NumSlots)})
+	return &weirpb.RegisterTaskManagerResponse{
+		JobmanagerId:        jm.id,
+		HeartbeatIntervalMs: jm.hbInterval.Milliseconds(),
+		HeartbeatTimeoutMs:  jm.hbTimeout.Milliseconds(),
+	}, nil
+}
+
+// Heartbeat serves one TaskManager's heartbeat stream. The stream is bound
+// to the registration it first heartbeats for; when it breaks, that
+// registration is lost ("heartbeat stream closed").
+func (g *gateway) Heartbeat(stream weirpb.JobManagerGateway_HeartbeatServer) error {
+	jm := g.jm
+	type recv struct {
+		hb  *weirpb.TaskManagerHeartbeat
+		err error
+	}
+	// Recv blocks; a goroutine turns it into a channel so that Close can
+	// end the handler. It returns once the handler has (the stream's
+	// context is then canceled and Recv fails).
+	msgs := make(chan recv)
+	ctx := stream.Context()
+	jm.wg.Add(1)
+	go func() {
+		defer jm.wg.Done()
+		for {
+			hb, err := stream.Recv()
+			select {
+			case msgs <- recv{hb, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	var (
+		bound    string // TaskManager id this stream heartbeats for
+		instance uint64 // its registration
+	)
+	lost := func() {
+		if bound == "" {
+			return
+		}
+		jm.mu.Lock()
+		defer jm.mu.Unlock()
+		if cur, ok := jm.sched.TaskManagerInstance(bound); !ok || cur != instance {
+			jm.log.Debug("heartbeat stream of a replaced registration closed", zap.String("taskmanager", bound))
+			return
+		}
+		jm.stepLocked(scheduler.TaskManagerLost{ID: bound, Instance: instance, Reason: "heartbeat stream closed"})
+	}
+	for {
+		var m recv
+		select {
+		case <-jm.stopping:
+			return status.Error(codes.Unavailable, "JobManager is shutting down")
+		case <-ctx.Done(): // the TaskManager canceled the stream, or its connection broke
+			lost()
+			return nil
+		case m = <-msgs:
+		}
+		if m.err != nil {
+			lost()
+			return nil
+		}
+		known := g.heartbeat(m.hb, &bound, &instance)
+		if err := stream.Send(&weirpb.JobManagerHeartbeat{JobmanagerId: jm.id, UnknownTaskmanager: !known}); err != nil {
+			lost()
+			return nil
+		}
+	}
+}
+
+// heartbeat records one heartbeat and binds the stream to the current
+// registration of its TaskManager on the first one that is known.
+func (g *gateway) heartbeat(hb *weirpb.TaskManagerHeartbeat, bound *string, instance *uint64) (known bool) {
+	jm := g.jm
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	inst, known := jm.sched.TaskManagerInstance(hb.TaskmanagerId)
+	if !known {
+		return false
+	}
+	if *bound == "" {
+		*bound, *instance = hb.TaskmanagerId, inst
+	}
+	ev := scheduler.HeartbeatReceived{TaskManagerID: hb.TaskmanagerId}
+	for _, t := range hb.Tasks {
+		ev.Tasks = append(ev.Tasks, scheduler.TaskMetrics{
+			Execution: scheduler.ExecutionAttemptIDFromProto(t.Execution), RecordsIn: t.RecordsIn, RecordsOut: t.RecordsOut,
+		})
+	}
+	jm.stepLocked(ev)
+	return true
+}
+
+func (g *gateway) UpdateTaskExecutionState(_ context.Context, req *weirpb.TaskExecutionState) (*weirpb.Ack, error) {
+	st := scheduler.ExecutionState(req.State)
+	switch st {
+	case scheduler.ExecutionRunning, scheduler.ExecutionFinished, scheduler.ExecutionFailed, scheduler.ExecutionCanceled:
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "task state %q: want RUNNING, FINISHED, FAILED or CANCELED", req.State)
+	}
+	id := scheduler.ExecutionAttemptIDFromProto(req.Execution)
+	g.jm.log.Debug("task state changed", zap.String("job", id.JobID), zap.String("taskmanager", req.TaskmanagerId),
+		zap.Int("vertex", id.Vertex), zap.Int("subtask", id.Subtask), zap.Int("attempt", id.Attempt),
+		zap.String("state", req.State), zap.String("failure", req.Failure))
+	g.jm.step(scheduler.TaskStateChanged{TaskManagerID: req.TaskmanagerId, Execution: id, State: st, Failure: req.Failure})
+	return &weirpb.Ack{}, nil
+}
+
+func (g *gateway) AcknowledgeCheckpoint(context.Context, *weirpb.AcknowledgeCheckpointRequest) (*weirpb.Ack, error) {
+	return nil, status.Error(codes.Unimplemented, "checkpoints are not supported yet")
+}
+
+func (g *gateway) DeclineCheckpoint(context.Context, *weirpb.DeclineCheckpointRequest) (*weirpb.Ack, error) {
+	return nil, status.Error(codes.Unimplemented, "checkpoints are not supported yet")
+}

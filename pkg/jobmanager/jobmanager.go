@@ -1,0 +1,311 @@
+package jobmanager
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/ha"
+	"github.com/weirstream/weir/pkg/scheduler"
+	"github.com/weirstream/weir/proto/weirpb"
+)
+
+// HAServices is what the JobManager needs from the HA store (package ha):
+// leadership and the submitted job graphs. Checkpoint ids and pointers are
+// added here when the checkpoint coordinator uses them.
+type HAServices interface {
+	IsLeader() bool
+	PutJobGraph(ctx context.Context, g ha.JobGraphRecord) error
+	RemoveJob(ctx context.Context, jobID string) error
+}
+
+var _ HAServices = (*ha.Standalone)(nil)
+
+// Options configure a JobManager.
+type Options struct {
+	// Config is the cluster configuration; nil means every default.
+	Config *config.Config
+	// Logger; nil discards.
+	Logger *zap.Logger
+	// Registerer receives the weir_jobmanager_* metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// HA stores the durable facts; nil means ha.NewStandalone().
+	HA HAServices
+}
+
+// JobManager is a running JobManager.
+type JobManager struct {
+	log        *zap.Logger
+	cfg        *config.Config
+	ha         HAServices
+	id         string // this process's JobManager id
+	hbInterval time.Duration
+	hbTimeout  time.Duration
+	lis        net.Listener
+	srv        *grpc.Server
+	health     *health.Server
+	metrics    *jmMetrics
+
+	mu        sync.Mutex // owns everything below
+	sched     *scheduler.Scheduler
+	executors map[string]*taskExecutor // TaskManager id -> client of its current registration
+	closing   bool
+
+	stopping  chan struct{} // closed by Close
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// randomHex returns n random bytes as 2n hex characters.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
+	return hex.EncodeToString(b)
+}
+
+// NewJobID returns a job id: 32 hex characters, like Flink's JobID.
+func NewJobID() string { return randomHex(16) }
+
+// Start listens on the configured address and serves until Close.
+func Start(opts Options) (*JobManager, error) {
+	cfg := opts.Config
+	if cfg == nil {
+		cfg = config.New()
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	store := opts.HA
+	if store == nil {
+		store = ha.NewStandalone()
+	}
+	jm := &JobManager{
+		log:        log,
+		cfg:        cfg,
+		ha:         store,
+		id:         randomHex(16),
+		hbInterval: cfg.Duration(config.HeartbeatInterval),
+		hbTimeout:  cfg.Duration(config.HeartbeatTimeout),
+		executors:  map[string]*taskExecutor{},
+		stopping:   make(chan struct{}),
+		sched: scheduler.New(scheduler.Config{
+			HeartbeatTimeout:     cfg.Duration(config.HeartbeatTimeout),
+			EvenlySpreadOutSlots: cfg.Bool(config.ClusterEvenlySpreadOutSlots),
+		}),
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	jm.metrics = m
+
+	host := cfg.String(config.JobManagerBindHost)
+	if host == "" {
+		host = cfg.String(config.JobManagerRPCAddress)
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(cfg.Int(config.JobManagerRPCPort)))
+	jm.lis, err = net.Listen("tcp", addr)
+	if err != nil {
+		m.unregister()
+		return nil, fmt.Errorf("jobmanager: listen on %s (jobmanager.rpc.port): %w", addr, err)
+	}
+
+	jm.srv = grpc.NewServer()
+	weirpb.RegisterJobServiceServer(jm.srv, &jobService{jm: jm})
+	weirpb.RegisterJobManagerGatewayServer(jm.srv, &gateway{jm: jm})
+	jm.health = health.NewServer()
+	healthpb.RegisterHealthServer(jm.srv, jm.health)
+	reflection.Register(jm.srv)
+
+	jm.wg.Add(2)
+	go func() {
+		defer jm.wg.Done()
+		if err := jm.srv.Serve(jm.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			jm.log.Error("gRPC server stopped", zap.Error(err))
+		}
+	}()
+	go jm.tickLoop()
+	jm.updateMetrics()
+	log.Info("JobManager started", zap.String("addr", jm.Addr()), zap.String("jobmanager_id", jm.id),
+		zap.Duration("heartbeat_interval", jm.hbInterval), zap.Duration("heartbeat_timeout", jm.hbTimeout))
+	return jm, nil
+}
+
+// Addr returns the address the gRPC server listens on, host:port.
+func (jm *JobManager) Addr() string { return jm.lis.Addr().String() }
+
+// ID returns this process's JobManager id.
+func (jm *JobManager) ID() string { return jm.id }
+
+// shutdownGrace bounds how long Close waits for in-flight unary calls.
+const shutdownGrace = 5 * time.Second
+
+// Close stops the JobManager gracefully: heartbeat streams are closed,
+// in-flight calls finish (for up to a few seconds), TaskManager clients stop.
+// Jobs are not canceled: their TaskManagers notice the JobManager is gone.
+// It returns when every goroutine has stopped; calling it twice is safe.
+func (jm *JobManager) Close() error {
+	jm.closeOnce.Do(func() {
+		jm.mu.Lock()
+		jm.closing = true
+		executors := jm.executors
+		jm.executors = map[string]*taskExecutor{}
+		jm.mu.Unlock()
+		close(jm.stopping)
+		jm.health.Shutdown()
+
+		done := make(chan struct{})
+		go func() { jm.srv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(shutdownGrace):
+			jm.srv.Stop()
+			<-done
+		}
+		for _, te := range executors {
+			te.stop()
+		}
+		jm.wg.Wait()
+		jm.metrics.unregister()
+		jm.log.Info("JobManager stopped")
+	})
+	return nil
+}
+
+// tickInterval is how often time is fed to the scheduler: fine enough for
+// heartbeat.timeout and slot.request.timeout, coarse enough to cost nothing.
+func tickInterval(hbInterval time.Duration) time.Duration {
+	return min(max(hbInterval/2, 10*time.Millisecond), time.Second)
+}
+
+func (jm *JobManager) tickLoop() {
+	defer jm.wg.Done()
+	t := time.NewTicker(tickInterval(jm.hbInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-jm.stopping:
+			return
+		case <-t.C:
+			jm.step(scheduler.Tick{})
+		}
+	}
+}
+
+// step applies an event to the scheduler and carries out its actions.
+func (jm *JobManager) step(ev scheduler.Event) {
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	jm.stepLocked(ev)
+}
+
+func (jm *JobManager) stepLocked(ev scheduler.Event) {
+	if jm.closing {
+		return
+	}
+	for _, a := range jm.sched.Step(time.Now(), ev) {
+		jm.do(a)
+	}
+	jm.updateMetrics()
+}
+
+// do carries out one action; it never blocks.
+func (jm *JobManager) do(a scheduler.Action) {
+	switch a := a.(type) {
+	case scheduler.Deploy:
+		id := scheduler.ExecutionAttemptIDFromProto(a.TDD.Execution)
+		te := jm.executors[a.TaskManagerID]
+		if te == nil { // cannot happen: the scheduler deploys only to registered TaskManagers
+			jm.log.Error("deploy to unknown TaskManager", zap.String("job", id.JobID), zap.String("taskmanager", a.TaskManagerID))
+			return
+		}
+		te.enqueue(func(ctx context.Context) { jm.submitTask(ctx, te, a.TDD, id) })
+	case scheduler.CancelTask:
+		if te := jm.executors[a.TaskManagerID]; te != nil {
+			te.enqueue(func(ctx context.Context) {
+				if _, err := te.client.CancelTask(ctx, &weirpb.CancelTaskRequest{Execution: a.Execution.Proto()}); err != nil && ctx.Err() == nil {
+					jm.log.Warn("cancel task failed", zap.String("job", a.Execution.JobID), zap.String("taskmanager", te.id),
+						zap.Int("vertex", a.Execution.Vertex), zap.Int("subtask", a.Execution.Subtask), zap.Int("attempt", a.Execution.Attempt), zap.Error(err))
+				}
+			})
+		}
+	case scheduler.ReleaseJob:
+		if te := jm.executors[a.TaskManagerID]; te != nil {
+			te.enqueue(func(ctx context.Context) {
+				if _, err := te.client.ReleaseJob(ctx, &weirpb.ReleaseJobRequest{JobId: a.JobID}); err != nil && ctx.Err() == nil {
+					jm.log.Warn("release job failed", zap.String("job", a.JobID), zap.String("taskmanager", te.id), zap.Error(err))
+				}
+			})
+		}
+	case scheduler.TaskManagerAdded:
+		te, err := newTaskExecutor(a.ID, a.Instance, a.RPCAddress, jm.hbTimeout)
+		if err != nil {
+			// RegisterTaskManager checked the address; this is a bug, not input.
+			jm.log.Error("cannot create TaskManager client", zap.String("taskmanager", a.ID), zap.Error(err))
+			return
+		}
+		jm.executors[a.ID] = te
+		jm.wg.Add(1)
+		go func() { defer jm.wg.Done(); te.run() }()
+	case scheduler.TaskManagerRemoved:
+		if te := jm.executors[a.ID]; te != nil && te.instance == a.Instance {
+			te.stop()
+			delete(jm.executors, a.ID)
+		}
+		jm.log.Warn(a.Reason, zap.String("taskmanager", a.ID))
+	case scheduler.JobStateChanged:
+		log := jm.log.With(zap.String("job", a.JobID))
+		fields := []zap.Field{zap.String("from", string(a.From)), zap.String("to", string(a.To))}
+		if a.Message != "" {
+			fields = append(fields, zap.String("message", a.Message))
+		}
+		if a.To == scheduler.JobFailed || a.To == scheduler.JobFailing {
+			log.Warn("job state changed", fields...)
+		} else {
+			log.Info("job state changed", fields...)
+		}
+		if a.To.IsGloballyTerminal() {
+			// A globally terminal job is never recovered: forget its graph.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := jm.ha.RemoveJob(ctx, a.JobID); err != nil {
+				log.Warn("remove job from HA store", zap.Error(err))
+			}
+			cancel()
+		}
+	}
+}
+
+// submitTask runs on the TaskManager's client goroutine. A failed
+// submission fails the attempt, through the scheduler like any failure.
+func (jm *JobManager) submitTask(ctx context.Context, te *taskExecutor, tdd *weirpb.TaskDeploymentDescriptor, id scheduler.ExecutionAttemptID) {
+	_, err := te.client.SubmitTask(ctx, tdd)
+	if err == nil || ctx.Err() != nil {
+		return // stopped: the TaskManager is gone or the JobManager closes
+	}
+	jm.log.Warn("submit task failed", zap.String("job", id.JobID), zap.String("taskmanager", te.id),
+		zap.Int("vertex", id.Vertex), zap.Int("subtask", id.Subtask), zap.Int("attempt", id.Attempt), zap.Error(err))
+	jm.step(scheduler.TaskStateChanged{
+		TaskManagerID: te.id, Execution: id, State: scheduler.ExecutionFailed,
+		Failure: fmt.Sprintf("deploy to TaskManager %s: %s", te.id, statusMessage(err)),
+	})
+}
+
+func (jm *JobManager) updateMetrics() {
+	total, free := jm.sched.SlotCounts()
+	jm.metrics.set(jm.sched.NumTaskManagers(), total, free, jm.sched.JobCounts())
+}

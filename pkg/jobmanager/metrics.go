@@ -1,0 +1,71 @@
+package jobmanager
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weirstream/weir/pkg/scheduler"
+)
+
+// jmMetrics are the JobManager's gauges, set after every scheduler step.
+type jmMetrics struct {
+	reg         prometheus.Registerer
+	taskManager prometheus.Gauge
+	slotsTotal  prometheus.Gauge
+	slotsFree   prometheus.Gauge
+	jobs        *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*jmMetrics, error) {
+	m := &jmMetrics{
+		reg: reg,
+		taskManager: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weir_jobmanager_taskmanagers_registered", Help: "TaskManagers registered with the JobManager.",
+		}),
+		slotsTotal: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weir_jobmanager_task_slots_total", Help: "Task slots of all registered TaskManagers.",
+		}),
+		slotsFree: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weir_jobmanager_task_slots_free", Help: "Task slots not allocated to a job.",
+		}),
+		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_jobmanager_jobs", Help: "Jobs known to the JobManager, by state.",
+		}, []string{"state"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for i, c := range m.collectors() {
+		if err := reg.Register(c); err != nil {
+			for _, done := range m.collectors()[:i] {
+				reg.Unregister(done)
+			}
+			return nil, fmt.Errorf("jobmanager: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *jmMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.taskManager, m.slotsTotal, m.slotsFree, m.jobs}
+}
+
+// unregister lets a new JobManager register on the same registry (tests).
+func (m *jmMetrics) unregister() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range m.collectors() {
+		m.reg.Unregister(c)
+	}
+}
+
+func (m *jmMetrics) set(taskManagers, slotsTotal, slotsFree int, jobs map[scheduler.JobState]int) {
+	m.taskManager.Set(float64(taskManagers))
+	m.slotsTotal.Set(float64(slotsTotal))
+	m.slotsFree.Set(float64(slotsFree))
+	for st, n := range jobs {
+		m.jobs.WithLabelValues(string(st)).Set(float64(n))
+	}
+}

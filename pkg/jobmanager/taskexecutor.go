@@ -1,0 +1,89 @@
+package jobmanager
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/weirstream/weir/proto/weirpb"
+)
+
+// taskExecutor is the JobManager's client of one TaskManager registration.
+// Its goroutine sends the queued calls one at a time, in order, so that a
+// CancelTask or ReleaseJob never overtakes an earlier SubmitTask.
+type taskExecutor struct {
+	id       string
+	instance uint64
+	conn     *grpc.ClientConn
+	client   weirpb.TaskExecutorGatewayClient
+	timeout  time.Duration // per call
+
+	ctx    context.Context // canceled by stop: aborts the call in flight
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	queue []func(ctx context.Context)
+	wake  chan struct{} // capacity 1: "the queue is not empty"
+}
+
+func newTaskExecutor(id string, instance uint64, addr string, timeout time.Duration) (*taskExecutor, error) {
+	// grpc.NewClient does not connect; the first call does, and calls wait
+	// for the connection, so a TaskManager that is still starting its
+	// server gets its tasks once it listens.
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &taskExecutor{
+		id: id, instance: instance, conn: conn, client: weirpb.NewTaskExecutorGatewayClient(conn), timeout: timeout,
+		ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
+	}, nil
+}
+
+// enqueue adds a call; it never blocks.
+func (te *taskExecutor) enqueue(call func(ctx context.Context)) {
+	te.mu.Lock()
+	te.queue = append(te.queue, call)
+	te.mu.Unlock()
+	select {
+	case te.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop drops the queued calls and aborts the one in flight; run returns soon after.
+func (te *taskExecutor) stop() { te.cancel() }
+
+func (te *taskExecutor) run() {
+	defer te.conn.Close()
+	for {
+		select {
+		case <-te.ctx.Done():
+			return
+		case <-te.wake:
+		}
+		te.mu.Lock()
+		calls := te.queue
+		te.queue = nil
+		te.mu.Unlock()
+		for _, call := range calls {
+			if te.ctx.Err() != nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(te.ctx, te.timeout)
+			call(ctx)
+			cancel()
+		}
+	}
+}
+
+// statusMessage is the message of a gRPC error without the "rpc error: code
+// = ... desc =" wrapping, for messages users read.
+func statusMessage(err error) string {
+	return status.Convert(err).Message()
+}

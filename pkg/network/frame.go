@@ -1,0 +1,217 @@
+package network
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"unicode/utf8"
+)
+
+// Wire format. Every frame is a 5-byte header followed by the payload:
+//
+//	uint32 big-endian payload length | uint8 frame type | payload
+//
+// Payloads by type (all integers big-endian):
+//
+//	partitionRequest  consumer->producer  uint32 subpartition | uint32 initial credit | partition id (rest, UTF-8)
+//	buffer            producer->consumer  uint32 backlog | frames of the buffer (rest)
+//	event             producer->consumer  uint32 backlog | event (eventSize bytes)
+//	addCredit         consumer->producer  uint32 credit
+//	backlog           producer->consumer  uint32 backlog (sent only while the consumer has no credit)
+//	errorFrame        producer->consumer  uint8 code | message (rest, UTF-8)
+//
+// A length over the receiver's cap, an unknown type or a payload of the wrong size for its type is a protocol error:
+// the receiver logs it naming the peer and closes the connection.
+const (
+	frameHeaderLen = 5
+
+	framePartitionRequest byte = 1
+	frameBuffer           byte = 2
+	frameEvent            byte = 3
+	frameAddCredit        byte = 4
+	frameBacklog          byte = 5
+	frameError            byte = 6
+
+	// maxPartitionIDLen bounds the partition id in a request (ids are a few dozen bytes).
+	maxPartitionIDLen = 1024
+	maxRequestLen     = 8 + maxPartitionIDLen
+	// maxErrorLen bounds an error frame's payload; longer messages are truncated by the sender.
+	maxErrorLen = 4096
+	// maxCredit bounds the credit a consumer may announce: far above any sane buffer count, low enough that a
+	// hostile peer cannot overflow the counter.
+	maxCredit = 1 << 20
+)
+
+// Error codes carried by an error frame.
+const (
+	errCodePartitionNotFound byte = 1 // the consumer retries with backoff until PartitionRequestTimeout
+	errCodeReleased          byte = 2 // the producer failed or was released: the channel fails
+	errCodeProtocol          byte = 3 // the request was invalid: the channel fails
+)
+
+var errProtocol = errors.New("network protocol error")
+
+func putHeader(b []byte, typ byte, payloadLen int) {
+	binary.BigEndian.PutUint32(b[0:4], uint32(payloadLen))
+	b[4] = typ
+}
+
+// readHeader reads one frame header into scratch (len >= frameHeaderLen) and checks the length against maxLen.
+func readHeader(r io.Reader, scratch []byte, maxLen int) (typ byte, length int, err error) {
+	if _, err := io.ReadFull(r, scratch[:frameHeaderLen]); err != nil {
+		return 0, 0, err
+	}
+	n := binary.BigEndian.Uint32(scratch[0:4])
+	typ = scratch[4]
+	if uint64(n) > uint64(maxLen) {
+		return typ, 0, fmt.Errorf("%w: frame type %d length %d exceeds cap %d", errProtocol, typ, n, maxLen)
+	}
+	return typ, int(n), nil
+}
+
+func encodePartitionRequest(id PartitionID, sub, credit int) []byte {
+	b := make([]byte, frameHeaderLen+8+len(id))
+	putHeader(b, framePartitionRequest, 8+len(id))
+	binary.BigEndian.PutUint32(b[5:9], uint32(sub))
+	binary.BigEndian.PutUint32(b[9:13], uint32(credit))
+	copy(b[13:], id)
+	return b
+}
+
+func decodePartitionRequest(p []byte) (id PartitionID, sub, credit int, err error) {
+	if len(p) < 9 || len(p) > maxRequestLen {
+		return "", 0, 0, fmt.Errorf("%w: partition request of %d bytes", errProtocol, len(p))
+	}
+	s := binary.BigEndian.Uint32(p[0:4])
+	c := binary.BigEndian.Uint32(p[4:8])
+	if s > 1<<16 || c > maxCredit {
+		return "", 0, 0, fmt.Errorf("%w: partition request subpartition %d credit %d out of range", errProtocol, s, c)
+	}
+	if !utf8.Valid(p[8:]) {
+		return "", 0, 0, fmt.Errorf("%w: partition id is not UTF-8", errProtocol)
+	}
+	return PartitionID(p[8:]), int(s), int(c), nil
+}
+
+func encodeError(code byte, msg string) []byte {
+	if len(msg) > maxErrorLen-1 {
+		msg = msg[:maxErrorLen-1]
+	}
+	b := make([]byte, frameHeaderLen+1+len(msg))
+	putHeader(b, frameError, 1+len(msg))
+	b[5] = code
+	copy(b[6:], msg)
+	return b
+}
+
+func decodeError(p []byte) (code byte, msg string, err error) {
+	if len(p) < 1 {
+		return 0, "", fmt.Errorf("%w: empty error frame", errProtocol)
+	}
+	return p[0], string(p[1:]), nil
+}
+
+// putUint32Frame writes a header plus a single uint32 payload (addCredit, backlog) into b[:9].
+func putUint32Frame(b []byte, typ byte, v int) []byte {
+	putHeader(b, typ, 4)
+	binary.BigEndian.PutUint32(b[5:9], uint32(v))
+	return b[:9]
+}
+
+// EventType names an in-band event. Events travel in order with the data of their channel.
+type EventType uint8
+
+const (
+	// EndOfPartition is the last element of every subpartition; after it on every channel the gate returns io.EOF.
+	EndOfPartition EventType = 1
+	// CheckpointBarrier carries CheckpointID, Timestamp and Flags (checkpoint options, e.g. unaligned/savepoint).
+	CheckpointBarrier EventType = 2
+	// CancelCheckpointMarker tells the consumer to abort alignment of CheckpointID.
+	CancelCheckpointMarker EventType = 3
+	// EndOfData: the producer emits no more records (bounded input finished) but may still take checkpoints.
+	EndOfData EventType = 4
+	// Watermark is reserved (Timestamp would carry it); not yet produced by anyone.
+	Watermark EventType = 5
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EndOfPartition:
+		return "EndOfPartition"
+	case CheckpointBarrier:
+		return "CheckpointBarrier"
+	case CancelCheckpointMarker:
+		return "CancelCheckpointMarker"
+	case EndOfData:
+		return "EndOfData"
+	case Watermark:
+		return "Watermark"
+	}
+	return fmt.Sprintf("EventType(%d)", uint8(t))
+}
+
+// Event is an in-band control element. Its encoding is fixed: type(1) checkpointID(8) timestamp(8) flags(4).
+type Event struct {
+	Type         EventType
+	CheckpointID int64
+	Timestamp    int64
+	Flags        uint32
+}
+
+const eventSize = 21
+
+func (e Event) encode(b []byte) {
+	b[0] = byte(e.Type)
+	binary.BigEndian.PutUint64(b[1:9], uint64(e.CheckpointID))
+	binary.BigEndian.PutUint64(b[9:17], uint64(e.Timestamp))
+	binary.BigEndian.PutUint32(b[17:21], e.Flags)
+}
+
+func decodeEvent(b []byte) (Event, error) {
+	if len(b) != eventSize {
+		return Event{}, fmt.Errorf("%w: event of %d bytes, want %d", errProtocol, len(b), eventSize)
+	}
+	t := EventType(b[0])
+	if t < EndOfPartition || t > Watermark {
+		return Event{}, fmt.Errorf("%w: unknown event type %d", errProtocol, b[0])
+	}
+	return Event{
+		Type:         t,
+		CheckpointID: int64(binary.BigEndian.Uint64(b[1:9])),
+		Timestamp:    int64(binary.BigEndian.Uint64(b[9:17])),
+		Flags:        binary.BigEndian.Uint32(b[17:21]),
+	}, nil
+}
+
+// Record framing inside a buffer: uvarint(len(record)) | record, repeated. A record never spans two buffers.
+
+var (
+	errMalformedLength = errors.New("network: malformed record length prefix")
+	errTruncatedRecord = errors.New("network: record extends past the end of the buffer")
+)
+
+// uvarintLen is the size of binary.PutUvarint's encoding of x.
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+// NextRecord splits the first record off frames (a Buffer's Data()). Call it while len(frames) > 0; on empty input
+// it returns io.EOF. A malformed or truncated frame returns an error, never a panic. It does not allocate: rec
+// aliases frames.
+func NextRecord(frames []byte) (rec, rest []byte, err error) {
+	if len(frames) == 0 {
+		return nil, nil, io.EOF
+	}
+	var n uint64
+	var k int
+	if frames[0] < 0x80 { // records under 128 bytes: skip the general decoder
+		n, k = uint64(frames[0]), 1
+	} else if n, k = binary.Uvarint(frames); k <= 0 {
+		return nil, nil, errMalformedLength
+	}
+	if n > uint64(len(frames)-k) {
+		return nil, nil, errTruncatedRecord
+	}
+	end := k + int(n)
+	return frames[k:end:end], frames[end:], nil
+}

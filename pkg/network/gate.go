@@ -1,0 +1,266 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// ChannelSpec names the subpartition one input channel consumes. The channel is local when ProducerAddress equals
+// the consuming Manager's Addr().
+type ChannelSpec struct {
+	Partition       PartitionID
+	Subpartition    int
+	ProducerAddress string
+}
+
+// BufferOrEvent is one element taken from an InputGate. Channel is the index into the channel list given to
+// CreateInputGate. For a buffer, the receiver must Recycle it when done with its records.
+type BufferOrEvent struct {
+	Channel int
+	Buffer  *Buffer
+	Event   Event
+	IsEvent bool
+}
+
+// inputChannel is one of a gate's channels. run connects it in the background (and, for a remote channel, reads
+// from the connection); poll is called by the gate's task goroutine only.
+type inputChannel interface {
+	run(ctx context.Context)
+	poll() (boe BufferOrEvent, more, ok bool, err error)
+	buffered() int
+	close()
+}
+
+// InputGate merges the channels of one input of a task. It is read by exactly one goroutine (its task): that
+// goroutine waits on Available() and then calls PollNext until it returns ok=false.
+type InputGate struct {
+	m        *Manager
+	specs    []ChannelSpec
+	channels []inputChannel
+	floating *floatingPool
+	avail    chan struct{}
+
+	mu     sync.Mutex
+	ready  ring[int] // channels that may have data, each at most once
+	queued []bool
+
+	// task goroutine only
+	finished    []bool
+	numFinished int
+	err         error
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// NumChannels returns the number of input channels.
+func (g *InputGate) NumChannels() int { return len(g.channels) }
+
+// Available is signalled when PollNext may return something. It is a capacity-1 channel: after a receive, call
+// PollNext until ok=false before waiting again. Spurious signals happen.
+func (g *InputGate) Available() <-chan struct{} { return g.avail }
+
+// Buffered is the number of elements received on channel ch and not yet taken by PollNext: for a remote channel
+// the consumer side of the in-flight data; for a local channel the producer's queue.
+func (g *InputGate) Buffered(ch int) int {
+	if ch < 0 || ch >= len(g.channels) {
+		return 0
+	}
+	return g.channels[ch].buffered()
+}
+
+func (g *InputGate) notify(ch int) {
+	g.mu.Lock()
+	if !g.queued[ch] {
+		g.queued[ch] = true
+		g.ready.push(ch)
+	}
+	g.mu.Unlock()
+	select {
+	case g.avail <- struct{}{}:
+	default:
+	}
+}
+
+// PollNext returns the next buffer or event without blocking; ok=false when nothing is available now. err is io.EOF
+// once every channel has delivered its EndOfPartition (those events are returned first, one per channel). Any other
+// error is a broken channel (producer failed or released, connection lost, request timeout), names the channel, and
+// is returned from then on.
+func (g *InputGate) PollNext() (BufferOrEvent, bool, error) {
+	for {
+		if g.err != nil {
+			return BufferOrEvent{}, false, g.err
+		}
+		if g.numFinished == len(g.channels) {
+			return BufferOrEvent{}, false, io.EOF
+		}
+		g.mu.Lock()
+		ch, ok := g.ready.pop()
+		if ok {
+			g.queued[ch] = false
+		}
+		g.mu.Unlock()
+		if !ok {
+			return BufferOrEvent{}, false, nil
+		}
+		if g.finished[ch] {
+			continue
+		}
+		boe, more, ok, err := g.channels[ch].poll()
+		if err != nil {
+			s := g.specs[ch]
+			g.err = fmt.Errorf("input channel %d (partition %s subpartition %d at %s): %w",
+				ch, s.Partition, s.Subpartition, s.ProducerAddress, err)
+			return BufferOrEvent{}, false, g.err
+		}
+		if more {
+			g.notify(ch)
+		}
+		if !ok {
+			continue
+		}
+		boe.Channel = ch
+		if boe.IsEvent && boe.Event.Type == EndOfPartition {
+			g.finished[ch] = true
+			g.numFinished++
+			g.channels[ch].close()
+		}
+		return boe, true, nil
+	}
+}
+
+// Close releases the gate's channels and connections and waits for its goroutines. Buffers the task still holds
+// may be recycled after Close.
+func (g *InputGate) Close() {
+	g.closeOnce.Do(func() {
+		g.cancel()
+		for _, c := range g.channels {
+			c.close()
+		}
+		g.wg.Wait()
+		g.m.removeGate(g)
+	})
+}
+
+// retryUntil calls attempt with exponential backoff until it reports done, ctx ends, or timeout passes; it returns
+// the last attempt's error on timeout (nil if ctx ended).
+func retryUntil(ctx context.Context, timeout time.Duration, attempt func() (done bool, err error)) (bool, error) {
+	deadline := time.Now().Add(timeout)
+	backoff := 5 * time.Millisecond
+	for {
+		done, err := attempt()
+		if done {
+			return true, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, err
+		}
+		t := time.NewTimer(min(backoff, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+func notAvailableErr(s ChannelSpec, timeout time.Duration, last error) error {
+	return fmt.Errorf("partition %s subpartition %d at %s not available after %v: %w",
+		s.Partition, s.Subpartition, s.ProducerAddress, timeout, last)
+}
+
+// localChannel reads a subpartition of a partition of the same Manager straight from its queue: no copy, no
+// socket; recycling a buffer returns it to the producer's pool.
+type localChannel struct {
+	g   *InputGate
+	idx int
+
+	mu     sync.Mutex
+	sub    *subpartition
+	err    error
+	closed bool
+}
+
+func (c *localChannel) notifyDataAvailable() { c.g.notify(c.idx) }
+
+func (c *localChannel) run(ctx context.Context) {
+	spec := c.g.specs[c.idx]
+	done, err := retryUntil(ctx, c.g.m.cfg.PartitionRequestTimeout, func() (bool, error) {
+		p := c.g.m.lookup(spec.Partition)
+		if p == nil {
+			c.g.m.requestMisses.Add(1)
+			return false, fmt.Errorf("partition %s not found", spec.Partition)
+		}
+		if spec.Subpartition < 0 || spec.Subpartition >= len(p.subs) {
+			return true, fmt.Errorf("partition %s has %d subpartitions", spec.Partition, len(p.subs))
+		}
+		s := p.subs[spec.Subpartition]
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closed {
+			return true, nil
+		}
+		if err := s.attach(c); err != nil {
+			return true, err
+		}
+		c.sub = s
+		return true, nil
+	})
+	if !done && err != nil {
+		err = notAvailableErr(spec, c.g.m.cfg.PartitionRequestTimeout, err)
+	}
+	if err != nil {
+		c.mu.Lock()
+		c.err = err
+		c.mu.Unlock()
+		c.g.notify(c.idx)
+	}
+}
+
+func (c *localChannel) poll() (BufferOrEvent, bool, bool, error) {
+	c.mu.Lock()
+	s, err := c.sub, c.err
+	c.mu.Unlock()
+	if err != nil {
+		return BufferOrEvent{}, false, false, err
+	}
+	if s == nil {
+		return BufferOrEvent{}, false, false, nil
+	}
+	it, backlog, ok, err := s.poll()
+	if err != nil || !ok {
+		return BufferOrEvent{}, false, false, err
+	}
+	if it.isEvent {
+		return BufferOrEvent{Event: it.ev, IsEvent: true}, backlog > 0, true, nil
+	}
+	return BufferOrEvent{Buffer: it.buf}, backlog > 0, true, nil
+}
+
+func (c *localChannel) buffered() int {
+	c.mu.Lock()
+	s := c.sub
+	c.mu.Unlock()
+	if s == nil {
+		return 0
+	}
+	return s.backlog()
+}
+
+func (c *localChannel) close() {
+	c.mu.Lock()
+	s := c.sub
+	c.closed = true
+	c.mu.Unlock()
+	if s != nil {
+		s.detach(c)
+	}
+}

@@ -1,0 +1,475 @@
+package network
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Config sizes the data plane of one TaskManager. Start from DefaultConfig.
+type Config struct {
+	// ListenAddress is host:port of the data server; port 0 picks a free port (taskmanager.data.port).
+	ListenAddress string
+	// SegmentSize is the bytes per network buffer (taskmanager.memory.segment-size).
+	SegmentSize int
+	// BuffersPerChannel is the exclusive buffers, hence the guaranteed credit, of each remote input channel.
+	BuffersPerChannel int
+	// FloatingBuffersPerGate is the buffers an input gate lends to its channels with a backlog. It also sizes a
+	// result partition's pool: numSubpartitions*BuffersPerChannel + FloatingBuffersPerGate buffers.
+	FloatingBuffersPerGate int
+	// MaxBuffersPerSubpartition bounds the buffers one subpartition holds (queued, being written or lent to a
+	// local consumer), so that one slow consumer cannot take the whole pool (Flink: max-buffers-per-channel).
+	MaxBuffersPerSubpartition int
+	// PartitionRequestTimeout is how long a consumer retries, with backoff, a partition that is not there (yet).
+	PartitionRequestTimeout time.Duration
+	// MaxFrameSize caps a record, hence a frame read from the network: larger lengths are protocol errors.
+	MaxFrameSize int
+}
+
+// DefaultConfig returns Flink's defaults.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddress:             "127.0.0.1:0",
+		SegmentSize:               32 << 10,
+		BuffersPerChannel:         2,
+		FloatingBuffersPerGate:    8,
+		MaxBuffersPerSubpartition: 10,
+		PartitionRequestTimeout:   30 * time.Second,
+		MaxFrameSize:              64 << 20,
+	}
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.SegmentSize < 64:
+		return fmt.Errorf("network config: segment size %d < 64", c.SegmentSize)
+	case c.BuffersPerChannel < 1:
+		return fmt.Errorf("network config: buffers per channel %d < 1", c.BuffersPerChannel)
+	case c.FloatingBuffersPerGate < 0:
+		return fmt.Errorf("network config: floating buffers per gate %d < 0", c.FloatingBuffersPerGate)
+	case c.MaxBuffersPerSubpartition < 1:
+		return fmt.Errorf("network config: max buffers per subpartition %d < 1", c.MaxBuffersPerSubpartition)
+	case c.PartitionRequestTimeout <= 0:
+		return fmt.Errorf("network config: partition request timeout %v <= 0", c.PartitionRequestTimeout)
+	case c.MaxFrameSize < c.SegmentSize:
+		return fmt.Errorf("network config: max frame size %d < segment size %d", c.MaxFrameSize, c.SegmentSize)
+	}
+	return nil
+}
+
+// Manager is one TaskManager's data plane: the data server, its result partitions, the input gates of its tasks
+// and their connections.
+type Manager struct {
+	cfg  Config
+	log  *zap.Logger
+	ln   net.Listener
+	addr string
+
+	mu         sync.Mutex
+	closed     bool
+	partitions map[PartitionID]*ResultPartition
+	conns      map[*serverConn]struct{}
+	gates      map[*InputGate]struct{}
+
+	wg sync.WaitGroup
+
+	requestMisses atomic.Int64 // requests for a partition not (yet) created: tests and metrics
+}
+
+var errManagerClosed = errors.New("network manager closed")
+
+// NewManager validates cfg and starts the data server.
+func NewManager(cfg Config, log *zap.Logger) (*Manager, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddress)
+	if err != nil {
+		return nil, fmt.Errorf("network: listen on %q: %w", cfg.ListenAddress, err)
+	}
+	m := &Manager{
+		cfg: cfg, log: log, ln: ln, addr: ln.Addr().String(),
+		partitions: map[PartitionID]*ResultPartition{},
+		conns:      map[*serverConn]struct{}{},
+		gates:      map[*InputGate]struct{}{},
+	}
+	m.wg.Add(1)
+	go m.acceptLoop()
+	return m, nil
+}
+
+// Addr returns the data server's actual host:port.
+func (m *Manager) Addr() string { return m.addr }
+
+// Close releases every partition, gate and connection and waits for every goroutine of the Manager.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	parts := make([]*ResultPartition, 0, len(m.partitions))
+	for _, p := range m.partitions {
+		parts = append(parts, p)
+	}
+	gates := make([]*InputGate, 0, len(m.gates))
+	for g := range m.gates {
+		gates = append(gates, g)
+	}
+	conns := make([]*serverConn, 0, len(m.conns))
+	for c := range m.conns {
+		conns = append(conns, c)
+	}
+	m.mu.Unlock()
+
+	err := m.ln.Close()
+	for _, p := range parts {
+		p.Release(errManagerClosed)
+	}
+	for _, g := range gates {
+		g.Close()
+	}
+	for _, c := range conns {
+		c.conn.Close()
+	}
+	m.wg.Wait()
+	return err
+}
+
+// CreatePartition registers a partition with numSubpartitions subpartitions; pending and future requests for it
+// are served from now on.
+func (m *Manager) CreatePartition(id PartitionID, numSubpartitions int) (*ResultPartition, error) {
+	if numSubpartitions < 1 {
+		return nil, fmt.Errorf("create partition %s: %d subpartitions", id, numSubpartitions)
+	}
+	if len(id) == 0 || len(id) > maxPartitionIDLen {
+		return nil, fmt.Errorf("create partition %q: id must have 1 to %d bytes", id, maxPartitionIDLen)
+	}
+	poolSize := max(numSubpartitions*m.cfg.BuffersPerChannel+m.cfg.FloatingBuffersPerGate, numSubpartitions+1)
+	p := &ResultPartition{
+		id:        id,
+		m:         m,
+		pool:      newPartitionPool(m.cfg.SegmentSize, poolSize, m.cfg.MaxBuffersPerSubpartition, numSubpartitions),
+		maxRecord: m.cfg.MaxFrameSize - binary.MaxVarintLen64,
+	}
+	p.subs = make([]*subpartition, numSubpartitions)
+	for i := range p.subs {
+		p.subs[i] = &subpartition{p: p, idx: i}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("create partition %s: %w", id, errManagerClosed)
+	}
+	if _, dup := m.partitions[id]; dup {
+		return nil, fmt.Errorf("create partition %s: already exists", id)
+	}
+	m.partitions[id] = p
+	return p, nil
+}
+
+// ReleasePartitions releases every partition whose id starts with prefix (job cancellation and cleanup).
+func (m *Manager) ReleasePartitions(prefix string) {
+	m.mu.Lock()
+	var rel []*ResultPartition
+	for id, p := range m.partitions {
+		if strings.HasPrefix(string(id), prefix) {
+			rel = append(rel, p)
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range rel {
+		p.Release(fmt.Errorf("released by prefix %q", prefix))
+	}
+}
+
+func (m *Manager) lookup(id PartitionID) *ResultPartition {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.partitions[id]
+}
+
+func (m *Manager) removePartition(p *ResultPartition) {
+	m.mu.Lock()
+	if m.partitions[p.id] == p {
+		delete(m.partitions, p.id)
+	}
+	m.mu.Unlock()
+}
+
+// CreateInputGate returns at once; each channel connects (local) or requests its subpartition (remote) in the
+// background, retrying until PartitionRequestTimeout, after which PollNext reports an error naming the partition
+// and address.
+func (m *Manager) CreateInputGate(channels []ChannelSpec) (*InputGate, error) {
+	for i, s := range channels {
+		if s.Partition == "" || len(s.Partition) > maxPartitionIDLen || s.Subpartition < 0 || s.ProducerAddress == "" {
+			return nil, fmt.Errorf("create input gate: channel %d: invalid spec %+v", i, s)
+		}
+	}
+	g := &InputGate{
+		m:        m,
+		specs:    append([]ChannelSpec(nil), channels...),
+		channels: make([]inputChannel, len(channels)),
+		floating: &floatingPool{segSize: m.cfg.SegmentSize, size: m.cfg.FloatingBuffersPerGate},
+		avail:    make(chan struct{}, 1),
+		queued:   make([]bool, len(channels)),
+		finished: make([]bool, len(channels)),
+	}
+	g.ready.buf = make([]int, max(len(channels), 1))
+	for i, s := range channels {
+		if s.ProducerAddress == m.addr {
+			g.channels[i] = &localChannel{g: g, idx: i}
+		} else {
+			g.channels[i] = newRemoteChannel(g, i)
+		}
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		g.cancel()
+		return nil, fmt.Errorf("create input gate: %w", errManagerClosed)
+	}
+	m.gates[g] = struct{}{}
+	m.mu.Unlock()
+	for _, c := range g.channels {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			c.run(g.ctx)
+		}()
+	}
+	return g, nil
+}
+
+func (m *Manager) removeGate(g *InputGate) {
+	m.mu.Lock()
+	delete(m.gates, g)
+	m.mu.Unlock()
+}
+
+func (m *Manager) acceptLoop() {
+	defer m.wg.Done()
+	for {
+		conn, err := m.ln.Accept()
+		if err != nil {
+			m.mu.Lock()
+			closed := m.closed
+			m.mu.Unlock()
+			if !closed {
+				m.log.Error("network: data server stopped accepting", zap.String("addr", m.addr), zap.Error(err))
+			}
+			return
+		}
+		sc := &serverConn{m: m, conn: conn, peer: conn.RemoteAddr().String(), wake: make(chan struct{}, 1)}
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			conn.Close()
+			return
+		}
+		m.conns[sc] = struct{}{}
+		m.wg.Add(1)
+		m.mu.Unlock()
+		go sc.serve()
+	}
+}
+
+// serverConn is the producer end of one connection: it serves one subpartition to one remote input channel,
+// sending an element only against credit (events included), so the consumer always has a buffer to read it into.
+type serverConn struct {
+	m      *Manager
+	conn   net.Conn
+	peer   string
+	credit atomic.Int64
+	wake   chan struct{}
+}
+
+func (sc *serverConn) notifyDataAvailable() {
+	select {
+	case sc.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (sc *serverConn) protocolError(err error) {
+	sc.m.log.Error("network: closing connection after protocol error", zap.String("peer", sc.peer), zap.Error(err))
+}
+
+func (sc *serverConn) serve() {
+	defer func() {
+		sc.conn.Close()
+		sc.m.mu.Lock()
+		delete(sc.m.conns, sc)
+		sc.m.mu.Unlock()
+		sc.m.wg.Done()
+	}()
+	r := bufio.NewReaderSize(sc.conn, 4<<10)
+	var hdr [frameHeaderLen + 4]byte
+	// A peer that connects and sends nothing must not hold the connection forever.
+	_ = sc.conn.SetReadDeadline(time.Now().Add(sc.m.cfg.PartitionRequestTimeout))
+	typ, n, err := readHeader(r, hdr[:], maxRequestLen)
+	if err == nil && typ != framePartitionRequest {
+		err = fmt.Errorf("%w: first frame has type %d, want a partition request", errProtocol, typ)
+	}
+	var payload []byte
+	if err == nil {
+		payload = make([]byte, n)
+		_, err = io.ReadFull(r, payload)
+	}
+	var (
+		id          PartitionID
+		sub, credit int
+	)
+	if err == nil {
+		id, sub, credit, err = decodePartitionRequest(payload)
+	}
+	if err != nil {
+		if errors.Is(err, errProtocol) {
+			sc.protocolError(err)
+		}
+		return
+	}
+	_ = sc.conn.SetReadDeadline(time.Time{})
+
+	p := sc.m.lookup(id)
+	if p == nil {
+		sc.m.requestMisses.Add(1)
+		sc.writeError(errCodePartitionNotFound, fmt.Sprintf("partition %s not found at %s", id, sc.m.addr))
+		return
+	}
+	if sub >= len(p.subs) {
+		sc.writeError(errCodeProtocol, fmt.Sprintf("partition %s has %d subpartitions, requested %d", id, len(p.subs), sub))
+		return
+	}
+	s := p.subs[sub]
+	sc.credit.Store(int64(credit))
+	if err := s.attach(sc); err != nil {
+		sc.writeError(errCodeReleased, err.Error())
+		return
+	}
+	defer s.detach(sc)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sc.writeLoop(s, stop)
+	}()
+	defer func() {
+		close(stop)
+		sc.conn.Close()
+		wg.Wait()
+	}()
+	for {
+		typ, n, err := readHeader(r, hdr[:], 4)
+		if err == nil && (typ != frameAddCredit || n != 4) {
+			err = fmt.Errorf("%w: frame type %d of %d bytes, want credit", errProtocol, typ, n)
+		}
+		if err == nil {
+			_, err = io.ReadFull(r, hdr[:4])
+		}
+		if err == nil {
+			c := sc.credit.Add(int64(binary.BigEndian.Uint32(hdr[:4])))
+			if c > maxCredit {
+				err = fmt.Errorf("%w: credit %d exceeds %d", errProtocol, c, maxCredit)
+			}
+		}
+		if err != nil {
+			if errors.Is(err, errProtocol) {
+				sc.protocolError(err)
+			}
+			return // EOF: the consumer is done (or gone)
+		}
+		sc.notifyDataAvailable()
+	}
+}
+
+func (sc *serverConn) writeError(code byte, msg string) {
+	_ = sc.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = sc.conn.Write(encodeError(code, msg))
+}
+
+// writeLoop sends elements of s while there is credit. With data queued but no credit it announces the backlog,
+// so the consumer can lend the channel floating buffers.
+func (sc *serverConn) writeLoop(s *subpartition, stop <-chan struct{}) {
+	w := bufio.NewWriterSize(sc.conn, 64<<10)
+	var hdr [frameHeaderLen + 4 + eventSize]byte
+	lastBacklog := -1
+	for {
+		select {
+		case <-stop:
+			return
+		case <-sc.wake:
+		}
+		for {
+			if sc.credit.Load() <= 0 {
+				if b := s.backlog(); b > 0 && b != lastBacklog {
+					lastBacklog = b
+					if _, err := w.Write(putUint32Frame(hdr[:], frameBacklog, b)); err != nil {
+						sc.conn.Close()
+						return
+					}
+				}
+				break
+			}
+			it, backlog, ok, err := s.poll()
+			if err != nil {
+				_ = w.Flush()
+				sc.writeError(errCodeReleased, err.Error())
+				sc.conn.Close()
+				return
+			}
+			if !ok {
+				break
+			}
+			sc.credit.Add(-1)
+			lastBacklog = -1
+			if err := writeElement(w, hdr[:], it, backlog); err != nil {
+				sc.conn.Close()
+				return
+			}
+			if it.isEvent && it.ev.Type == EndOfPartition {
+				_ = w.Flush()
+				return // the consumer closes the connection after EndOfPartition
+			}
+		}
+		if err := w.Flush(); err != nil {
+			sc.conn.Close()
+			return
+		}
+	}
+}
+
+func writeElement(w *bufio.Writer, hdr []byte, it queueItem, backlog int) error {
+	if it.isEvent {
+		putHeader(hdr, frameEvent, 4+eventSize)
+		binary.BigEndian.PutUint32(hdr[5:9], uint32(backlog))
+		it.ev.encode(hdr[9 : 9+eventSize])
+		_, err := w.Write(hdr[:9+eventSize])
+		return err
+	}
+	defer it.buf.Recycle() // the data is in the socket or the bufio buffer
+	putHeader(hdr, frameBuffer, 4+it.buf.n)
+	binary.BigEndian.PutUint32(hdr[5:9], uint32(backlog))
+	if _, err := w.Write(hdr[:9]); err != nil {
+		return err
+	}
+	_, err := w.Write(it.buf.Data())
+	return err
+}

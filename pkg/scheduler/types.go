@@ -1,0 +1,220 @@
+package scheduler
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/weirstream/weir/pkg/jobgraph"
+	"github.com/weirstream/weir/proto/weirpb"
+)
+
+// JobState is the state of a job, spelled as Flink's JobStatus.
+type JobState string
+
+// Job states. See the package documentation for the transitions.
+const (
+	JobCreated   JobState = "CREATED"
+	JobRunning   JobState = "RUNNING"
+	JobFailing   JobState = "FAILING"
+	JobFailed    JobState = "FAILED"
+	JobCanceling JobState = "CANCELING"
+	JobCanceled  JobState = "CANCELED"
+	JobFinished  JobState = "FINISHED"
+)
+
+// JobStates lists every job state, for metrics that need a zero per state.
+var JobStates = []JobState{JobCreated, JobRunning, JobFailing, JobFailed, JobCanceling, JobCanceled, JobFinished}
+
+// IsGloballyTerminal reports whether the job will never change state again.
+func (s JobState) IsGloballyTerminal() bool {
+	return s == JobFinished || s == JobFailed || s == JobCanceled
+}
+
+// ExecutionState is the state of one subtask attempt, spelled as Flink's.
+type ExecutionState string
+
+// Execution states. A TaskManager reports RUNNING, FINISHED, FAILED and
+// CANCELED; the others are the JobManager's own.
+const (
+	ExecutionCreated   ExecutionState = "CREATED"
+	ExecutionScheduled ExecutionState = "SCHEDULED" // waiting for its slot
+	ExecutionDeploying ExecutionState = "DEPLOYING" // SubmitTask sent
+	ExecutionRunning   ExecutionState = "RUNNING"
+	ExecutionFinished  ExecutionState = "FINISHED"
+	ExecutionCanceling ExecutionState = "CANCELING" // CancelTask sent
+	ExecutionCanceled  ExecutionState = "CANCELED"
+	ExecutionFailed    ExecutionState = "FAILED"
+)
+
+// IsTerminal reports whether an attempt in this state will never change again.
+func (s ExecutionState) IsTerminal() bool {
+	return s == ExecutionFinished || s == ExecutionCanceled || s == ExecutionFailed
+}
+
+// ExecutionAttemptID identifies one attempt of one subtask of one job vertex.
+type ExecutionAttemptID struct {
+	JobID   string
+	Vertex  int
+	Subtask int
+	Attempt int
+}
+
+func (id ExecutionAttemptID) String() string {
+	return fmt.Sprintf("%s/%d/%d#%d", id.JobID, id.Vertex, id.Subtask, id.Attempt)
+}
+
+// Proto converts the id to its wire form.
+func (id ExecutionAttemptID) Proto() *weirpb.ExecutionAttemptID {
+	return &weirpb.ExecutionAttemptID{JobId: id.JobID, Vertex: int32(id.Vertex), Subtask: int32(id.Subtask), Attempt: int32(id.Attempt)}
+}
+
+// ExecutionAttemptIDFromProto converts the wire form; nil gives the zero id.
+func ExecutionAttemptIDFromProto(p *weirpb.ExecutionAttemptID) ExecutionAttemptID {
+	return ExecutionAttemptID{JobID: p.GetJobId(), Vertex: int(p.GetVertex()), Subtask: int(p.GetSubtask()), Attempt: int(p.GetAttempt())}
+}
+
+// PartitionID names the result partition that one attempt of a producer
+// subtask writes for one of its outputs: "<job>/<vertex>/<subtask>/<attempt>/<output>".
+// A new attempt writes a new partition, so a consumer never reads a mix of
+// two attempts.
+func PartitionID(jobID string, vertex, subtask, attempt, output int) string {
+	return fmt.Sprintf("%s/%d/%d/%d/%d", jobID, vertex, subtask, attempt, output)
+}
+
+// Config holds the cluster-wide settings of the scheduler.
+type Config struct {
+	// HeartbeatTimeout: a TaskManager without a heartbeat for this long is lost.
+	HeartbeatTimeout time.Duration
+	// EvenlySpreadOutSlots spreads a job's slots over TaskManagers
+	// (cluster.evenly-spread-out-slots).
+	EvenlySpreadOutSlots bool
+}
+
+// Event is an input of Step.
+type Event interface{ isEvent() }
+
+// JobSubmitted adds a validated job; the scheduler requests its slots at once.
+type JobSubmitted struct {
+	JobID          string
+	Name           string
+	MaxParallelism int
+	// Vertices of the job graph (jobgraph.(*JobGraph).Vertices), in index order.
+	Vertices []*jobgraph.JobVertex
+	// Config is the job's effective configuration (cluster config with the
+	// job's config: section on top), sent with every task.
+	Config map[string]string
+	// SlotRequestTimeout bounds how long the job waits for its slots; 0 waits forever.
+	SlotRequestTimeout time.Duration
+}
+
+// TaskManagerRegistered offers the slots of a TaskManager. A registration
+// with the id of a registered TaskManager replaces it: the old one is lost
+// ("re-registered") first.
+type TaskManagerRegistered struct {
+	ID          string
+	RPCAddress  string
+	DataAddress string
+	Slots       int
+}
+
+// HeartbeatReceived records that a TaskManager is alive, with its tasks' counters.
+type HeartbeatReceived struct {
+	TaskManagerID string
+	Tasks         []TaskMetrics
+}
+
+// TaskMetrics are the counters of one attempt, from a heartbeat.
+type TaskMetrics struct {
+	Execution  ExecutionAttemptID
+	RecordsIn  int64
+	RecordsOut int64
+}
+
+// TaskManagerLost removes a TaskManager: its slots are gone and its tasks fail.
+type TaskManagerLost struct {
+	ID string
+	// Instance fences the event to one registration (see TaskManagerAdded);
+	// an event for an older registration is ignored. 0 means the current one.
+	Instance uint64
+	// Reason completes "TaskManager <id> (data <addr>) lost: <reason>".
+	Reason string
+}
+
+// TaskStateChanged is a TaskManager's report about one attempt (RUNNING,
+// FINISHED, FAILED, CANCELED), or a failed deployment (FAILED).
+type TaskStateChanged struct {
+	TaskManagerID string // who reports; "" skips the check
+	Execution     ExecutionAttemptID
+	State         ExecutionState
+	Failure       string // set when FAILED
+}
+
+// CancelRequested cancels a job.
+type CancelRequested struct {
+	JobID string
+}
+
+// Tick lets time pass: heartbeat and slot request timeouts fire here.
+type Tick struct{}
+
+func (JobSubmitted) isEvent()          {}
+func (TaskManagerRegistered) isEvent() {}
+func (HeartbeatReceived) isEvent()     {}
+func (TaskManagerLost) isEvent()       {}
+func (TaskStateChanged) isEvent()      {}
+func (CancelRequested) isEvent()       {}
+func (Tick) isEvent()                  {}
+
+// Action is an output of Step: something the caller must do now, in order.
+type Action interface{ isAction() }
+
+// Deploy submits a task to a TaskManager.
+type Deploy struct {
+	TaskManagerID string
+	TDD           *weirpb.TaskDeploymentDescriptor
+}
+
+// CancelTask cancels a deployed attempt.
+type CancelTask struct {
+	TaskManagerID string
+	Execution     ExecutionAttemptID
+}
+
+// ReleaseJob tells a TaskManager that a job is globally terminal: it may
+// drop everything the job left there (partitions, files).
+type ReleaseJob struct {
+	TaskManagerID string
+	JobID         string
+}
+
+// TaskManagerAdded: a registration was accepted; open an RPC client to it.
+type TaskManagerAdded struct {
+	ID         string
+	Instance   uint64
+	RPCAddress string
+}
+
+// TaskManagerRemoved: a registration is gone (lost or replaced); close its
+// RPC client. Reason is the full message naming the TaskManager.
+type TaskManagerRemoved struct {
+	ID       string
+	Instance uint64
+	Reason   string
+}
+
+// JobStateChanged reports a job state transition. From is "" for a new job.
+// Message is the job's status message after the transition (the root cause
+// for FAILING and FAILED).
+type JobStateChanged struct {
+	JobID   string
+	From    JobState
+	To      JobState
+	Message string
+}
+
+func (Deploy) isAction()             {}
+func (CancelTask) isAction()         {}
+func (ReleaseJob) isAction()         {}
+func (TaskManagerAdded) isAction()   {}
+func (TaskManagerRemoved) isAction() {}
+func (JobStateChanged) isAction()    {}

@@ -1,0 +1,326 @@
+package taskmanager
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	// The built-in operator types a TaskManager can run.
+	_ "github.com/weirstream/weir/pkg/builtin"
+	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/metrics"
+	"github.com/weirstream/weir/pkg/network"
+	"github.com/weirstream/weir/pkg/taskexec"
+	"github.com/weirstream/weir/proto/weirpb"
+)
+
+// Options are the parts of a TaskManager that are not configuration.
+type Options struct {
+	// Stdout receives the output of print sinks; nil means os.Stdout.
+	Stdout io.Writer
+	// Registry receives the TaskManager's metrics; nil means a new
+	// metrics.NewRegistry().
+	Registry *prometheus.Registry
+	// NoMetricsServer skips the Prometheus HTTP endpoint (tests).
+	NoMetricsServer bool
+}
+
+// TaskManager is a running TaskManager daemon. Start it with New, stop it
+// with Close.
+type TaskManager struct {
+	cfg      *config.Config
+	log      *zap.Logger
+	id       string
+	rpcAddr  string // advertised gRPC address
+	dataAddr string // advertised data address
+	jmAddr   string
+	slots    int
+
+	net        *network.Manager
+	grpcSrv    *grpc.Server
+	health     *health.Server
+	metricsSrv *metrics.Server
+	conn       *grpc.ClientConn
+	jm         weirpb.JobManagerGatewayClient
+	stdout     io.Writer
+
+	taskMetrics  *taskexec.Metrics
+	tasksRunning prometheus.Gauge
+
+	ctx    context.Context // canceled by Close: stops registration and heartbeats
+	cancel context.CancelFunc
+	// reportCtx bounds the state reports; canceled by Close after a grace
+	// period so that final states of canceled tasks can still be sent.
+	reportCtx    context.Context
+	reportCancel context.CancelFunc
+	loopDone     chan struct{}
+	wgTasks      sync.WaitGroup // task goroutines
+	wgReports    sync.WaitGroup // reporter goroutines
+	wgServe      sync.WaitGroup
+	closeOnce    sync.Once
+
+	mu     sync.Mutex
+	tasks  map[subtaskKey]*taskEntry
+	closed bool
+}
+
+// reportGrace is how long Close waits for the final state reports of the
+// tasks it canceled.
+const reportGrace = 3 * time.Second
+
+// New starts a TaskManager: data server, gRPC server, metrics server, and
+// the registration with the JobManager (in the background). It fails if a
+// server cannot listen; an unreachable JobManager is not an error.
+func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err error) {
+	host := cfg.String(config.TaskManagerHost)
+	advertised := host
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if advertised, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("taskmanager.host is %q and the hostname is unknown: %w", host, err)
+		}
+	}
+	tm := &TaskManager{
+		cfg:    cfg,
+		jmAddr: net.JoinHostPort(cfg.String(config.JobManagerRPCAddress), strconv.Itoa(cfg.Int(config.JobManagerRPCPort))),
+		slots:  cfg.Int(config.TaskManagerNumberOfTaskSlots),
+		stdout: opts.Stdout,
+		tasks:  map[subtaskKey]*taskEntry{},
+	}
+	if tm.stdout == nil {
+		tm.stdout = os.Stdout
+	}
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
+
+	// gRPC listener first: the id contains its port.
+	lo, hi := cfg.PortRange(config.TaskManagerRPCPort)
+	lis, err := listenRange(host, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("taskmanager.rpc.port: %w", err)
+	}
+	closers = append(closers, func() { _ = lis.Close() })
+	rpcPort := lis.Addr().(*net.TCPAddr).Port
+	tm.rpcAddr = net.JoinHostPort(advertised, strconv.Itoa(rpcPort))
+	tm.id = tm.rpcAddr + "-" + randomHex(3)
+	tm.log = log.With(zap.String("taskmanager", tm.id))
+
+	ncfg := network.DefaultConfig()
+	ncfg.SegmentSize = int(cfg.MemorySize(config.SegmentSize))
+	ncfg.BuffersPerChannel = cfg.Int(config.BuffersPerChannel)
+	ncfg.FloatingBuffersPerGate = cfg.Int(config.FloatingBuffersPerGate)
+	ncfg.MaxBuffersPerSubpartition = cfg.Int(config.MaxBuffersPerChannel)
+	ncfg.PartitionRequestTimeout = cfg.Duration(config.PartitionRequestTimeout)
+	if ncfg.MaxFrameSize < ncfg.SegmentSize {
+		ncfg.MaxFrameSize = ncfg.SegmentSize
+	}
+	lo, hi = cfg.PortRange(config.TaskManagerDataPort)
+	tm.net, err = newNetworkInRange(ncfg, host, lo, hi, tm.log)
+	if err != nil {
+		return nil, fmt.Errorf("taskmanager.data.port: %w", err)
+	}
+	closers = append(closers, func() { _ = tm.net.Close() })
+	_, dataPort, err := net.SplitHostPort(tm.net.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("data server address %q: %w", tm.net.Addr(), err)
+	}
+	tm.dataAddr = net.JoinHostPort(advertised, dataPort)
+
+	reg := opts.Registry
+	if reg == nil {
+		reg = metrics.NewRegistry()
+	}
+	if tm.taskMetrics, err = taskexec.NewMetrics(reg); err != nil {
+		return nil, err
+	}
+	tm.tasksRunning = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "weir_taskmanager_tasks_running",
+		Help: "Tasks running on this TaskManager.",
+	})
+	if err := reg.Register(tm.tasksRunning); err != nil {
+		return nil, fmt.Errorf("register taskmanager metrics: %w", err)
+	}
+	if !opts.NoMetricsServer {
+		lo, hi = cfg.PortRange(config.MetricsPromPort)
+		if tm.metricsSrv, err = metrics.Serve(tm.log, host, lo, hi, reg); err != nil {
+			return nil, err
+		}
+		closers = append(closers, func() { _ = tm.metricsSrv.Close() })
+	}
+
+	// gRPC's own reconnect backoff (up to 2 min by default) would delay the
+	// registration with a restarted JobManager long after our retry loop
+	// asks; bound it by the same maximum.
+	maxBackoff := cfg.Duration(config.TaskManagerRegistrationBackoffMax)
+	tm.conn, err = grpc.NewClient(tm.jmAddr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  min(initialRegistrationBackoff, maxBackoff),
+				Multiplier: 1.6,
+				Jitter:     0.2,
+				MaxDelay:   maxBackoff,
+			},
+			MinConnectTimeout: registrationTimeout,
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("JobManager address %s: %w", tm.jmAddr, err)
+	}
+	tm.jm = weirpb.NewJobManagerGatewayClient(tm.conn)
+
+	tm.grpcSrv = grpc.NewServer()
+	weirpb.RegisterTaskExecutorGatewayServer(tm.grpcSrv, &gateway{tm: tm})
+	tm.health = health.NewServer()
+	healthpb.RegisterHealthServer(tm.grpcSrv, tm.health)
+	tm.wgServe.Add(1)
+	go func() {
+		defer tm.wgServe.Done()
+		if err := tm.grpcSrv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			tm.log.Error("gRPC server stopped", zap.Error(err))
+		}
+	}()
+
+	tm.ctx, tm.cancel = context.WithCancel(context.Background())
+	tm.reportCtx, tm.reportCancel = context.WithCancel(context.Background())
+	tm.loopDone = make(chan struct{})
+	go func() {
+		defer close(tm.loopDone)
+		tm.connectLoop(tm.ctx)
+	}()
+	tm.log.Info("TaskManager started",
+		zap.String("rpc_address", tm.rpcAddr),
+		zap.String("data_address", tm.dataAddr),
+		zap.String("jobmanager", tm.jmAddr),
+		zap.Int("slots", tm.slots))
+	return tm, nil
+}
+
+// ID returns the TaskManager's id, "<host>:<rpc-port>-<6 hex>".
+func (tm *TaskManager) ID() string { return tm.id }
+
+// RPCAddr returns the advertised address of the TaskExecutorGateway.
+func (tm *TaskManager) RPCAddr() string { return tm.rpcAddr }
+
+// DataAddr returns the advertised address of the data server.
+func (tm *TaskManager) DataAddr() string { return tm.dataAddr }
+
+// MetricsAddr returns the address of the metrics endpoint ("" without one).
+func (tm *TaskManager) MetricsAddr() string {
+	if tm.metricsSrv == nil {
+		return ""
+	}
+	return tm.metricsSrv.Addr()
+}
+
+// Close shuts the TaskManager down: it stops accepting tasks, stops the
+// heartbeats, cancels every task and waits for it, gives the final state
+// reports a short grace period, and stops every server. Safe to call twice.
+func (tm *TaskManager) Close() error {
+	tm.closeOnce.Do(func() {
+		tm.log.Info("TaskManager shutting down")
+		tm.mu.Lock()
+		tm.closed = true
+		entries := make([]*taskEntry, 0, len(tm.tasks))
+		for _, e := range tm.tasks {
+			entries = append(entries, e)
+		}
+		tm.mu.Unlock()
+		tm.health.Shutdown()
+		for _, e := range entries {
+			e.task.Cancel()
+		}
+		tm.wgTasks.Wait()
+
+		// Stop serving (no more submissions), then the registration loop.
+		stopped := make(chan struct{})
+		go func() { tm.grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			tm.grpcSrv.Stop()
+			<-stopped
+		}
+		tm.wgServe.Wait()
+		tm.wgTasks.Wait() // a submission that raced with shutdown
+
+		reportsDone := make(chan struct{})
+		go func() { tm.wgReports.Wait(); close(reportsDone) }()
+		select {
+		case <-reportsDone:
+		case <-time.After(reportGrace):
+			tm.reportCancel()
+			<-reportsDone
+		}
+		tm.reportCancel()
+		tm.cancel()
+		<-tm.loopDone
+		_ = tm.conn.Close()
+		_ = tm.net.Close()
+		if tm.metricsSrv != nil {
+			_ = tm.metricsSrv.Close()
+		}
+		tm.log.Info("TaskManager stopped")
+	})
+	return nil
+}
+
+// listenRange listens on host and the first free port of lo..hi.
+func listenRange(host string, lo, hi int) (net.Listener, error) {
+	var err error
+	for p := lo; p <= hi; p++ {
+		var lis net.Listener
+		lis, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			return lis, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("listen on %s ports %d-%d: %w", host, lo, hi, err)
+}
+
+// newNetworkInRange starts the data server on the first port of lo..hi
+// where it can listen.
+func newNetworkInRange(cfg network.Config, host string, lo, hi int, log *zap.Logger) (*network.Manager, error) {
+	var err error
+	for p := lo; p <= hi; p++ {
+		cfg.ListenAddress = net.JoinHostPort(host, strconv.Itoa(p))
+		var m *network.Manager
+		if m, err = network.NewManager(cfg, log); err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("start data server on %s ports %d-%d: %w", host, lo, hi, err)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b)
+}
