@@ -143,7 +143,7 @@ func (g *gateway) UpdateTaskExecutionState(_ context.Context, req *weirpb.TaskEx
 	g.jm.log.Debug("task state changed", zap.String("job", id.JobID), zap.String("taskmanager", req.TaskmanagerId),
 		zap.Int("vertex", id.Vertex), zap.Int("subtask", id.Subtask), zap.Int("attempt", id.Attempt),
 		zap.String("state", req.State), zap.String("failure", req.Failure))
-	g.jm.step(scheduler.TaskStateChanged{TaskManagerID: req.TaskmanagerId, Execution: id, State: st, Failure: req.Failure})
+	g.jm.step(scheduler.TaskStateChanged{TaskManagerID: req.TaskmanagerId, Execution: id, State: st, Failure: req.Failure, RecordsIn: req.RecordsIn, RecordsOut: req.RecordsOut})
 	return &weirpb.Ack{}, nil
 }
 

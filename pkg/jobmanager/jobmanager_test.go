@@ -662,6 +662,7 @@ func TestReRegistrationReplacesTaskManager(t *testing.T) {
 	})
 	a.startHeartbeats(20 * time.Millisecond)
 	id2 := c.submit(chainJob(3))
+	a.receive(3)
 	d := c.job(id2)
 	if d.State != "RUNNING" {
 		t.Fatalf("job on the new registration: %s %q", d.State, d.StatusMessage)

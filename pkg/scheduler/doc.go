@@ -59,5 +59,11 @@
 //   - A slot of a lost TaskManager is never freed: the slots of a
 //     registration are gone with it (a re-registration brings fresh ones).
 //   - The root cause of a failure is the first one; later failures of the
-//     same job (tasks failing while being canceled) do not replace it.
+//     same job (tasks failing while being canceled) do not replace it, with
+//     one exception: the loss of a TaskManager that ran tasks of the job
+//     replaces a task failure while the job is FAILING. A dying
+//     TaskManager breaks the connections of its consumers elsewhere a moment
+//     before its heartbeat stream is seen to close; the loss is the cause,
+//     the broken connections are symptoms. (The job cannot be FAILED before
+//     that: the dead TaskManager's tasks never acknowledge their cancellation.)
 package scheduler

@@ -42,6 +42,8 @@ type job struct {
 	// slots is nil while the job waits for slots; then one per slot index.
 	slots      []slotAssignment
 	exceptions []*weirpb.JobException
+	// causeIsTaskManagerLoss: the status message names a lost TaskManager.
+	causeIsTaskManagerLoss bool
 }
 
 // New returns a scheduler with no TaskManagers and no jobs.
@@ -113,7 +115,9 @@ func (s *Scheduler) heartbeat(now time.Time, ev HeartbeatReceived) {
 	tm.lastHeartbeat = now
 	for _, m := range ev.Tasks {
 		if ex := s.execution(m.Execution); ex != nil && ex.TaskManager == tm.id {
-			ex.RecordsIn, ex.RecordsOut = m.RecordsIn, m.RecordsOut
+			// Counters only grow within an attempt; a late heartbeat must
+			// not undo the final counts of a state report.
+			ex.RecordsIn, ex.RecordsOut = max(ex.RecordsIn, m.RecordsIn), max(ex.RecordsOut, m.RecordsOut)
 		}
 	}
 }
@@ -157,6 +161,14 @@ func (s *Scheduler) removeTaskManager(now time.Time, tm *taskManager, reason str
 				}
 			}
 		}
+		if j.state == JobFailing && !j.causeIsTaskManagerLoss {
+			// When a TaskManager dies, its consumers elsewhere see their
+			// connections break a moment before the JobManager sees its
+			// heartbeat stream close. The dead TaskManager is the cause,
+			// the broken connections only symptoms.
+			j.statusMessage = msg
+		}
+		j.causeIsTaskManagerLoss = true
 		acts = s.fail(now, j, "", msg, acts)
 	}
 	return acts
@@ -173,6 +185,7 @@ func (s *Scheduler) taskStateChanged(now time.Time, ev TaskStateChanged, acts []
 		}
 		return acts
 	}
+	ex.RecordsIn, ex.RecordsOut = max(ex.RecordsIn, ev.RecordsIn), max(ex.RecordsOut, ev.RecordsOut)
 	j := s.jobs[ev.Execution.JobID]
 	v := j.eg.Vertices[ev.Execution.Vertex]
 	switch ev.State {

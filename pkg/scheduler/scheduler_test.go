@@ -255,6 +255,25 @@ func TestScenarios(t *testing.T) {
 			jobState: JobFailed, status: lostA + "heartbeat stream closed", total: 1, free: 1,
 		},
 		{
+			name: "a TaskManager lost while failing becomes the root cause (its consumers failed first)",
+			steps: []step{
+				{0, reg("a", 1), []string{"tm+ a#1 a:1"}},
+				{0, reg("b", 1), []string{"tm+ b#2 b:1"}},
+				{0, reg("c", 1), []string{"tm+ c#3 c:1"}},
+				{0, submit("j", pipeline(3, 3)), []string{"job j  -> CREATED",
+					"deploy a j/0/0#0", "deploy b j/0/1#0", "deploy c j/0/2#0", "deploy a j/1/0#0", "deploy b j/1/1#0", "deploy c j/1/2#0", "job j CREATED -> RUNNING"}},
+				{1, report("b", "j", 1, 1, 0, ExecutionFailed, "connection closed by producer"), []string{
+					"cancel a j/0/0#0", "cancel b j/0/1#0", "cancel c j/0/2#0", "cancel a j/1/0#0", "cancel c j/1/2#0",
+					"job j RUNNING -> FAILING: sink subtask 1 failed: connection closed by producer"}},
+				{1, TaskManagerLost{ID: "a", Reason: "heartbeat stream closed"}, []string{"tm- a#1: " + lostA + "heartbeat stream closed"}},
+				// A second loss does not replace the first.
+				{2, TaskManagerLost{ID: "c", Reason: "heartbeat stream closed"}, []string{"tm- c#3: TaskManager c (data c:2) lost: heartbeat stream closed"}},
+				{3, report("b", "j", 0, 1, 0, ExecutionCanceled, ""), []string{
+					"job j FAILING -> FAILED: " + lostA + "heartbeat stream closed", "release b j"}},
+			},
+			jobState: JobFailed, status: lostA + "heartbeat stream closed", total: 1, free: 1,
+		},
+		{
 			name: "no heartbeat for heartbeat.timeout -> lost",
 			steps: []step{
 				{0, reg("a", 1), []string{"tm+ a#1 a:1"}},

@@ -147,6 +147,8 @@ type TaskStateChanged struct {
 	Execution     ExecutionAttemptID
 	State         ExecutionState
 	Failure       string // set when FAILED
+	// Counters of the attempt at the time of the report.
+	RecordsIn, RecordsOut int64
 }
 
 // CancelRequested cancels a job.

@@ -65,7 +65,7 @@ func (w *fsWriter) close() error {
 	}
 	if err != nil {
 		_ = os.Remove(w.name)
-		return pathErr("write", w.name, err)
+		return err // the caller names the file
 	}
 	return nil
 }

@@ -440,8 +440,7 @@ func DecodeMetadata(b []byte) (*Metadata, error) {
 		return nil, corruptf("checksum mismatch: _metadata has CRC-32C %08x, its content gives %08x", stored, got)
 	}
 	var m Metadata
-	dec := json.NewDecoder(bytes.NewReader(b[headerLen:end]))
-	if err := dec.Decode(&m); err != nil {
+	if err := json.Unmarshal(b[headerLen:end], &m); err != nil {
 		return nil, corruptf("corrupt _metadata payload: %v", err)
 	}
 	if err := m.Validate(); err != nil {

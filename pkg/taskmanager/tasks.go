@@ -152,6 +152,8 @@ func (tm *TaskManager) sendState(e *taskEntry, u stateUpdate) {
 		Execution:     e.exec,
 		State:         string(u.state),
 		Failure:       u.failure,
+		RecordsIn:     e.task.RecordsIn(),
+		RecordsOut:    e.task.RecordsOut(),
 	}
 	giveUp := time.Now().Add(stateReportPatience)
 	backoff := 100 * time.Millisecond

@@ -1857,6 +1857,9 @@ type TaskExecutionState struct {
 	Execution     *ExecutionAttemptID    `protobuf:"bytes,2,opt,name=execution,proto3" json:"execution,omitempty"`
 	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`     // RUNNING, FINISHED, FAILED, CANCELED
 	Failure       string                 `protobuf:"bytes,4,opt,name=failure,proto3" json:"failure,omitempty"` // set when FAILED
+	// The attempt's counters at the time of the report (final when terminal).
+	RecordsIn     int64 `protobuf:"varint,5,opt,name=records_in,json=recordsIn,proto3" json:"records_in,omitempty"`
+	RecordsOut    int64 `protobuf:"varint,6,opt,name=records_out,json=recordsOut,proto3" json:"records_out,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1917,6 +1920,20 @@ func (x *TaskExecutionState) GetFailure() string {
 		return x.Failure
 	}
 	return ""
+}
+
+func (x *TaskExecutionState) GetRecordsIn() int64 {
+	if x != nil {
+		return x.RecordsIn
+	}
+	return 0
+}
+
+func (x *TaskExecutionState) GetRecordsOut() int64 {
+	if x != nil {
+		return x.RecordsOut
+	}
+	return 0
 }
 
 type AcknowledgeCheckpointRequest struct {
@@ -2778,12 +2795,16 @@ const file_weir_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06vertex\x18\x02 \x01(\x05R\x06vertex\x12\x18\n" +
 	"\asubtask\x18\x03 \x01(\x05R\asubtask\x12\x18\n" +
-	"\aattempt\x18\x04 \x01(\x05R\aattempt\"\xa6\x01\n" +
+	"\aattempt\x18\x04 \x01(\x05R\aattempt\"\xe6\x01\n" +
 	"\x12TaskExecutionState\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x129\n" +
 	"\texecution\x18\x02 \x01(\v2\x1b.weir.v1.ExecutionAttemptIDR\texecution\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12\x18\n" +
-	"\afailure\x18\x04 \x01(\tR\afailure\"\xad\x02\n" +
+	"\afailure\x18\x04 \x01(\tR\afailure\x12\x1d\n" +
+	"\n" +
+	"records_in\x18\x05 \x01(\x03R\trecordsIn\x12\x1f\n" +
+	"\vrecords_out\x18\x06 \x01(\x03R\n" +
+	"recordsOut\"\xad\x02\n" +
 	"\x1cAcknowledgeCheckpointRequest\x129\n" +
 	"\texecution\x18\x01 \x01(\v2\x1b.weir.v1.ExecutionAttemptIDR\texecution\x12#\n" +
 	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\x14\n" +

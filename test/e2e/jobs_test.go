@@ -176,7 +176,7 @@ func TestBadJobsAreRejected(t *testing.T) {
 	cases := []struct {
 		name, job, want string
 	}{
-		{"unknown type", "name: j\noperators:\n  - id: a\n    type: nosuch\n", `unknown operator type "nosuch"`},
+		{"unknown type", "name: j\noperators:\n  - id: a\n    type: nosuch\n", `unknown type "nosuch"`},
 		{"unknown property", "name: j\noperators:\n  - id: a\n    type: sequence\n    properties: {keys: 2, colour: red}\n", `unknown property "colour"`},
 		{"duplicate id", "name: j\noperators:\n" + src + src, `duplicate`},
 		{"malformed id", "name: j\noperators:\n  - id: Bad!\n    type: sequence\n    properties: {keys: 1}\n", `"Bad!"`},
