@@ -49,6 +49,12 @@ type Context struct {
 	Logger   *zap.Logger
 	// Stdout is the TaskManager's standard output (print-sink).
 	Stdout io.Writer
+	// Checkpointing is true when the job takes checkpoints; two-phase-commit
+	// sinks then commit on checkpoint completion instead of at end of input.
+	Checkpointing bool
+	// ExactlyOnce is true for EXACTLY_ONCE checkpointing, false for
+	// AT_LEAST_ONCE.
+	ExactlyOnce bool
 }
 
 // Collector receives the records an operator emits. The record is borrowed.
@@ -86,4 +92,65 @@ type Source interface {
 	Open(ctx *Context) error
 	PollNext(out Collector) (status SourceStatus, retryAfter time.Duration, err error)
 	Close() error
+}
+
+// Checkpointing hooks. An operator or source implements the ones it needs;
+// the runtime checks with type assertions.
+
+// Snapshotter is implemented by operators and sources that have state.
+//
+// SnapshotState is called in the task goroutine when the checkpoint barrier
+// passes the operator: every record before the barrier has been processed,
+// none after it. It must be quick: it captures the state (a copy, or a frozen
+// view) and returns it; the runtime writes the Snapshot to checkpoint storage
+// from another goroutine while the task goes on processing records, so
+// nothing in a Snapshot may alias state the operator changes later.
+//
+// RestoreState is called after Open and before the first record, with the
+// state this subtask inherits.
+type Snapshotter interface {
+	SnapshotState(checkpointID int64) (*Snapshot, error)
+	RestoreState(r *RestoredState) error
+}
+
+// Snapshot is the captured state of one operator subtask.
+type Snapshot struct {
+	// Items is operator (non-keyed) state as a list of independent items,
+	// like Flink's union list state: on restore, every subtask is given the
+	// items of all old subtasks and keeps those it owns (a source keeps the
+	// positions of its keys or files, a sink the pending files it must
+	// commit). This is what makes rescaling work without the runtime knowing
+	// what the items mean.
+	Items [][]byte
+	// WriteKeyGroup writes the keyed state of one key group of this
+	// subtask's range (nil when the operator has no keyed state). It is
+	// called from the writer goroutine, once per key group in order; it must
+	// only read the captured copy.
+	WriteKeyGroup func(keyGroup int, w io.Writer) error
+}
+
+// RestoredState is the state a subtask inherits from a checkpoint or
+// savepoint.
+type RestoredState struct {
+	CheckpointID int64
+	// Items holds the operator state items of every old subtask.
+	Items [][]byte
+	// KeyGroups calls fn for every key group of this subtask's range that
+	// has state, with a reader of what WriteKeyGroup wrote for it.
+	KeyGroups func(fn func(keyGroup int, r io.Reader) error) error
+}
+
+// CheckpointListener is told when a checkpoint the operator took part in
+// completed or was aborted (two-phase-commit sinks commit on completion).
+type CheckpointListener interface {
+	NotifyCheckpointComplete(checkpointID int64) error
+	NotifyCheckpointAborted(checkpointID int64) error
+}
+
+// FinalCheckpointer is implemented by two-phase-commit sinks: when checkpointing
+// is enabled and NeedsFinalCheckpoint is true after EndInput, the task does
+// not finish until one more checkpoint has completed and been notified, so a
+// bounded job ends with all its output committed (Flink's FLIP-147).
+type FinalCheckpointer interface {
+	NeedsFinalCheckpoint() bool
 }

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 
 	// The built-in operator types a TaskManager can run.
 	_ "github.com/weirstream/weir/pkg/builtin"
@@ -194,6 +195,7 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	weirpb.RegisterTaskExecutorGatewayServer(tm.grpcSrv, &gateway{tm: tm})
 	tm.health = health.NewServer()
 	healthpb.RegisterHealthServer(tm.grpcSrv, tm.health)
+	reflection.Register(tm.grpcSrv)
 	tm.wgServe.Add(1)
 	go func() {
 		defer tm.wgServe.Done()
