@@ -1,7 +1,11 @@
 package builtin
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"math"
 	"sort"
 	"strings"
 
@@ -133,7 +137,10 @@ type aggKeyState struct {
 }
 
 // aggregateOp keeps running aggregates per key of its hash-partitioned
-// input, in a state.KeyedStore by key group.
+// input, in a state.KeyedStore by key group. That store is its checkpointed
+// state (Snapshotter): a copy is taken at the barrier and written key group
+// by key group in the aggStateV1 format; a restore reads the key groups of
+// the new range, so the state follows its keys through rescaling.
 //
 // Semantics per input record, for each aggregate: count counts every
 // record; sum, min, max and avg use the named field when it is a number and
@@ -279,6 +286,196 @@ func numLess(a, b record.Value) bool {
 	af, _ := a.AsFloat()
 	bf, _ := b.AsFloat()
 	return af < bf
+}
+
+// aggStateV1 is the value format of aggregate's keyed state (the value
+// format byte of state.WriteKeyGroup). A key's value is, per aggregate in
+// output field order:
+//
+//	byte     the aggregate's kind (count, sum, min, max, avg: 0..4), checked
+//	         on restore so that state of other aggregates is not misread
+//	uvarint  n, the records counted or contributing
+//	sum, avg:  byte 1 if the sum is a float, then the float's 8 bytes
+//	           (little endian IEEE 754) or the int as a varint
+//	min, max:  when n > 0, byte 1 and a varint for an int, byte 2 and 8
+//	           bytes for a float
+const aggStateV1 = 1
+
+// SnapshotState copies the keyed state (state.KeyedStore.Snapshot, all
+// accumulators in one slab) and returns a writer of its key groups.
+func (a *aggregateOp) SnapshotState(int64) (*operator.Snapshot, error) {
+	nacc := len(a.specs)
+	slab := make([]aggAcc, a.store.Len()*nacc)
+	snap := a.store.Snapshot(func(dst, src *aggKeyState) {
+		dst.accs, slab = slab[:nacc:nacc], slab[nacc:]
+		copy(dst.accs, src.accs)
+	})
+	specs := a.specs // never changed after construction
+	id := a.id
+	return &operator.Snapshot{
+		WriteKeyGroup: func(kg int, w io.Writer) error {
+			err := snap.WriteKeyGroup(kg, w, aggStateV1, func(dst []byte, st *aggKeyState) []byte {
+				return appendAggState(dst, specs, st)
+			})
+			if err != nil {
+				return fmt.Errorf("aggregate %q: %w", id, err)
+			}
+			return nil
+		},
+	}, nil
+}
+
+func appendAggState(dst []byte, specs []aggSpec, st *aggKeyState) []byte {
+	for i := range specs {
+		acc := &st.accs[i]
+		kind := specs[i].kind
+		dst = append(dst, byte(kind))
+		dst = binary.AppendUvarint(dst, uint64(acc.n))
+		switch kind {
+		case aggSum, aggAvg:
+			if acc.float {
+				dst = append(dst, 1)
+				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(acc.fsum))
+			} else {
+				dst = append(dst, 0)
+				dst = binary.AppendVarint(dst, acc.isum)
+			}
+		case aggMin, aggMax:
+			if acc.n == 0 {
+				break
+			}
+			if i, isInt := acc.best.AsInt(); isInt {
+				dst = append(dst, 1)
+				dst = binary.AppendVarint(dst, i)
+			} else {
+				f, _ := acc.best.AsFloat()
+				dst = append(dst, 2)
+				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+			}
+		}
+	}
+	return dst
+}
+
+// decodeAggState fills accs (one per spec) from what appendAggState wrote.
+func decodeAggState(b []byte, specs []aggSpec, accs []aggAcc) error {
+	for i := range specs {
+		sp := &specs[i]
+		acc := &accs[i]
+		if len(b) == 0 {
+			return fmt.Errorf("value ends before aggregate %q", sp.out)
+		}
+		if aggKind(b[0]) != sp.kind {
+			return fmt.Errorf("aggregate %q is %s, but the state holds aggregate kind %d (were the aggregates changed?)", sp.out, sp.src, b[0])
+		}
+		b = b[1:]
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > math.MaxInt64 {
+			return fmt.Errorf("bad count for aggregate %q", sp.out)
+		}
+		acc.n, b = int64(n), b[k:]
+		var err error
+		switch sp.kind {
+		case aggSum, aggAvg:
+			var tag byte
+			if tag, b, err = cutByte(b); err != nil {
+				break
+			}
+			switch tag {
+			case 0:
+				acc.isum, b, err = cutVarint(b)
+			case 1:
+				acc.float = true
+				acc.fsum, b, err = cutFloat(b)
+			default:
+				err = fmt.Errorf("bad sum tag %d", tag)
+			}
+		case aggMin, aggMax:
+			if acc.n == 0 {
+				break
+			}
+			var tag byte
+			if tag, b, err = cutByte(b); err != nil {
+				break
+			}
+			switch tag {
+			case 1:
+				var v int64
+				v, b, err = cutVarint(b)
+				acc.best = record.Int(v)
+			case 2:
+				var f float64
+				f, b, err = cutFloat(b)
+				acc.best = record.Float(f)
+			default:
+				err = fmt.Errorf("bad value tag %d", tag)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("aggregate %q: %w", sp.out, err)
+		}
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("%d bytes after the last aggregate (were aggregates removed?)", len(b))
+	}
+	return nil
+}
+
+var errShortValue = errors.New("value too short")
+
+func cutByte(b []byte) (byte, []byte, error) {
+	if len(b) < 1 {
+		return 0, b, errShortValue
+	}
+	return b[0], b[1:], nil
+}
+
+func cutVarint(b []byte) (int64, []byte, error) {
+	v, k := binary.Varint(b)
+	if k <= 0 {
+		return 0, b, errShortValue
+	}
+	return v, b[k:], nil
+}
+
+func cutFloat(b []byte) (float64, []byte, error) {
+	if len(b) < 8 {
+		return 0, b, errShortValue
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(b)), b[8:], nil
+}
+
+// RestoreState reads the key groups of this subtask's range into the
+// store. A key present twice is an error: key groups never overlap, so it
+// means corrupt or mixed-up state.
+func (a *aggregateOp) RestoreState(r *operator.RestoredState) error {
+	if r.KeyGroups == nil {
+		return nil
+	}
+	nacc := len(a.specs)
+	return r.KeyGroups(func(kg int, rd io.Reader) error {
+		if !a.kgs.Contains(kg) {
+			return fmt.Errorf("aggregate %q: restore checkpoint %d: key group %d is outside this subtask's range %s", a.id, r.CheckpointID, kg, a.kgs)
+		}
+		err := state.ReadKeyGroup(rd, func(format byte, key, value []byte) error {
+			if format != aggStateV1 {
+				return fmt.Errorf("unknown value format %d (want %d)", format, aggStateV1)
+			}
+			if a.store.Get(kg, key) != nil {
+				return fmt.Errorf("key %q appears twice", key)
+			}
+			st := a.store.GetOrCreate(kg, key)
+			st.accs = make([]aggAcc, nacc)
+			if err := decodeAggState(value, a.specs, st.accs); err != nil {
+				return fmt.Errorf("key %q: %w", key, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("aggregate %q: restore checkpoint %d: key group %d: %w", a.id, r.CheckpointID, kg, err)
+		}
+		return nil
+	})
 }
 
 func (a *aggregateOp) EndInput(operator.Collector) error { return nil }

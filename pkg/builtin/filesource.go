@@ -3,11 +3,14 @@ package builtin
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/weirstream/weir/pkg/operator"
@@ -86,6 +89,15 @@ type filePosition struct {
 	Line      int64
 }
 
+// srcFile is one file of a subtask and where reading it starts: at 0 for
+// a file found by a scan, at the restored offset and line after a restore.
+type srcFile struct {
+	name   string // relative to the path; "" when the path is the file
+	offset int64
+	line   int64
+	done   bool // read to its end: never opened again
+}
+
 // fileSource reads its share of the files under a path, one line per record.
 //
 // Assignment of files to subtasks: without monitoring, the files present at
@@ -99,13 +111,29 @@ type filePosition struct {
 // Monitored files must appear complete (written elsewhere, or under a name
 // starting with '.' or '_', then renamed): a file is read once, up to the
 // end it has when it is read.
+//
+// State (Snapshotter): one item per file of the subtask, (name relative to
+// the path, byte offset, line number, done), for every file it was assigned,
+// read or not. On restore, every subtask gets the items of all old subtasks
+// and keeps those of the files it owns under the current assignment (as
+// above, over the directory listed at Open), resuming each at its offset
+// and skipping those done. A file with an item is read before the files
+// without one, in the order of the items (at the same parallelism, the order
+// of the run that took the snapshot); a file without an item (new since)
+// starts at 0. An unfinished file that has an item but is no longer in the
+// directory fails the restore: its rest would be lost. With monitoring,
+// every restored name also counts as seen, so a file read before is never
+// read again, even if it is deleted and created anew. The items are the
+// "files already seen" of a monitoring source: a name that only a
+// non-owner saw says nothing about whether its owner read it, so no
+// separate set is kept.
 type fileSource struct {
 	cfg     fileSourceConfig
 	subtask int
 	par     int
 
-	dir   string   // "" when path is a single file
-	files []string // this subtask's files, in reading order
+	dir   string    // "" when path is a single file
+	files []srcFile // this subtask's files, in reading order
 	seen  map[string]bool
 	pos   filePosition
 
@@ -136,7 +164,7 @@ func (s *fileSource) Open(ctx *operator.Context) error {
 			return fmt.Errorf("file-source: monitor-interval needs a directory, %s is a file", s.cfg.path)
 		}
 		if s.subtask == 0 {
-			s.files = []string{s.cfg.path}
+			s.files = []srcFile{{name: ""}}
 		}
 		return nil
 	}
@@ -169,26 +197,191 @@ func (s *fileSource) scan() error {
 			index++
 		} else if !s.seen[name] {
 			s.seen[name] = true
-			mine = record.String(name).Hash64()%uint64(s.par) == uint64(s.subtask)
+			mine = s.ownsMonitored(name)
 		}
 		if mine {
-			s.files = append(s.files, filepath.Join(s.dir, name))
+			s.files = append(s.files, srcFile{name: name})
 		}
 	}
 	return nil
 }
 
-// position returns where the source is, for a snapshot. With monitoring,
-// a snapshot also needs s.files (the files already assigned).
+// ownsMonitored reports whether a file of a monitored directory is this
+// subtask's.
+func (s *fileSource) ownsMonitored(name string) bool {
+	return record.String(name).Hash64()%uint64(s.par) == uint64(s.subtask)
+}
+
+// filePath returns the path of file i.
+func (s *fileSource) filePath(i int) string {
+	if s.dir == "" {
+		return s.cfg.path
+	}
+	return filepath.Join(s.dir, s.files[i].name)
+}
+
+// position returns where the source is.
 func (s *fileSource) position() filePosition { return s.pos }
 
-// seek makes the source continue from pos (restoring a snapshot); it must
-// be called after Open and before the first PollNext.
+// seek makes the source continue from pos, the files before pos.FileIndex
+// being done; it must be called after Open and before the first PollNext.
 func (s *fileSource) seek(pos filePosition) error {
 	if s.f != nil || pos.FileIndex < 0 || pos.FileIndex > len(s.files) || pos.Offset < 0 || pos.Line < 0 {
 		return fmt.Errorf("file-source: cannot seek to %+v (%d files)", pos, len(s.files))
 	}
+	for i := range s.files[:pos.FileIndex] {
+		s.files[i].done = true
+	}
 	s.pos = pos
+	return nil
+}
+
+// settle moves the position to the first file not done from FileIndex on,
+// at that file's starting offset and line.
+func (s *fileSource) settle() {
+	for s.pos.FileIndex < len(s.files) && s.files[s.pos.FileIndex].done {
+		s.pos.FileIndex++
+	}
+	s.pos.Offset, s.pos.Line = 0, 0
+	if s.pos.FileIndex < len(s.files) {
+		s.pos.Offset, s.pos.Line = s.files[s.pos.FileIndex].offset, s.files[s.pos.FileIndex].line
+	}
+}
+
+// fileItemV1 is the version byte of a file-source state item: version,
+// uvarint name length, name, uvarint offset, uvarint line, done byte.
+const fileItemV1 = 1
+
+// SnapshotState returns one item per file of this subtask.
+func (s *fileSource) SnapshotState(int64) (*operator.Snapshot, error) {
+	items := make([][]byte, len(s.files))
+	for i, f := range s.files {
+		switch {
+		case i < s.pos.FileIndex:
+			f.done = true
+		case i == s.pos.FileIndex:
+			f.offset, f.line = s.pos.Offset, s.pos.Line
+		}
+		items[i] = appendFileItem(make([]byte, 0, 1+len(f.name)+3*binary.MaxVarintLen64), f)
+	}
+	return &operator.Snapshot{Items: items}, nil
+}
+
+func appendFileItem(b []byte, f srcFile) []byte {
+	b = append(b, fileItemV1)
+	b = binary.AppendUvarint(b, uint64(len(f.name)))
+	b = append(b, f.name...)
+	b = binary.AppendUvarint(b, uint64(f.offset))
+	b = binary.AppendUvarint(b, uint64(f.line))
+	done := byte(0)
+	if f.done {
+		done = 1
+	}
+	return append(b, done)
+}
+
+func decodeFileItem(b []byte) (srcFile, error) {
+	var f srcFile
+	bad := func(what string) (srcFile, error) {
+		return srcFile{}, fmt.Errorf("bad %s in file-source item %q", what, b)
+	}
+	if len(b) == 0 || b[0] != fileItemV1 {
+		return f, fmt.Errorf("not a file-source item of version %d: %q", fileItemV1, b)
+	}
+	rest := b[1:]
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k) {
+		return bad("name")
+	}
+	f.name, rest = string(rest[k:k+int(n)]), rest[k+int(n):]
+	off, k := binary.Uvarint(rest)
+	if k <= 0 || off > math.MaxInt64 {
+		return bad("offset")
+	}
+	f.offset, rest = int64(off), rest[k:]
+	line, k := binary.Uvarint(rest)
+	if k <= 0 || line > math.MaxInt64 {
+		return bad("line")
+	}
+	f.line, rest = int64(line), rest[k:]
+	if len(rest) != 1 || rest[0] > 1 {
+		return bad("done flag")
+	}
+	f.done = rest[0] == 1
+	return f, nil
+}
+
+// RestoreState keeps the items of this subtask's files and resumes them.
+func (s *fileSource) RestoreState(r *operator.RestoredState) error {
+	if s.f != nil {
+		return fmt.Errorf("file-source: restore checkpoint %d after the first read", r.CheckpointID)
+	}
+	restored := make(map[string]srcFile, len(r.Items))
+	rank := make(map[string]int, len(r.Items)) // order among the items
+	for i, item := range r.Items {
+		f, err := decodeFileItem(item)
+		if err != nil {
+			return fmt.Errorf("file-source: restore checkpoint %d: item %d: %w", r.CheckpointID, i, err)
+		}
+		if _, dup := restored[f.name]; dup {
+			return fmt.Errorf("file-source: restore checkpoint %d: file %q appears twice", r.CheckpointID, f.name)
+		}
+		restored[f.name] = f
+		rank[f.name] = i
+		if s.seen != nil {
+			// Read before (or being read by its owner): never again.
+			s.seen[f.name] = true
+		}
+	}
+	// Apply the items of this subtask's files, as assigned by Open's scan.
+	mine := make(map[string]bool, len(s.files))
+	for i := range s.files {
+		f := &s.files[i]
+		mine[f.name] = true
+		if it, ok := restored[f.name]; ok {
+			f.offset, f.line, f.done = it.offset, it.line, it.done
+		}
+	}
+	// An unfinished file that is no longer in the directory: with
+	// monitoring its owner reports it (it would have found it at Open);
+	// without, every subtask does (it is in nobody's part of the listing).
+	for i, item := range r.Items {
+		it, _ := decodeFileItem(item)
+		if it.done || mine[it.name] {
+			continue
+		}
+		missing := false
+		switch {
+		case s.dir == "":
+			missing = s.subtask == 0
+		case s.seen != nil:
+			missing = s.ownsMonitored(it.name)
+		default:
+			_, err := os.Lstat(filepath.Join(s.dir, it.name))
+			missing = errors.Is(err, os.ErrNotExist)
+		}
+		if missing {
+			return fmt.Errorf("file-source: restore checkpoint %d: item %d: file %q was read up to line %d (offset %d) but is no longer in %s",
+				r.CheckpointID, i, it.name, it.line, it.offset, s.cfg.path)
+		}
+	}
+	// Files with state first, in the order of the items; then the others
+	// in listing order (SortStableFunc keeps it).
+	slices.SortStableFunc(s.files, func(a, b srcFile) int {
+		ra, oka := rank[a.name]
+		rb, okb := rank[b.name]
+		switch {
+		case oka && okb:
+			return ra - rb
+		case oka:
+			return -1
+		case okb:
+			return 1
+		}
+		return 0
+	})
+	s.pos = filePosition{}
+	s.settle()
 	return nil
 }
 
@@ -207,6 +400,7 @@ func (s *fileSource) PollNext(out operator.Collector) (operator.SourceStatus, ti
 				if err := s.scan(); err != nil {
 					return operator.MoreAvailable, 0, err
 				}
+				s.settle()
 				if s.pos.FileIndex >= len(s.files) {
 					return operator.NothingAvailable, s.cfg.monitor, nil
 				}
@@ -240,14 +434,15 @@ func (s *fileSource) PollNext(out operator.Collector) (operator.SourceStatus, ti
 			if cerr != nil {
 				return operator.MoreAvailable, 0, fmt.Errorf("file-source: %w", cerr)
 			}
-			s.pos = filePosition{FileIndex: s.pos.FileIndex + 1}
+			s.files[s.pos.FileIndex].done = true
+			s.settle()
 		}
 	}
 	return operator.MoreAvailable, 0, nil
 }
 
 func (s *fileSource) openFile() error {
-	name := s.files[s.pos.FileIndex]
+	name := s.filePath(s.pos.FileIndex)
 	f, err := os.Open(name)
 	if err != nil {
 		return fmt.Errorf("file-source: %w", err)

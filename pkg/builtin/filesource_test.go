@@ -271,3 +271,246 @@ func TestFileSourceMonitorSplit(t *testing.T) {
 	}
 	t.Logf("files per subtask: %v", perSubtask)
 }
+
+// numberedLines returns n lines "<prefix><i>\n".
+func numberedLines(prefix string, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "%s%d\n", prefix, i)
+	}
+	return b.String()
+}
+
+// restoreSource opens a file-source subtask and restores items into it.
+func restoreSource(t *testing.T, props operator.Properties, sub, par int, items [][]byte, clock *fakeClock) *fileSource {
+	t.Helper()
+	src := newSource(t, "file-source", props).(*fileSource)
+	if clock != nil {
+		src.now = clock.now
+	}
+	if err := src.Open(testCtx("files", sub, par)); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.RestoreState(&operator.RestoredState{CheckpointID: 4, Items: items}); err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// TestFileSourceSnapshotRestore: the snapshot items say where each file of
+// the subtask is, and a restored subtask resumes at the exact line.
+func TestFileSourceSnapshotRestore(t *testing.T) {
+	dir := t.TempDir()
+	// a: 300 lines, b: 300 lines (the first poll of 512 stops in b at
+	// line 212), c: 2 lines without a final newline.
+	writeFiles(t, dir, map[string]string{
+		"a": numberedLines("a", 300), "b": numberedLines("b", 300), "c": "c0\nc1", "_SUCCESS": "", ".hidden": "x",
+	})
+	props := operator.Properties{"path": dir}
+	src := newSource(t, "file-source", props).(*fileSource)
+	if err := src.Open(testCtx("files", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var head collector
+	if st, _, err := src.PollNext(&head); st != operator.MoreAvailable || err != nil || len(head.out) != maxBatch {
+		t.Fatalf("poll = %v, %v, %d records", st, err, len(head.out))
+	}
+	items := snapshotItems(t, src, 1)
+	bOffset := len(numberedLines("b", 212)) // 950 = 0x3b6: uvarint 0xb6 0x07
+	want := []srcFile{{"a", 0, 0, true}, {"b", int64(bOffset), 212, false}, {"c", 0, 0, false}}
+	wantItems := []string{"\x01\x01a\x00\x00\x01", "\x01\x01b\xb6\x07\xd4\x01\x00", "\x01\x01c\x00\x00\x00"}
+	if bOffset != 950 || fmt.Sprintf("%q", items) != fmt.Sprintf("%q", wantItems) {
+		t.Fatalf("items = %q, want %q (%+v)", items, wantItems, want)
+	}
+	for i, it := range items {
+		if f, err := decodeFileItem(it); err != nil || f != want[i] {
+			t.Fatalf("item %d decodes to %+v, %v; want %+v", i, f, err, want[i])
+		}
+	}
+	// The source goes on after the snapshot; the restored one must not
+	// care.
+	var more collector
+	drain(t, src, &more, 10)
+
+	restored := restoreSource(t, props, 0, 1, items, nil)
+	if pos := restored.position(); pos != (filePosition{FileIndex: 1, Offset: int64(bOffset), Line: 212}) {
+		t.Fatalf("restored position %+v", pos)
+	}
+	var tail collector
+	drain(t, restored, &tail, 10)
+	if !slices.Equal(tail.out, more.out) || len(tail.out) != 602-maxBatch {
+		t.Fatalf("restored source emitted %d records, want the %d the first one emitted after the snapshot", len(tail.out), len(more.out))
+	}
+	if tail.out[0] != `{"line":"b212"}` || tail.out[len(tail.out)-1] != `{"line":"c1"}` {
+		t.Fatalf("restored output %s ... %s", tail.out[0], tail.out[len(tail.out)-1])
+	}
+}
+
+// TestFileSourceRescale: subtasks of a bounded and of a monitoring source
+// stopped at different points are restored at other parallelisms; together
+// they read every line exactly once.
+func TestFileSourceRescale(t *testing.T) {
+	files := map[string]string{}
+	for _, name := range []string{"f0", "f1", "f2", "f3", "f4", "f5", "f6"} {
+		files[name] = numberedLines(name+"-", 300)
+	}
+	for _, monitor := range []bool{false, true} {
+		for _, tt := range []struct{ oldPar, newPar int }{{2, 3}, {2, 1}, {3, 2}, {2, 2}} {
+			t.Run(fmt.Sprintf("monitor=%v %d->%d", monitor, tt.oldPar, tt.newPar), func(t *testing.T) {
+				dir := t.TempDir()
+				writeFiles(t, dir, files)
+				props := operator.Properties{"path": dir}
+				if monitor {
+					props["monitor-interval"] = "1m"
+				}
+				clock := &fakeClock{}
+				read := map[string]int{}
+				var items [][]byte
+				for sub := 0; sub < tt.oldPar; sub++ {
+					src := newSource(t, "file-source", props).(*fileSource)
+					src.now = clock.now
+					if err := src.Open(testCtx("files", sub, tt.oldPar)); err != nil {
+						t.Fatal(err)
+					}
+					var c collector
+					for i := 0; i < sub; i++ { // subtask s polls s times
+						if _, _, err := src.PollNext(&c); err != nil {
+							t.Fatal(err)
+						}
+					}
+					for _, r := range c.out {
+						read[r]++
+					}
+					items = append(items, snapshotItems(t, src, 1)...)
+					src.Close()
+				}
+				// A file that appears after the checkpoint is read too.
+				writeFiles(t, dir, map[string]string{"g": "g-0\n"})
+				for sub := 0; sub < tt.newPar; sub++ {
+					src := restoreSource(t, props, sub, tt.newPar, items, clock)
+					var c collector
+					for i := 0; i < 10; i++ {
+						st, _, err := src.PollNext(&c)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if st != operator.MoreAvailable {
+							break
+						}
+					}
+					src.Close()
+					for _, r := range c.out {
+						read[r]++
+					}
+				}
+				if len(read) != 7*300+1 {
+					t.Errorf("%d distinct lines read, want %d", len(read), 7*300+1)
+				}
+				for r, n := range read {
+					if n != 1 {
+						t.Errorf("%s read %d times", r, n)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestFileSourceMonitorRestoreSeen: after a restore, a monitored file that
+// was read is not read again, even if deleted and created anew.
+func TestFileSourceMonitorRestoreSeen(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"1.txt": "a\n"})
+	props := operator.Properties{"path": dir, "monitor-interval": "1s"}
+	clock := &fakeClock{}
+	src := newSource(t, "file-source", props).(*fileSource)
+	src.now = clock.now
+	if err := src.Open(testCtx("files", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	if _, _, err := src.PollNext(&c); err != nil || !slices.Equal(c.out, []string{`{"line":"a"}`}) {
+		t.Fatalf("first poll: %q, %v", c.out, err)
+	}
+	items := snapshotItems(t, src, 1)
+	src.Close()
+	if err := os.Remove(filepath.Join(dir, "1.txt")); err != nil {
+		t.Fatal(err)
+	}
+	restored := restoreSource(t, props, 0, 1, items, clock)
+	defer restored.Close()
+	writeFiles(t, dir, map[string]string{"1.txt": "again\n", "2.txt": "b\n"})
+	clock.t = 5 * time.Second
+	var after collector
+	if _, _, err := restored.PollNext(&after); err != nil || !slices.Equal(after.out, []string{`{"line":"b"}`}) {
+		t.Fatalf("after restore: %q, %v; want only the new file", after.out, err)
+	}
+}
+
+func TestFileSourceRestoreErrors(t *testing.T) {
+	item := func(f srcFile) []byte { return appendFileItem(nil, f) }
+	tests := []struct {
+		name    string
+		monitor bool
+		items   [][]byte
+		want    string
+	}{
+		{"unfinished file gone", false, [][]byte{item(srcFile{name: "gone", offset: 10, line: 2})},
+			`file-source: restore checkpoint 4: item 0: file "gone" was read up to line 2 (offset 10) but is no longer in DIR`},
+		{"unfinished monitored file gone", true, [][]byte{item(srcFile{name: "gone", offset: 10, line: 2})},
+			`file-source: restore checkpoint 4: item 0: file "gone" was read up to line 2 (offset 10) but is no longer in DIR`},
+		{"finished file gone", false, [][]byte{item(srcFile{name: "gone", offset: 10, line: 2, done: true})}, ``},
+		{"duplicate", false, [][]byte{item(srcFile{name: "a"}), item(srcFile{name: "a"})},
+			`file-source: restore checkpoint 4: file "a" appears twice`},
+		{"other version", false, [][]byte{[]byte("\x02")}, `file-source: restore checkpoint 4: item 0: not a file-source item of version 1: "\x02"`},
+		{"truncated name", false, [][]byte{[]byte("\x01\x05ab")}, `file-source: restore checkpoint 4: item 0: bad name in file-source item "\x01\x05ab"`},
+		{"bad done flag", false, [][]byte{[]byte("\x01\x01a\x00\x00\x02")}, `file-source: restore checkpoint 4: item 0: bad done flag in file-source item "\x01\x01a\x00\x00\x02"`},
+		{"trailing bytes", false, [][]byte{[]byte("\x01\x01a\x00\x00\x00\x00")}, `file-source: restore checkpoint 4: item 0: bad done flag in file-source item "\x01\x01a\x00\x00\x00\x00"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"a": "x\n"})
+			props := operator.Properties{"path": dir}
+			if tt.monitor {
+				props["monitor-interval"] = "1s"
+			}
+			src := newSource(t, "file-source", props).(*fileSource)
+			if err := src.Open(testCtx("files", 0, 1)); err != nil {
+				t.Fatal(err)
+			}
+			err := src.RestoreState(&operator.RestoredState{CheckpointID: 4, Items: tt.items})
+			if got := strings.ReplaceAll(errString(err), dir, "DIR"); got != tt.want {
+				t.Fatalf("err = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFileSourceSingleFileRestore: a path that is a file has one item,
+// named "", owned by subtask 0.
+func TestFileSourceSingleFileRestore(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"in.txt": numberedLines("l", 600)})
+	props := operator.Properties{"path": filepath.Join(dir, "in.txt")}
+	src := newSource(t, "file-source", props)
+	if err := src.Open(testCtx("files", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	if _, _, err := src.PollNext(&c); err != nil {
+		t.Fatal(err)
+	}
+	items := snapshotItems(t, src, 1)
+	if f, err := decodeFileItem(items[0]); len(items) != 1 || err != nil || f != (srcFile{name: "", offset: int64(len(numberedLines("l", 512))), line: 512}) {
+		t.Fatalf("items %q: %+v, %v", items, f, err)
+	}
+	for sub, want := range [][]string{{`{"line":"l512"}`}, nil} {
+		restored := restoreSource(t, props, sub, 2, items, nil)
+		var tail collector
+		drain(t, restored, &tail, 10)
+		if len(want) == 0 && len(tail.out) != 0 || len(want) > 0 && (len(tail.out) != 88 || tail.out[0] != want[0]) {
+			t.Fatalf("subtask %d read %d lines from %v", sub, len(tail.out), tail.out[:min(1, len(tail.out))])
+		}
+	}
+}

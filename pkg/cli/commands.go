@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -294,14 +295,15 @@ func (a *app) newCheckpointsCommand() *cobra.Command {
 				fmt.Fprintf(a.stderr, "No checkpoints for job %s.\n", args[0])
 				return nil
 			}
-			t := newTable(a.stdout, "ID", "STATUS", "TRIGGER TIME", "DURATION", "SIZE", "ALIGNMENT", "PATH")
+			// A failed checkpoint has no path: its last column says why it failed.
+			t := newTable(a.stdout, "ID", "STATUS", "TRIGGER TIME", "DURATION", "SIZE", "ALIGNMENT", "PATH OR FAILURE")
 			for _, c := range resp.GetCheckpoints() {
 				t.row(strconv.FormatInt(c.GetId(), 10), c.GetStatus(),
 					humanTime(c.GetTriggerTimeUnixMs(), a.loc),
 					humanDuration(time.Duration(c.GetDurationMs())*time.Millisecond),
 					humanSize(c.GetSizeBytes()),
 					humanDuration(time.Duration(c.GetAlignmentMs())*time.Millisecond),
-					orDash(c.GetPath()))
+					orDash(cmp.Or(c.GetPath(), c.GetFailure())))
 			}
 			return t.flush()
 		}),

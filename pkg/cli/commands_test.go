@@ -278,10 +278,10 @@ func TestCheckpoints(t *testing.T) {
 		}}, nil
 	}})
 	weir(t, addr, "checkpoints", "7f3c2a1e").check(t, ""+
-		"ID  STATUS       TRIGGER TIME         DURATION  SIZE     ALIGNMENT  PATH\n"+
+		"ID  STATUS       TRIGGER TIME         DURATION  SIZE     ALIGNMENT  PATH OR FAILURE\n"+
 		"13  IN_PROGRESS  2025-03-01 11:59:59  0ms       0 B      0ms        -\n"+
 		"12  COMPLETED    2025-03-01 11:59:49  340ms     1.2 MiB  12ms       file:///tmp/cp/7f3c2a1e/chk-12\n"+
-		"11  FAILED       2025-03-01 11:59:39  10s       0 B      0ms        -\n", "", 0)
+		"11  FAILED       2025-03-01 11:59:39  10s       0 B      0ms        checkpoint expired before completing\n", "", 0)
 	weir(t, addr, "checkpoints", "7f3c2a1e", "-o", "json").check(t, `[
   {
     "id": 13,

@@ -28,6 +28,23 @@
 //     (built with dynamic keys) has its keys sorted.
 //   - Run-time errors name the expression and the record
 //     (`expression "..." failed on record {...}: division by zero`).
+//   - The literal fast path (below) is an optimisation only: its output
+//     and errors are exactly those of CEL evaluating the whole expression.
+//
+// # Map literals
+//
+// A map operator's expression is usually a map literal with constant keys,
+// `{"word": record.line, "n": 1}`, for which CEL would build and box a map
+// per record. When the expression is such a literal (distinct constant
+// string keys), or a list literal of them, Compile plans it as one value
+// per key instead (see literalPlan): constants are computed once, field
+// selections (`record.f`, `record["f"]`, `record.a.b`) copy the input's
+// value, int and double arithmetic on those (`record.seq * 2`) is done in
+// Go when it cannot fail, and any other value is its own CEL program. All
+// values are evaluated in the literal's order before any is converted,
+// and anything the fast path cannot do exactly as CEL would (a missing
+// field, an overflow) is handed to CEL, so that results, field order and
+// errors are the same as CEL's.
 //
 // # Concurrency
 //
@@ -44,8 +61,12 @@
 //   - EvalBool of `record.seq % 2 == 0`: 0 allocations when seq is in
 //     [0, 255], else 1 (Go boxes a larger int64 into CEL's interface); each
 //     string field read costs one more (boxing its header).
-//   - EvalMap of `record`: 0. Of `{"word": record.line, "n": 1}`: 5, nearly
-//     all CEL's map literal (a Go map, its wrapper, boxed values).
+//   - EvalMap of `record`: 0. Of a map literal whose values are constants,
+//     field selections and arithmetic on them, such as
+//     `{"word": record.line, "n": 1}` or
+//     `{"key": record.key, "seq": record.seq, "twice": record.seq * 2}`: 0
+//     (CEL's map literal cost 5 to 7). Any other value costs what CEL
+//     allocates evaluating it alone.
 //   - EvalList of `record.line.split(" ").map(w, {"word": w})` on 4 words:
 //     about 56, nearly all inside CEL (split, the map macro concatenating
 //     one-element lists, one CEL map per word).
@@ -54,6 +75,7 @@ package expr
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/google/cel-go/cel"
@@ -111,11 +133,16 @@ type Program struct {
 	// keyOrders holds the constant string keys of each map literal in the
 	// expression, in source order, to order output fields (see orderKeys).
 	keyOrders [][]ref.Val
+	// lit is the fast path of a map literal root (or a list of them), nil
+	// if the expression has another shape; see literalPlan.
+	lit *literalPlan
 
 	// Per-evaluation scratch, reused so evaluation does not allocate it.
 	act     activation
-	scratch record.Record // the record EvalList passes to emit
-	keys    []ref.Val     // sorted keys of an unordered map
+	scratch record.Record  // the record EvalList passes to emit
+	keys    []ref.Val      // sorted keys of an unordered map
+	direct  []record.Value // per entry of lit: constant or field value
+	vals    []ref.Val      // per entry of lit: CEL result, or nil
 }
 
 // Compile parses and type-checks source, whose result must be of type want
@@ -139,18 +166,23 @@ func Compile(source string, want ResultType) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("expression %q: plan: %w", source, err)
 	}
-	return &Program{
+	p := &Program{
 		source:    source,
 		want:      want,
 		prg:       prg,
 		keyOrders: mapLiteralKeys(ast.NativeRep().Expr()),
-	}, nil
+	}
+	p.lit = planLiteral(e, ast.NativeRep(), p)
+	p.direct, p.vals = p.lit.newScratch()
+	return p, nil
 }
 
 // Clone returns a Program sharing the compiled expression but with its own
 // scratch space, for use by another goroutine.
 func (p *Program) Clone() *Program {
-	return &Program{source: p.source, want: p.want, prg: p.prg, keyOrders: p.keyOrders}
+	c := &Program{source: p.source, want: p.want, prg: p.prg, keyOrders: p.keyOrders, lit: p.lit}
+	c.direct, c.vals = c.lit.newScratch()
+	return c
 }
 
 // Source returns the expression's text.
@@ -191,7 +223,8 @@ func isStringMap(t *cel.Type) bool {
 }
 
 // mapLiteralKeys returns the keys of each map literal in e whose keys are
-// all string constants, in source order.
+// all string constants, in source order. A repeated key is kept once, at
+// its first place, as in the map CEL builds.
 func mapLiteralKeys(e celast.Expr) [][]ref.Val {
 	var orders [][]ref.Val
 	celast.PreOrderVisit(e, celast.NewExprVisitor(func(x celast.Expr) {
@@ -209,7 +242,9 @@ func mapLiteralKeys(e celast.Expr) [][]ref.Val {
 			if !ok {
 				return
 			}
-			keys = append(keys, s)
+			if !slices.Contains(keys, ref.Val(s)) {
+				keys = append(keys, s)
+			}
 		}
 		if len(keys) > 0 {
 			orders = append(orders, keys)
@@ -219,9 +254,15 @@ func mapLiteralKeys(e celast.Expr) [][]ref.Val {
 }
 
 // eval runs the program on in and returns a CEL value that is not an error.
+// On success p.act.in is left set, for toValue; the caller clears it.
 func (p *Program) eval(in *record.Record) (ref.Val, error) {
+	return p.evalProgram(p.prg, in)
+}
+
+// evalProgram runs prg, the program or one of its literalPlan's, on in.
+func (p *Program) evalProgram(prg cel.Program, in *record.Record) (ref.Val, error) {
 	p.act.in = (*recordMap)(in)
-	out, _, err := p.prg.Eval(&p.act)
+	out, _, err := prg.Eval(&p.act)
 	if err == nil && (out == nil || types.IsUnknownOrError(out)) {
 		err = fmt.Errorf("result is %v", out)
 	}
@@ -278,6 +319,9 @@ func (p *Program) EvalMap(in *record.Record, out *record.Record) error {
 		return p.failed(in, errors.New("EvalMap needs distinct input and output records"))
 	}
 	out.Reset()
+	if p.lit != nil {
+		return p.evalMapLiteral(in, out)
+	}
 	res, err := p.eval(in)
 	if err != nil {
 		return err
@@ -300,6 +344,9 @@ func (p *Program) EvalMap(in *record.Record, out *record.Record) error {
 // valid only until it returns: it must copy what it keeps. An error from
 // emit stops the evaluation and is returned as is.
 func (p *Program) EvalList(in *record.Record, emit func(*record.Record) error) error {
+	if p.lit != nil {
+		return p.evalListLiteral(in, emit)
+	}
 	res, err := p.eval(in)
 	if err != nil {
 		return err

@@ -178,6 +178,10 @@ func TestEvalMap(t *testing.T) {
 		{`{record.k1: 1, record.k2: 2}`, `{"k1":"b","k2":"a"}`, `{"a":2,"b":1}`},
 		// Same key set as a literal elsewhere: literal order.
 		{`record.f ? {"y": 1, "x": 2} : {"x": 3, "y": 4}`, `{"f":false}`, `{"y":4,"x":3}`},
+		// A repeated key: the last value wins, at the first key's place;
+		// and a literal with a repeated key orders others by its keys once.
+		{`{"a": 1, "b": 2, "a": 3}`, `{}`, `{"a":3,"b":2}`},
+		{`record.f ? {"a": 1, "a": 2} : {"a": 3, "b": 4}`, `{"f":false}`, `{"a":3,"b":4}`},
 		{`{"u": 7u, "d": duration("1.5s"), "t": timestamp("2024-01-02T03:04:05Z")}`, `{}`, `{"u":7,"d":"1.5s","t":"2024-01-02T03:04:05Z"}`},
 		{`{"s": record.line.split(" ")}`, `{"line":"a b"}`, `{"s":["a","b"]}`},
 		{`record.map(k, k).size() == 1 ? {"one": true} : {}`, `{"a":1}`, `{"one":true}`},
@@ -282,7 +286,8 @@ func TestEvalAllocs(t *testing.T) {
 // TestCloneConcurrent runs clones of one Program on two goroutines; -race
 // checks that only the immutable CEL program is shared.
 func TestCloneConcurrent(t *testing.T) {
-	p := mustCompile(t, `{"w": record.line, "n": record.n + 1}`, ResultMap)
+	// Field, arithmetic and CEL entries of the literal fast path.
+	p := mustCompile(t, `{"w": record.line, "n": record.n + 1, "u": record.line.upperAscii()}`, ResultMap)
 	errs := make(chan error, 2)
 	for g := 0; g < 2; g++ {
 		c := p.Clone()
@@ -294,7 +299,7 @@ func TestCloneConcurrent(t *testing.T) {
 					errs <- err
 					return
 				}
-				if out.String() != `{"w":"x","n":2}` {
+				if out.String() != `{"w":"x","n":2,"u":"X"}` {
 					errs <- errors.New("wrong output " + out.String())
 					return
 				}

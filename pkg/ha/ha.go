@@ -19,10 +19,12 @@
 // Invariants (every implementation):
 //   - NextCheckpointID returns strictly increasing ids per job, starting at
 //     1, also across failovers: a checkpoint id is never handed out twice.
+//     SetCheckpointIDCounter only moves the counter forward, so the
+//     coordinator's "ids below n are used" (Flink's setCount) keeps it.
 //   - CompletedCheckpoints returns the pointers of a job in ascending id
 //     order; AddCompletedCheckpoint rejects an id that is not greater than
-//     the last one added, so a late or duplicate completion can never
-//     replace a newer checkpoint.
+//     the last one added (even if that one was removed since), so a late or
+//     duplicate completion can never replace a newer checkpoint.
 //   - Returned values are copies: callers may modify them freely.
 package ha
 
@@ -57,6 +59,7 @@ type Standalone struct {
 	graphs      map[string]JobGraphRecord
 	counters    map[string]int64
 	checkpoints map[string][]CompletedCheckpoint
+	lastAdded   map[string]int64 // newest id ever added, also if removed since
 }
 
 // NewStandalone returns an empty in-memory store.
@@ -65,6 +68,7 @@ func NewStandalone() *Standalone {
 		graphs:      map[string]JobGraphRecord{},
 		counters:    map[string]int64{},
 		checkpoints: map[string][]CompletedCheckpoint{},
+		lastAdded:   map[string]int64{},
 	}
 }
 
@@ -113,6 +117,7 @@ func (s *Standalone) RemoveJob(_ context.Context, jobID string) error {
 	delete(s.graphs, jobID)
 	delete(s.counters, jobID)
 	delete(s.checkpoints, jobID)
+	delete(s.lastAdded, jobID)
 	return nil
 }
 
@@ -124,16 +129,54 @@ func (s *Standalone) NextCheckpointID(_ context.Context, jobID string) (int64, e
 	return s.counters[jobID], nil
 }
 
+// CheckpointIDCounter returns the job's next unused checkpoint id without
+// using it (1 for a new job): where a new checkpoint coordinator starts.
+func (s *Standalone) CheckpointIDCounter(_ context.Context, jobID string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counters[jobID] + 1, nil
+}
+
+// SetCheckpointIDCounter records that every id below next is used (Flink's
+// CheckpointIDCounter.setCount). The counter never goes back: a next below
+// the current one is an error, so an id is never handed out twice.
+func (s *Standalone) SetCheckpointIDCounter(_ context.Context, jobID string, next int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.counters[jobID] + 1; next < cur {
+		return fmt.Errorf("ha: set checkpoint id counter of job %s to %d: already at %d", jobID, next, cur)
+	}
+	s.counters[jobID] = next - 1
+	return nil
+}
+
 // AddCompletedCheckpoint records a completed checkpoint of a job. Its id must
 // be greater than every id recorded for the job before.
 func (s *Standalone) AddCompletedCheckpoint(_ context.Context, jobID string, cp CompletedCheckpoint) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cps := s.checkpoints[jobID]
-	if n := len(cps); n > 0 && cp.CheckpointID <= cps[n-1].CheckpointID {
-		return fmt.Errorf("ha: add completed checkpoint %d of job %s: not after checkpoint %d", cp.CheckpointID, jobID, cps[n-1].CheckpointID)
+	if last, ok := s.lastAdded[jobID]; ok && cp.CheckpointID <= last {
+		return fmt.Errorf("ha: add completed checkpoint %d of job %s: not after checkpoint %d", cp.CheckpointID, jobID, last)
 	}
-	s.checkpoints[jobID] = append(cps, cp)
+	s.lastAdded[jobID] = cp.CheckpointID
+	s.checkpoints[jobID] = append(s.checkpoints[jobID], cp)
+	return nil
+}
+
+// RemoveCompletedCheckpoint forgets one completed checkpoint of a job (it
+// was subsumed, or its files are being deleted). Removing an unknown one is
+// not an error. The ids added later must still be greater than every id
+// ever added, also a removed one.
+func (s *Standalone) RemoveCompletedCheckpoint(_ context.Context, jobID string, checkpointID int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cps := s.checkpoints[jobID]
+	for i, cp := range cps {
+		if cp.CheckpointID == checkpointID {
+			s.checkpoints[jobID] = append(cps[:i:i], cps[i+1:]...)
+			return nil
+		}
+	}
 	return nil
 }
 

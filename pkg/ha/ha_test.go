@@ -113,3 +113,58 @@ func TestCompletedCheckpoints(t *testing.T) {
 		t.Fatalf("other job has checkpoints %v", none)
 	}
 }
+
+func TestRemoveCompletedCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	s := NewStandalone()
+	for _, id := range []int64{1, 2, 3} {
+		if err := s.AddCompletedCheckpoint(ctx, "j", CompletedCheckpoint{CheckpointID: id, Location: "/c/chk-" + strconv.FormatInt(id, 10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []int64{1, 3, 7} { // 7: unknown, not an error
+		if err := s.RemoveCompletedCheckpoint(ctx, "j", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := s.CompletedCheckpoints(ctx, "j")
+	if want := []CompletedCheckpoint{{2, "/c/chk-2"}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("CompletedCheckpoints = %+v, want %+v", got, want)
+	}
+	// 3 was removed, but a late completion of 3 must not come back.
+	if err := s.AddCompletedCheckpoint(ctx, "j", CompletedCheckpoint{CheckpointID: 3}); err == nil || err.Error() != "ha: add completed checkpoint 3 of job j: not after checkpoint 3" {
+		t.Fatalf("re-adding a removed checkpoint: %v", err)
+	}
+	if err := s.RemoveJob(ctx, "j"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddCompletedCheckpoint(ctx, "j", CompletedCheckpoint{CheckpointID: 1}); err != nil {
+		t.Fatalf("after RemoveJob: %v", err)
+	}
+}
+
+func TestCheckpointIDCounter(t *testing.T) {
+	ctx := context.Background()
+	s := NewStandalone()
+	if next, _ := s.CheckpointIDCounter(ctx, "j"); next != 1 {
+		t.Fatalf("new job: next id %d, want 1", next)
+	}
+	if err := s.SetCheckpointIDCounter(ctx, "j", 5); err != nil {
+		t.Fatal(err)
+	}
+	if next, _ := s.CheckpointIDCounter(ctx, "j"); next != 5 {
+		t.Fatalf("next id %d, want 5", next)
+	}
+	if id, _ := s.NextCheckpointID(ctx, "j"); id != 5 {
+		t.Fatalf("NextCheckpointID = %d, want 5", id)
+	}
+	if err := s.SetCheckpointIDCounter(ctx, "j", 6); err != nil { // no change
+		t.Fatal(err)
+	}
+	if err := s.SetCheckpointIDCounter(ctx, "j", 4); err == nil || err.Error() != "ha: set checkpoint id counter of job j to 4: already at 6" {
+		t.Fatalf("moving the counter back: %v", err)
+	}
+	if next, _ := s.CheckpointIDCounter(ctx, "j"); next != 6 {
+		t.Fatalf("next id %d, want 6", next)
+	}
+}

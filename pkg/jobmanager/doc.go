@@ -11,7 +11,11 @@
 //     (a broken stream means the TaskManager is lost at once, which is
 //     what makes a SIGKILLed TaskManager visible in milliseconds), and one
 //     TaskExecutorGateway client per TaskManager;
-//   - the Prometheus gauges weir_jobmanager_*.
+//   - checkpointing (checkpointing.go): the shell around each job
+//     execution's pure checkpoint coordinator (package coordinator), its
+//     storage (package snapshot) and the HA store's checkpoint id counter
+//     and completed checkpoints;
+//   - the Prometheus metrics weir_jobmanager_*.
 //
 // # Concurrency
 //
@@ -23,6 +27,29 @@
 // a CancelTask never overtakes the SubmitTask it cancels) and reports a
 // failed SubmitTask back as an event.
 //
+// # Checkpointing
+//
+// A job checkpoints when execution.checkpointing.interval is set (cluster
+// or job config). Submission validates the options, the topology and the
+// storage (its directory is created and probed) before anything is stored.
+// The coordinator is built when the scheduler deploys the tasks (the job
+// switches to RUNNING) with the next id from the HA store's counter and the
+// completed checkpoints the store holds, and stopped when the job leaves
+// RUNNING. It is fed under the same mutex: task RUNNING/FINISHED from the
+// scheduler's ExecutionStateChanged (already attempt-fenced), acknowledgements
+// and declines from the gateway, Tick from one timer goroutine for all jobs
+// (set to the earliest NextTriggerTime), and MetadataWritten from the
+// goroutine that wrote _metadata. Its actions are carried out in order:
+// the id counter is persisted synchronously before any trigger that uses
+// it; RPCs go through the TaskManager's queue (behind SubmitTask); the
+// _metadata write, HA bookkeeping and file deletion run on goroutines of
+// their own, never on the mutex; FailJob becomes a scheduler GlobalFailure.
+//
+// A scheduler step and a coordinator step may each cause the other (a
+// FailJob fails the job, the job leaving RUNNING stops the coordinator).
+// serialize queues such nested steps behind the current one, so every
+// step's actions are carried out in order and never interleaved.
+//
 // # Invariants
 //
 //   - Nothing is stored or deployed for a job that fails validation.
@@ -31,5 +58,11 @@
 //     fenced to the registration it first heartbeated for, so a stale
 //     stream that closes late cannot remove a newer registration.
 //   - Close stops every goroutine the JobManager started (server, ticker,
-//     heartbeat receivers, TaskManager clients) before it returns.
+//     checkpoint timer, metadata writers, checkpoint deleters, heartbeat
+//     receivers, TaskManager clients) before it returns.
+//   - A checkpoint id is sent to a task only once the HA store's counter
+//     covers it; a completed checkpoint is in the HA store before the
+//     coordinator hears its _metadata was written, and leaves the store
+//     before its files are deleted.
+//   - Storage I/O never runs while the mutex is held.
 package jobmanager

@@ -2,12 +2,14 @@ package jobmanager
 
 import (
 	"context"
+	"fmt"
 	"net"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/weirstream/weir/pkg/coordinator"
 	"github.com/weirstream/weir/pkg/scheduler"
 	"github.com/weirstream/weir/proto/weirpb"
 )
@@ -147,10 +149,75 @@ func (g *gateway) UpdateTaskExecutionState(_ context.Context, req *weirpb.TaskEx
 	return &weirpb.Ack{}, nil
 }
 
-func (g *gateway) AcknowledgeCheckpoint(context.Context, *weirpb.AcknowledgeCheckpointRequest) (*weirpb.Ack, error) {
-	return nil, status.Error(codes.Unimplemented, "checkpoints are not supported yet")
+// AcknowledgeCheckpoint hands a task's acknowledgement to its job's
+// coordinator. The state must be a snapshot.TaskState naming operators of
+// the task's chain; anything else declines the checkpoint (and is refused),
+// so that a malformed acknowledgement fails one checkpoint, not the
+// _metadata write of a later one.
+func (g *gateway) AcknowledgeCheckpoint(_ context.Context, req *weirpb.AcknowledgeCheckpointRequest) (*weirpb.Ack, error) {
+	jm := g.jm
+	id := scheduler.ExecutionAttemptIDFromProto(req.Execution)
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	cp, err := jm.checkpointingOf(id)
+	if err != nil {
+		return nil, err
+	}
+	task := coordinator.TaskID{Vertex: id.Vertex, Subtask: id.Subtask}
+	st, err := decodeTaskState(cp.vertices[id.Vertex], req.State)
+	if err != nil {
+		msg := fmt.Sprintf("acknowledgement of checkpoint %d with invalid state: %v", req.CheckpointId, err)
+		jm.feed(cp, coordinator.Decline{Task: task, Attempt: id.Attempt, CheckpointID: req.CheckpointId, Message: msg})
+		return nil, status.Error(codes.InvalidArgument, msg)
+	}
+	size := req.StateSize
+	if size == 0 {
+		for _, objs := range st.Operators {
+			for _, o := range objs {
+				size += o.Size
+			}
+		}
+	}
+	jm.feed(cp, coordinator.Acknowledge{
+		Task: task, Attempt: id.Attempt, CheckpointID: req.CheckpointId, State: req.State, StateSize: size,
+		AlignmentMs: req.AlignmentMs, PersistedInFlightBytes: req.PersistedInFlightBytes,
+	})
+	return &weirpb.Ack{}, nil
 }
 
-func (g *gateway) DeclineCheckpoint(context.Context, *weirpb.DeclineCheckpointRequest) (*weirpb.Ack, error) {
-	return nil, status.Error(codes.Unimplemented, "checkpoints are not supported yet")
+// DeclineCheckpoint hands a task's decline to its job's coordinator. The
+// reason may start with a failure reason name and a colon (see
+// parseDeclineReason).
+func (g *gateway) DeclineCheckpoint(_ context.Context, req *weirpb.DeclineCheckpointRequest) (*weirpb.Ack, error) {
+	jm := g.jm
+	id := scheduler.ExecutionAttemptIDFromProto(req.Execution)
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	cp, err := jm.checkpointingOf(id)
+	if err != nil {
+		return nil, err
+	}
+	reason, msg := parseDeclineReason(req.Reason)
+	jm.feed(cp, coordinator.Decline{
+		Task: coordinator.TaskID{Vertex: id.Vertex, Subtask: id.Subtask}, Attempt: id.Attempt,
+		CheckpointID: req.CheckpointId, Reason: reason, Message: msg,
+	})
+	return &weirpb.Ack{}, nil
+}
+
+// checkpointingOf returns the checkpointing of the job of a task's message,
+// or the error to answer. Messages for a coordinator that is not running
+// (yet, or any more) are passed on: it ignores them.
+func (jm *JobManager) checkpointingOf(id scheduler.ExecutionAttemptID) (*checkpointing, error) {
+	if _, ok := jm.sched.JobState(id.JobID); !ok {
+		return nil, errJobNotFound(id.JobID)
+	}
+	cp := jm.checkpoints[id.JobID]
+	if cp == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "job %s does not take checkpoints", id.JobID)
+	}
+	if id.Vertex < 0 || id.Vertex >= len(cp.vertices) || id.Subtask < 0 || id.Subtask >= cp.vertices[id.Vertex].Parallelism {
+		return nil, status.Errorf(codes.InvalidArgument, "job %s has no task %d/%d", id.JobID, id.Vertex, id.Subtask)
+	}
+	return cp, nil
 }

@@ -19,18 +19,24 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/coordinator"
 	"github.com/weirstream/weir/pkg/ha"
 	"github.com/weirstream/weir/pkg/scheduler"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
 // HAServices is what the JobManager needs from the HA store (package ha):
-// leadership and the submitted job graphs. Checkpoint ids and pointers are
-// added here when the checkpoint coordinator uses them.
+// leadership, the submitted job graphs, and per job the checkpoint id
+// counter and the completed checkpoints.
 type HAServices interface {
 	IsLeader() bool
 	PutJobGraph(ctx context.Context, g ha.JobGraphRecord) error
 	RemoveJob(ctx context.Context, jobID string) error
+	CheckpointIDCounter(ctx context.Context, jobID string) (int64, error)
+	SetCheckpointIDCounter(ctx context.Context, jobID string, next int64) error
+	AddCompletedCheckpoint(ctx context.Context, jobID string, cp ha.CompletedCheckpoint) error
+	RemoveCompletedCheckpoint(ctx context.Context, jobID string, checkpointID int64) error
+	CompletedCheckpoints(ctx context.Context, jobID string) ([]ha.CompletedCheckpoint, error)
 }
 
 var _ HAServices = (*ha.Standalone)(nil)
@@ -64,6 +70,15 @@ type JobManager struct {
 	sched     *scheduler.Scheduler
 	executors map[string]*taskExecutor // TaskManager id -> client of its current registration
 	closing   bool
+	// checkpoints holds the checkpointing of every job that has it
+	// enabled, also after the job ended (for its history);
+	// activeCheckpoints those whose coordinator runs (the timer's).
+	checkpoints       map[string]*checkpointing
+	activeCheckpoints map[string]*checkpointing
+	queue             []func() // see serialize
+	draining          bool
+
+	cpWake chan struct{} // capacity 1: a coordinator stepped, recompute the timer
 
 	stopping  chan struct{} // closed by Close
 	wg        sync.WaitGroup
@@ -103,6 +118,10 @@ func Start(opts Options) (*JobManager, error) {
 		hbTimeout:  cfg.Duration(config.HeartbeatTimeout),
 		executors:  map[string]*taskExecutor{},
 		stopping:   make(chan struct{}),
+		cpWake:     make(chan struct{}, 1),
+
+		checkpoints:       map[string]*checkpointing{},
+		activeCheckpoints: map[string]*checkpointing{},
 		sched: scheduler.New(scheduler.Config{
 			HeartbeatTimeout:     cfg.Duration(config.HeartbeatTimeout),
 			EvenlySpreadOutSlots: cfg.Bool(config.ClusterEvenlySpreadOutSlots),
@@ -132,7 +151,8 @@ func Start(opts Options) (*JobManager, error) {
 	healthpb.RegisterHealthServer(jm.srv, jm.health)
 	reflection.Register(jm.srv)
 
-	jm.wg.Add(2)
+	jm.wg.Add(3)
+	go jm.checkpointTimerLoop()
 	go func() {
 		defer jm.wg.Done()
 		if err := jm.srv.Serve(jm.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -215,13 +235,15 @@ func (jm *JobManager) step(ev scheduler.Event) {
 }
 
 func (jm *JobManager) stepLocked(ev scheduler.Event) {
-	if jm.closing {
-		return
-	}
-	for _, a := range jm.sched.Step(time.Now(), ev) {
-		jm.do(a)
-	}
-	jm.updateMetrics()
+	jm.serialize(func() {
+		if jm.closing {
+			return
+		}
+		for _, a := range jm.sched.Step(time.Now(), ev) {
+			jm.do(a)
+		}
+		jm.updateMetrics()
+	})
 }
 
 // do carries out one action; it never blocks.
@@ -268,7 +290,18 @@ func (jm *JobManager) do(a scheduler.Action) {
 			delete(jm.executors, a.ID)
 		}
 		jm.log.Warn(a.Reason, zap.String("taskmanager", a.ID))
+	case scheduler.ExecutionStateChanged:
+		if cp := jm.activeCheckpoints[a.Execution.JobID]; cp != nil {
+			task := coordinator.TaskID{Vertex: a.Execution.Vertex, Subtask: a.Execution.Subtask}
+			switch a.State {
+			case scheduler.ExecutionRunning:
+				jm.feed(cp, coordinator.TaskRunning{Task: task, Attempt: a.Execution.Attempt})
+			case scheduler.ExecutionFinished:
+				jm.feed(cp, coordinator.TaskFinished{Task: task, Attempt: a.Execution.Attempt})
+			}
+		}
 	case scheduler.JobStateChanged:
+		jm.checkpointJobState(a)
 		log := jm.log.With(zap.String("job", a.JobID))
 		fields := []zap.Field{zap.String("from", string(a.From)), zap.String("to", string(a.To))}
 		if a.Message != "" {
@@ -287,6 +320,28 @@ func (jm *JobManager) do(a scheduler.Action) {
 			}
 			cancel()
 		}
+	}
+}
+
+// checkpointJobState follows a job's state for its checkpointing: the
+// coordinator starts when the tasks are deployed (the job switches to
+// RUNNING), stops when the job leaves RUNNING, and the retention policy
+// applies when the job ends.
+func (jm *JobManager) checkpointJobState(a scheduler.JobStateChanged) {
+	cp := jm.checkpoints[a.JobID]
+	if cp == nil {
+		return
+	}
+	switch {
+	case a.To == scheduler.JobRunning:
+		jm.startCoordinator(cp)
+	case a.From == scheduler.JobRunning:
+		jm.stopCoordinator(cp)
+	}
+	if a.To.IsGloballyTerminal() {
+		// Queued behind the Stop, so that what Stop aborted is not
+		// counted among the retained checkpoints.
+		jm.serialize(func() { jm.jobEnded(cp, a.To) })
 	}
 }
 

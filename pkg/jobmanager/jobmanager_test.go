@@ -121,6 +121,8 @@ type fakeTM struct {
 	submitted chan *weirpb.TaskDeploymentDescriptor
 	canceled  chan string // ExecutionAttemptID in prototext
 	released  chan string
+	// Checkpoint RPCs, as "vertex/subtask#attempt checkpoint-id".
+	triggered, completed, aborted chan string
 
 	mu        sync.Mutex
 	submitErr error
@@ -156,6 +158,9 @@ func startSilentTM(t *testing.T, jmAddr, id string, slots int) *fakeTM {
 		submitted: make(chan *weirpb.TaskDeploymentDescriptor, 100),
 		canceled:  make(chan string, 100),
 		released:  make(chan string, 100),
+		triggered: make(chan string, 1000),
+		completed: make(chan string, 1000),
+		aborted:   make(chan string, 1000),
 	}
 	weirpb.RegisterTaskExecutorGatewayServer(tm.srv, tm)
 	tm.wg.Add(1)
@@ -709,7 +714,7 @@ func TestUnimplementedAndHealth(t *testing.T) {
 		t.Errorf("TriggerSavepoint = %v", err)
 	}
 	_, err = c.api.ListCheckpoints(ctx, &weirpb.ListCheckpointsRequest{JobId: "x"})
-	if status.Code(err) != codes.Unimplemented || status.Convert(err).Message() != "checkpoints are not supported yet" {
+	if status.Code(err) != codes.NotFound || status.Convert(err).Message() != "job x not found" {
 		t.Errorf("ListCheckpoints = %v", err)
 	}
 	_, err = c.api.SubmitJob(ctx, &weirpb.SubmitJobRequest{JobSpec: []byte(chainJob(1)), FromSavepoint: "/sp"})

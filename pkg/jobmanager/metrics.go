@@ -2,6 +2,7 @@ package jobmanager
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,6 +16,14 @@ type jmMetrics struct {
 	slotsTotal  prometheus.Gauge
 	slotsFree   prometheus.Gauge
 	jobs        *prometheus.GaugeVec
+
+	// Per job (label job), as Flink's numberOfCompletedCheckpoints,
+	// numberOfFailedCheckpoints, lastCheckpointDuration and
+	// lastCheckpointSize.
+	checkpointsCompleted *prometheus.CounterVec
+	checkpointsFailed    *prometheus.CounterVec
+	lastDuration         *prometheus.GaugeVec
+	lastSize             *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*jmMetrics, error) {
@@ -32,6 +41,18 @@ func newMetrics(reg prometheus.Registerer) (*jmMetrics, error) {
 		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weir_jobmanager_jobs", Help: "Jobs known to the JobManager, by state.",
 		}, []string{"state"}),
+		checkpointsCompleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_jobmanager_checkpoints_completed_total", Help: "Checkpoints of the job that completed.",
+		}, []string{"job"}),
+		checkpointsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_jobmanager_checkpoints_failed_total", Help: "Checkpoints of the job that failed (declined, expired, not written, or aborted).",
+		}, []string{"job"}),
+		lastDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_jobmanager_last_checkpoint_duration_seconds", Help: "Time from trigger to completion of the job's last completed checkpoint.",
+		}, []string{"job"}),
+		lastSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_jobmanager_last_checkpoint_size_bytes", Help: "State size of the job's last completed checkpoint.",
+		}, []string{"job"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -48,7 +69,8 @@ func newMetrics(reg prometheus.Registerer) (*jmMetrics, error) {
 }
 
 func (m *jmMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.taskManager, m.slotsTotal, m.slotsFree, m.jobs}
+	return []prometheus.Collector{m.taskManager, m.slotsTotal, m.slotsFree, m.jobs,
+		m.checkpointsCompleted, m.checkpointsFailed, m.lastDuration, m.lastSize}
 }
 
 // unregister lets a new JobManager register on the same registry (tests).
@@ -68,4 +90,20 @@ func (m *jmMetrics) set(taskManagers, slotsTotal, slotsFree int, jobs map[schedu
 	for st, n := range jobs {
 		m.jobs.WithLabelValues(string(st)).Set(float64(n))
 	}
+}
+
+// initJob makes the job's checkpoint counters visible at 0.
+func (m *jmMetrics) initJob(job string) {
+	m.checkpointsCompleted.WithLabelValues(job)
+	m.checkpointsFailed.WithLabelValues(job)
+}
+
+func (m *jmMetrics) checkpointCompleted(job string, d time.Duration, size int64) {
+	m.checkpointsCompleted.WithLabelValues(job).Inc()
+	m.lastDuration.WithLabelValues(job).Set(d.Seconds())
+	m.lastSize.WithLabelValues(job).Set(float64(size))
+}
+
+func (m *jmMetrics) checkpointFailed(job string) {
+	m.checkpointsFailed.WithLabelValues(job).Inc()
 }

@@ -58,6 +58,11 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 
 	jobID := NewJobID()
 	log := jm.log.With(zap.String("job", jobID))
+	// Checkpointing last: it creates and probes the checkpoint directory.
+	cp, err := newCheckpointing(jobID, g, vertices, eff, log)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, "checkpointing: "+err.Error())
+	}
 	if err := jm.ha.PutJobGraph(ctx, ha.JobGraphRecord{JobID: jobID, Name: g.Name, FileName: req.FileName, Spec: req.JobSpec}); err != nil {
 		log.Error("store job graph", zap.Error(err))
 		return nil, status.Errorf(codes.Unavailable, "store job graph: %v", err)
@@ -67,7 +72,13 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 	for _, w := range warnings {
 		log.Warn("job file warning", zap.String("warning", w))
 	}
-	jm.step(scheduler.JobSubmitted{
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	if cp != nil {
+		// Before the scheduler sees the job: it may deploy it at once.
+		jm.checkpoints[jobID] = cp
+	}
+	jm.stepLocked(scheduler.JobSubmitted{
 		JobID:              jobID,
 		Name:               g.Name,
 		MaxParallelism:     g.MaxParallelism,
@@ -91,6 +102,7 @@ func (s *jobService) GetJob(_ context.Context, req *weirpb.GetJobRequest) (*weir
 	if !ok {
 		return nil, errJobNotFound(req.JobId)
 	}
+	d.Checkpoints = s.jm.checkpoints[req.JobId].checkpointStats()
 	return d, nil
 }
 
@@ -116,8 +128,21 @@ func (s *jobService) ListTaskManagers(context.Context, *weirpb.ListTaskManagersR
 	return &weirpb.ListTaskManagersResponse{Taskmanagers: s.jm.sched.TaskManagers()}, nil
 }
 
-func (s *jobService) ListCheckpoints(context.Context, *weirpb.ListCheckpointsRequest) (*weirpb.ListCheckpointsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "checkpoints are not supported yet")
+// ListCheckpoints returns the job's recent checkpoints, newest first; none
+// for a job without checkpointing or not deployed yet.
+func (s *jobService) ListCheckpoints(_ context.Context, req *weirpb.ListCheckpointsRequest) (*weirpb.ListCheckpointsResponse, error) {
+	s.jm.mu.Lock()
+	defer s.jm.mu.Unlock()
+	if _, ok := s.jm.sched.JobState(req.JobId); !ok {
+		return nil, errJobNotFound(req.JobId)
+	}
+	resp := &weirpb.ListCheckpointsResponse{}
+	if cp := s.jm.checkpoints[req.JobId]; cp != nil && cp.coord != nil {
+		for _, st := range cp.coord.History() {
+			resp.Checkpoints = append(resp.Checkpoints, checkpointInfo(st))
+		}
+	}
+	return resp, nil
 }
 
 func (s *jobService) TriggerSavepoint(context.Context, *weirpb.TriggerSavepointRequest) (*weirpb.TriggerSavepointResponse, error) {

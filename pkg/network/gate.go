@@ -51,6 +51,11 @@ type InputGate struct {
 	finished    []bool
 	numFinished int
 	err         error
+	// blocked channels are skipped by PollNext (checkpoint barrier alignment); signalled[ch] remembers that a
+	// blocked channel was signalled, so that UnblockAll puts it back in line.
+	blocked    []bool
+	signalled  []bool
+	numBlocked int
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -87,10 +92,47 @@ func (g *InputGate) notify(ch int) {
 	}
 }
 
+// BlockChannel stops PollNext from taking elements of channel ch until UnblockAll: Flink's blocking of a channel
+// that delivered the barrier of the checkpoint being aligned. Nothing is dropped: the channel's elements stay
+// queued where they are (a remote channel's buffers hold its credit, a local channel's the producer's quota), so the
+// data held back is bounded by the channel's credit and the producer is backpressured. Blocking a channel that has
+// ended or is out of range does nothing. Task goroutine only.
+func (g *InputGate) BlockChannel(ch int) {
+	if ch < 0 || ch >= len(g.channels) || g.blocked[ch] || g.finished[ch] {
+		return
+	}
+	g.blocked[ch] = true
+	g.numBlocked++
+}
+
+// UnblockAll resumes every blocked channel; those that received data while blocked are polled again. Task goroutine
+// only.
+func (g *InputGate) UnblockAll() {
+	if g.numBlocked == 0 {
+		return
+	}
+	for ch, b := range g.blocked {
+		if !b {
+			continue
+		}
+		g.blocked[ch] = false
+		if g.signalled[ch] {
+			g.signalled[ch] = false
+			g.notify(ch)
+		}
+	}
+	g.numBlocked = 0
+}
+
+// IsBlocked reports whether channel ch is blocked. Task goroutine only.
+func (g *InputGate) IsBlocked(ch int) bool {
+	return ch >= 0 && ch < len(g.channels) && g.blocked[ch]
+}
+
 // PollNext returns the next buffer or event without blocking; ok=false when nothing is available now. err is io.EOF
 // once every channel has delivered its EndOfPartition (those events are returned first, one per channel). Any other
 // error is a broken channel (producer failed or released, connection lost, request timeout), names the channel, and
-// is returned from then on.
+// is returned from then on. Blocked channels (BlockChannel) are skipped; ok=false while only they have data.
 func (g *InputGate) PollNext() (BufferOrEvent, bool, error) {
 	for {
 		if g.err != nil {
@@ -109,6 +151,11 @@ func (g *InputGate) PollNext() (BufferOrEvent, bool, error) {
 			return BufferOrEvent{}, false, nil
 		}
 		if g.finished[ch] {
+			continue
+		}
+		if g.blocked[ch] {
+			// Leave its elements queued; UnblockAll puts it back in line.
+			g.signalled[ch] = true
 			continue
 		}
 		boe, more, ok, err := g.channels[ch].poll()

@@ -221,13 +221,15 @@ func (m *Manager) CreateInputGate(channels []ChannelSpec) (*InputGate, error) {
 		}
 	}
 	g := &InputGate{
-		m:        m,
-		specs:    append([]ChannelSpec(nil), channels...),
-		channels: make([]inputChannel, len(channels)),
-		floating: &floatingPool{segSize: m.cfg.SegmentSize, size: m.cfg.FloatingBuffersPerGate},
-		avail:    make(chan struct{}, 1),
-		queued:   make([]bool, len(channels)),
-		finished: make([]bool, len(channels)),
+		m:         m,
+		specs:     append([]ChannelSpec(nil), channels...),
+		channels:  make([]inputChannel, len(channels)),
+		floating:  &floatingPool{segSize: m.cfg.SegmentSize, size: m.cfg.FloatingBuffersPerGate},
+		avail:     make(chan struct{}, 1),
+		queued:    make([]bool, len(channels)),
+		finished:  make([]bool, len(channels)),
+		blocked:   make([]bool, len(channels)),
+		signalled: make([]bool, len(channels)),
 	}
 	g.ready.buf = make([]int, max(len(channels), 1))
 	for i, s := range channels {

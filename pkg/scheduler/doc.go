@@ -15,10 +15,14 @@
 //			case scheduler.CancelTask:    // CancelTask(a.Execution) on a.TaskManagerID
 //			case scheduler.ReleaseJob:    // ReleaseJob(a.JobID) on a.TaskManagerID
 //			case scheduler.TaskManagerAdded, scheduler.TaskManagerRemoved: // open/close the RPC client
-//			case scheduler.JobStateChanged: // log, metrics, HA store clean-up
+//			case scheduler.ExecutionStateChanged: // a task RUNNING or FINISHED: tell the checkpoint coordinator
+//			case scheduler.JobStateChanged: // log, metrics, HA store clean-up, start/stop checkpointing
 //			}
 //		}
 //	}
+//
+// GlobalFailure fails a whole job for a cause outside its tasks (the
+// checkpoint coordinator's tolerable failures exceeded).
 //
 // A failed SubmitTask comes back as a TaskStateChanged event with state
 // FAILED, so every failure path runs through the same code.
@@ -29,7 +33,7 @@
 //	CREATED  --slot.request.timeout--> FAILED
 //	CREATED  --cancel--> CANCELED
 //	RUNNING  --every task FINISHED--> FINISHED
-//	RUNNING  --a task FAILED or its TaskManager lost--> FAILING --every task terminal--> FAILED
+//	RUNNING  --a task FAILED, its TaskManager lost, or a global failure--> FAILING --every task terminal--> FAILED
 //	RUNNING, FAILING --cancel--> CANCELING --every task terminal--> CANCELED
 //
 // FAILING is Flink's name for "failed, waiting for the other tasks to be

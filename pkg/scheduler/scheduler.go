@@ -80,6 +80,10 @@ func (s *Scheduler) Step(now time.Time, ev Event) []Action {
 		if j, ok := s.jobs[ev.JobID]; ok {
 			acts = s.cancel(now, j, acts)
 		}
+	case GlobalFailure:
+		if j, ok := s.jobs[ev.JobID]; ok {
+			acts = s.fail(now, j, "", ev.Cause, acts)
+		}
 	case Tick:
 		acts = s.tick(now, acts)
 	}
@@ -192,8 +196,14 @@ func (s *Scheduler) taskStateChanged(now time.Time, ev TaskStateChanged, acts []
 	case ExecutionRunning:
 		if ex.State == ExecutionDeploying {
 			ex.State = ExecutionRunning
+			acts = append(acts, ExecutionStateChanged{Execution: ev.Execution, State: ExecutionRunning})
 		}
 	case ExecutionFinished:
+		if ex.State != ExecutionCanceling {
+			// A canceling task that finishes first belongs to a job that
+			// is no longer RUNNING: nobody follows it any more.
+			acts = append(acts, ExecutionStateChanged{Execution: ev.Execution, State: ExecutionFinished})
+		}
 		ex.State = ExecutionFinished
 	case ExecutionCanceled:
 		wasCanceling := ex.State == ExecutionCanceling

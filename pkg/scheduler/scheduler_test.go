@@ -34,6 +34,8 @@ func render(a Action) string {
 	switch a := a.(type) {
 	case Deploy:
 		return fmt.Sprintf("deploy %s %s", a.TaskManagerID, ExecutionAttemptIDFromProto(a.TDD.Execution))
+	case ExecutionStateChanged:
+		return fmt.Sprintf("task %s %s", a.Execution, a.State)
 	case CancelTask:
 		return fmt.Sprintf("cancel %s %s", a.TaskManagerID, a.Execution)
 	case ReleaseJob:
@@ -104,10 +106,10 @@ func TestScenarios(t *testing.T) {
 				{0, reg("a", 2), []string{"tm+ a#1 a:1"}},
 				{0, submit("j", pipeline(2, 1)), []string{
 					"job j  -> CREATED", "deploy a j/0/0#0", "deploy a j/0/1#0", "deploy a j/1/0#0", "job j CREATED -> RUNNING"}},
-				{1, report("a", "j", 0, 0, 0, ExecutionRunning, ""), nil},
-				{1, report("a", "j", 0, 0, 0, ExecutionFinished, ""), nil},
-				{1, report("a", "j", 0, 1, 0, ExecutionFinished, ""), nil},
-				{2, report("a", "j", 1, 0, 0, ExecutionFinished, ""), []string{"job j RUNNING -> FINISHED", "release a j"}},
+				{1, report("a", "j", 0, 0, 0, ExecutionRunning, ""), []string{"task j/0/0#0 RUNNING"}},
+				{1, report("a", "j", 0, 0, 0, ExecutionFinished, ""), []string{"task j/0/0#0 FINISHED"}},
+				{1, report("a", "j", 0, 1, 0, ExecutionFinished, ""), []string{"task j/0/1#0 FINISHED"}},
+				{2, report("a", "j", 1, 0, 0, ExecutionFinished, ""), []string{"task j/1/0#0 FINISHED", "job j RUNNING -> FINISHED", "release a j"}},
 			},
 			jobState: JobFinished, total: 2, free: 2,
 		},
@@ -159,8 +161,8 @@ func TestScenarios(t *testing.T) {
 				{0, reg("b", 1), []string{"tm+ b#2 b:1"}},
 				{0, submit("j", pipeline(2, 2)), []string{"job j  -> CREATED",
 					"deploy a j/0/0#0", "deploy b j/0/1#0", "deploy a j/1/0#0", "deploy b j/1/1#0", "job j CREATED -> RUNNING"}},
-				{1, report("a", "j", 0, 0, 0, ExecutionRunning, ""), nil},
-				{1, report("a", "j", 1, 0, 0, ExecutionFinished, ""), nil},
+				{1, report("a", "j", 0, 0, 0, ExecutionRunning, ""), []string{"task j/0/0#0 RUNNING"}},
+				{1, report("a", "j", 1, 0, 0, ExecutionFinished, ""), []string{"task j/1/0#0 FINISHED"}},
 				{2, report("b", "j", 0, 1, 0, ExecutionFailed, "boom"), []string{
 					"cancel a j/0/0#0", "cancel b j/1/1#0", "job j RUNNING -> FAILING: src subtask 1 failed: boom"}},
 				// A second failure while failing does not replace the root cause.
@@ -182,6 +184,22 @@ func TestScenarios(t *testing.T) {
 			jobState: JobFailed, status: "sink subtask 0 failed: failed without a reason", total: 1, free: 1,
 		},
 		{
+			name: "a global failure (checkpoint failures) fails the whole job with its cause",
+			steps: []step{
+				{0, reg("a", 1), []string{"tm+ a#1 a:1"}},
+				{0, submit("j", pipeline(1, 1)), []string{"job j  -> CREATED", "deploy a j/0/0#0", "deploy a j/1/0#0", "job j CREATED -> RUNNING"}},
+				{1, report("a", "j", 0, 0, 0, ExecutionRunning, ""), []string{"task j/0/0#0 RUNNING"}},
+				{2, GlobalFailure{JobID: "j", Cause: "exceeded checkpoint tolerable failure threshold"}, []string{
+					"cancel a j/0/0#0", "cancel a j/1/0#0", "job j RUNNING -> FAILING: exceeded checkpoint tolerable failure threshold"}},
+				{2, GlobalFailure{JobID: "j", Cause: "second"}, nil}, // the first cause stays
+				{2, GlobalFailure{JobID: "nope", Cause: "unknown job"}, nil},
+				{3, report("a", "j", 0, 0, 0, ExecutionCanceled, ""), nil},
+				{3, report("a", "j", 1, 0, 0, ExecutionCanceled, ""), []string{
+					"job j FAILING -> FAILED: exceeded checkpoint tolerable failure threshold", "release a j"}},
+			},
+			jobState: JobFailed, status: "exceeded checkpoint tolerable failure threshold", total: 1, free: 1,
+		},
+		{
 			name: "a task canceled without a request fails the job",
 			steps: []step{
 				{0, reg("a", 1), []string{"tm+ a#1 a:1"}},
@@ -195,7 +213,7 @@ func TestScenarios(t *testing.T) {
 			steps: []step{
 				{0, reg("a", 2), []string{"tm+ a#1 a:1"}},
 				{0, submit("j", pipeline(2, 1)), []string{"job j  -> CREATED", "deploy a j/0/0#0", "deploy a j/0/1#0", "deploy a j/1/0#0", "job j CREATED -> RUNNING"}},
-				{1, report("a", "j", 0, 1, 0, ExecutionFinished, ""), nil},
+				{1, report("a", "j", 0, 1, 0, ExecutionFinished, ""), []string{"task j/0/1#0 FINISHED"}},
 				{2, CancelRequested{JobID: "j"}, []string{"cancel a j/0/0#0", "cancel a j/1/0#0", "job j RUNNING -> CANCELING"}},
 				{2, CancelRequested{JobID: "j"}, nil}, // idempotent
 				{3, report("a", "j", 0, 0, 0, ExecutionCanceled, ""), nil},
@@ -244,7 +262,7 @@ func TestScenarios(t *testing.T) {
 				{0, reg("a", 1), []string{"tm+ a#1 a:1"}},
 				{0, reg("b", 1), []string{"tm+ b#2 b:1"}},
 				{0, submit("j", pipeline(2, 1)), []string{"job j  -> CREATED", "deploy a j/0/0#0", "deploy b j/0/1#0", "deploy a j/1/0#0", "job j CREATED -> RUNNING"}},
-				{1, report("b", "j", 0, 1, 0, ExecutionRunning, ""), nil},
+				{1, report("b", "j", 0, 1, 0, ExecutionRunning, ""), []string{"task j/0/1#0 RUNNING"}},
 				{2, TaskManagerLost{ID: "a", Reason: "heartbeat stream closed"}, []string{
 					"tm- a#1: " + lostA + "heartbeat stream closed",
 					"cancel b j/0/1#0",
@@ -315,12 +333,12 @@ func TestScenarios(t *testing.T) {
 				{1, report("a", "j", 5, 0, 0, ExecutionFailed, "no such vertex"), nil},
 				{1, report("a", "j", 0, 3, 0, ExecutionFailed, "no such subtask"), nil},
 				{1, report("a", "x", 0, 0, 0, ExecutionFailed, "no such job"), nil},
-				{1, report("b", "j", 0, 0, 0, ExecutionRunning, ""), []string{"cancel b j/0/0#0"}}, // zombie on b
-				{1, report("c", "j", 0, 0, 0, ExecutionRunning, ""), nil},                          // unknown TM: nobody to tell
-				{1, report("a", "j", 0, 0, 0, ExecutionState("DEPLOYING"), ""), nil},               // not a report a TM makes
-				{2, report("a", "j", 0, 0, 0, ExecutionFinished, ""), nil},                         // accepted
-				{3, report("a", "j", 0, 0, 0, ExecutionFailed, "duplicate after finish"), nil},     // terminal: ignored
-				{4, report("a", "j", 1, 0, 0, ExecutionFinished, ""), []string{"job j RUNNING -> FINISHED", "release a j"}},
+				{1, report("b", "j", 0, 0, 0, ExecutionRunning, ""), []string{"cancel b j/0/0#0"}},       // zombie on b
+				{1, report("c", "j", 0, 0, 0, ExecutionRunning, ""), nil},                                // unknown TM: nobody to tell
+				{1, report("a", "j", 0, 0, 0, ExecutionState("DEPLOYING"), ""), nil},                     // not a report a TM makes
+				{2, report("a", "j", 0, 0, 0, ExecutionFinished, ""), []string{"task j/0/0#0 FINISHED"}}, // accepted
+				{3, report("a", "j", 0, 0, 0, ExecutionFailed, "duplicate after finish"), nil},           // terminal: ignored
+				{4, report("a", "j", 1, 0, 0, ExecutionFinished, ""), []string{"task j/1/0#0 FINISHED", "job j RUNNING -> FINISHED", "release a j"}},
 				{5, report("a", "j", 1, 0, 0, ExecutionFinished, ""), nil},
 			},
 			jobState: JobFinished, total: 2, free: 2,
@@ -501,6 +519,26 @@ func TestViews(t *testing.T) {
 	}
 	if st, ok := s.JobState("j2"); !ok || st != JobCreated {
 		t.Fatalf("JobState(j2) = %s, %v", st, ok)
+	}
+	var execs []string
+	infos, _ := s.Executions("j1")
+	for _, e := range infos {
+		execs = append(execs, fmt.Sprintf("%s %s %s", e.ID, e.State, e.TaskManager))
+	}
+	wantExecs := []string{"j1/0/0#0 CANCELING b", "j1/0/1#0 FAILED a", "j1/1/0#0 CANCELING b"}
+	if strings.Join(execs, "\n") != strings.Join(wantExecs, "\n") {
+		t.Fatalf("Executions:\n%s\nwant:\n%s", strings.Join(execs, "\n"), strings.Join(wantExecs, "\n"))
+	}
+	if e, ok := s.Execution("j1", 0, 1); !ok || e != infos[1] {
+		t.Fatalf("Execution(j1, 0, 1) = %+v, %v", e, ok)
+	}
+	for _, bad := range [][2]int{{-1, 0}, {2, 0}, {0, 2}, {0, -1}} {
+		if _, ok := s.Execution("j1", bad[0], bad[1]); ok {
+			t.Fatalf("Execution(j1, %d, %d) found", bad[0], bad[1])
+		}
+	}
+	if _, ok := s.Executions("nope"); ok {
+		t.Fatal("Executions of an unknown job found")
 	}
 	if _, ok := s.JobDetails("nope"); ok {
 		t.Fatal("unknown job found")

@@ -156,6 +156,15 @@ type CancelRequested struct {
 	JobID string
 }
 
+// GlobalFailure fails a whole job at once (Flink's global failover), for a
+// cause outside any one task: the checkpoint coordinator exceeded
+// execution.checkpointing.tolerable-failed-checkpoints. Cause becomes the
+// job's root cause if it has none yet.
+type GlobalFailure struct {
+	JobID string
+	Cause string
+}
+
 // Tick lets time pass: heartbeat and slot request timeouts fire here.
 type Tick struct{}
 
@@ -165,6 +174,7 @@ func (HeartbeatReceived) isEvent()     {}
 func (TaskManagerLost) isEvent()       {}
 func (TaskStateChanged) isEvent()      {}
 func (CancelRequested) isEvent()       {}
+func (GlobalFailure) isEvent()         {}
 func (Tick) isEvent()                  {}
 
 // Action is an output of Step: something the caller must do now, in order.
@@ -214,9 +224,21 @@ type JobStateChanged struct {
 	Message string
 }
 
-func (Deploy) isAction()             {}
-func (CancelTask) isAction()         {}
-func (ReleaseJob) isAction()         {}
-func (TaskManagerAdded) isAction()   {}
-func (TaskManagerRemoved) isAction() {}
-func (JobStateChanged) isAction()    {}
+// ExecutionStateChanged reports that the current attempt of a subtask
+// switched to RUNNING or FINISHED, as a TaskManager reported it and the
+// scheduler accepted it (attempt fencing done): what the checkpoint
+// coordinator follows to decide which tasks to trigger and wait for. Other
+// states are not reported: a failed or canceled task ends the execution,
+// which JobStateChanged tells.
+type ExecutionStateChanged struct {
+	Execution ExecutionAttemptID
+	State     ExecutionState
+}
+
+func (Deploy) isAction()                {}
+func (ExecutionStateChanged) isAction() {}
+func (CancelTask) isAction()            {}
+func (ReleaseJob) isAction()            {}
+func (TaskManagerAdded) isAction()      {}
+func (TaskManagerRemoved) isAction()    {}
+func (JobStateChanged) isAction()       {}

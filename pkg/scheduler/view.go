@@ -111,3 +111,47 @@ func unixMilli(j *job) int64 {
 	}
 	return j.ended.UnixMilli()
 }
+
+// ExecutionInfo is the current attempt of one subtask, for the checkpoint
+// coordinator's shell: which attempt to trigger and where it runs.
+type ExecutionInfo struct {
+	ID          ExecutionAttemptID
+	State       ExecutionState
+	TaskManager string // "" before deployment
+}
+
+// Executions returns the current attempt of every subtask of a job, in
+// vertex and subtask order.
+func (s *Scheduler) Executions(jobID string) ([]ExecutionInfo, bool) {
+	j, ok := s.jobs[jobID]
+	if !ok {
+		return nil, false
+	}
+	var out []ExecutionInfo
+	for _, v := range j.eg.Vertices {
+		for _, ex := range v.Subtasks {
+			out = append(out, executionInfo(jobID, v, ex))
+		}
+	}
+	return out, true
+}
+
+// Execution returns the current attempt of one subtask.
+func (s *Scheduler) Execution(jobID string, vertex, subtask int) (ExecutionInfo, bool) {
+	j, ok := s.jobs[jobID]
+	if !ok || vertex < 0 || vertex >= len(j.eg.Vertices) {
+		return ExecutionInfo{}, false
+	}
+	v := j.eg.Vertices[vertex]
+	if subtask < 0 || subtask >= len(v.Subtasks) {
+		return ExecutionInfo{}, false
+	}
+	return executionInfo(jobID, v, v.Subtasks[subtask]), true
+}
+
+func executionInfo(jobID string, v *ExecutionJobVertex, ex *ExecutionVertex) ExecutionInfo {
+	return ExecutionInfo{
+		ID:    ExecutionAttemptID{JobID: jobID, Vertex: v.JobVertex.Index, Subtask: ex.Subtask, Attempt: ex.Attempt},
+		State: ex.State, TaskManager: ex.TaskManager,
+	}
+}

@@ -27,20 +27,30 @@
 // allocated once, when its key is first seen, and its pointer stays valid
 // until the key is deleted, so operators update state in place.
 //
-// # Design note: asynchronous snapshots (next step)
+// # Snapshots
 //
-// Checkpoints will need asynchronous snapshots, as Flink's heap backend
-// does: the snapshot is frozen quickly at the barrier, then written per key
-// group while processing continues. The per-key-group layout is the basis:
-// a snapshot is written key group by key group, and restore after rescaling
-// reads only the key groups of the new range. The intended mechanism is
-// copy-on-write with version counters, like Flink's
-// CopyOnWriteStateMap: the store keeps a version that a snapshot increments,
-// each entry records the version it was last written in, and a write
-// (GetOrCreate for modification, Delete) to an entry older than a running
-// snapshot first copies it so the snapshot keeps the old one. For that the
-// API keeps all access going through the store's methods (no exported map),
-// and values are reached through *V returned per call; callers must not
-// keep *V across records once snapshots exist, because a copy-on-write may
-// replace it. Nothing of this is built yet.
+// A checkpoint captures the store at the barrier and writes it later, from
+// another goroutine, key group by key group (the per-key-group layout is
+// what lets a restore after rescaling read only the key groups of the new
+// range). KeyedStore.Snapshot captures it by copying: one slab of entries
+// (key string shared, value copied by the operator's clone function), taken
+// synchronously in the store's goroutine. The copy shares nothing the store
+// changes later, so the writer needs no lock. It costs time proportional to
+// the number of keys at every checkpoint (about 14 ms for 100,000 keys of
+// the aggregate operator, see BenchmarkKeyedStoreSnapshot and
+// docs/benchmarks.md) and leaves the per-record path untouched.
+//
+// Invariants of the serialised form (WriteKeyGroup, ReadKeyGroup): it
+// starts with a format version byte and the operator's value format byte;
+// entries are sorted by key bytes, so the bytes are a function of the
+// state; an empty key group is zero bytes.
+//
+// Copy-on-write, like Flink's CopyOnWriteStateMap, is the way to make the
+// synchronous part independent of the state size if that ever matters: the
+// store keeps a version that a snapshot increments, each entry records the
+// version it was last written in, and a write to an entry older than a
+// running snapshot first copies it. For that the API keeps all access going
+// through the store's methods (no exported map), and values are reached
+// through *V returned per call; callers must not keep *V across records,
+// because a copy-on-write may replace it.
 package state

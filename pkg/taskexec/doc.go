@@ -20,13 +20,52 @@
 //     arrive through InputGate.PollNext in order with the data, and are
 //     handled by the same goroutine.
 //
-// The only calls that come from other goroutines are Cancel, Execute and the
-// counter getters. Cancel interrupts a blocked emit or poll by releasing the
+// The only calls that come from other goroutines are Cancel, Execute (and
+// the checkpoint calls built on it: TriggerCheckpoint,
+// NotifyCheckpointComplete, NotifyCheckpointAborted) and the counter
+// getters. Cancel interrupts a blocked emit or poll by releasing the
 // task's partitions and closing its input gate; the network stack makes those
 // calls safe against the task goroutine.
 //
+// # Checkpoints
+//
+// Checkpointing is on when the job configuration sets
+// execution.checkpointing.interval; execution.checkpointing.mode picks the
+// barrier handler (barrier.go: aligned for EXACTLY_ONCE, a tracker for
+// AT_LEAST_ONCE), a pure state machine the task goroutine feeds with the
+// barriers, cancel markers and end-of-partition events of its gate, the
+// triggers of the JobManager and its abort notifications. When the handler
+// says so, the task goroutine calls SnapshotState on every Snapshotter of
+// the chain (head to tail), broadcasts the barrier on every output and
+// queues the snapshots to its writer goroutine (writer.go), which writes
+// them to checkpoint storage (package snapshot) and acknowledges, or
+// declines on a write error. A source (or a task whose inputs all finished
+// upstream) is triggered through its mailbox between two PollNext batches.
+//
+// End of input (Flink's order, FLIP-147): once every channel delivered
+// EndOfData or EndOfPartition (a source: EndOfInput), EndInput runs on the
+// chain and EndOfData goes downstream; the task keeps polling its gate
+// (barriers still come) until every channel delivered EndOfPartition. If
+// an operator implements FinalCheckpointer and needs it, the task then
+// stays RUNNING, serving its mailbox, until a checkpoint taken after its
+// end of input is complete; only then does it send EndOfPartition and
+// finish. So a downstream task always gets the final checkpoint's barrier
+// after EndOfData and before EndOfPartition.
+//
 // # Invariants
 //
+//   - A barrier is forwarded only after the snapshot of every operator in
+//     the chain has been taken, and before any record emitted after it.
+//   - With EXACTLY_ONCE, a snapshot reflects exactly the records before the
+//     barrier on every input channel: a channel that delivered the barrier
+//     is not polled until the snapshot is taken (its data waits in the
+//     network, bounded by credit).
+//   - Acknowledgements and declines of a task reach the JobManager in the
+//     order the task goroutine decided them (one writer goroutine); a
+//     finishing task sends them before it reports FINISHED. A failing
+//     snapshot or state write declines the checkpoint and never fails the
+//     task; only a broken output or a failing CheckpointListener does.
+//   - Nothing reads an operator's Snapshot after the operator's Close.
 //   - Close is called on every operator whose Open was called, on every path
 //     (finished, failed, canceled), in chain order.
 //   - Chained operators call each other directly (operator i's Collector is

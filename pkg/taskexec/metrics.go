@@ -10,11 +10,18 @@ import (
 type Metrics struct {
 	RecordsIn  *prometheus.CounterVec
 	RecordsOut *prometheus.CounterVec
+	// CheckpointAlignment is the alignment time of the task's last
+	// checkpoint; CheckpointBytes the state size of its last acknowledged
+	// checkpoint.
+	CheckpointAlignment *prometheus.GaugeVec
+	CheckpointBytes     *prometheus.GaugeVec
 }
 
-// NewMetrics registers the task counters with reg:
-// weir_task_records_in_total and weir_task_records_out_total, labelled
-// {job, operator (the chain's operator ids joined with " -> "), subtask}.
+// NewMetrics registers the task metrics with reg:
+// weir_task_records_in_total, weir_task_records_out_total,
+// weir_task_checkpoint_alignment_seconds and weir_task_checkpoint_bytes,
+// labelled {job, operator (the chain's operator ids joined with " -> "),
+// subtask}.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	labels := []string{"job", "operator", "subtask"}
 	m := &Metrics{
@@ -26,8 +33,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "weir_task_records_out_total",
 			Help: "Records a task's operator chain emitted to its outputs.",
 		}, labels),
+		CheckpointAlignment: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_task_checkpoint_alignment_seconds",
+			Help: "Barrier alignment time of the task's last checkpoint (first barrier to last).",
+		}, labels),
+		CheckpointBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_task_checkpoint_bytes",
+			Help: "State size of the task's last acknowledged checkpoint.",
+		}, labels),
 	}
-	for _, c := range []prometheus.Collector{m.RecordsIn, m.RecordsOut} {
+	for _, c := range []prometheus.Collector{m.RecordsIn, m.RecordsOut, m.CheckpointAlignment, m.CheckpointBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register task metrics: %w", err)
 		}
@@ -39,4 +54,6 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) DeleteJob(jobID string) {
 	m.RecordsIn.DeletePartialMatch(prometheus.Labels{"job": jobID})
 	m.RecordsOut.DeletePartialMatch(prometheus.Labels{"job": jobID})
+	m.CheckpointAlignment.DeletePartialMatch(prometheus.Labels{"job": jobID})
+	m.CheckpointBytes.DeletePartialMatch(prometheus.Labels{"job": jobID})
 }

@@ -1,6 +1,7 @@
 package taskexec
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/weirstream/weir/pkg/network"
 	"github.com/weirstream/weir/pkg/operator"
 	"github.com/weirstream/weir/pkg/record"
+	"github.com/weirstream/weir/pkg/snapshot"
 	"github.com/weirstream/weir/pkg/state"
 	"github.com/weirstream/weir/proto/weirpb"
 )
@@ -56,6 +58,11 @@ type Env struct {
 	// OnRunning, if set, is called by the task goroutine once the task is
 	// running: partitions created, input gate created, operators opened.
 	OnRunning func()
+	// Responder receives the task's checkpoint acknowledgements and
+	// declines; nil drops them (logged).
+	Responder CheckpointResponder
+	// Now is the clock of checkpoint alignment; nil means time.Now.
+	Now func() time.Time
 }
 
 // Result is how a task attempt ended.
@@ -71,6 +78,7 @@ type chainOp struct {
 	op     operator.Operator // nil for the head source
 	src    operator.Source
 	out    operator.Collector // what this operator emits into
+	ctx    *operator.Context  // set when opened
 	opened bool
 }
 
@@ -101,6 +109,20 @@ type Task struct {
 	timer    *time.Timer
 	finished bool // partitions finished: nothing left to release
 
+	// Checkpointing, task goroutine only.
+	storage       snapshot.Storage // nil when checkpointing is disabled
+	exactlyOnce   bool
+	handler       BarrierHandler
+	writer        *snapshotWriter // started on first use
+	dataEnded     []bool          // per channel: EndOfData or EndOfPartition seen
+	numDataEnded  int
+	inputEnded    bool  // EndInput ran on the chain
+	awaitingFinal bool  // FLIP-147: do not finish before a final checkpoint completed
+	finalFrom     int64 // the first checkpoint snapshotted after the end of input
+
+	promAlignment       gaugeSetter
+	promCheckpointBytes gaugeSetter
+
 	// Shared with other goroutines.
 	recordsIn  atomic.Int64
 	recordsOut atomic.Int64
@@ -108,6 +130,10 @@ type Task struct {
 	flushWake  chan struct{}
 	canceled   atomic.Bool
 	cancelCh   chan struct{}
+	// ctx is canceled by Cancel and at the end of Run: it bounds what the
+	// writer goroutine does (state writes, answers to the JobManager).
+	ctx        context.Context
+	ctxCancel  context.CancelFunc
 	cancelOnce sync.Once
 	pending    atomic.Int32
 	mailbox    chan Action
@@ -124,9 +150,12 @@ type Task struct {
 
 type counterAdder interface{ Add(float64) }
 
+type gaugeSetter interface{ Set(float64) }
+
 type nopCounter struct{}
 
 func (nopCounter) Add(float64) {}
+func (nopCounter) Set(float64) {}
 
 // New validates the descriptor and builds the operator chain. It starts
 // nothing: on error (which names what is wrong with the descriptor) there
@@ -150,7 +179,12 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 		done:      make(chan struct{}),
 		promIn:    nopCounter{},
 		promOut:   nopCounter{},
+		finalFrom: noID,
+
+		promAlignment:       nopCounter{},
+		promCheckpointBytes: nopCounter{},
 	}
+	t.ctx, t.ctxCancel = context.WithCancel(context.Background())
 	if t.env.Stdout == nil {
 		t.env.Stdout = io.Discard
 	}
@@ -220,6 +254,27 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 		return nil, fmt.Errorf("job configuration: %s must not be negative, got %s", config.BufferTimeout.Key, t.bufferTimeout)
 	}
 
+	// Checkpointing is on when an interval is set; every task then knows
+	// the mode and its storage (no I/O until the first state is written).
+	t.exactlyOnce = cfg.String(config.CheckpointingMode) != "AT_LEAST_ONCE"
+	if cfg.IsSet(config.CheckpointingInterval) {
+		uri, err := snapshot.StorageURI(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("job configuration: %w", err)
+		}
+		// The JobManager logs the warnings about the storage; every task
+		// repeating them would only be noise.
+		if t.storage, err = snapshot.Open(uri, zap.NewNop()); err != nil {
+			return nil, fmt.Errorf("job configuration: %w", err)
+		}
+	}
+	if t.exactlyOnce {
+		t.handler = NewAlignedBarrierHandler(len(t.inputOf))
+	} else {
+		t.handler = NewBarrierTracker(len(t.inputOf))
+	}
+	t.dataEnded = make([]bool, len(t.inputOf))
+
 	t.log = t.env.Logger.With(
 		zap.String("job", ex.GetJobId()),
 		zap.String("task", t.name),
@@ -243,6 +298,8 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 		labels := []string{ex.GetJobId(), t.name, strconv.Itoa(t.subtask)}
 		t.promIn = m.RecordsIn.WithLabelValues(labels...)
 		t.promOut = m.RecordsOut.WithLabelValues(labels...)
+		t.promAlignment = m.CheckpointAlignment.WithLabelValues(labels...)
+		t.promCheckpointBytes = m.CheckpointBytes.WithLabelValues(labels...)
 	}
 	return t, nil
 }
@@ -353,6 +410,7 @@ func (t *Task) Cancel() {
 	t.cancelOnce.Do(func() {
 		t.canceled.Store(true)
 		close(t.cancelCh)
+		t.ctxCancel()
 		t.releaseNetwork(ErrCanceled)
 	})
 }
@@ -398,6 +456,7 @@ func (t *Task) releaseNetwork(cause error) {
 // canceled. It must be called once.
 func (t *Task) Run() Result {
 	defer close(t.done)
+	defer t.ctxCancel()
 	err := t.run()
 	switch {
 	case err == nil:
@@ -414,6 +473,10 @@ func (t *Task) Run() Result {
 
 func (t *Task) run() (err error) {
 	defer func() {
+		// The writer first: on success its acknowledgements go out before
+		// the task reports FINISHED; on failure what is queued is dropped.
+		// Either way it reads no operator's state after Close.
+		t.stopWriter(err == nil)
 		// Close every opened operator, head first, on every path; the
 		// first close error fails an otherwise successful task.
 		for _, c := range t.chain {
@@ -458,6 +521,7 @@ func (t *Task) run() (err error) {
 		c := t.chain[i]
 		c.opened = true
 		ctx := t.operatorContext(c, i)
+		c.ctx = ctx
 		if c.src != nil {
 			err = c.src.Open(ctx)
 		} else {
@@ -466,6 +530,9 @@ func (t *Task) run() (err error) {
 		if err != nil {
 			return opError(c.spec.ID, t.subtask, fmt.Errorf("open: %w", err))
 		}
+	}
+	if err := t.restoreState(); err != nil {
+		return err
 	}
 	if t.canceled.Load() {
 		return ErrCanceled
@@ -483,17 +550,17 @@ func (t *Task) run() (err error) {
 	if err != nil {
 		return err
 	}
-	// Every input ended: let each operator emit what it holds, in chain
-	// order, so that a downstream operator sees all upstream output first.
-	for _, c := range t.chain {
-		if c.op == nil {
-			continue
-		}
-		if err := c.op.EndInput(c.out); err != nil {
-			return opError(c.spec.ID, t.subtask, fmt.Errorf("end input: %w", err))
-		}
+	// Every input ended and every channel delivered EndOfPartition (a
+	// source: it reported EndOfInput). Order of the end (Flink's):
+	// EndInput, EndOfData downstream, the final checkpoint if an operator
+	// needs one (its barrier follows EndOfData, so downstream tasks can
+	// still align it), and only then EndOfPartition.
+	if err := t.endInput(); err != nil {
+		return err
 	}
-	t.publish()
+	if err := t.awaitFinalCheckpoint(); err != nil {
+		return err
+	}
 	return t.finishOutputs()
 }
 
@@ -544,6 +611,8 @@ func (t *Task) operatorContext(c *chainOp, i int) *operator.Context {
 		KeyField:       keyField,
 		Logger:         t.log.With(zap.String("operator", c.spec.ID)),
 		Stdout:         t.env.Stdout,
+		Checkpointing:  t.storage != nil,
+		ExactlyOnce:    t.exactlyOnce,
 	}
 }
 
@@ -733,7 +802,9 @@ func (t *Task) idle(d time.Duration) error {
 }
 
 // runInput drives the head operator from the input gate until every
-// channel delivered EndOfPartition.
+// channel delivered EndOfPartition. Once every channel delivered EndOfData
+// (or EndOfPartition) the input has ended (endInput); checkpoint barriers
+// and cancel markers may still come after that, until EndOfPartition.
 func (t *Task) runInput() error {
 	head := t.chain[0]
 	g := t.gate
@@ -787,13 +858,23 @@ func (t *Task) runInput() error {
 	}
 }
 
-// handleEvent handles an in-band event of a channel. Checkpoint barriers
-// will be handled here, in order with the data (next issue).
+// handleEvent handles an in-band event of a channel, in order with its
+// data: every record before it has been processed, none after it.
 func (t *Task) handleEvent(channel int, ev network.Event) error {
 	switch ev.Type {
-	case network.EndOfPartition, network.EndOfData:
-		// The gate reports io.EOF once every channel has ended.
-		return nil
+	case network.CheckpointBarrier:
+		return t.stepBarrier(BarrierReceived{Channel: channel, CheckpointID: ev.CheckpointID, Timestamp: ev.Timestamp, Flags: ev.Flags})
+	case network.CancelCheckpointMarker:
+		return t.stepBarrier(CancelMarkerReceived{Channel: channel, CheckpointID: ev.CheckpointID})
+	case network.EndOfData:
+		return t.channelEnded(channel)
+	case network.EndOfPartition:
+		// The end of input first: a checkpoint this completes (FLIP-147)
+		// then covers everything the channel sent.
+		if err := t.channelEnded(channel); err != nil {
+			return err
+		}
+		return t.stepBarrier(EndOfPartitionReceived{Channel: channel})
 	default:
 		if channel >= 0 && channel < len(t.inputOf) {
 			t.log.Debug("ignoring input event", zap.Stringer("event", ev.Type), zap.Int("input", t.inputOf[channel]))

@@ -9,7 +9,10 @@
 //   - the registration with the JobManager and the heartbeat stream,
 //   - the bookkeeping of its tasks (package taskexec runs each one) and
 //     their state reports (UpdateTaskExecutionState),
-//   - the Prometheus endpoint with the task counters.
+//   - the checkpoint RPCs (TriggerCheckpoint, NotifyCheckpointComplete,
+//     NotifyCheckpointAborted), handed to the task's mailbox, and the tasks'
+//     answers (AcknowledgeCheckpoint, DeclineCheckpoint; see checkpoints.go),
+//   - the Prometheus endpoint with the task metrics.
 //
 // # Life cycle of the connection to the JobManager
 //

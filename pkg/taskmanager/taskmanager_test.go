@@ -132,6 +132,8 @@ type fakeJM struct {
 	heartbeats    []*weirpb.TaskManagerHeartbeat
 	states        []*weirpb.TaskExecutionState
 	failUpdates   int // fail this many UpdateTaskExecutionState calls first
+	acks          []*weirpb.AcknowledgeCheckpointRequest
+	declines      []string // "<job> <checkpoint> <reason>"
 }
 
 func startJM(t *testing.T, addr, id string) *fakeJM {

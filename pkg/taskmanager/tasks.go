@@ -51,10 +51,11 @@ func (tm *TaskManager) submit(d *weirpb.TaskDeploymentDescriptor) error {
 		done:    make(chan struct{}),
 	}
 	task, err := taskexec.New(d, taskexec.Env{
-		Network: tm.net,
-		Logger:  tm.log,
-		Stdout:  tm.stdout,
-		Metrics: tm.taskMetrics,
+		Network:   tm.net,
+		Logger:    tm.log,
+		Stdout:    tm.stdout,
+		Metrics:   tm.taskMetrics,
+		Responder: responder{tm: tm},
 		OnRunning: func() {
 			e.running = true
 			tm.tasksRunning.Inc()

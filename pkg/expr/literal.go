@@ -1,0 +1,524 @@
+package expr
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/google/cel-go/cel"
+	celast "github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/operators"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+
+	"github.com/weirstream/weir/pkg/record"
+)
+
+// literalPlan is the fast path of an expression whose root is a map literal
+// with distinct constant string keys (a map operator's usual
+// `{"word": record.line, "n": 1}`), or a list literal of such maps. CEL
+// would build a Go map per record for each literal, boxing every value, only
+// for mapInto to take it apart again. The plan instead evaluates each value
+// on its own and writes it straight into the output record:
+//
+//   - a constant (any value not reading `record` that evaluates and converts
+//     at compile time, such as 1, "x" or [1, 2]) is a precomputed
+//     record.Value;
+//   - a field selection (`record.f`, `record["f"]`, `record.a.b`) copies
+//     the input's record.Value, converting nothing;
+//   - arithmetic (+ - * / %) between two operands that are field
+//     selections or int or double literals (`record.seq * 2`) is computed
+//     in Go when both are ints, or both doubles (no %), and CEL could not
+//     fail: no overflow, no division by zero;
+//   - anything else runs as its own cel.Program over the same `record`.
+//
+// It must behave exactly like CEL's evaluation of the whole expression
+// followed by mapInto, which TestLiteralPlanMatchesCEL checks:
+//
+//   - All values are evaluated first, in source order, and the first
+//     evaluation failure is the result (CEL evaluates a map literal's entries
+//     in order and stops at the first error); only then are values converted
+//     to record values, so a conversion error never hides an evaluation
+//     error of a later entry.
+//   - A field selection that does not resolve to a value (missing key, or a
+//     step through a non-map), and arithmetic that Go does not compute
+//     (mixed or non-numeric operands, overflow, division by zero), are
+//     evaluated by CEL, so the result or error is CEL's own.
+//   - Fields are written in the order orderFor would choose: the first map
+//     literal of the expression with the same key set, computed at compile
+//     time (for a map root that is the root itself).
+//
+// A literalPlan is immutable and shared by clones.
+type literalPlan struct {
+	maps    []literalMap // the root map, or the elements of the root list
+	entries int          // entries over all maps: the size of the scratch
+}
+
+type literalMap struct {
+	entries []literalEntry // in source order, which is evaluation order
+	order   []int          // output field order: indexes into entries
+}
+
+type entryKind uint8
+
+const (
+	entryConst entryKind = iota // value, precomputed
+	entryField                  // path, read from the input record
+	entryArith                  // op over args
+	entryCEL                    // prg
+)
+
+// operand is an argument of an entryArith: a field path, or a constant.
+type operand struct {
+	path  []string // nil for a constant
+	value record.Value
+}
+
+type literalEntry struct {
+	name  string
+	kind  entryKind
+	value record.Value // entryConst
+	path  []string     // entryField: keys from the input record down
+	op    string       // entryArith: operators.Add, ...
+	args  [2]operand   // entryArith
+	// prg evaluates the entry's value expression: always for entryCEL, and
+	// for entryField and entryArith when Go cannot, to fail as CEL does.
+	prg cel.Program
+}
+
+// planLiteral returns the fast path for the checked expression a, or nil if
+// its root is not a literal the fast path handles. p must have its
+// keyOrders set: constants are converted with them.
+func planLiteral(e *cel.Env, a *celast.AST, p *Program) *literalPlan {
+	root := a.Expr()
+	var lits []celast.Expr
+	switch {
+	case p.want == ResultMap && root.Kind() == celast.MapKind:
+		lits = []celast.Expr{root}
+	case p.want == ResultListOfMaps && root.Kind() == celast.ListKind:
+		l := root.AsList()
+		if len(l.OptionalIndices()) > 0 {
+			return nil
+		}
+		lits = l.Elements()
+	default:
+		return nil
+	}
+	plan := &literalPlan{maps: make([]literalMap, 0, len(lits))}
+	for _, lit := range lits {
+		m, ok := planMap(e, a, lit, p)
+		if !ok {
+			return nil
+		}
+		plan.maps = append(plan.maps, m)
+		plan.entries += len(m.entries)
+	}
+	return plan
+}
+
+// planMap plans one map literal: keys must be distinct constant strings and
+// entries not optional (`?"k": v`, which the environment does not enable
+// today anyway).
+func planMap(e *cel.Env, a *celast.AST, lit celast.Expr, p *Program) (literalMap, bool) {
+	if lit.Kind() != celast.MapKind {
+		return literalMap{}, false
+	}
+	var m literalMap
+	seen := make(map[string]bool)
+	for _, en := range lit.AsMap().Entries() {
+		me := en.AsMapEntry()
+		k := me.Key()
+		if me.IsOptional() || k.Kind() != celast.LiteralKind {
+			return literalMap{}, false
+		}
+		name, ok := k.AsLiteral().(types.String)
+		if !ok || seen[string(name)] {
+			// A repeated key is legal CEL (the last value wins, at the
+			// first key's place): rare enough to leave to CEL.
+			return literalMap{}, false
+		}
+		seen[string(name)] = true
+		ent, ok := planEntry(e, a, string(name), me.Value(), p)
+		if !ok {
+			return literalMap{}, false
+		}
+		m.entries = append(m.entries, ent)
+	}
+	m.order = make([]int, len(m.entries))
+	for i := range m.order {
+		m.order[i] = i
+	}
+	// The order mapInto would give the CEL map: that of the first literal
+	// with the same key set. keyOrders holds distinct keys, so equal length
+	// and inclusion mean the same set.
+	for _, keys := range p.keyOrders {
+		if len(keys) != len(m.entries) {
+			continue
+		}
+		order := make([]int, 0, len(keys))
+		for _, k := range keys {
+			name := string(k.(types.String))
+			for i, en := range m.entries {
+				if en.name == name {
+					order = append(order, i)
+					break
+				}
+			}
+		}
+		if len(order) == len(keys) {
+			m.order = order
+			break
+		}
+	}
+	return m, true
+}
+
+func planEntry(e *cel.Env, a *celast.AST, name string, v celast.Expr, p *Program) (literalEntry, bool) {
+	ent := literalEntry{name: name}
+	prg, err := subProgram(e, a, v)
+	if err != nil {
+		return literalEntry{}, false
+	}
+	ent.prg = prg
+	if path, ok := fieldPath(v); ok {
+		ent.kind, ent.path = entryField, path
+		return ent, true
+	}
+	if op, args, ok := arithmetic(v); ok {
+		ent.kind, ent.op, ent.args = entryArith, op, args
+		return ent, true
+	}
+	ent.kind = entryCEL
+	if readsRecord(v) {
+		return ent, true
+	}
+	// No input: the value is the same for every record, unless it fails,
+	// in which case it is left to fail per record as CEL would.
+	var act activation
+	out, _, err := prg.Eval(&act)
+	if err != nil || out == nil || types.IsUnknownOrError(out) {
+		return ent, true
+	}
+	rv, err := p.toValue(out)
+	if err != nil {
+		return ent, true
+	}
+	ent.kind, ent.value, ent.prg = entryConst, rv, nil
+	return ent, true
+}
+
+// subProgram plans the sub-expression sub of the checked AST a as a program
+// of its own. The type and reference maps are keyed by expression id, so
+// the whole expression's maps serve the sub-expression too.
+func subProgram(e *cel.Env, a *celast.AST, sub celast.Expr) (cel.Program, error) {
+	pb, err := celast.ToProto(celast.NewCheckedAST(celast.NewAST(sub, a.SourceInfo()), a.TypeMap(), a.ReferenceMap()))
+	if err != nil {
+		return nil, err
+	}
+	sa, err := cel.CheckedExprToAstWithSource(pb, nil)
+	if err != nil {
+		return nil, err
+	}
+	return e.Program(sa, cel.EvalOptions(cel.OptOptimize))
+}
+
+// fieldPath returns the keys of a chain of selections (`.f`, not has()) and
+// constant string indexes (`["f"]`) from the variable `record`.
+func fieldPath(x celast.Expr) ([]string, bool) {
+	var rev []string
+	for {
+		switch x.Kind() {
+		case celast.IdentKind:
+			if x.AsIdent() != varName || len(rev) == 0 {
+				return nil, false
+			}
+			path := make([]string, len(rev))
+			for i, k := range rev {
+				path[len(rev)-1-i] = k
+			}
+			return path, true
+		case celast.SelectKind:
+			s := x.AsSelect()
+			if s.IsTestOnly() {
+				return nil, false
+			}
+			rev = append(rev, s.FieldName())
+			x = s.Operand()
+		case celast.CallKind:
+			c := x.AsCall()
+			if c.FunctionName() != operators.Index || c.IsMemberFunction() || len(c.Args()) != 2 {
+				return nil, false
+			}
+			k := c.Args()[1]
+			if k.Kind() != celast.LiteralKind {
+				return nil, false
+			}
+			s, ok := k.AsLiteral().(types.String)
+			if !ok {
+				return nil, false
+			}
+			rev = append(rev, string(s))
+			x = c.Args()[0]
+		default:
+			return nil, false
+		}
+	}
+}
+
+// arithmetic returns the operator and operands of x if it is arithmetic
+// entryArith can compute, and one operand at least reads the record
+// (otherwise x is a constant).
+func arithmetic(x celast.Expr) (string, [2]operand, bool) {
+	var args [2]operand
+	if x.Kind() != celast.CallKind {
+		return "", args, false
+	}
+	c := x.AsCall()
+	switch c.FunctionName() {
+	case operators.Add, operators.Subtract, operators.Multiply, operators.Divide, operators.Modulo:
+	default:
+		return "", args, false
+	}
+	if c.IsMemberFunction() || len(c.Args()) != 2 {
+		return "", args, false
+	}
+	fields := 0
+	for i, a := range c.Args() {
+		if path, ok := fieldPath(a); ok {
+			args[i].path = path
+			fields++
+			continue
+		}
+		if a.Kind() != celast.LiteralKind {
+			return "", args, false
+		}
+		switch l := a.AsLiteral().(type) {
+		case types.Int:
+			args[i].value = record.Int(int64(l))
+		case types.Double:
+			args[i].value = record.Float(float64(l))
+		default:
+			return "", args, false
+		}
+	}
+	return c.FunctionName(), args, fields > 0
+}
+
+// arith computes an entryArith in Go, reporting false where CEL's result
+// could be anything but the plain arithmetic result (an error, mostly).
+func arith(in *record.Record, op string, args *[2]operand) (record.Value, bool) {
+	var v [2]record.Value
+	for i := range args {
+		if args[i].path == nil {
+			v[i] = args[i].value
+			continue
+		}
+		var ok bool
+		if v[i], ok = lookupPath(in, args[i].path); !ok {
+			return record.Value{}, false
+		}
+	}
+	switch {
+	case v[0].Kind() == record.KindInt && v[1].Kind() == record.KindInt:
+		x, _ := v[0].AsInt()
+		y, _ := v[1].AsInt()
+		r, ok := intArith(op, x, y)
+		return record.Int(r), ok
+	case v[0].Kind() == record.KindFloat && v[1].Kind() == record.KindFloat:
+		x, _ := v[0].AsFloat()
+		y, _ := v[1].AsFloat()
+		switch op {
+		case operators.Add:
+			return record.Float(x + y), true
+		case operators.Subtract:
+			return record.Float(x - y), true
+		case operators.Multiply:
+			return record.Float(x * y), true
+		case operators.Divide: // IEEE, as CEL: no error on zero
+			return record.Float(x / y), true
+		}
+	}
+	return record.Value{}, false
+}
+
+// intArith is CEL's checked int arithmetic (cel-go common/types/overflow.go),
+// reporting false where CEL fails.
+func intArith(op string, x, y int64) (int64, bool) {
+	switch op {
+	case operators.Add:
+		if (y > 0 && x > math.MaxInt64-y) || (y < 0 && x < math.MinInt64-y) {
+			return 0, false
+		}
+		return x + y, true
+	case operators.Subtract:
+		if (y < 0 && x > math.MaxInt64+y) || (y > 0 && x < math.MinInt64+y) {
+			return 0, false
+		}
+		return x - y, true
+	case operators.Multiply:
+		if (x == -1 && y == math.MinInt64) || (y == -1 && x == math.MinInt64) ||
+			(x > 0 && y > 0 && x > math.MaxInt64/y) ||
+			(x > 0 && y < 0 && y < math.MinInt64/x) ||
+			(x < 0 && y > 0 && x < math.MinInt64/y) ||
+			(x < 0 && y < 0 && y < math.MaxInt64/x) {
+			return 0, false
+		}
+		return x * y, true
+	case operators.Divide:
+		if y == 0 || (x == math.MinInt64 && y == -1) {
+			return 0, false
+		}
+		return x / y, true
+	case operators.Modulo:
+		if y == 0 || (x == math.MinInt64 && y == -1) {
+			return 0, false
+		}
+		return x % y, true
+	}
+	return 0, false
+}
+
+// readsRecord reports whether x mentions an identifier named `record` (a
+// comprehension variable of that name counts too: this only needs to be
+// conservative).
+func readsRecord(x celast.Expr) bool {
+	found := false
+	celast.PreOrderVisit(x, celast.NewExprVisitor(func(y celast.Expr) {
+		if y.Kind() == celast.IdentKind && y.AsIdent() == varName {
+			found = true
+		}
+	}))
+	return found
+}
+
+// lookupPath returns the value at path in r, if every step but the last is
+// a map that has the key.
+func lookupPath(r *record.Record, path []string) (record.Value, bool) {
+	v, ok := r.Get(path[0])
+	for _, k := range path[1:] {
+		if !ok || v.Kind() != record.KindMap {
+			return record.Value{}, false
+		}
+		m, _ := v.AsMap()
+		v, ok = m.Get(k)
+	}
+	return v, ok
+}
+
+// evalLiteral evaluates every entry of the plan on in, in source order,
+// into p.direct (constants and resolved fields) or p.vals (CEL results). On
+// success p.act.in is left set for the conversions that follow (toValue
+// must recognise the input record); the caller clears it and the scratch
+// with endLiteral.
+func (p *Program) evalLiteral(in *record.Record) error {
+	p.act.in = (*recordMap)(in)
+	i := 0
+	for mi := range p.lit.maps {
+		for ei := range p.lit.maps[mi].entries {
+			en := &p.lit.maps[mi].entries[ei]
+			switch en.kind {
+			case entryConst:
+				p.direct[i] = en.value
+			case entryField:
+				if v, ok := lookupPath(in, en.path); ok {
+					p.direct[i] = v
+					break
+				}
+				if err := p.evalEntry(en, in, i); err != nil {
+					return err
+				}
+			case entryArith:
+				if v, ok := arith(in, en.op, &en.args); ok {
+					p.direct[i] = v
+					break
+				}
+				if err := p.evalEntry(en, in, i); err != nil {
+					return err
+				}
+			case entryCEL:
+				if err := p.evalEntry(en, in, i); err != nil {
+					return err
+				}
+			}
+			i++
+		}
+	}
+	return nil
+}
+
+func (p *Program) evalEntry(en *literalEntry, in *record.Record, i int) error {
+	v, err := p.evalProgram(en.prg, in)
+	if err != nil {
+		p.endLiteral()
+		return err
+	}
+	p.vals[i] = v
+	return nil
+}
+
+// literalInto writes map m of the plan, whose entries start at base in the
+// scratch, to out, which is empty.
+func (p *Program) literalInto(m *literalMap, base int, out *record.Record) error {
+	for _, j := range m.order {
+		name := m.entries[j].name
+		v := p.direct[base+j]
+		if cv := p.vals[base+j]; cv != nil {
+			var err error
+			if v, err = p.toValue(cv); err != nil {
+				return fmt.Errorf("field %q: %w", name, err)
+			}
+		}
+		out.Fields = append(out.Fields, record.Field{Name: name, Value: v})
+	}
+	return nil
+}
+
+// endLiteral drops the references evaluation left in the scratch and the
+// activation: the input record must not be retained.
+func (p *Program) endLiteral() {
+	p.act.in = nil
+	clear(p.direct)
+	clear(p.vals)
+}
+
+// evalMapLiteral is EvalMap's fast path.
+func (p *Program) evalMapLiteral(in, out *record.Record) error {
+	if err := p.evalLiteral(in); err != nil {
+		return err
+	}
+	defer p.endLiteral()
+	if err := p.literalInto(&p.lit.maps[0], 0, out); err != nil {
+		out.Reset()
+		return p.failed(in, err)
+	}
+	return nil
+}
+
+// evalListLiteral is EvalList's fast path.
+func (p *Program) evalListLiteral(in *record.Record, emit func(*record.Record) error) error {
+	if err := p.evalLiteral(in); err != nil {
+		return err
+	}
+	defer p.endLiteral()
+	defer p.scratch.Reset()
+	base := 0
+	for i := range p.lit.maps {
+		m := &p.lit.maps[i]
+		p.scratch.Reset()
+		if err := p.literalInto(m, base, &p.scratch); err != nil {
+			return p.failed(in, fmt.Errorf("list element %d: %w", i, err))
+		}
+		if err := emit(&p.scratch); err != nil {
+			return err
+		}
+		base += len(m.entries)
+	}
+	return nil
+}
+
+// newScratch returns the per-evaluation scratch a plan needs.
+func (l *literalPlan) newScratch() ([]record.Value, []ref.Val) {
+	if l == nil {
+		return nil, nil
+	}
+	return make([]record.Value, l.entries), make([]ref.Val, l.entries)
+}

@@ -1,0 +1,643 @@
+package jobmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/coordinator"
+	"github.com/weirstream/weir/pkg/ha"
+	"github.com/weirstream/weir/pkg/jobgraph"
+	"github.com/weirstream/weir/pkg/scheduler"
+	"github.com/weirstream/weir/pkg/snapshot"
+	"github.com/weirstream/weir/proto/weirpb"
+)
+
+// The JobManager side of checkpointing: the shell around the pure
+// checkpoint coordinator (package coordinator) of each job execution. It
+// feeds the coordinator what the scheduler, the TaskManagers and time
+// report, and carries out its actions: RPCs to the tasks, the _metadata
+// write, the HA store, file clean-up and failing the job.
+
+// Retention policies (execution.checkpointing.externalized-checkpoint-retention).
+const (
+	deleteOnCancellation = "DELETE_ON_CANCELLATION"
+	retainOnCancellation = "RETAIN_ON_CANCELLATION"
+	noExternalized       = "NO_EXTERNALIZED_CHECKPOINTS"
+)
+
+// haTimeout bounds one call to the HA store.
+const haTimeout = 5 * time.Second
+
+// checkpointing is the checkpointing of one job: what submission validated
+// and, once the tasks are deployed, the coordinator of the execution. It
+// belongs to the JobManager's mutex. It outlives the job, so that its
+// checkpoint history can still be listed.
+type checkpointing struct {
+	jobID, jobName string
+	maxParallelism int
+	vertices       []*jobgraph.JobVertex
+	cfg            coordinator.Config // options only: no tasks, ids or restored checkpoints
+	retention      string
+	storage        snapshot.Storage
+	log            *zap.Logger
+
+	// coord is nil until the tasks are deployed.
+	coord   *coordinator.Coordinator
+	stopped bool
+	// persistedNext: ids below it are durable in the HA store. A trigger
+	// of a higher id is not sent (its checkpoint then expires), because a
+	// JobManager taking over could hand that id out again.
+	persistedNext int64
+}
+
+// checkpointSettings reads the checkpointing options of a job's effective
+// configuration. ok is false when checkpointing is disabled (no interval).
+func checkpointSettings(cfg *config.Config) (c coordinator.Config, retention string, ok bool, err error) {
+	if !cfg.IsSet(config.CheckpointingInterval) {
+		return c, "", false, nil
+	}
+	c = coordinator.Config{
+		Interval:                   cfg.Duration(config.CheckpointingInterval),
+		Mode:                       coordinator.Mode(cfg.String(config.CheckpointingMode)),
+		MinPause:                   cfg.Duration(config.CheckpointingMinPause),
+		Timeout:                    cfg.Duration(config.CheckpointingTimeout),
+		TolerableFailedCheckpoints: cfg.Int(config.TolerableFailedCheckpoints),
+		MaxConcurrent:              cfg.Int(config.MaxConcurrentCheckpoints),
+		NumRetained:                cfg.Int(config.NumRetainedCheckpoints),
+		Unaligned:                  cfg.Bool(config.UnalignedCheckpoints),
+		AlignedCheckpointTimeout:   cfg.Duration(config.AlignedCheckpointTimeout),
+	}
+	// pkg/config checks each value; what only holds for a combination of
+	// values is checked here, naming the keys (the coordinator checks it
+	// too, in its own words).
+	if c.Unaligned {
+		switch {
+		case c.Mode != coordinator.ExactlyOnce:
+			return c, "", true, fmt.Errorf("%s is true but %s is %s: unaligned checkpoints require EXACTLY_ONCE",
+				config.UnalignedCheckpoints.Key, config.CheckpointingMode.Key, c.Mode)
+		case c.MaxConcurrent > 1:
+			return c, "", true, fmt.Errorf("%s is true but %s is %d: unaligned checkpoints require 1",
+				config.UnalignedCheckpoints.Key, config.MaxConcurrentCheckpoints.Key, c.MaxConcurrent)
+		}
+	}
+	return c, cfg.String(config.ExternalizedCheckpointRetention), true, nil
+}
+
+// newCheckpointing validates the checkpointing of a submitted job: options,
+// topology and storage, whose directory it creates and probes. It returns
+// nil when checkpointing is disabled. Errors are the user's to read.
+func newCheckpointing(jobID string, g *jobgraph.JobGraph, vertices []*jobgraph.JobVertex, eff *config.Config, log *zap.Logger) (*checkpointing, error) {
+	cfg, retention, ok, err := checkpointSettings(eff)
+	if err != nil || !ok {
+		return nil, err
+	}
+	probe := cfg
+	probe.Tasks = coordinatorTasks(vertices, nil)
+	if _, err := coordinator.New(probe, time.Now()); err != nil {
+		return nil, err
+	}
+	uri, err := snapshot.StorageURI(eff)
+	if err != nil {
+		return nil, err
+	}
+	storage, err := snapshot.Open(uri, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := storage.Validate(jobID); err != nil {
+		return nil, err
+	}
+	return &checkpointing{
+		jobID: jobID, jobName: g.Name, maxParallelism: g.MaxParallelism, vertices: vertices,
+		cfg: cfg, retention: retention, storage: storage, log: log,
+	}, nil
+}
+
+// coordinatorTasks is the topology the coordinator plans with: every
+// subtask, with the subtasks it reads from (over a forward edge the one
+// with the same index, otherwise all of the upstream vertex). attempt
+// returns a subtask's current attempt and whether it is RUNNING; nil means
+// attempt 0, not running.
+func coordinatorTasks(vertices []*jobgraph.JobVertex, attempt func(v, st int) (int, bool)) []coordinator.Task {
+	var tasks []coordinator.Task
+	for _, v := range vertices {
+		for st := 0; st < v.Parallelism; st++ {
+			t := coordinator.Task{ID: coordinator.TaskID{Vertex: v.Index, Subtask: st}}
+			if attempt != nil {
+				t.Attempt, t.Running = attempt(v.Index, st)
+			}
+			seen := map[coordinator.TaskID]bool{}
+			add := func(u coordinator.TaskID) {
+				if !seen[u] {
+					seen[u] = true
+					t.Upstream = append(t.Upstream, u)
+				}
+			}
+			for _, in := range v.Inputs {
+				if in.Partition == jobgraph.Forward {
+					add(coordinator.TaskID{Vertex: in.FromVertex, Subtask: st})
+					continue
+				}
+				if in.FromVertex < 0 || in.FromVertex >= len(vertices) {
+					continue // the coordinator reports the unknown task
+				}
+				for u := 0; u < vertices[in.FromVertex].Parallelism; u++ {
+					add(coordinator.TaskID{Vertex: in.FromVertex, Subtask: u})
+				}
+			}
+			tasks = append(tasks, t)
+		}
+	}
+	return tasks
+}
+
+// serialize runs f now, or, when called from within another serialized
+// function, after it and everything queued before. Scheduler and
+// coordinator steps go through it: carrying out one step's actions may
+// produce events for the other (a FailJob fails the job, the job leaving
+// RUNNING stops the coordinator), and each must see its actions carried out
+// in order, never interleaved with a nested step's. Callers hold jm.mu.
+func (jm *JobManager) serialize(f func()) {
+	jm.queue = append(jm.queue, f)
+	if jm.draining {
+		return
+	}
+	jm.draining = true
+	for len(jm.queue) > 0 {
+		next := jm.queue[0]
+		jm.queue[0] = nil
+		jm.queue = jm.queue[1:]
+		next()
+	}
+	jm.queue = nil
+	jm.draining = false
+}
+
+// feed steps a job's coordinator with one event and carries out its
+// actions. Callers hold jm.mu.
+func (jm *JobManager) feed(cp *checkpointing, ev coordinator.Event) {
+	jm.serialize(func() {
+		if jm.closing || cp.coord == nil {
+			return
+		}
+		for _, a := range cp.coord.Step(time.Now(), ev) {
+			jm.doCheckpoint(cp, a)
+		}
+		// The timer loop recomputes the earliest NextTriggerTime.
+		select {
+		case jm.cpWake <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// startCoordinator builds the coordinator of the execution whose tasks were
+// just deployed. It fails the job when the HA store cannot be read, since
+// checkpointing without the id counter could reuse ids.
+func (jm *JobManager) startCoordinator(cp *checkpointing) {
+	ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
+	defer cancel()
+	fail := func(err error) {
+		cp.log.Error("cannot start the checkpoint coordinator", zap.Error(err))
+		jm.stepLocked(scheduler.GlobalFailure{JobID: cp.jobID, Cause: "start checkpoint coordinator: " + err.Error()})
+	}
+	next, err := jm.ha.CheckpointIDCounter(ctx, cp.jobID)
+	if err != nil {
+		fail(fmt.Errorf("read checkpoint id counter: %w", err))
+		return
+	}
+	stored, err := jm.ha.CompletedCheckpoints(ctx, cp.jobID)
+	if err != nil {
+		fail(fmt.Errorf("read completed checkpoints: %w", err))
+		return
+	}
+	cfg := cp.cfg
+	cfg.NextCheckpointID = next
+	for _, s := range stored {
+		cfg.Restored = append(cfg.Restored, coordinator.CompletedCheckpoint{ID: s.CheckpointID, Path: s.Location})
+	}
+	cfg.Tasks = coordinatorTasks(cp.vertices, func(v, st int) (int, bool) {
+		ex, _ := jm.sched.Execution(cp.jobID, v, st)
+		return ex.ID.Attempt, ex.State == scheduler.ExecutionRunning
+	})
+	c, err := coordinator.New(cfg, time.Now())
+	if err != nil {
+		fail(err)
+		return
+	}
+	cp.coord, cp.persistedNext, cp.stopped = c, next, false
+	jm.activeCheckpoints[cp.jobID] = cp
+	jm.metrics.initJob(cp.jobID)
+	cp.log.Info("checkpoint coordinator started", zap.Duration("interval", cfg.Interval), zap.String("mode", string(cfg.Mode)),
+		zap.Int64("next_checkpoint_id", next), zap.Int("restored_checkpoints", len(cfg.Restored)))
+	select {
+	case jm.cpWake <- struct{}{}:
+	default:
+	}
+}
+
+// stopCoordinator ends periodic checkpointing: the execution left RUNNING.
+func (jm *JobManager) stopCoordinator(cp *checkpointing) {
+	if cp.coord == nil || cp.stopped {
+		return
+	}
+	cp.stopped = true
+	delete(jm.activeCheckpoints, cp.jobID)
+	jm.feed(cp, coordinator.Stop{})
+}
+
+// jobEnded applies the retention policy to the retained checkpoints of a
+// job that reached a globally terminal state, as Flink's
+// ExternalizedCheckpointRetention (CheckpointProperties): the checkpoints
+// are deleted when the job is CANCELED or FINISHED unless the policy is
+// RETAIN_ON_CANCELLATION, and kept when it FAILED unless the policy is
+// NO_EXTERNALIZED_CHECKPOINTS.
+func (jm *JobManager) jobEnded(cp *checkpointing, state scheduler.JobState) {
+	if cp.coord == nil {
+		return
+	}
+	var discard bool
+	switch state {
+	case scheduler.JobCanceled, scheduler.JobFinished:
+		discard = cp.retention != retainOnCancellation
+	case scheduler.JobFailed:
+		discard = cp.retention == noExternalized
+	}
+	var paths []string
+	for _, c := range cp.coord.Retained() {
+		if c.Savepoint {
+			continue // the user's files
+		}
+		paths = append(paths, c.Path)
+		if discard {
+			jm.discard(cp, coordinator.DiscardCheckpoint{CheckpointID: c.ID, Path: c.Path})
+		}
+	}
+	if len(paths) == 0 {
+		return
+	}
+	if discard {
+		cp.log.Info("deleting retained checkpoints", zap.String("state", string(state)), zap.String("retention", cp.retention), zap.Strings("paths", paths))
+	} else {
+		cp.log.Info("retained checkpoints kept", zap.String("state", string(state)), zap.String("retention", cp.retention), zap.Strings("paths", paths))
+	}
+}
+
+// doCheckpoint carries out one action of a coordinator; it never blocks on
+// I/O other than the HA store's checkpoint id counter.
+func (jm *JobManager) doCheckpoint(cp *checkpointing, a coordinator.Action) {
+	switch a := a.(type) {
+	case coordinator.PersistCheckpointID:
+		ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
+		err := jm.ha.SetCheckpointIDCounter(ctx, cp.jobID, a.Next)
+		cancel()
+		if err != nil {
+			cp.log.Error("persist checkpoint id counter: the checkpoint is not triggered and will expire", zap.Int64("next", a.Next), zap.Error(err))
+			return
+		}
+		cp.persistedNext = max(cp.persistedNext, a.Next)
+	case coordinator.TriggerTasks:
+		if a.CheckpointID >= cp.persistedNext {
+			cp.log.Warn("checkpoint not triggered: its id is not persisted", zap.Int64("checkpoint", a.CheckpointID))
+			return
+		}
+		for _, t := range a.Tasks {
+			jm.sendToTask(cp, t, "trigger checkpoint", zap.WarnLevel, func(ctx context.Context, c weirpb.TaskExecutorGatewayClient, ex *weirpb.ExecutionAttemptID) error {
+				_, err := c.TriggerCheckpoint(ctx, &weirpb.TriggerCheckpointRequest{
+					Execution: ex, CheckpointId: a.CheckpointID, TimestampUnixMs: a.Timestamp.UnixMilli(),
+					Savepoint: a.Savepoint, Unaligned: a.Unaligned, Drain: a.Drain, Stop: a.Stop,
+				})
+				return err
+			}, a.CheckpointID)
+		}
+	case coordinator.WriteMetadata:
+		jm.writeMetadata(cp, a)
+	case coordinator.NotifyComplete:
+		jm.checkpointCompleted(cp, a.CheckpointID)
+		for _, t := range a.Tasks {
+			jm.sendToTask(cp, t, "notify checkpoint complete", zap.DebugLevel, func(ctx context.Context, c weirpb.TaskExecutorGatewayClient, ex *weirpb.ExecutionAttemptID) error {
+				_, err := c.NotifyCheckpointComplete(ctx, &weirpb.NotifyCheckpointRequest{Execution: ex, CheckpointId: a.CheckpointID})
+				return err
+			}, a.CheckpointID)
+		}
+	case coordinator.NotifyAborted:
+		jm.checkpointFailed(cp, a.CheckpointID)
+		for _, t := range a.Tasks {
+			jm.sendToTask(cp, t, "notify checkpoint aborted", zap.DebugLevel, func(ctx context.Context, c weirpb.TaskExecutorGatewayClient, ex *weirpb.ExecutionAttemptID) error {
+				_, err := c.NotifyCheckpointAborted(ctx, &weirpb.NotifyCheckpointRequest{Execution: ex, CheckpointId: a.CheckpointID})
+				return err
+			}, a.CheckpointID)
+		}
+	case coordinator.DiscardCheckpoint:
+		jm.discard(cp, a)
+	case coordinator.FailJob:
+		cp.log.Error("checkpointing fails the job", zap.String("reason", a.Reason))
+		jm.stepLocked(scheduler.GlobalFailure{JobID: cp.jobID, Cause: a.Reason})
+	case coordinator.SavepointDone, coordinator.SavepointFailed:
+		// Savepoints are not triggered yet (TriggerSavepoint is unimplemented).
+		cp.log.Warn("unexpected savepoint result", zap.Any("result", a))
+	case coordinator.Log:
+		cp.log.Debug(a.Message)
+	}
+}
+
+// sendToTask queues an RPC to the current attempt of task t on its
+// TaskManager's client goroutine, behind its SubmitTask. Failures are only
+// logged: a trigger that does not arrive makes the checkpoint expire or be
+// declined; a lost notification is subsumed by the next checkpoint's.
+func (jm *JobManager) sendToTask(cp *checkpointing, t coordinator.TaskID, what string, lvl zapcore.Level,
+	call func(context.Context, weirpb.TaskExecutorGatewayClient, *weirpb.ExecutionAttemptID) error, checkpointID int64) {
+	ex, ok := jm.sched.Execution(cp.jobID, t.Vertex, t.Subtask)
+	te := jm.executors[ex.TaskManager]
+	if !ok || te == nil {
+		cp.log.Log(lvl, what+": task is not deployed", zap.Int64("checkpoint", checkpointID), zap.Int("vertex", t.Vertex), zap.Int("subtask", t.Subtask))
+		return
+	}
+	id := ex.ID
+	te.enqueue(func(ctx context.Context) {
+		if err := call(ctx, te.client, id.Proto()); err != nil && ctx.Err() == nil {
+			cp.log.Log(lvl, what+" failed", zap.Int64("checkpoint", checkpointID), zap.String("taskmanager", te.id),
+				zap.Int("vertex", id.Vertex), zap.Int("subtask", id.Subtask), zap.Int("attempt", id.Attempt), zap.Error(err))
+		}
+	})
+}
+
+// writeMetadata assembles the checkpoint's _metadata under the lock (it
+// only decodes the acknowledgements) and writes it on a goroutine of its
+// own: storage I/O never runs on the JobManager's lock. On success the
+// checkpoint is added to the HA store before the coordinator hears of it;
+// any failure (a full disk, a permission error, the HA store) fails only
+// this checkpoint, with the cause.
+func (jm *JobManager) writeMetadata(cp *checkpointing, a coordinator.WriteMetadata) {
+	written := func(path string, err error) {
+		jm.feed(cp, coordinator.MetadataWritten{CheckpointID: a.CheckpointID, Path: path, Err: err})
+	}
+	if a.Savepoint {
+		written("", errors.New("savepoints are not supported yet"))
+		return
+	}
+	md, err := cp.metadata(a)
+	if err != nil {
+		written("", err)
+		return
+	}
+	loc, err := cp.storage.CheckpointLocation(cp.jobID, a.CheckpointID)
+	if err != nil {
+		written("", err)
+		return
+	}
+	jm.wg.Add(1) // under jm.mu and not closing (feed checked): Close waits for it
+	go func() {
+		defer jm.wg.Done()
+		_, err := loc.WriteMetadata(md)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
+			err = jm.ha.AddCompletedCheckpoint(ctx, cp.jobID, ha.CompletedCheckpoint{CheckpointID: a.CheckpointID, Location: loc.Path()})
+			cancel()
+			if err != nil {
+				// Nothing refers to the written checkpoint: remove it here,
+				// since the coordinator discards only what it completed.
+				err = fmt.Errorf("record checkpoint in the HA store: %w", err)
+				if derr := loc.Dispose(); derr != nil {
+					cp.log.Warn("dispose checkpoint", zap.Int64("checkpoint", a.CheckpointID), zap.Error(derr))
+				}
+			}
+		}
+		jm.mu.Lock()
+		defer jm.mu.Unlock()
+		written(loc.Path(), err)
+	}()
+}
+
+// metadata builds the checkpoint's Metadata: every operator of the job,
+// every subtask, with the state objects its task acknowledged (a chain's
+// acknowledgement holds the objects of each of its operators).
+func (cp *checkpointing) metadata(a coordinator.WriteMetadata) (*snapshot.Metadata, error) {
+	md := &snapshot.Metadata{
+		JobID: cp.jobID, JobName: cp.jobName, CheckpointID: a.CheckpointID,
+		TimestampMs: a.Timestamp.UnixMilli(), Savepoint: a.Savepoint, MaxParallelism: cp.maxParallelism,
+	}
+	for _, v := range cp.vertices {
+		states := make([]*snapshot.TaskState, v.Parallelism)
+		finished := make([]bool, v.Parallelism)
+		for st := range states {
+			id := coordinator.TaskID{Vertex: v.Index, Subtask: st}
+			ts, ok := a.Tasks[id]
+			if !ok {
+				return nil, fmt.Errorf("checkpoint %d has no state of task %s subtask %d", a.CheckpointID, vertexName(v), st)
+			}
+			finished[st] = ts.Finished
+			s, err := decodeTaskState(v, ts.State)
+			if err != nil {
+				return nil, fmt.Errorf("task %s subtask %d: %w", vertexName(v), st, err)
+			}
+			states[st] = s
+		}
+		for _, op := range v.Operators {
+			os := snapshot.OperatorState{ID: op.ID, Type: op.Type, Parallelism: v.Parallelism}
+			for st, s := range states {
+				os.Subtasks = append(os.Subtasks, snapshot.SubtaskState{Subtask: st, Finished: finished[st], State: s.Operators[op.ID]})
+			}
+			md.Operators = append(md.Operators, os)
+		}
+	}
+	return md, nil
+}
+
+// decodeTaskState decodes an acknowledgement's state and checks that it
+// names only operators of the task's chain.
+func decodeTaskState(v *jobgraph.JobVertex, b []byte) (*snapshot.TaskState, error) {
+	s, err := snapshot.DecodeTaskState(b)
+	if err != nil {
+		return nil, err
+	}
+	for id := range s.Operators {
+		found := false
+		for _, op := range v.Operators {
+			found = found || op.ID == id
+		}
+		if !found {
+			return nil, fmt.Errorf("state of operator %q, which is not in the chain %s", id, vertexName(v))
+		}
+	}
+	return s, nil
+}
+
+func vertexName(v *jobgraph.JobVertex) string {
+	ids := make([]string, len(v.Operators))
+	for i, op := range v.Operators {
+		ids[i] = op.ID
+	}
+	return strings.Join(ids, " -> ")
+}
+
+// discard forgets a checkpoint in the HA store and deletes its files, on a
+// goroutine of its own. The HA entry goes first, so that the store never
+// points at deleted files. An aborted savepoint has no known directory yet.
+func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint) {
+	if a.Savepoint && a.Path == "" {
+		return
+	}
+	var loc snapshot.Location
+	var err error
+	if a.Path != "" {
+		loc, err = cp.storage.ResolveLocation(a.Path)
+	} else {
+		loc, err = cp.storage.CheckpointLocation(cp.jobID, a.CheckpointID)
+	}
+	if err != nil {
+		cp.log.Warn("discard checkpoint", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
+		return
+	}
+	if jm.closing {
+		return
+	}
+	jm.wg.Add(1)
+	go func() {
+		defer jm.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
+		err := jm.ha.RemoveCompletedCheckpoint(ctx, cp.jobID, a.CheckpointID)
+		cancel()
+		if err != nil {
+			cp.log.Warn("remove checkpoint from the HA store; its files are kept", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
+			return
+		}
+		if err := loc.Dispose(); err != nil {
+			cp.log.Warn("discard checkpoint", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
+			return
+		}
+		cp.log.Debug("checkpoint discarded", zap.Int64("checkpoint", a.CheckpointID), zap.String("path", loc.Path()), zap.String("reason", string(a.Reason)))
+	}()
+}
+
+// stats returns the statistics of one checkpoint from the coordinator's
+// history.
+func (cp *checkpointing) stats(id int64) (coordinator.CheckpointStats, bool) {
+	for _, s := range cp.coord.History() {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return coordinator.CheckpointStats{}, false
+}
+
+func (jm *JobManager) checkpointCompleted(cp *checkpointing, id int64) {
+	s, _ := cp.stats(id)
+	jm.metrics.checkpointCompleted(cp.jobID, s.Duration, s.StateSize)
+	cp.log.Info("checkpoint completed", zap.Int64("checkpoint", id), zap.Duration("duration", s.Duration),
+		zap.Int64("size_bytes", s.StateSize), zap.String("path", s.Path))
+}
+
+func (jm *JobManager) checkpointFailed(cp *checkpointing, id int64) {
+	s, _ := cp.stats(id)
+	jm.metrics.checkpointFailed(cp.jobID)
+	cp.log.Warn("checkpoint failed", zap.Int64("checkpoint", id), zap.String("reason", string(s.FailureReason)),
+		zap.String("message", s.FailureMessage), zap.Duration("duration", s.Duration))
+}
+
+// checkpointTimerLoop is the one timer of every coordinator: it sleeps
+// until the earliest NextTriggerTime of the running coordinators and sends
+// Tick to those that are due. A coordinator step wakes it to recompute.
+func (jm *JobManager) checkpointTimerLoop() {
+	defer jm.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		jm.mu.Lock()
+		var next time.Time
+		for _, cp := range jm.activeCheckpoints {
+			if t := cp.coord.NextTriggerTime(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+				next = t
+			}
+		}
+		jm.mu.Unlock()
+		var fire <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+			fire = timer.C
+		}
+		select {
+		case <-jm.stopping:
+			return
+		case <-jm.cpWake:
+			timer.Stop()
+		case <-fire:
+			jm.mu.Lock()
+			now := time.Now()
+			ids := make([]string, 0, len(jm.activeCheckpoints))
+			for id := range jm.activeCheckpoints {
+				ids = append(ids, id)
+			}
+			sort.Strings(ids)
+			for _, id := range ids {
+				cp := jm.activeCheckpoints[id]
+				if cp == nil {
+					continue // stopped by an earlier Tick's FailJob
+				}
+				if t := cp.coord.NextTriggerTime(); !t.IsZero() && !now.Before(t) {
+					jm.feed(cp, coordinator.Tick{})
+				}
+			}
+			jm.mu.Unlock()
+		}
+	}
+}
+
+// declineReasons are the reasons a task may give as the first word of a
+// DeclineCheckpointRequest.reason ("CHECKPOINT_DECLINED_TASK_NOT_READY:
+// still restoring"); any other reason is CHECKPOINT_DECLINED.
+var declineReasons = []coordinator.FailureReason{
+	coordinator.ReasonDeclined, coordinator.ReasonAsyncException,
+	coordinator.ReasonTaskNotReady, coordinator.ReasonTaskClosing,
+}
+
+func parseDeclineReason(s string) (coordinator.FailureReason, string) {
+	word, rest, _ := strings.Cut(s, ":")
+	for _, r := range declineReasons {
+		if strings.TrimSpace(word) == string(r) {
+			return r, strings.TrimSpace(rest)
+		}
+	}
+	return coordinator.ReasonDeclined, s
+}
+
+// checkpointInfo is the API's view of one checkpoint's statistics.
+func checkpointInfo(s coordinator.CheckpointStats) *weirpb.CheckpointInfo {
+	info := &weirpb.CheckpointInfo{
+		Id: s.ID, Status: string(s.Status), TriggerTimeUnixMs: s.TriggerTime.UnixMilli(),
+		DurationMs: s.Duration.Milliseconds(), SizeBytes: s.StateSize, AlignmentMs: s.MaxAlignmentMs,
+		Path: s.Path, Unaligned: s.Unaligned, PersistedInFlightBytes: s.PersistedInFlightBytes, Savepoint: s.Savepoint,
+	}
+	if s.FailureReason != "" {
+		info.Failure = string(s.FailureReason) + ": " + s.FailureMessage
+	}
+	return info
+}
+
+// checkpointStats is the summary in JobDetails.
+func (cp *checkpointing) checkpointStats() *weirpb.CheckpointStats {
+	out := &weirpb.CheckpointStats{}
+	if cp == nil || cp.coord == nil {
+		return out
+	}
+	completed, failed, inProgress := cp.coord.Counts()
+	out.Completed, out.Failed, out.InProgress = int64(completed), int64(failed), int64(inProgress)
+	if l := cp.coord.Latest(); l != nil {
+		out.Latest = &weirpb.CheckpointInfo{Id: l.ID, Status: string(coordinator.StatusCompleted), Path: l.Path, SizeBytes: l.StateSize}
+		// A checkpoint restored from the HA store has no times.
+		if !l.Timestamp.IsZero() && !l.CompletionTime.IsZero() {
+			out.Latest.TriggerTimeUnixMs = l.Timestamp.UnixMilli()
+			out.Latest.DurationMs = l.CompletionTime.Sub(l.Timestamp).Milliseconds()
+		}
+	}
+	return out
+}

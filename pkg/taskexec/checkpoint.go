@@ -1,0 +1,284 @@
+package taskexec
+
+import (
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/weirstream/weir/pkg/network"
+	"github.com/weirstream/weir/pkg/operator"
+	"github.com/weirstream/weir/proto/weirpb"
+)
+
+// Flags of a CheckpointBarrier event (network.Event.Flags). The checkpointing
+// mode is not among them: every task knows execution.checkpointing.mode from
+// its job configuration.
+const (
+	// BarrierFlagSavepoint: the barrier belongs to a savepoint.
+	BarrierFlagSavepoint uint32 = 1 << 0
+	// BarrierFlagUnaligned is reserved for unaligned checkpoints (not
+	// implemented: a barrier with it is aligned like any other).
+	BarrierFlagUnaligned uint32 = 1 << 1
+	// Bits 2 and 3 are reserved for stop-with-savepoint (stop, drain).
+)
+
+// CheckpointOptions are the options of a TriggerCheckpoint.
+type CheckpointOptions struct {
+	Savepoint bool
+	Unaligned bool
+}
+
+func (o CheckpointOptions) flags() uint32 {
+	var f uint32
+	if o.Savepoint {
+		f |= BarrierFlagSavepoint
+	}
+	if o.Unaligned {
+		f |= BarrierFlagUnaligned
+	}
+	return f
+}
+
+// TriggerCheckpoint asks the task to take checkpoint id (Unix-milliseconds
+// timestamp ts): a source snapshots between two PollNext batches and emits
+// the barrier; a task whose inputs have all finished upstream (FLIP-147)
+// snapshots once it has processed everything they sent. The task
+// acknowledges or declines through Env.Responder. It returns ErrNotRunning
+// once the task has ended: the caller then declines for it.
+func (t *Task) TriggerCheckpoint(id, ts int64, o CheckpointOptions) error {
+	return t.Execute(func() error {
+		return t.stepBarrier(TriggerReceived{CheckpointID: id, Timestamp: ts, Flags: o.flags()})
+	})
+}
+
+// NotifyCheckpointComplete tells every CheckpointListener of the chain, in
+// the task goroutine, that checkpoint id completed; a task waiting for its
+// final checkpoint finishes once one taken after its end of input
+// completed. A listener's error fails the task.
+func (t *Task) NotifyCheckpointComplete(id int64) error {
+	return t.Execute(func() error {
+		for _, c := range t.chain {
+			if l, ok := c.instance().(operator.CheckpointListener); ok {
+				if err := l.NotifyCheckpointComplete(id); err != nil {
+					return opError(c.spec.ID, t.subtask, fmt.Errorf("checkpoint %d complete: %w", id, err))
+				}
+			}
+		}
+		if t.awaitingFinal && t.finalFrom != noID && id >= t.finalFrom {
+			t.log.Info("final checkpoint complete", zap.Int64("checkpoint", id))
+			t.awaitingFinal = false
+		}
+		return nil
+	})
+}
+
+// NotifyCheckpointAborted aborts the alignment of checkpoint id if the task
+// is aligning it (forwarding a cancel marker), then tells every
+// CheckpointListener of the chain. A listener's error fails the task.
+func (t *Task) NotifyCheckpointAborted(id int64) error {
+	return t.Execute(func() error {
+		if err := t.stepBarrier(CheckpointAborted{CheckpointID: id}); err != nil {
+			return err
+		}
+		for _, c := range t.chain {
+			if l, ok := c.instance().(operator.CheckpointListener); ok {
+				if err := l.NotifyCheckpointAborted(id); err != nil {
+					return opError(c.spec.ID, t.subtask, fmt.Errorf("checkpoint %d aborted: %w", id, err))
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// instance is the operator or source of a chain element.
+func (c *chainOp) instance() any {
+	if c.src != nil {
+		return c.src
+	}
+	return c.op
+}
+
+func (t *Task) now() time.Time {
+	if t.env.Now != nil {
+		return t.env.Now()
+	}
+	return time.Now()
+}
+
+// stepBarrier feeds the barrier handler one event and carries out its
+// actions. Task goroutine only.
+func (t *Task) stepBarrier(ev BarrierEvent) error {
+	for _, a := range t.handler.Step(t.now(), ev) {
+		switch a := a.(type) {
+		case BlockChannel:
+			t.gate.BlockChannel(a.Channel)
+		case UnblockAll:
+			t.gate.UnblockAll()
+		case TriggerSnapshot:
+			if err := t.snapshot(a); err != nil {
+				return err
+			}
+		case DeclineCheckpoint:
+			t.decline(a.CheckpointID, a.Reason, a.Message)
+		case ForwardCancelMarker:
+			if err := t.broadcastEvent(network.Event{Type: network.CancelCheckpointMarker, CheckpointID: a.CheckpointID}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// snapshot takes checkpoint a in the task goroutine: the state of every
+// Snapshotter of the chain, head to tail, then the barrier on every output
+// (before any later record), then the state goes to the writer goroutine,
+// which writes it and acknowledges. A checkpoint the task cannot take is
+// declined and canceled downstream; only a broken output fails the task.
+func (t *Task) snapshot(a TriggerSnapshot) error {
+	id := a.CheckpointID
+	reject := func(reason, msg string) error {
+		t.decline(id, reason, msg)
+		return t.broadcastEvent(network.Event{Type: network.CancelCheckpointMarker, CheckpointID: id})
+	}
+	switch {
+	case t.storage == nil:
+		return reject(DeclineReasonDeclined, fmt.Sprintf("checkpointing is not enabled for this job (%s is not set)", "execution.checkpointing.interval"))
+	case a.Flags&BarrierFlagSavepoint != 0:
+		// TODO(savepoints): the JobManager will send the savepoint's location.
+		return reject(DeclineReasonDeclined, "savepoints are not supported by this TaskManager yet")
+	}
+	job := &writeJob{
+		id: id, ts: a.Timestamp, alignment: a.Alignment, finished: t.inputEnded,
+	}
+	for _, c := range t.chain {
+		s, ok := c.instance().(operator.Snapshotter)
+		if !ok {
+			continue
+		}
+		snap, err := s.SnapshotState(id)
+		if err != nil {
+			return reject(DeclineReasonDeclined, fmt.Sprintf("operator %q[%d]: snapshot of checkpoint %d: %v", c.spec.ID, t.subtask, id, err))
+		}
+		if snap != nil && (len(snap.Items) > 0 || snap.WriteKeyGroup != nil) {
+			job.ops = append(job.ops, opSnapshot{id: c.spec.ID, keyGroups: c.ctx.KeyGroups, snap: snap})
+		}
+	}
+	if err := t.broadcastEvent(network.Event{Type: network.CheckpointBarrier, CheckpointID: id, Timestamp: a.Timestamp, Flags: a.Flags}); err != nil {
+		return err
+	}
+	if t.inputEnded && t.finalFrom == noID {
+		t.finalFrom = id
+	}
+	t.promAlignment.Set(a.Alignment.Seconds())
+	t.startWriter().enqueue(job)
+	return nil
+}
+
+// decline has the writer goroutine decline checkpoint id, after the
+// acknowledgements already queued.
+func (t *Task) decline(id int64, reason, msg string) {
+	t.log.Info("declining checkpoint", zap.Int64("checkpoint", id), zap.String("reason", reason), zap.String("cause", msg))
+	t.startWriter().enqueue(&writeJob{id: id, decline: &weirpb.DeclineCheckpointRequest{
+		Execution: t.exec, CheckpointId: id, Reason: reason + ": " + msg,
+	}})
+}
+
+// broadcastEvent sends ev on every output partition, after the records
+// emitted before it.
+func (t *Task) broadcastEvent(ev network.Event) error {
+	for i, o := range t.out.outs {
+		if o.p == nil {
+			continue
+		}
+		if err := o.p.BroadcastEvent(ev); err != nil {
+			return &attributedError{fmt.Errorf("send %s to %q: %w", ev.Type, t.desc.GetOutputs()[i].GetConsumerOperator(), err)}
+		}
+	}
+	return nil
+}
+
+// channelEnded records that a channel will deliver no more records
+// (EndOfData or EndOfPartition); once every channel has, the input ended.
+func (t *Task) channelEnded(ch int) error {
+	if ch < 0 || ch >= len(t.dataEnded) || t.dataEnded[ch] {
+		return nil
+	}
+	t.dataEnded[ch] = true
+	t.numDataEnded++
+	if t.numDataEnded == len(t.dataEnded) {
+		return t.endInput()
+	}
+	return nil
+}
+
+// endInput runs once, when every input ended: EndInput of every operator
+// in chain order (so that a downstream operator sees all upstream output
+// first), then EndOfData on every output. With checkpointing, an operator
+// that needs a final checkpoint (FLIP-147) keeps the task from finishing
+// until a checkpoint taken from now on completes.
+func (t *Task) endInput() error {
+	if t.inputEnded {
+		return nil
+	}
+	for _, c := range t.chain {
+		if c.op == nil {
+			continue
+		}
+		if err := c.op.EndInput(c.out); err != nil {
+			return opError(c.spec.ID, t.subtask, fmt.Errorf("end input: %w", err))
+		}
+	}
+	t.publish()
+	t.inputEnded = true
+	if err := t.broadcastEvent(network.Event{Type: network.EndOfData}); err != nil {
+		return err
+	}
+	if t.storage == nil {
+		return nil
+	}
+	for _, c := range t.chain {
+		if f, ok := c.instance().(operator.FinalCheckpointer); ok && f.NeedsFinalCheckpoint() {
+			t.awaitingFinal = true
+			t.log.Info("input ended; waiting for a final checkpoint before finishing", zap.String("operator", c.spec.ID))
+			break
+		}
+	}
+	return nil
+}
+
+// awaitFinalCheckpoint serves the mailbox (triggers, notifications) until
+// a checkpoint taken after the end of input completed.
+func (t *Task) awaitFinalCheckpoint() error {
+	for t.awaitingFinal {
+		select {
+		case a := <-t.mailbox:
+			t.pending.Add(-1)
+			if err := t.runAction(a); err != nil {
+				return err
+			}
+		case <-t.flushWake:
+			t.maybeFlush()
+		case <-t.cancelCh:
+			return ErrCanceled
+		}
+	}
+	return nil
+}
+
+// restoreState is where a restored subtask gets its state
+// (TaskDeploymentDescriptor.restore_state), after Open and before the first
+// record.
+//
+// TODO(restore): decode restore_state (defined by the next issue), and call
+// RestoreState on every Snapshotter of the chain with its items and key
+// groups (DecodeOperatorItems, snapshot.OpenKeyGroups). Until then a
+// descriptor with state fails the task rather than silently starting empty,
+// which would break exactly-once.
+func (t *Task) restoreState() error {
+	if len(t.desc.GetRestoreState()) == 0 {
+		return nil
+	}
+	return fmt.Errorf("restore from checkpoint %d: restoring state is not implemented yet", t.desc.GetRestoreCheckpointId())
+}
