@@ -121,13 +121,16 @@ func parseAggSpec(s string) (aggKind, string, bool) {
 	return 0, "", false
 }
 
-// aggAcc is the running value of one aggregate for one key.
+// aggAcc is the running value of one aggregate for one key. It is kept
+// small (32 bytes, no pointers) because checkpoints copy every one of them
+// at the barrier (SnapshotState).
 type aggAcc struct {
-	n     int64 // records counted (count) or contributing (others)
-	isum  int64
-	fsum  float64
-	float bool         // the sum is in fsum: a float was added, or ints overflowed
-	best  record.Value // min or max so far
+	n    int64 // records counted (count) or contributing (others)
+	isum int64 // sum: the int sum; min, max: the best value if an int
+	fsum float64
+	// sum, avg: the sum is in fsum (a float was added, or ints
+	// overflowed); min, max: the best value is the float fsum.
+	float bool
 }
 
 // aggKeyState is the state of one key: one accumulator per spec, allocated
@@ -242,12 +245,12 @@ func (acc *aggAcc) add(kind aggKind, v record.Value) {
 			acc.fsum += f
 		}
 	case aggMin:
-		if acc.n == 0 || numLess(v, acc.best) {
-			acc.best = v
+		if acc.n == 0 || numLess(v, acc.best()) {
+			acc.setBest(v)
 		}
 	case aggMax:
-		if acc.n == 0 || numLess(acc.best, v) {
-			acc.best = v
+		if acc.n == 0 || numLess(acc.best(), v) {
+			acc.setBest(v)
 		}
 	}
 	acc.n++
@@ -273,7 +276,25 @@ func (acc *aggAcc) result(kind aggKind) record.Value {
 		}
 		return record.Float(float64(acc.isum) / float64(acc.n))
 	}
-	return acc.best
+	return acc.best()
+}
+
+// best is the min or max so far, as it was (int or float).
+func (acc *aggAcc) best() record.Value {
+	if acc.float {
+		return record.Float(acc.fsum)
+	}
+	return record.Int(acc.isum)
+}
+
+// setBest makes the number v the min or max so far.
+func (acc *aggAcc) setBest(v record.Value) {
+	if i, isInt := v.AsInt(); isInt {
+		acc.float, acc.isum = false, i
+		return
+	}
+	acc.float = true
+	acc.fsum, _ = v.AsFloat()
 }
 
 // numLess compares two numbers: exactly when both are ints, else as floats.
@@ -344,13 +365,12 @@ func appendAggState(dst []byte, specs []aggSpec, st *aggKeyState) []byte {
 			if acc.n == 0 {
 				break
 			}
-			if i, isInt := acc.best.AsInt(); isInt {
+			if !acc.float {
 				dst = append(dst, 1)
-				dst = binary.AppendVarint(dst, i)
+				dst = binary.AppendVarint(dst, acc.isum)
 			} else {
-				f, _ := acc.best.AsFloat()
 				dst = append(dst, 2)
-				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(acc.fsum))
 			}
 		}
 	}
@@ -400,13 +420,10 @@ func decodeAggState(b []byte, specs []aggSpec, accs []aggAcc) error {
 			}
 			switch tag {
 			case 1:
-				var v int64
-				v, b, err = cutVarint(b)
-				acc.best = record.Int(v)
+				acc.isum, b, err = cutVarint(b)
 			case 2:
-				var f float64
-				f, b, err = cutFloat(b)
-				acc.best = record.Float(f)
+				acc.float = true
+				acc.fsum, b, err = cutFloat(b)
 			default:
 				err = fmt.Errorf("bad value tag %d", tag)
 			}

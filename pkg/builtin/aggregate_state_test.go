@@ -120,7 +120,14 @@ func dumpState(ops []operator.Operator) []string {
 		a := op.(*aggregateOp)
 		for kg := a.kgs.Start; kg <= a.kgs.End; kg++ {
 			a.store.ForEach(kg, func(key string, st *aggKeyState) bool {
-				out = append(out, fmt.Sprintf("%d %q %+v", kg, key, st.accs))
+				// What the state means: n and result per aggregate (the
+				// int sum left behind once a sum became a float is not
+				// state).
+				line := fmt.Sprintf("%d %q", kg, key)
+				for i, sp := range a.specs {
+					line += fmt.Sprintf(" %s=%d/%v", sp.out, st.accs[i].n, st.accs[i].result(sp.kind))
+				}
+				out = append(out, line)
 				return true
 			})
 		}
@@ -246,7 +253,9 @@ func TestAggregateRestoreErrors(t *testing.T) {
 			fmt.Sprintf(`aggregate "agg": restore checkpoint 1: key group %d: key %q: 14 bytes after the last aggregate (were aggregates removed?)`, kg, keyA)},
 		{"key group of another subtask", allAggs, 1 - kg*2/testMaxParallelism,
 			func() map[int][]byte { return good },
-			func(w map[int][]byte) *operator.RestoredState { return restoredFrom(w, state.KeyGroupRange{Start: 0, End: 127}) },
+			func(w map[int][]byte) *operator.RestoredState {
+				return restoredFrom(w, state.KeyGroupRange{Start: 0, End: 127})
+			},
 			fmt.Sprintf(`aggregate "agg": restore checkpoint 1: key group %d is outside this subtask's range %s`, kg, state.KeyGroupRangeForSubtask(testMaxParallelism, 2, 1-kg*2/testMaxParallelism))},
 		{"truncated", allAggs, kg * 2 / testMaxParallelism,
 			func() map[int][]byte { return map[int][]byte{kg: good[kg][:len(good[kg])-3]} }, nil,
@@ -341,5 +350,43 @@ func BenchmarkAggregateWriteKeyGroups(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestAggregateSnapshotConcurrentWrite writes a snapshot from another
+// goroutine while the operator goes on (run with -race): the written state
+// is the state at the snapshot.
+func TestAggregateSnapshotConcurrentWrite(t *testing.T) {
+	before, after := aggInput(0, 2000, 500), aggInput(2000, 2000, 500)
+	ops := openAggs(t, 1, allAggs)
+	runRouted(t, ops, before)
+	wantState := dumpState(ops)
+	snap, err := ops[0].(operator.Snapshotter).SnapshotState(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := map[int][]byte{}
+	done := make(chan error)
+	go func() {
+		for kg := 0; kg < testMaxParallelism; kg++ {
+			var buf bytes.Buffer
+			if err := snap.WriteKeyGroup(kg, &buf); err != nil {
+				done <- err
+				return
+			}
+			written[kg] = buf.Bytes()
+		}
+		done <- nil
+	}()
+	runRouted(t, ops, after)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	restored := openAggs(t, 1, allAggs)
+	if err := restored[0].(operator.Snapshotter).RestoreState(restoredFrom(written, state.KeyGroupRange{Start: 0, End: 127})); err != nil {
+		t.Fatal(err)
+	}
+	if got := dumpState(restored); !slices.Equal(got, wantState) {
+		t.Fatalf("restored state differs from the state at the snapshot")
 	}
 }

@@ -26,5 +26,18 @@
 //   - no per-record allocation, lock or syscall on the hot path once state
 //     for a key exists; rate limits read the clock once per batch, not per
 //     record (see rateLimiter).
-//   - no goroutines: everything runs on the task's goroutine.
+//   - no goroutines: everything runs on the task's goroutine. A snapshot
+//     (operator.Snapshotter) shares nothing with the live operator, so the
+//     runtime may write it from its own goroutine.
+//   - state items and keyed state values start with a version byte, and
+//     restoring an item of another version or operator is an error, never
+//     a silent misread.
+//
+// State kept in checkpoints: sequence (next seq per key), file-source
+// (offset, line and done flag per file), aggregate (accumulators per key,
+// by key group) and file-sink (pending part files: a two-phase-commit
+// sink). map, filter, flat-map, print-sink and blackhole-sink are
+// stateless. Every item-based state is a list of independent items that a
+// subtask restored at any parallelism filters by ownership (key mod p,
+// file assignment, part file subtask mod p).
 package builtin

@@ -154,3 +154,38 @@ func TestPropertySpecs(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointHooks pins which operators keep state and which take part
+// in two-phase commit (docs/jobs.md says the same).
+func TestCheckpointHooks(t *testing.T) {
+	tests := []struct {
+		typ                             string
+		props                           operator.Properties
+		snapshotter, listener, finalCkp bool
+	}{
+		{"sequence", operator.Properties{"keys": 1}, true, false, false},
+		{"file-source", operator.Properties{"path": "x"}, true, false, false},
+		{"map", operator.Properties{"expr": `{"a": 1}`}, false, false, false},
+		{"filter", operator.Properties{"expr": "true"}, false, false, false},
+		{"flat-map", operator.Properties{"expr": `[{"a": 1}]`}, false, false, false},
+		{"aggregate", operator.Properties{"aggregates": map[string]any{"n": "count"}}, true, false, false},
+		{"file-sink", operator.Properties{"path": "x"}, true, true, true},
+		{"print-sink", nil, false, false, false},
+		{"blackhole-sink", nil, false, false, false},
+	}
+	for _, tt := range tests {
+		var op any
+		if ty, _ := operator.Lookup(tt.typ); ty.Kind == operator.KindSource {
+			op = newSource(t, tt.typ, tt.props)
+		} else {
+			op = newOperator(t, tt.typ, tt.props)
+		}
+		_, s := op.(operator.Snapshotter)
+		_, l := op.(operator.CheckpointListener)
+		_, f := op.(operator.FinalCheckpointer)
+		if s != tt.snapshotter || l != tt.listener || f != tt.finalCkp {
+			t.Errorf("%s: Snapshotter %v, CheckpointListener %v, FinalCheckpointer %v; want %v, %v, %v",
+				tt.typ, s, l, f, tt.snapshotter, tt.listener, tt.finalCkp)
+		}
+	}
+}

@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 	if got := c.Int(JobManagerRPCPort); got != 6123 {
 		t.Errorf("jobmanager.rpc.port = %d", got)
 	}
-	if got := c.Duration(HeartbeatInterval); got != 10*time.Second {
+	if got := c.Duration(HeartbeatInterval); got != 2*time.Second {
 		t.Errorf("heartbeat.interval = %v", got)
 	}
 	if got := c.MemorySize(SegmentSize); got != 32768 {

@@ -48,12 +48,14 @@ var (
 // Heartbeats and timeouts.
 var (
 	HeartbeatInterval = &Option{
-		Key: "heartbeat.interval", Type: TypeDuration, Default: "10 s", Min: bound(1),
-		Description: "Time between heartbeats from the JobManager to TaskManagers.",
+		Key: "heartbeat.interval", Type: TypeDuration, Default: "2 s", Min: bound(1),
+		Description: "Time between heartbeats from the JobManager to TaskManagers. weir default; Flink uses 10 s.",
 	}
 	HeartbeatTimeout = &Option{
-		Key: "heartbeat.timeout", Type: TypeDuration, Default: "50 s", Min: bound(1),
-		Description: "Time without a heartbeat after which the peer (TaskManager or JobManager) is considered lost.",
+		Key: "heartbeat.timeout", Type: TypeDuration, Default: "20 s", Min: bound(1),
+		Description: "Time without a heartbeat after which the peer (TaskManager or JobManager) is considered lost. " +
+			"A killed process is seen at once (its connection closes); this bounds the detection of a crashed or hung machine " +
+			"or a network partition. weir default; Flink uses 50 s (see docs/fault-tolerance.md).",
 	}
 	SlotRequestTimeout = &Option{
 		Key: "slot.request.timeout", Type: TypeDuration, Default: "5 min", Min: bound(1),

@@ -121,6 +121,12 @@ const (
 	ReasonTaskClosing FailureReason = "CHECKPOINT_DECLINED_TASK_CLOSING"
 	// ReasonSubsumed: a newer checkpoint completed first. Not counted.
 	ReasonSubsumed FailureReason = "CHECKPOINT_SUBSUMED"
+	// ReasonDeclinedSubsumed: a task saw the barrier of a newer checkpoint
+	// while aligning this one. Not counted.
+	ReasonDeclinedSubsumed FailureReason = "CHECKPOINT_DECLINED_SUBSUMED"
+	// ReasonDeclinedOnCancellationBarrier: a task received a cancellation
+	// marker (another task declined first; that one counts). Not counted.
+	ReasonDeclinedOnCancellationBarrier FailureReason = "CHECKPOINT_DECLINED_ON_CANCELLATION_BARRIER"
 	// ReasonNotAllTasksRunning: a trigger found a task not RUNNING, or
 	// every task FINISHED. Not counted (and no id is consumed).
 	ReasonNotAllTasksRunning FailureReason = "NOT_ALL_REQUIRED_TASKS_RUNNING"

@@ -49,9 +49,20 @@ type checkpointing struct {
 	storage        snapshot.Storage
 	log            *zap.Logger
 
-	// coord is nil until the tasks are deployed.
+	// coord is nil until the tasks are deployed; then the coordinator of
+	// the current (or last) execution: a restart replaces it.
 	coord   *coordinator.Coordinator
 	stopped bool
+	// What the coordinators of earlier executions recorded, so that the
+	// user sees one checkpoint history per job across restarts:
+	// pastHistory newest first, at most coordinator.HistorySize.
+	pastHistory               []coordinator.CheckpointStats
+	pastCompleted, pastFailed int
+	// io counts the goroutines writing _metadata or discarding checkpoints
+	// (under jm.mu; jm.ioIdle is signaled when one ends). A restart reads
+	// the latest checkpoint only when it is 0: the stopped coordinator's
+	// last checkpoint is then either in the HA store for good or gone.
+	io int
 	// persistedNext: ids below it are durable in the HA store. A trigger
 	// of a higher id is not sent (its checkpoint then expires), because a
 	// JobManager taking over could hand that id out again.
@@ -233,6 +244,9 @@ func (jm *JobManager) startCoordinator(cp *checkpointing) {
 		fail(err)
 		return
 	}
+	if cp.coord != nil {
+		cp.archive()
+	}
 	cp.coord, cp.persistedNext, cp.stopped = c, next, false
 	jm.activeCheckpoints[cp.jobID] = cp
 	jm.metrics.initJob(cp.jobID)
@@ -395,6 +409,7 @@ func (jm *JobManager) writeMetadata(cp *checkpointing, a coordinator.WriteMetada
 		return
 	}
 	jm.wg.Add(1) // under jm.mu and not closing (feed checked): Close waits for it
+	cp.io++
 	go func() {
 		defer jm.wg.Done()
 		_, err := loc.WriteMetadata(md)
@@ -413,7 +428,8 @@ func (jm *JobManager) writeMetadata(cp *checkpointing, a coordinator.WriteMetada
 		}
 		jm.mu.Lock()
 		defer jm.mu.Unlock()
-		written(loc.Path(), err)
+		written(loc.Path(), err) // may start a discard: io stays > 0
+		jm.ioDone(cp)
 	}()
 }
 
@@ -501,8 +517,14 @@ func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint
 		return
 	}
 	jm.wg.Add(1)
+	cp.io++
 	go func() {
 		defer jm.wg.Done()
+		defer func() {
+			jm.mu.Lock()
+			defer jm.mu.Unlock()
+			jm.ioDone(cp)
+		}()
 		ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
 		err := jm.ha.RemoveCompletedCheckpoint(ctx, cp.jobID, a.CheckpointID)
 		cancel()
@@ -516,6 +538,92 @@ func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint
 		}
 		cp.log.Debug("checkpoint discarded", zap.Int64("checkpoint", a.CheckpointID), zap.String("path", loc.Path()), zap.String("reason", string(a.Reason)))
 	}()
+}
+
+// ioDone ends one checkpoint I/O goroutine of cp. Callers hold jm.mu.
+func (jm *JobManager) ioDone(cp *checkpointing) {
+	cp.io--
+	if cp.io == 0 {
+		jm.ioIdle.Broadcast()
+	}
+}
+
+// loadRestoreState answers the scheduler's LoadRestoreState: the latest
+// completed checkpoint of the job, read on a goroutine (never on jm.mu)
+// once the I/O of its stopped coordinator has ended. A job without
+// checkpointing restarts from scratch at once. Callers hold jm.mu.
+func (jm *JobManager) loadRestoreState(a scheduler.LoadRestoreState) {
+	ev := scheduler.RestoreLoaded{JobID: a.JobID, Request: a.Request}
+	cp := jm.checkpoints[a.JobID]
+	if cp == nil {
+		jm.stepLocked(ev)
+		return
+	}
+	if jm.closing {
+		return
+	}
+	jm.wg.Add(1)
+	go func() {
+		defer jm.wg.Done()
+		jm.mu.Lock()
+		for cp.io > 0 && !jm.closing {
+			jm.ioIdle.Wait()
+		}
+		closing := jm.closing
+		jm.mu.Unlock()
+		if closing {
+			return
+		}
+		ev.Checkpoint, ev.Err = jm.latestCheckpoint(a.JobID)
+		jm.mu.Lock()
+		defer jm.mu.Unlock()
+		jm.stepLocked(ev)
+	}()
+}
+
+// latestCheckpoint reads the _metadata of the job's newest completed
+// checkpoint in the HA store; nil when there is none.
+func (jm *JobManager) latestCheckpoint(jobID string) (*snapshot.Metadata, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
+	defer cancel()
+	stored, err := jm.ha.CompletedCheckpoints(ctx, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("read completed checkpoints from the HA store: %w", err)
+	}
+	if len(stored) == 0 {
+		return nil, nil
+	}
+	latest := stored[len(stored)-1]
+	md, err := snapshot.LoadMetadata(latest.Location)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint %d: %w", latest.CheckpointID, err)
+	}
+	if md.CheckpointID != latest.CheckpointID {
+		return nil, fmt.Errorf("read checkpoint %d: %s holds checkpoint %d", latest.CheckpointID, latest.Location, md.CheckpointID)
+	}
+	return md, nil
+}
+
+// archive keeps what the coordinator of the ending execution recorded
+// before a new one replaces it.
+func (cp *checkpointing) archive() {
+	cp.pastHistory = cp.history()
+	completed, failed, _ := cp.coord.Counts()
+	cp.pastCompleted += completed
+	cp.pastFailed += failed
+}
+
+// history is the job's checkpoint history across its executions, newest
+// first, at most coordinator.HistorySize entries.
+func (cp *checkpointing) history() []coordinator.CheckpointStats {
+	if cp.coord == nil {
+		return nil
+	}
+	h := append(cp.coord.History(), cp.pastHistory...)
+	if len(h) > coordinator.HistorySize {
+		h = h[:coordinator.HistorySize]
+	}
+	return h
 }
 
 // stats returns the statistics of one checkpoint from the coordinator's
@@ -598,6 +706,7 @@ func (jm *JobManager) checkpointTimerLoop() {
 var declineReasons = []coordinator.FailureReason{
 	coordinator.ReasonDeclined, coordinator.ReasonAsyncException,
 	coordinator.ReasonTaskNotReady, coordinator.ReasonTaskClosing,
+	coordinator.ReasonDeclinedSubsumed, coordinator.ReasonDeclinedOnCancellationBarrier,
 }
 
 func parseDeclineReason(s string) (coordinator.FailureReason, string) {
@@ -630,13 +739,26 @@ func (cp *checkpointing) checkpointStats() *weirpb.CheckpointStats {
 		return out
 	}
 	completed, failed, inProgress := cp.coord.Counts()
-	out.Completed, out.Failed, out.InProgress = int64(completed), int64(failed), int64(inProgress)
+	out.Completed = int64(completed + cp.pastCompleted)
+	out.Failed = int64(failed + cp.pastFailed)
+	out.InProgress = int64(inProgress)
 	if l := cp.coord.Latest(); l != nil {
 		out.Latest = &weirpb.CheckpointInfo{Id: l.ID, Status: string(coordinator.StatusCompleted), Path: l.Path, SizeBytes: l.StateSize}
-		// A checkpoint restored from the HA store has no times.
 		if !l.Timestamp.IsZero() && !l.CompletionTime.IsZero() {
 			out.Latest.TriggerTimeUnixMs = l.Timestamp.UnixMilli()
 			out.Latest.DurationMs = l.CompletionTime.Sub(l.Timestamp).Milliseconds()
+		} else {
+			// Restored from the HA store after a restart: the store has no
+			// times or size, the history of the execution that took it has.
+			for _, s := range cp.pastHistory {
+				if s.ID == l.ID && s.Status == coordinator.StatusCompleted {
+					out.Latest.TriggerTimeUnixMs, out.Latest.DurationMs = s.TriggerTime.UnixMilli(), s.Duration.Milliseconds()
+					if out.Latest.SizeBytes == 0 {
+						out.Latest.SizeBytes = s.StateSize
+					}
+					break
+				}
+			}
 		}
 	}
 	return out

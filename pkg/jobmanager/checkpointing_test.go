@@ -348,11 +348,12 @@ func TestCheckpointCompletes(t *testing.T) {
 }
 
 // A declined checkpoint fails with the task's reason; beyond
-// tolerable-failed-checkpoints the job fails.
+// tolerable-failed-checkpoints the job fails over, here without restarts.
 func TestCheckpointDeclinedFailsJob(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
 	c, a, id, tdds := cpCluster(t, zap.New(core), `  execution.checkpointing.interval: 20ms
-  execution.checkpointing.tolerable-failed-checkpoints: 1`)
+  execution.checkpointing.tolerable-failed-checkpoints: 1
+  restart-strategy.type: none`)
 
 	wantStrings(t, "triggers of checkpoint 1", collect(t, a.triggered, 2), []string{"0/0#0 1", "0/1#0 1"})
 	a.decline(tdds["0/1#0"].Execution, 1, "snapshot of operator src: disk full")
@@ -497,7 +498,8 @@ func TestCheckpointRetention(t *testing.T) {
 			dir := t.TempDir()
 			c, a, id, tdds := cpCluster(t, nil, fmt.Sprintf(`  execution.checkpointing.interval: 20ms
   execution.checkpointing.dir: %s
-  execution.checkpointing.externalized-checkpoint-retention: %s`, dir, tc.policy))
+  execution.checkpointing.externalized-checkpoint-retention: %s
+  restart-strategy.type: none`, dir, tc.policy))
 			all := []string{"0/0#0", "0/1#0", "1/0#0", "1/1#0", "1/2#0"}
 			collect(t, a.triggered, 2)
 			for _, k := range all {

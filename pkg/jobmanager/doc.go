@@ -15,6 +15,8 @@
 //     execution's pure checkpoint coordinator (package coordinator), its
 //     storage (package snapshot) and the HA store's checkpoint id counter
 //     and completed checkpoints;
+//   - failover: the restart strategy of each job, reading the checkpoint a
+//     restarted job restores from, and the restart metrics and log lines;
 //   - the Prometheus metrics weir_jobmanager_*.
 //
 // # Concurrency
@@ -45,6 +47,24 @@
 // _metadata write, HA bookkeeping and file deletion run on goroutines of
 // their own, never on the mutex; FailJob becomes a scheduler GlobalFailure.
 //
+// # Failover
+//
+// The scheduler decides (full restarts through the job's restart
+// strategy, built at submission by restart.FromConfig); the shell does the
+// I/O. The job leaving RUNNING for RESTARTING stops the coordinator like
+// any other exit from RUNNING. When the scheduler asks for the restore
+// state (LoadRestoreState), a goroutine waits until the stopped
+// coordinator's _metadata writes and checkpoint deletions have ended (so
+// its last checkpoint is either in the HA store for good or gone), reads
+// the newest completed checkpoint from the HA store and its _metadata with
+// snapshot.LoadMetadata, off the mutex, and feeds RestoreLoaded. The
+// redeployment (RESTARTING -> RUNNING) starts a new coordinator with the
+// HA store's completed checkpoints and id counter; the old coordinator's
+// history and counts are kept, so a job has one checkpoint history. The
+// tick loop wakes at the scheduler's NextRestart, so a restart is not
+// late by a tick. JobRestarted and JobRecovered become metrics and the
+// "job recovered" log line.
+//
 // A scheduler step and a coordinator step may each cause the other (a
 // FailJob fails the job, the job leaving RUNNING stops the coordinator).
 // serialize queues such nested steps behind the current one, so every
@@ -58,8 +78,8 @@
 //     fenced to the registration it first heartbeated for, so a stale
 //     stream that closes late cannot remove a newer registration.
 //   - Close stops every goroutine the JobManager started (server, ticker,
-//     checkpoint timer, metadata writers, checkpoint deleters, heartbeat
-//     receivers, TaskManager clients) before it returns.
+//     checkpoint timer, metadata writers, checkpoint deleters, restore
+//     loaders, heartbeat receivers, TaskManager clients) before it returns.
 //   - A checkpoint id is sent to a task only once the HA store's counter
 //     covers it; a completed checkpoint is in the HA store before the
 //     coordinator hears its _metadata was written, and leaves the store

@@ -77,8 +77,15 @@ type JobManager struct {
 	activeCheckpoints map[string]*checkpointing
 	queue             []func() // see serialize
 	draining          bool
+	// ioIdle is signaled (on mu) when a job's checkpoint I/O goroutines
+	// end, and on Close: a restart waits for them before reading the
+	// latest checkpoint.
+	ioIdle *sync.Cond
+	// restartAt is the scheduler's NextRestart the tick loop was told about.
+	restartAt time.Time
 
-	cpWake chan struct{} // capacity 1: a coordinator stepped, recompute the timer
+	cpWake      chan struct{} // capacity 1: a coordinator stepped, recompute the timer
+	restartWake chan struct{} // capacity 1: the next restart time changed
 
 	stopping  chan struct{} // closed by Close
 	wg        sync.WaitGroup
@@ -120,6 +127,8 @@ func Start(opts Options) (*JobManager, error) {
 		stopping:   make(chan struct{}),
 		cpWake:     make(chan struct{}, 1),
 
+		restartWake: make(chan struct{}, 1),
+
 		checkpoints:       map[string]*checkpointing{},
 		activeCheckpoints: map[string]*checkpointing{},
 		sched: scheduler.New(scheduler.Config{
@@ -132,6 +141,7 @@ func Start(opts Options) (*JobManager, error) {
 		return nil, err
 	}
 	jm.metrics = m
+	jm.ioIdle = sync.NewCond(&jm.mu)
 
 	host := cfg.String(config.JobManagerBindHost)
 	if host == "" {
@@ -185,6 +195,7 @@ func (jm *JobManager) Close() error {
 		jm.closing = true
 		executors := jm.executors
 		jm.executors = map[string]*taskExecutor{}
+		jm.ioIdle.Broadcast() // restore loaders stop waiting
 		jm.mu.Unlock()
 		close(jm.stopping)
 		jm.health.Shutdown()
@@ -213,16 +224,31 @@ func tickInterval(hbInterval time.Duration) time.Duration {
 	return min(max(hbInterval/2, 10*time.Millisecond), time.Second)
 }
 
+// tickLoop feeds time to the scheduler: periodically, and at the moment a
+// restart delay ends, so that a restart is not late by up to a tick.
 func (jm *JobManager) tickLoop() {
 	defer jm.wg.Done()
 	t := time.NewTicker(tickInterval(jm.hbInterval))
 	defer t.Stop()
+	restart := time.NewTimer(time.Hour)
+	restart.Stop()
+	defer restart.Stop()
 	for {
 		select {
 		case <-jm.stopping:
 			return
 		case <-t.C:
 			jm.step(scheduler.Tick{})
+		case <-restart.C:
+			jm.step(scheduler.Tick{})
+		case <-jm.restartWake:
+		}
+		jm.mu.Lock()
+		next := jm.restartAt
+		jm.mu.Unlock()
+		restart.Stop()
+		if !next.IsZero() {
+			restart.Reset(time.Until(next))
 		}
 	}
 }
@@ -243,6 +269,13 @@ func (jm *JobManager) stepLocked(ev scheduler.Event) {
 			jm.do(a)
 		}
 		jm.updateMetrics()
+		if next := jm.sched.NextRestart(); !next.Equal(jm.restartAt) {
+			jm.restartAt = next
+			select {
+			case jm.restartWake <- struct{}{}:
+			default:
+			}
+		}
 	})
 }
 
@@ -300,14 +333,38 @@ func (jm *JobManager) do(a scheduler.Action) {
 				jm.feed(cp, coordinator.TaskFinished{Task: task, Attempt: a.Execution.Attempt})
 			}
 		}
+	case scheduler.LoadRestoreState:
+		jm.loadRestoreState(a)
+	case scheduler.JobRestarted:
+		from := "scratch"
+		if a.CheckpointID != 0 {
+			from = "checkpoint"
+		}
+		jm.metrics.restarted(a.JobID, from, time.Now())
+		log := jm.log.With(zap.String("job", a.JobID))
+		if a.CheckpointID != 0 {
+			log.Info("job restarting from checkpoint", zap.Int("restarts", a.Restarts),
+				zap.Int64("checkpoint", a.CheckpointID), zap.String("path", a.Location))
+		} else {
+			log.Info("job restarting from scratch: no completed checkpoint", zap.Int("restarts", a.Restarts))
+		}
+	case scheduler.JobRecovered:
+		// One line with the whole timing of a failover, for benchmarks.
+		jm.log.Info("job recovered", zap.String("job", a.JobID),
+			zap.Time("failure_time", a.FailureTime), zap.Time("detected", a.Detected),
+			zap.Duration("restart_delay", a.RestartDelay), zap.Duration("deploy", a.Running.Sub(a.Redeployed)),
+			zap.Int64("restored_checkpoint", a.CheckpointID), zap.Duration("downtime", a.Running.Sub(a.FailureTime)))
 	case scheduler.JobStateChanged:
+		if a.From == "" {
+			jm.metrics.initRestarts(a.JobID)
+		}
 		jm.checkpointJobState(a)
 		log := jm.log.With(zap.String("job", a.JobID))
 		fields := []zap.Field{zap.String("from", string(a.From)), zap.String("to", string(a.To))}
 		if a.Message != "" {
 			fields = append(fields, zap.String("message", a.Message))
 		}
-		if a.To == scheduler.JobFailed || a.To == scheduler.JobFailing {
+		if a.To == scheduler.JobFailed || a.To == scheduler.JobFailing || a.To == scheduler.JobRestarting {
 			log.Warn("job state changed", fields...)
 		} else {
 			log.Info("job state changed", fields...)

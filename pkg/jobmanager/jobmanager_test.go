@@ -186,8 +186,18 @@ func (tm *fakeTM) startHeartbeats(interval time.Duration) {
 	if err != nil {
 		tm.t.Fatal(err)
 	}
+	// The JobManager binds a stream to its TaskManager on the first
+	// heartbeat: wait for its answer, so that a test that kills the
+	// stream at once kills a bound one.
+	answered := make(chan struct{})
 	go func() {
 		defer close(tm.hbDone)
+		first := true
+		defer func() {
+			if first {
+				close(answered)
+			}
+		}()
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
@@ -204,6 +214,10 @@ func (tm *fakeTM) startHeartbeats(interval time.Duration) {
 			tm.mu.Lock()
 			tm.unknown = resp.UnknownTaskmanager
 			tm.mu.Unlock()
+			if first {
+				first = false
+				close(answered)
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -211,6 +225,7 @@ func (tm *fakeTM) startHeartbeats(interval time.Duration) {
 			}
 		}
 	}()
+	<-answered
 }
 
 // killHeartbeats closes the heartbeat stream, as a SIGKILLed process would.

@@ -24,6 +24,12 @@ type jmMetrics struct {
 	checkpointsFailed    *prometheus.CounterVec
 	lastDuration         *prometheus.GaugeVec
 	lastSize             *prometheus.GaugeVec
+
+	// Failover, per job (Flink's numRestarts and
+	// lastCheckpointRestoreTimestamp, and restores by origin).
+	restarts    *prometheus.CounterVec
+	lastRestore *prometheus.GaugeVec
+	restores    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*jmMetrics, error) {
@@ -53,6 +59,15 @@ func newMetrics(reg prometheus.Registerer) (*jmMetrics, error) {
 		lastSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weir_jobmanager_last_checkpoint_size_bytes", Help: "State size of the job's last completed checkpoint.",
 		}, []string{"job"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_jobmanager_job_restarts_total", Help: "Restarts of the job (full failovers) since it was submitted.",
+		}, []string{"job"}),
+		lastRestore: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_jobmanager_last_restore_timestamp_seconds", Help: "Unix time of the job's last restart (from a checkpoint or from scratch).",
+		}, []string{"job"}),
+		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_jobmanager_restores_total", Help: "Restarts of the job by what its tasks restored from: checkpoint or scratch.",
+		}, []string{"job", "from"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -70,7 +85,8 @@ func newMetrics(reg prometheus.Registerer) (*jmMetrics, error) {
 
 func (m *jmMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.taskManager, m.slotsTotal, m.slotsFree, m.jobs,
-		m.checkpointsCompleted, m.checkpointsFailed, m.lastDuration, m.lastSize}
+		m.checkpointsCompleted, m.checkpointsFailed, m.lastDuration, m.lastSize,
+		m.restarts, m.lastRestore, m.restores}
 }
 
 // unregister lets a new JobManager register on the same registry (tests).
@@ -106,4 +122,19 @@ func (m *jmMetrics) checkpointCompleted(job string, d time.Duration, size int64)
 
 func (m *jmMetrics) checkpointFailed(job string) {
 	m.checkpointsFailed.WithLabelValues(job).Inc()
+}
+
+// initRestarts makes a new job's restart counters visible at 0.
+func (m *jmMetrics) initRestarts(job string) {
+	m.restarts.WithLabelValues(job)
+	m.restores.WithLabelValues(job, "checkpoint")
+	m.restores.WithLabelValues(job, "scratch")
+}
+
+// restarted counts a restart whose tasks restore from "checkpoint" or
+// "scratch".
+func (m *jmMetrics) restarted(job, from string, now time.Time) {
+	m.restarts.WithLabelValues(job).Inc()
+	m.restores.WithLabelValues(job, from).Inc()
+	m.lastRestore.WithLabelValues(job).Set(float64(now.UnixNano()) / 1e9)
 }

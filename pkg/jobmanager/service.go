@@ -12,6 +12,7 @@ import (
 	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/pkg/ha"
 	"github.com/weirstream/weir/pkg/jobgraph"
+	"github.com/weirstream/weir/pkg/restart"
 	"github.com/weirstream/weir/pkg/scheduler"
 	"github.com/weirstream/weir/proto/weirpb"
 
@@ -56,6 +57,13 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 	warnings = append(warnings, warns...)
 	vertices := g.Vertices()
 
+	// One strategy for the job's whole life: failures count across
+	// restarts. Checkpointing is enabled exactly when its interval is set.
+	strategy, err := restart.FromConfig(eff, eff.IsSet(config.CheckpointingInterval), nil)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+
 	jobID := NewJobID()
 	log := jm.log.With(zap.String("job", jobID))
 	// Checkpointing last: it creates and probes the checkpoint directory.
@@ -85,6 +93,7 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 		Vertices:           vertices,
 		Config:             eff.ToMap(),
 		SlotRequestTimeout: eff.Duration(config.SlotRequestTimeout),
+		RestartStrategy:    strategy,
 	})
 	return &weirpb.SubmitJobResponse{JobId: jobID}, nil
 }
@@ -137,8 +146,8 @@ func (s *jobService) ListCheckpoints(_ context.Context, req *weirpb.ListCheckpoi
 		return nil, errJobNotFound(req.JobId)
 	}
 	resp := &weirpb.ListCheckpointsResponse{}
-	if cp := s.jm.checkpoints[req.JobId]; cp != nil && cp.coord != nil {
-		for _, st := range cp.coord.History() {
+	if cp := s.jm.checkpoints[req.JobId]; cp != nil {
+		for _, st := range cp.history() {
 			resp.Checkpoints = append(resp.Checkpoints, checkpointInfo(st))
 		}
 	}

@@ -17,27 +17,67 @@
 //			case scheduler.TaskManagerAdded, scheduler.TaskManagerRemoved: // open/close the RPC client
 //			case scheduler.ExecutionStateChanged: // a task RUNNING or FINISHED: tell the checkpoint coordinator
 //			case scheduler.JobStateChanged: // log, metrics, HA store clean-up, start/stop checkpointing
+//			case scheduler.LoadRestoreState: // read the latest checkpoint off the lock, then feed RestoreLoaded
+//			case scheduler.JobRestarted, scheduler.JobRecovered: // metrics, the recovery log line
 //			}
 //		}
 //	}
 //
-// GlobalFailure fails a whole job for a cause outside its tasks (the
+// GlobalFailure fails a whole job over for a cause outside its tasks (the
 // checkpoint coordinator's tolerable failures exceeded).
 //
 // A failed SubmitTask comes back as a TaskStateChanged event with state
 // FAILED, so every failure path runs through the same code.
 //
+// # Failover (full restarts)
+//
+// As Flink's RestartAllFailoverStrategy, a failure of a RUNNING job
+// restarts all of its tasks: a task FAILED (or CANCELED unasked), a
+// deployment that failed, a lost TaskManager that ran a task of the job, a
+// GlobalFailure, or, for a restarted execution, slot.request.timeout
+// passing before its slots could be allocated. The job's restart strategy
+// (package restart, given with JobSubmitted) is asked once per failure of
+// the execution: the failures that follow while its tasks are being
+// canceled (consumers losing their connections to a dead TaskManager) are
+// recorded in the exception history but not counted. Then
+//
+//  1. RUNNING -> RESTARTING (the strategy allows a restart) or
+//     RUNNING -> FAILING (it does not); every task not terminal is
+//     canceled. A task of a lost TaskManager is terminal (FAILED) at once.
+//  2. Once every task is terminal and the strategy's delay has passed
+//     (Tick, or the event that made the last task terminal; NextRestart
+//     says when to tick), the scheduler asks the caller for the restore
+//     state with LoadRestoreState. The caller reads the latest completed
+//     checkpoint's _metadata without holding the scheduler and answers
+//     RestoreLoaded.
+//  3. Every subtask gets attempt+1, whose deployment descriptor carries the
+//     snapshot.TaskRestore of its vertex (empty without a checkpoint); the
+//     job's slots are freed (a lost TaskManager's are gone), JobRestarted
+//     and RESTARTING -> RUNNING are reported, and the job is deployed as a
+//     waiting job, on the slots free now, spread as at submission.
+//  4. When every task of the new attempts runs, JobRecovered reports the
+//     timing of the recovery.
+//
+// A restore that cannot be read is a failure of the restart: counted by
+// the strategy, the job restarts again after the delay or FAILED. When the
+// strategy gives up, the job's status message is the cause that exhausted
+// it, as "restart strategy exhausted (<strategy>): <cause>" (the cause
+// alone for strategy none).
+//
 // # Job states
 //
-//	CREATED  --slots allocated, all tasks deployed--> RUNNING
-//	CREATED  --slot.request.timeout--> FAILED
-//	CREATED  --cancel--> CANCELED
-//	RUNNING  --every task FINISHED--> FINISHED
-//	RUNNING  --a task FAILED, its TaskManager lost, or a global failure--> FAILING --every task terminal--> FAILED
-//	RUNNING, FAILING --cancel--> CANCELING --every task terminal--> CANCELED
+//	CREATED    --slots allocated, all tasks deployed--> RUNNING
+//	CREATED    --slot.request.timeout--> FAILED
+//	CREATED    --cancel--> CANCELED
+//	RUNNING    --every task FINISHED--> FINISHED
+//	RUNNING    --a failure, the strategy restarts--> RESTARTING
+//	RESTARTING --every task terminal, delay passed, restore loaded--> RUNNING (tasks SCHEDULED until slots are free)
+//	RUNNING    --a failure, the strategy gives up--> FAILING --every task terminal--> FAILED
+//	RESTARTING --the restore fails, the strategy gives up--> FAILED
+//	RUNNING, RESTARTING, FAILING --cancel--> CANCELING --every task terminal--> CANCELED
 //
 // FAILING is Flink's name for "failed, waiting for the other tasks to be
-// canceled"; with restart strategies it becomes RESTARTING.
+// canceled"; RESTARTING the same when a restart follows.
 //
 // # Slot sharing
 //
@@ -54,18 +94,24 @@
 //
 //   - Step is deterministic: the same events at the same times give the
 //     same actions in the same order (maps are iterated in sorted order).
-//   - A subtask attempt is deployed at most once; updates that name another
+//   - A subtask attempt is deployed at most once, and a new attempt only
+//     when every attempt of the job is terminal: two attempts of a subtask
+//     never run at once. Updates that name another
 //     attempt, another TaskManager or an unknown job are ignored (attempt
 //     fencing), so a late report can never move a newer attempt.
 //   - A slot is free again only when the job that held it is globally
-//     terminal, i.e. every one of its tasks is terminal; a job therefore never
-//     shares a slot with a task of another job that is still canceling.
+//     terminal or redeployed after a restart, i.e. every one of its tasks is
+//     terminal; a job therefore never shares a slot with a task of another
+//     job that is still canceling. A RESTARTING job keeps its slots during
+//     the restart delay, so that no later job takes them meanwhile.
+//   - The restart strategy is asked once per failure of a RUNNING execution
+//     (and once per failed restore); a job's restarts count never decreases.
 //   - A slot of a lost TaskManager is never freed: the slots of a
 //     registration are gone with it (a re-registration brings fresh ones).
 //   - The root cause of a failure is the first one; later failures of the
 //     same job (tasks failing while being canceled) do not replace it, with
 //     one exception: the loss of a TaskManager that ran tasks of the job
-//     replaces a task failure while the job is FAILING. A dying
+//     replaces a task failure while the job is FAILING or RESTARTING. A dying
 //     TaskManager breaks the connections of its consumers elsewhere a moment
 //     before its heartbeat stream is seen to close; the loss is the cause,
 //     the broken connections are symptoms. (The job cannot be FAILED before

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/weirstream/weir/pkg/jobgraph"
+	"github.com/weirstream/weir/pkg/snapshot"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -19,6 +20,9 @@ type ExecutionGraph struct {
 	Parallelism int
 	Config      map[string]string
 	Vertices    []*ExecutionJobVertex
+	// RestoreCheckpointID is the checkpoint the current attempts restore
+	// from; 0 for none.
+	RestoreCheckpointID int64
 }
 
 // ExecutionJobVertex is one job vertex (operator chain) and its subtasks.
@@ -29,13 +33,16 @@ type ExecutionJobVertex struct {
 	// operators are the chain's operators as JSON, head first, shared by
 	// every deployment descriptor of the vertex.
 	operators [][]byte
-	Subtasks  []*ExecutionVertex
+	// restore is the vertex's snapshot.TaskRestore of the current attempts,
+	// shared by its subtasks; nil when they start from scratch.
+	restore  []byte
+	Subtasks []*ExecutionVertex
 }
 
 // ExecutionVertex is one subtask of a job vertex, with its current attempt.
 type ExecutionVertex struct {
 	Subtask int
-	// Attempt numbers start at 0; a restart (later) creates attempt+1.
+	// Attempt numbers start at 0; a restart creates attempt+1.
 	Attempt     int
 	State       ExecutionState
 	TaskManager string // where the attempt is deployed; "" before deployment
@@ -127,6 +134,9 @@ func (eg *ExecutionGraph) deploymentDescriptor(v *ExecutionJobVertex, st int, sl
 		Operators:      v.operators,
 		Config:         eg.Config,
 	}
+	if v.restore != nil {
+		tdd.RestoreState, tdd.RestoreCheckpointId = v.restore, eg.RestoreCheckpointID
+	}
 	for _, in := range jv.Inputs {
 		producer := eg.Vertices[in.FromVertex]
 		out, _ := producerOutput(producer.JobVertex, jv.Index, in.InputIndex) // checked in newExecutionGraph
@@ -168,4 +178,59 @@ func (eg *ExecutionGraph) deploymentDescriptor(v *ExecutionJobVertex, st int, sl
 		})
 	}
 	return tdd
+}
+
+// setRestore prepares what the next attempts restore from: for each vertex
+// the snapshot.TaskRestore of its chain's operators that have state in the
+// checkpoint (entries copied unchanged: the TaskManager picks its
+// subtask's part). md nil clears it: the attempts start from scratch.
+func (eg *ExecutionGraph) setRestore(md *snapshot.Metadata) error {
+	if md == nil {
+		eg.RestoreCheckpointID = 0
+		for _, v := range eg.Vertices {
+			v.restore = nil
+		}
+		return nil
+	}
+	if md.Dir == "" {
+		return fmt.Errorf("checkpoint %d has no location", md.CheckpointID)
+	}
+	byID := make(map[string]*snapshot.OperatorState, len(md.Operators))
+	for i := range md.Operators {
+		byID[md.Operators[i].ID] = &md.Operators[i]
+	}
+	restores := make([][]byte, len(eg.Vertices))
+	for i, v := range eg.Vertices {
+		tr := &snapshot.TaskRestore{CheckpointID: md.CheckpointID, Location: md.Dir}
+		for _, op := range v.JobVertex.Operators {
+			if os, ok := byID[op.ID]; ok && hasState(os) {
+				if tr.Operators == nil {
+					tr.Operators = map[string]*snapshot.OperatorState{}
+				}
+				tr.Operators[op.ID] = os
+			}
+		}
+		b, err := snapshot.EncodeTaskRestore(tr)
+		if err != nil {
+			return fmt.Errorf("encode restore state of %s: %w", v.Name, err)
+		}
+		restores[i] = b
+	}
+	eg.RestoreCheckpointID = md.CheckpointID
+	for i, v := range eg.Vertices {
+		v.restore = restores[i]
+	}
+	return nil
+}
+
+// hasState reports whether a checkpoint holds anything of an operator: a
+// state object, or a subtask that had finished (FLIP-147: it is restored as
+// finished).
+func hasState(os *snapshot.OperatorState) bool {
+	for _, st := range os.Subtasks {
+		if st.Finished || len(st.State) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/weirstream/weir/pkg/restart"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -17,6 +18,7 @@ type Scheduler struct {
 	cfg          Config
 	tms          map[string]*taskManager
 	nextInstance uint64
+	nextRequest  uint64 // of LoadRestoreState
 	jobs         map[string]*job
 	order        []*job // submission order
 }
@@ -40,10 +42,44 @@ type job struct {
 	ended         time.Time
 	slotTimeout   time.Duration
 	// slots is nil while the job waits for slots; then one per slot index.
-	slots      []slotAssignment
-	exceptions []*weirpb.JobException
-	// causeIsTaskManagerLoss: the status message names a lost TaskManager.
+	// A RESTARTING job keeps them until its redeployment.
+	slots []slotAssignment
+	// waitingSince: when the job started to wait for slots (submission or
+	// redeployment), for slot.request.timeout.
+	waitingSince time.Time
+	// ranOn: every TaskManager id that ever ran a task of the job, to
+	// release the job there when it ends.
+	ranOn      map[string]bool
+	exceptions []*weirpb.JobException // newest first, at most maxExceptions
+	// cause is the root cause of the current execution's failure, and
+	// causeIsTaskManagerLoss says it names a lost TaskManager.
+	cause                  string
 	causeIsTaskManagerLoss bool
+	// exhausted describes the restart strategy that gave up ("" if none did).
+	exhausted string
+
+	strategy restart.Strategy
+	restarts int
+	// While RESTARTING: the restart is due at restartAt; restoreRequest is
+	// the outstanding LoadRestoreState (0: none).
+	restartAt      time.Time
+	restoreRequest uint64
+
+	// Recovery timing: recovering from the first failure after the job was
+	// last fully RUNNING until every task of a restarted execution runs.
+	recovering   bool
+	failureTime  time.Time
+	detected     time.Time
+	restartDelay time.Duration
+	redeployed   time.Time
+}
+
+// failure is one failure event of a job.
+type failure struct {
+	task    string    // for the exception history: "op[subtask]", a TaskManager id or ""
+	message string    // for the exception history
+	cause   string    // the root cause as the status message tells it
+	at      time.Time // when it happened, as far as known
 }
 
 // New returns a scheduler with no TaskManagers and no jobs.
@@ -60,7 +96,7 @@ func (s *Scheduler) Step(now time.Time, ev Event) []Action {
 		acts = s.submit(now, ev, acts)
 	case TaskManagerRegistered:
 		if old, ok := s.tms[ev.ID]; ok {
-			acts = s.removeTaskManager(now, old, "re-registered", acts)
+			acts = s.removeTaskManager(now, old, "re-registered", now, acts)
 		}
 		s.nextInstance++
 		s.tms[ev.ID] = &taskManager{
@@ -72,7 +108,7 @@ func (s *Scheduler) Step(now time.Time, ev Event) []Action {
 		s.heartbeat(now, ev)
 	case TaskManagerLost:
 		if tm, ok := s.tms[ev.ID]; ok && (ev.Instance == 0 || ev.Instance == tm.instance) {
-			acts = s.removeTaskManager(now, tm, ev.Reason, acts)
+			acts = s.removeTaskManager(now, tm, ev.Reason, now, acts)
 		}
 	case TaskStateChanged:
 		acts = s.taskStateChanged(now, ev, acts)
@@ -82,8 +118,10 @@ func (s *Scheduler) Step(now time.Time, ev Event) []Action {
 		}
 	case GlobalFailure:
 		if j, ok := s.jobs[ev.JobID]; ok {
-			acts = s.fail(now, j, "", ev.Cause, acts)
+			acts = s.fail(now, j, failure{message: ev.Cause, cause: ev.Cause, at: now}, acts)
 		}
+	case RestoreLoaded:
+		acts = s.restoreLoaded(now, ev, acts)
 	case Tick:
 		acts = s.tick(now, acts)
 	}
@@ -95,13 +133,17 @@ func (s *Scheduler) submit(now time.Time, ev JobSubmitted, acts []Action) []Acti
 		return acts // job ids are unique; the caller never reuses one
 	}
 	eg, err := newExecutionGraph(ev)
-	j := &job{eg: eg, state: JobCreated, submitted: now, slotTimeout: ev.SlotRequestTimeout}
+	j := &job{eg: eg, state: JobCreated, submitted: now, waitingSince: now, slotTimeout: ev.SlotRequestTimeout,
+		strategy: ev.RestartStrategy, ranOn: map[string]bool{}}
+	if j.strategy == nil {
+		j.strategy = restart.NoRestart{}
+	}
 	s.jobs[ev.JobID] = j
 	s.order = append(s.order, j)
 	acts = append(acts, JobStateChanged{JobID: ev.JobID, To: JobCreated})
 	if err != nil {
 		j.eg.Vertices = nil // a half-built graph has nothing to show
-		return s.fail(now, j, "", err.Error(), acts)
+		return s.fail(now, j, failure{message: err.Error(), cause: err.Error(), at: now}, acts)
 	}
 	for _, v := range eg.Vertices {
 		for _, ex := range v.Subtasks {
@@ -140,7 +182,9 @@ func (s *Scheduler) execution(id ExecutionAttemptID) *ExecutionVertex {
 	return v.Subtasks[id.Subtask]
 }
 
-func (s *Scheduler) removeTaskManager(now time.Time, tm *taskManager, reason string, acts []Action) []Action {
+// removeTaskManager forgets a registration: its slots are gone and the
+// tasks it ran fail. failedAt is when it was last known alive.
+func (s *Scheduler) removeTaskManager(now time.Time, tm *taskManager, reason string, failedAt time.Time, acts []Action) []Action {
 	msg := tm.name() + " lost: " + reason
 	delete(s.tms, tm.id)
 	acts = append(acts, TaskManagerRemoved{ID: tm.id, Instance: tm.instance, Reason: msg})
@@ -165,15 +209,16 @@ func (s *Scheduler) removeTaskManager(now time.Time, tm *taskManager, reason str
 				}
 			}
 		}
-		if j.state == JobFailing && !j.causeIsTaskManagerLoss {
+		if (j.state == JobFailing || j.state == JobRestarting) && !j.causeIsTaskManagerLoss {
 			// When a TaskManager dies, its consumers elsewhere see their
 			// connections break a moment before the JobManager sees its
 			// heartbeat stream close. The dead TaskManager is the cause,
 			// the broken connections only symptoms.
-			j.statusMessage = msg
+			j.setCause(msg)
 		}
 		j.causeIsTaskManagerLoss = true
-		acts = s.fail(now, j, "", msg, acts)
+		acts = s.fail(now, j, failure{task: tm.id, message: msg, cause: msg, at: failedAt}, acts)
+		acts = s.maybeTerminal(now, j, acts)
 	}
 	return acts
 }
@@ -197,6 +242,7 @@ func (s *Scheduler) taskStateChanged(now time.Time, ev TaskStateChanged, acts []
 		if ex.State == ExecutionDeploying {
 			ex.State = ExecutionRunning
 			acts = append(acts, ExecutionStateChanged{Execution: ev.Execution, State: ExecutionRunning})
+			acts = s.maybeRecovered(now, j, acts)
 		}
 	case ExecutionFinished:
 		if ex.State != ExecutionCanceling {
@@ -204,43 +250,119 @@ func (s *Scheduler) taskStateChanged(now time.Time, ev TaskStateChanged, acts []
 			// is no longer RUNNING: nobody follows it any more.
 			acts = append(acts, ExecutionStateChanged{Execution: ev.Execution, State: ExecutionFinished})
 		}
+		wasCanceling := ex.State == ExecutionCanceling
 		ex.State = ExecutionFinished
+		if !wasCanceling {
+			acts = s.maybeRecovered(now, j, acts)
+		}
 	case ExecutionCanceled:
 		wasCanceling := ex.State == ExecutionCanceling
 		ex.State = ExecutionCanceled
 		if !wasCanceling {
-			acts = s.fail(now, j, s.taskName(v, ex), "canceled without a cancel request", acts)
+			acts = s.fail(now, j, s.taskFailure(v, ex, now, "canceled without a cancel request"), acts)
 		}
 	case ExecutionFailed:
 		ex.State, ex.Failure = ExecutionFailed, ev.Failure
 		if ex.Failure == "" {
 			ex.Failure = "failed without a reason"
 		}
-		acts = s.fail(now, j, s.taskName(v, ex), ex.Failure, acts)
+		acts = s.fail(now, j, s.taskFailure(v, ex, now, ex.Failure), acts)
 	}
 	return s.maybeTerminal(now, j, acts)
 }
 
-func (s *Scheduler) taskName(v *ExecutionJobVertex, ex *ExecutionVertex) string {
-	return fmt.Sprintf("%s subtask %d", v.Name, ex.Subtask)
+// taskFailure describes the failure of a subtask: "op[1]" in the exception
+// history, "op subtask 1 failed: ..." as the status message.
+func (s *Scheduler) taskFailure(v *ExecutionJobVertex, ex *ExecutionVertex, now time.Time, msg string) failure {
+	return failure{
+		task:    fmt.Sprintf("%s[%d]", v.Name, ex.Subtask),
+		message: msg,
+		cause:   fmt.Sprintf("%s subtask %d failed: %s", v.Name, ex.Subtask, msg),
+		at:      now,
+	}
 }
 
-// fail makes failure the job's root cause (if it has none yet) and cancels
-// its other tasks. task names the failed task ("" for a TaskManager loss or
-// a job-level failure).
-func (s *Scheduler) fail(now time.Time, j *job, task, failure string, acts []Action) []Action {
+// maybeRecovered reports the recovery of a restarted execution once all
+// of its tasks run (or finished).
+func (s *Scheduler) maybeRecovered(now time.Time, j *job, acts []Action) []Action {
+	if !j.recovering || j.state != JobRunning || j.slots == nil {
+		return acts
+	}
+	for _, v := range j.eg.Vertices {
+		for _, ex := range v.Subtasks {
+			if ex.State != ExecutionRunning && ex.State != ExecutionFinished {
+				return acts
+			}
+		}
+	}
+	j.recovering = false
+	return append(acts, JobRecovered{
+		JobID: j.eg.JobID, FailureTime: j.failureTime, Detected: j.detected, RestartDelay: j.restartDelay,
+		Redeployed: j.redeployed, Running: now, CheckpointID: j.eg.RestoreCheckpointID,
+	})
+}
+
+func (j *job) setCause(cause string) {
+	j.cause = cause
+	j.statusMessage = cause
+	if j.exhausted != "" {
+		j.statusMessage = "restart strategy exhausted (" + j.exhausted + "): " + cause
+	}
+}
+
+func (j *job) addException(now time.Time, f failure) {
+	e := &weirpb.JobException{TimeUnixMs: now.UnixMilli(), Task: f.task, Message: f.message}
+	if len(j.exceptions) < maxExceptions {
+		j.exceptions = append(j.exceptions, nil)
+	}
+	copy(j.exceptions[1:], j.exceptions)
+	j.exceptions[0] = e
+}
+
+// fail records a failure of a job. A failure of a RUNNING job's execution
+// is a failover: the restart strategy is asked, once, whether the job
+// restarts (RESTARTING) or fails (FAILING); every other task is canceled.
+// A job that is already RESTARTING, FAILING or CANCELING is canceling the
+// attempts that fail now: their failures are recorded, not counted, and the
+// first cause stays (but see removeTaskManager).
+func (s *Scheduler) fail(now time.Time, j *job, f failure, acts []Action) []Action {
 	if j.state.IsGloballyTerminal() {
 		return acts
 	}
-	if len(j.exceptions) < maxExceptions {
-		j.exceptions = append(j.exceptions, &weirpb.JobException{TimeUnixMs: now.UnixMilli(), Task: task, Message: failure})
+	j.addException(now, f)
+	switch j.state {
+	case JobCreated:
+		// Never deployed (an invalid graph): nothing to restart.
+		j.setCause(f.cause)
+		return s.transition(now, j, JobFailing, acts)
+	case JobRunning:
+		return s.failover(now, j, f, acts)
 	}
-	if j.state != JobCreated && j.state != JobRunning {
-		return acts // FAILING or CANCELING: the first cause stays
+	return acts
+}
+
+// failover asks the restart strategy about a failure of the current
+// execution and acts on its answer.
+func (s *Scheduler) failover(now time.Time, j *job, f failure, acts []Action) []Action {
+	j.setCause(f.cause)
+	if !j.recovering {
+		j.recovering, j.failureTime, j.detected = true, f.at, now
 	}
-	j.statusMessage = failure
-	if task != "" {
-		j.statusMessage = task + " failed: " + failure
+	ok, delay := j.strategy.NotifyFailure(now)
+	if !ok {
+		return s.giveUp(now, j, acts)
+	}
+	j.restartAt, j.restartDelay = now.Add(delay), delay
+	return s.transition(now, j, JobRestarting, acts)
+}
+
+// giveUp fails the job for good: the restart strategy refused a restart.
+func (s *Scheduler) giveUp(now time.Time, j *job, acts []Action) []Action {
+	if _, never := j.strategy.(restart.NoRestart); !never {
+		// Strategy "none" was never going to restart: its message is the
+		// cause alone.
+		j.exhausted = j.strategy.String()
+		j.setCause(j.cause)
 	}
 	return s.transition(now, j, JobFailing, acts)
 }
@@ -250,19 +372,32 @@ func (s *Scheduler) cancel(now time.Time, j *job, acts []Action) []Action {
 	case JobCreated:
 		j.statusMessage = "" // no longer waiting for slots
 		return s.transition(now, j, JobCanceling, acts)
-	case JobRunning, JobFailing:
+	case JobRunning:
+		if j.slots == nil {
+			j.statusMessage = "" // a restarted execution waiting for slots
+		}
+		return s.transition(now, j, JobCanceling, acts)
+	case JobRestarting:
+		// The user ends the job; its failure stays in the exceptions.
+		j.statusMessage = ""
+		return s.transition(now, j, JobCanceling, acts)
+	case JobFailing:
 		return s.transition(now, j, JobCanceling, acts)
 	}
 	return acts
 }
 
-// transition moves the job to FAILING or CANCELING and cancels its tasks;
-// when nothing is left to wait for, it goes on to FAILED or CANCELED in the
-// same step, reported as one transition.
+// transition moves the job to FAILING, CANCELING or RESTARTING and cancels
+// its tasks. When nothing is left to wait for, FAILING and CANCELING go on
+// to FAILED or CANCELED in the same step, reported as one transition.
 func (s *Scheduler) transition(now time.Time, j *job, to JobState, acts []Action) []Action {
 	from := j.state
 	acts = s.cancelTasks(j, acts)
 	j.state = to
+	if to == JobRestarting {
+		acts = append(acts, JobStateChanged{JobID: j.eg.JobID, From: from, To: to, Message: j.statusMessage})
+		return s.maybeRestart(now, j, acts)
+	}
 	if !s.allTerminal(j) {
 		return append(acts, JobStateChanged{JobID: j.eg.JobID, From: from, To: to, Message: j.statusMessage})
 	}
@@ -298,12 +433,84 @@ func (s *Scheduler) allTerminal(j *job) bool {
 }
 
 // maybeTerminal finishes a RUNNING, FAILING or CANCELING job once every
-// task is terminal.
+// task is terminal, and moves a RESTARTING one on.
 func (s *Scheduler) maybeTerminal(now time.Time, j *job, acts []Action) []Action {
+	if j.state == JobRestarting {
+		return s.maybeRestart(now, j, acts)
+	}
 	if (j.state != JobRunning && j.state != JobFailing && j.state != JobCanceling) || !s.allTerminal(j) {
 		return acts
 	}
 	return s.finish(now, j, j.state, acts)
+}
+
+// maybeRestart asks the caller for the restore state of a RESTARTING job
+// once every task of the failed execution is terminal (so no two attempts
+// of a subtask ever run at once) and the restart delay has passed.
+func (s *Scheduler) maybeRestart(now time.Time, j *job, acts []Action) []Action {
+	if j.state != JobRestarting || j.restoreRequest != 0 || now.Before(j.restartAt) || !s.allTerminal(j) {
+		return acts
+	}
+	s.nextRequest++
+	j.restoreRequest = s.nextRequest
+	return append(acts, LoadRestoreState{JobID: j.eg.JobID, Request: j.restoreRequest})
+}
+
+// restoreLoaded restarts a RESTARTING job from what the caller loaded: its
+// tasks get their next attempt, the job is RUNNING again and schedule
+// deploys it on the slots available now.
+func (s *Scheduler) restoreLoaded(now time.Time, ev RestoreLoaded, acts []Action) []Action {
+	j, ok := s.jobs[ev.JobID]
+	if !ok || j.state != JobRestarting || j.restoreRequest == 0 || ev.Request != j.restoreRequest {
+		return acts // canceled meanwhile, or a stale answer
+	}
+	j.restoreRequest = 0
+	err := ev.Err
+	if err == nil {
+		err = j.eg.setRestore(ev.Checkpoint)
+	}
+	if err != nil {
+		// The restart itself failed: a failure like any other for the
+		// strategy. Every task is terminal already.
+		msg := "restore the job: " + err.Error()
+		if ev.Checkpoint != nil {
+			msg = fmt.Sprintf("restore the job from checkpoint %d: %v", ev.Checkpoint.CheckpointID, err)
+		}
+		f := failure{message: msg, cause: msg, at: now}
+		j.addException(now, f)
+		j.setCause(msg)
+		ok, delay := j.strategy.NotifyFailure(now)
+		if !ok {
+			return s.giveUp(now, j, acts)
+		}
+		j.restartAt, j.restartDelay = now.Add(delay), delay
+		return s.maybeRestart(now, j, acts)
+	}
+
+	// The slots of the failed execution are free again (those of a lost
+	// TaskManager are gone); the new one takes what is free now.
+	for _, sl := range j.slots {
+		if tm, ok := s.tms[sl.tm]; ok && tm.instance == sl.instance {
+			tm.free++
+		}
+	}
+	j.slots = nil
+	for _, v := range j.eg.Vertices {
+		for _, ex := range v.Subtasks {
+			ex.Attempt++
+			ex.State, ex.TaskManager, ex.Failure, ex.RecordsIn, ex.RecordsOut = ExecutionScheduled, "", "", 0, 0
+		}
+	}
+	j.restarts++
+	j.state, j.statusMessage, j.cause, j.causeIsTaskManagerLoss = JobRunning, "", "", false
+	j.waitingSince, j.redeployed = now, now
+	loc := ""
+	if ev.Checkpoint != nil {
+		loc = ev.Checkpoint.Dir
+	}
+	return append(acts,
+		JobRestarted{JobID: j.eg.JobID, Restarts: j.restarts, CheckpointID: j.eg.RestoreCheckpointID, Location: loc},
+		JobStateChanged{JobID: j.eg.JobID, From: JobRestarting, To: JobRunning})
 }
 
 // finish moves a job whose tasks are all terminal to its terminal state,
@@ -318,22 +525,19 @@ func (s *Scheduler) finish(now time.Time, j *job, from JobState, acts []Action) 
 		j.state = JobCanceled
 	}
 	j.ended = now
+	j.restoreRequest = 0
 	acts = append(acts, JobStateChanged{JobID: j.eg.JobID, From: from, To: j.state, Message: j.statusMessage})
-	ranOn := map[string]bool{}
 	for _, sl := range j.slots {
-		tm, ok := s.tms[sl.tm]
-		if !ok {
-			continue // lost: its slots went with it
-		}
-		if tm.instance == sl.instance {
+		if tm, ok := s.tms[sl.tm]; ok && tm.instance == sl.instance {
 			tm.free++
 		}
-		// A re-registered TaskManager may be the same process, still
-		// holding the job's partitions: release there too.
-		ranOn[sl.tm] = true
 	}
-	for _, id := range sortedKeys(ranOn) {
-		acts = append(acts, ReleaseJob{TaskManagerID: id, JobID: j.eg.JobID})
+	// A re-registered TaskManager may be the same process, still holding
+	// the job's partitions: release there too. A lost one is gone.
+	for _, id := range sortedKeys(j.ranOn) {
+		if _, ok := s.tms[id]; ok {
+			acts = append(acts, ReleaseJob{TaskManagerID: id, JobID: j.eg.JobID})
+		}
 	}
 	return acts
 }
@@ -342,15 +546,20 @@ func (s *Scheduler) tick(now time.Time, acts []Action) []Action {
 	if s.cfg.HeartbeatTimeout > 0 {
 		for _, id := range sortedKeys(s.tms) {
 			if tm := s.tms[id]; now.Sub(tm.lastHeartbeat) > s.cfg.HeartbeatTimeout {
-				acts = s.removeTaskManager(now, tm, fmt.Sprintf("no heartbeat for %v", s.cfg.HeartbeatTimeout), acts)
+				acts = s.removeTaskManager(now, tm, fmt.Sprintf("no heartbeat for %v", s.cfg.HeartbeatTimeout), tm.lastHeartbeat, acts)
 			}
 		}
 	}
 	for _, j := range s.order {
-		if j.state == JobCreated && j.slotTimeout > 0 && now.Sub(j.submitted) >= j.slotTimeout {
+		switch {
+		case j.state == JobRestarting:
+			acts = s.maybeRestart(now, j, acts)
+		case (j.state == JobCreated || j.state == JobRunning) && j.slots == nil && j.slotTimeout > 0 && now.Sub(j.waitingSince) >= j.slotTimeout:
+			// At submission the job fails; a restarted execution fails
+			// over like any other (Flink's NoResourceAvailableException).
 			_, free := s.SlotCounts()
 			msg := fmt.Sprintf("could not allocate %s within slot.request.timeout (%v): %d free", slotsText(j.eg.Parallelism), j.slotTimeout, free)
-			acts = s.fail(now, j, "", msg, acts)
+			acts = s.fail(now, j, failure{message: msg, cause: msg, at: now}, acts)
 		}
 	}
 	return acts
@@ -358,10 +567,11 @@ func (s *Scheduler) tick(now time.Time, acts []Action) []Action {
 
 // schedule gives free slots to waiting jobs in submission order and deploys
 // every job whose slots are all allocated; the others get a status message
-// saying what they wait for.
+// saying what they wait for. A waiting job is CREATED (never deployed) or
+// RUNNING (restarted, its new attempts SCHEDULED).
 func (s *Scheduler) schedule(now time.Time, acts []Action) []Action {
 	for _, j := range s.order {
-		if j.state != JobCreated {
+		if (j.state != JobCreated && j.state != JobRunning) || j.slots != nil {
 			continue
 		}
 		need := j.eg.Parallelism
@@ -371,14 +581,20 @@ func (s *Scheduler) schedule(now time.Time, acts []Action) []Action {
 			continue
 		}
 		j.slots = s.allocate(need)
+		for _, sl := range j.slots {
+			j.ranOn[sl.tm] = true
+		}
 		for _, v := range j.eg.Vertices {
 			for _, ex := range v.Subtasks {
 				ex.State, ex.TaskManager = ExecutionDeploying, j.slots[ex.Subtask].tm
 				acts = append(acts, Deploy{TaskManagerID: ex.TaskManager, TDD: j.eg.deploymentDescriptor(v, ex.Subtask, j.slots)})
 			}
 		}
-		j.state, j.statusMessage = JobRunning, ""
-		acts = append(acts, JobStateChanged{JobID: j.eg.JobID, From: JobCreated, To: JobRunning})
+		j.statusMessage = ""
+		if j.state == JobCreated {
+			j.state = JobRunning
+			acts = append(acts, JobStateChanged{JobID: j.eg.JobID, From: JobCreated, To: JobRunning})
+		}
 	}
 	return acts
 }

@@ -44,6 +44,16 @@ func render(a Action) string {
 		return fmt.Sprintf("tm+ %s#%d %s", a.ID, a.Instance, a.RPCAddress)
 	case TaskManagerRemoved:
 		return fmt.Sprintf("tm- %s#%d: %s", a.ID, a.Instance, a.Reason)
+	case LoadRestoreState:
+		return fmt.Sprintf("load %s #%d", a.JobID, a.Request)
+	case JobRestarted:
+		if a.CheckpointID == 0 {
+			return fmt.Sprintf("restarted %s %d from scratch", a.JobID, a.Restarts)
+		}
+		return fmt.Sprintf("restarted %s %d from %d %s", a.JobID, a.Restarts, a.CheckpointID, a.Location)
+	case JobRecovered:
+		return fmt.Sprintf("recovered %s failure=%v detected=%v delay=%v redeployed=%v running=%v checkpoint=%d", a.JobID,
+			a.FailureTime.Sub(t0), a.Detected.Sub(t0), a.RestartDelay, a.Redeployed.Sub(t0), a.Running.Sub(t0), a.CheckpointID)
 	case JobStateChanged:
 		s := fmt.Sprintf("job %s %s -> %s", a.JobID, a.From, a.To)
 		if a.Message != "" {
@@ -504,7 +514,7 @@ func TestViews(t *testing.T) {
 	if strings.Join(tasks, "\n") != strings.Join(wantTasks, "\n") {
 		t.Fatalf("tasks:\n%s\nwant:\n%s", strings.Join(tasks, "\n"), strings.Join(wantTasks, "\n"))
 	}
-	if len(d.Exceptions) != 1 || d.Exceptions[0].Task != "src subtask 1" || d.Exceptions[0].Message != "boom" || d.Exceptions[0].TimeUnixMs != t0.Add(5*time.Second).UnixMilli() {
+	if len(d.Exceptions) != 1 || d.Exceptions[0].Task != "src[1]" || d.Exceptions[0].Message != "boom" || d.Exceptions[0].TimeUnixMs != t0.Add(5*time.Second).UnixMilli() {
 		t.Fatalf("exceptions: %v", d.Exceptions)
 	}
 	counts := s.JobCounts()

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/pkg/jobgraph"
+	"github.com/weirstream/weir/pkg/restart"
+	"github.com/weirstream/weir/pkg/snapshot"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -20,10 +22,13 @@ const (
 	JobCanceling JobState = "CANCELING"
 	JobCanceled  JobState = "CANCELED"
 	JobFinished  JobState = "FINISHED"
+	// JobRestarting: the job failed and its restart strategy allows a
+	// restart; its tasks are being canceled, or the restart delay runs.
+	JobRestarting JobState = "RESTARTING"
 )
 
 // JobStates lists every job state, for metrics that need a zero per state.
-var JobStates = []JobState{JobCreated, JobRunning, JobFailing, JobFailed, JobCanceling, JobCanceled, JobFinished}
+var JobStates = []JobState{JobCreated, JobRunning, JobFailing, JobFailed, JobCanceling, JobCanceled, JobFinished, JobRestarting}
 
 // IsGloballyTerminal reports whether the job will never change state again.
 func (s JobState) IsGloballyTerminal() bool {
@@ -105,6 +110,10 @@ type JobSubmitted struct {
 	Config map[string]string
 	// SlotRequestTimeout bounds how long the job waits for its slots; 0 waits forever.
 	SlotRequestTimeout time.Duration
+	// RestartStrategy decides, once per failure of an execution, whether
+	// the job restarts and after what delay (restart.FromConfig). The
+	// scheduler owns it from now on. nil never restarts.
+	RestartStrategy restart.Strategy
 }
 
 // TaskManagerRegistered offers the slots of a TaskManager. A registration
@@ -156,16 +165,32 @@ type CancelRequested struct {
 	JobID string
 }
 
-// GlobalFailure fails a whole job at once (Flink's global failover), for a
-// cause outside any one task: the checkpoint coordinator exceeded
-// execution.checkpointing.tolerable-failed-checkpoints. Cause becomes the
-// job's root cause if it has none yet.
+// GlobalFailure fails a whole job over at once (Flink's global failover),
+// for a cause outside any one task: the checkpoint coordinator exceeded
+// execution.checkpointing.tolerable-failed-checkpoints. Like a task
+// failure, it goes through the restart strategy; Cause becomes the root
+// cause of the execution's failure if it has none yet.
 type GlobalFailure struct {
 	JobID string
 	Cause string
 }
 
-// Tick lets time pass: heartbeat and slot request timeouts fire here.
+// RestoreLoaded answers LoadRestoreState: what the restarted execution
+// restores from, read by the caller outside the scheduler.
+type RestoreLoaded struct {
+	JobID   string
+	Request uint64 // LoadRestoreState.Request; another value is ignored
+	// Checkpoint is the _metadata of the job's latest completed checkpoint
+	// as snapshot.LoadMetadata returns it (Dir set), or nil when no
+	// checkpoint completed: the tasks start from scratch.
+	Checkpoint *snapshot.Metadata
+	// Err: the checkpoint could not be read. The restart fails, which
+	// counts as a failure for the restart strategy.
+	Err error
+}
+
+// Tick lets time pass: heartbeat, slot request timeouts and restart
+// delays fire here.
 type Tick struct{}
 
 func (JobSubmitted) isEvent()          {}
@@ -175,6 +200,7 @@ func (TaskManagerLost) isEvent()       {}
 func (TaskStateChanged) isEvent()      {}
 func (CancelRequested) isEvent()       {}
 func (GlobalFailure) isEvent()         {}
+func (RestoreLoaded) isEvent()         {}
 func (Tick) isEvent()                  {}
 
 // Action is an output of Step: something the caller must do now, in order.
@@ -235,7 +261,48 @@ type ExecutionStateChanged struct {
 	State     ExecutionState
 }
 
+// LoadRestoreState: a RESTARTING job's tasks are all terminal and its
+// restart delay has passed. Read its latest completed checkpoint (HA store,
+// then snapshot.LoadMetadata) without holding the scheduler, and answer
+// with RestoreLoaded{Request: Request}. Until then the job stays
+// RESTARTING.
+type LoadRestoreState struct {
+	JobID   string
+	Request uint64
+}
+
+// JobRestarted: the job's tasks were reset to their next attempt, which
+// restore from CheckpointID at Location (0 and "": from scratch). The job
+// switches to RUNNING next and its tasks are deployed when slots allow.
+type JobRestarted struct {
+	JobID        string
+	Restarts     int // the job's restarts so far, this one included
+	CheckpointID int64
+	Location     string
+}
+
+// JobRecovered: after a restart every task of the job is RUNNING (or
+// FINISHED) again. It carries the timing of the recovery, for logs and
+// benchmarks. When an execution fails again before it recovers, the times
+// of the first failure are kept.
+type JobRecovered struct {
+	JobID string
+	// FailureTime is when the failure happened as far as the JobManager can
+	// tell: the last heartbeat of a TaskManager lost by heartbeat timeout,
+	// otherwise when it was reported.
+	FailureTime  time.Time
+	Detected     time.Time     // when the scheduler learned of the failure
+	RestartDelay time.Duration // the restart strategy's delay (the last one)
+	Redeployed   time.Time     // when the tasks were reset to their new attempt
+	Running      time.Time     // when the last task reported RUNNING
+	// CheckpointID the tasks restored from; 0 for none.
+	CheckpointID int64
+}
+
 func (Deploy) isAction()                {}
+func (LoadRestoreState) isAction()      {}
+func (JobRestarted) isAction()          {}
+func (JobRecovered) isAction()          {}
 func (ExecutionStateChanged) isAction() {}
 func (CancelTask) isAction()            {}
 func (ReleaseJob) isAction()            {}

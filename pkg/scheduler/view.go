@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"time"
+
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -75,6 +77,7 @@ func (s *Scheduler) JobDetails(jobID string) (*weirpb.JobDetails, bool) {
 		StartTimeUnixMs: j.submitted.UnixMilli(), EndTimeUnixMs: unixMilli(j),
 		StatusMessage: j.statusMessage,
 		Checkpoints:   &weirpb.CheckpointStats{},
+		Restarts:      int32(j.restarts),
 	}
 	for _, v := range j.eg.Vertices {
 		for _, ex := range v.Subtasks {
@@ -89,6 +92,20 @@ func (s *Scheduler) JobDetails(jobID string) (*weirpb.JobDetails, bool) {
 		d.Exceptions = append(d.Exceptions, &weirpb.JobException{TimeUnixMs: e.TimeUnixMs, Task: e.Task, Message: e.Message})
 	}
 	return d, true
+}
+
+// NextRestart returns when the earliest pending restart is due: the time
+// at which the caller should send a Tick so that a restart delay ends on
+// time rather than at the next periodic Tick. The zero time means none is
+// pending.
+func (s *Scheduler) NextRestart() time.Time {
+	var next time.Time
+	for _, j := range s.order {
+		if j.state == JobRestarting && j.restoreRequest == 0 && s.allTerminal(j) && (next.IsZero() || j.restartAt.Before(next)) {
+			next = j.restartAt
+		}
+	}
+	return next
 }
 
 // TaskManagers returns every registered TaskManager, sorted by id.

@@ -266,19 +266,3 @@ func (t *Task) awaitFinalCheckpoint() error {
 	}
 	return nil
 }
-
-// restoreState is where a restored subtask gets its state
-// (TaskDeploymentDescriptor.restore_state), after Open and before the first
-// record.
-//
-// TODO(restore): decode restore_state (defined by the next issue), and call
-// RestoreState on every Snapshotter of the chain with its items and key
-// groups (DecodeOperatorItems, snapshot.OpenKeyGroups). Until then a
-// descriptor with state fails the task rather than silently starting empty,
-// which would break exactly-once.
-func (t *Task) restoreState() error {
-	if len(t.desc.GetRestoreState()) == 0 {
-		return nil
-	}
-	return fmt.Errorf("restore from checkpoint %d: restoring state is not implemented yet", t.desc.GetRestoreCheckpointId())
-}

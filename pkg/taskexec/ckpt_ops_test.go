@@ -2,10 +2,12 @@ package taskexec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weirstream/weir/pkg/operator"
@@ -17,6 +19,32 @@ import (
 
 func init() {
 	operator.Register(&operator.Type{Name: "test-ckpt", Kind: operator.KindTransform, NewOperator: newCkptOp})
+	operator.Register(&operator.Type{Name: "test-resume", Kind: operator.KindSource, NewSource: newResumeSource})
+}
+
+// restoreLog is what RestoreState gave one subtask of a test-ckpt
+// operator: the items, and "kg=bytes" for each key group offered.
+type restoreLog struct {
+	checkpoint int64
+	items      []string
+	keyGroups  []string
+	kgErr      error // what KeyGroups returned
+}
+
+var restoreLogs sync.Map // "name/subtask" -> *restoreLog
+
+func restoreLogOf(name string, subtask int) (*restoreLog, bool) {
+	v, ok := restoreLogs.Load(fmt.Sprintf("%s/%d", name, subtask))
+	if !ok {
+		return nil, false
+	}
+	return v.(*restoreLog), true
+}
+
+func forgetRestoreLogs(name string, par int) {
+	for s := range par {
+		restoreLogs.Delete(fmt.Sprintf("%s/%d", name, s))
+	}
 }
 
 // ckptLog is what one named test-ckpt operator saw: its records, the
@@ -64,8 +92,14 @@ func (l *ckptLog) eventList() []string {
 // items are the records seen so far (plus a pad item of pad bytes), its
 // keyed state (keyed) "k<group>" for every key group. final makes it
 // need a final checkpoint.
+//
+// RestoreState records what it got (restoreLogOf); fail-restore makes it
+// fail, swallow-errors makes it ignore the error of KeyGroups.
 type ckptOp struct {
+	name     string
 	log      *ckptLog
+	failRest bool
+	swallow  bool
 	final    bool
 	pad      int64
 	keyed    bool
@@ -79,7 +113,13 @@ func newCkptOp(p operator.Properties) (operator.Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &ckptOp{log: ckptLogOf(name)}
+	o := &ckptOp{name: name, log: ckptLogOf(name)}
+	if o.failRest, err = p.Bool("fail-restore", false); err != nil {
+		return nil, err
+	}
+	if o.swallow, err = p.Bool("swallow-errors", false); err != nil {
+		return nil, err
+	}
 	if o.final, err = p.Bool("final", false); err != nil {
 		return nil, err
 	}
@@ -144,7 +184,31 @@ func (o *ckptOp) SnapshotState(id int64) (*operator.Snapshot, error) {
 	return s, nil
 }
 
-func (o *ckptOp) RestoreState(*operator.RestoredState) error { return nil }
+func (o *ckptOp) RestoreState(r *operator.RestoredState) error {
+	o.log.event(fmt.Sprintf("restore %d", r.CheckpointID))
+	l := &restoreLog{checkpoint: r.CheckpointID}
+	for _, it := range r.Items {
+		l.items = append(l.items, string(it))
+	}
+	if r.KeyGroups != nil {
+		l.kgErr = r.KeyGroups(func(kg int, rd io.Reader) error {
+			b, err := io.ReadAll(rd)
+			if err != nil {
+				return err
+			}
+			l.keyGroups = append(l.keyGroups, fmt.Sprintf("%d=%s", kg, b))
+			return nil
+		})
+	}
+	restoreLogs.Store(fmt.Sprintf("%s/%d", o.name, o.ctx.Subtask), l)
+	switch {
+	case o.failRest:
+		return errors.New("cannot restore today")
+	case o.swallow:
+		return nil
+	}
+	return l.kgErr
+}
 
 func (o *ckptOp) NotifyCheckpointComplete(id int64) error {
 	o.log.event(fmt.Sprintf("complete %d", id))
@@ -157,6 +221,75 @@ func (o *ckptOp) NotifyCheckpointAborted(id int64) error {
 }
 
 func (o *ckptOp) NeedsFinalCheckpoint() bool { return o.final }
+
+// resumeSource emits {"n": i} for i in [pos, count), one per PollNext;
+// its state is the item "s<subtask>=<pos>", and RestoreState resumes at the
+// item of its subtask. polled records whether PollNext ran before
+// RestoreState.
+type resumeSource struct {
+	name     string
+	count    int64
+	pos      int64
+	subtask  int
+	polled   bool
+	restored atomic.Bool
+	rec      record.Record
+}
+
+var resumeSources sync.Map // name -> *resumeSource
+
+func newResumeSource(p operator.Properties) (operator.Source, error) {
+	name, err := p.RequiredString("name")
+	if err != nil {
+		return nil, err
+	}
+	s := &resumeSource{name: name}
+	if s.count, err = p.Int("count", 0); err != nil {
+		return nil, err
+	}
+	resumeSources.Store(name, s)
+	return s, nil
+}
+
+func (s *resumeSource) Open(ctx *operator.Context) error {
+	s.subtask = ctx.Subtask
+	return nil
+}
+
+func (s *resumeSource) PollNext(out operator.Collector) (operator.SourceStatus, time.Duration, error) {
+	s.polled = true
+	if s.pos >= s.count {
+		return operator.EndOfInput, 0, nil
+	}
+	s.rec.Reset()
+	s.rec.Set("n", record.Int(s.pos))
+	s.pos++
+	return operator.MoreAvailable, 0, out.Collect(&s.rec)
+}
+
+func (s *resumeSource) Close() error { return nil }
+
+func (s *resumeSource) SnapshotState(int64) (*operator.Snapshot, error) {
+	return &operator.Snapshot{Items: [][]byte{fmt.Appendf(nil, "s%d=%d", s.subtask, s.pos)}}, nil
+}
+
+func (s *resumeSource) RestoreState(r *operator.RestoredState) error {
+	if s.polled {
+		return errors.New("restored after PollNext")
+	}
+	for _, it := range r.Items {
+		var sub int
+		var pos int64
+		if _, err := fmt.Sscanf(string(it), "s%d=%d", &sub, &pos); err != nil {
+			return fmt.Errorf("item %q: %w", it, err)
+		}
+		if sub == s.subtask {
+			s.pos = pos
+		}
+	}
+	s.restored.Store(true)
+	return nil
+}
 
 // fakeResponder records acknowledgements and declines in order.
 type fakeResponder struct {

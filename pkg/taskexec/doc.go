@@ -52,6 +52,16 @@
 // finish. So a downstream task always gets the final checkpoint's barrier
 // after EndOfData and before EndOfPartition.
 //
+// # Restore
+//
+// A descriptor with restore_state (a snapshot.TaskRestore) is a restored
+// attempt (restore.go): after Open of every operator and before the first
+// record or PollNext, the task goroutine calls RestoreState once on every
+// Snapshotter of the chain, with the union of the old subtasks' items and
+// the key groups of its own KeyGroupRange (which makes rescaling work), and
+// only then reports RUNNING. An operator without state in the checkpoint
+// gets empty state. Any read, checksum or RestoreState error fails the task.
+//
 // # Invariants
 //
 //   - A barrier is forwarded only after the snapshot of every operator in
@@ -78,6 +88,8 @@
 //     (for heartbeats) and Prometheus once per buffer or source batch.
 //   - Nothing of a Task is started by New: a descriptor that New rejects
 //     leaves no partition, goroutine or open operator behind.
+//   - A restored task reports RUNNING only after every operator restored;
+//     no state byte reaches an operator before its checksum matched.
 //   - A task reports CANCELED, not FAILED, when it was canceled, even though
 //     the cancellation surfaced as an error inside the chain.
 package taskexec

@@ -35,6 +35,8 @@
 //     only after the older one's Run has returned (its partitions released).
 //   - A submission that is rejected (InvalidArgument) started nothing.
 //   - State reports of one attempt are sent in order (RUNNING before the
-//     final state), by one goroutine per attempt.
+//     final state), by one goroutine per attempt. RUNNING means the chain
+//     is open and, for an attempt with restore_state, restored: the
+//     checkpoint coordinator never triggers a task still restoring.
 //   - Every goroutine is owned by the TaskManager and stopped by Close.
 package taskmanager

@@ -354,9 +354,11 @@ type JobDetails struct {
 	EndTimeUnixMs   int64                  `protobuf:"varint,7,opt,name=end_time_unix_ms,json=endTimeUnixMs,proto3" json:"end_time_unix_ms,omitempty"`
 	// Why the job is not running yet (for example waiting for slots), or the
 	// root cause of a failure.
-	StatusMessage string           `protobuf:"bytes,8,opt,name=status_message,json=statusMessage,proto3" json:"status_message,omitempty"`
-	Tasks         []*TaskStatus    `protobuf:"bytes,9,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	Restarts      int32            `protobuf:"varint,10,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	StatusMessage string        `protobuf:"bytes,8,opt,name=status_message,json=statusMessage,proto3" json:"status_message,omitempty"`
+	Tasks         []*TaskStatus `protobuf:"bytes,9,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// How many times the job was restarted (full failovers).
+	Restarts int32 `protobuf:"varint,10,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// The job's failures, newest first, at most 100.
 	Exceptions    []*JobException  `protobuf:"bytes,11,rep,name=exceptions,proto3" json:"exceptions,omitempty"`
 	Checkpoints   *CheckpointStats `protobuf:"bytes,12,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2101,9 +2103,12 @@ type TaskDeploymentDescriptor struct {
 	Config  map[string]string                      `protobuf:"bytes,6,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Inputs  []*InputGateDeploymentDescriptor       `protobuf:"bytes,7,rep,name=inputs,proto3" json:"inputs,omitempty"`
 	Outputs []*ResultPartitionDeploymentDescriptor `protobuf:"bytes,8,rep,name=outputs,proto3" json:"outputs,omitempty"`
-	// Restore state (later issue).
-	RestoreState        []byte `protobuf:"bytes,9,opt,name=restore_state,json=restoreState,proto3" json:"restore_state,omitempty"`
-	RestoreCheckpointId int64  `protobuf:"varint,10,opt,name=restore_checkpoint_id,json=restoreCheckpointId,proto3" json:"restore_checkpoint_id,omitempty"`
+	// What this attempt restores from: a snapshot.TaskRestore as JSON (the
+	// checkpoint's location and the chain's operators' state of every old
+	// subtask). Empty: the task starts from scratch.
+	RestoreState []byte `protobuf:"bytes,9,opt,name=restore_state,json=restoreState,proto3" json:"restore_state,omitempty"`
+	// The checkpoint restore_state comes from; 0 when it is empty.
+	RestoreCheckpointId int64 `protobuf:"varint,10,opt,name=restore_checkpoint_id,json=restoreCheckpointId,proto3" json:"restore_checkpoint_id,omitempty"`
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
