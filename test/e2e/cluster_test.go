@@ -330,3 +330,20 @@ func intField(t testing.TB, rec map[string]any, name string) int64 {
 	}
 	return i
 }
+
+// processOf returns the TaskManager process whose id is tmID (a TaskManager
+// logs its id when it starts).
+func (c *cluster) processOf(tmID string) *process {
+	c.t.Helper()
+	for _, p := range c.taskmanagers {
+		if p.exited() {
+			continue
+		}
+		data, _ := os.ReadFile(p.log)
+		if strings.Contains(string(data), tmID) {
+			return p
+		}
+	}
+	c.t.Fatalf("no running TaskManager logs its id %q", tmID)
+	return nil
+}

@@ -307,29 +307,7 @@ operators:
 		}
 		return true
 	})
-	var tms []taskManagerJSON
-	c.weirJSON(&tms, "taskmanagers")
-	var idx = -1
-	for i, tm := range tms {
-		if tm.ID == victim {
-			idx = i
-		}
-	}
-	if idx < 0 {
-		t.Fatalf("task manager %q of a task is not listed in %v", victim, tms)
-	}
-	// The TaskManager processes were started in registration order is not
-	// guaranteed, so find the process by the port in its id.
-	var proc *process
-	for _, p := range c.taskmanagers {
-		data, _ := os.ReadFile(p.log)
-		if strings.Contains(string(data), victim) {
-			proc = p
-		}
-	}
-	if proc == nil {
-		t.Fatalf("no TaskManager log mentions its id %q", victim)
-	}
+	proc := c.processOf(victim)
 	proc.kill()
 	st := c.waitState(jobID, 30*time.Second, "FAILED")
 	if !strings.Contains(st.StatusMessage, victim) || !strings.Contains(st.StatusMessage, "lost") {
