@@ -44,7 +44,7 @@ e2e:
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
-	$(GO) test -run '^$$' -bench Pipeline -benchtime 1x -count 1 -timeout 30m ./test/e2e/
+	$(GO) test -run '^$$' -bench 'Pipeline|Recovery' -benchtime 1x -count 1 -timeout 30m ./test/e2e/
 
 proto:
 	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler"; exit 1; }
