@@ -11,59 +11,27 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/daemon"
 	"github.com/weirstream/weir/pkg/jobmanager"
-	"github.com/weirstream/weir/pkg/logging"
 	"github.com/weirstream/weir/pkg/metrics"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(daemon.Run(ctx, "jobmanager", os.Args[1:], os.Stderr, start))
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("jobmanager", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFile := fs.String("config", "", "YAML configuration `file`")
-	var overrides []string
-	fs.Func("D", "override a configuration key: -D `key=value` (repeatable)", func(s string) error {
-		overrides = append(overrides, s)
-		return nil
-	})
-	if err := fs.Parse(splitD(args)); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "jobmanager: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	cfg, warnings, err := config.Load(*configFile, overrides)
-	if err != nil {
-		fmt.Fprintf(stderr, "jobmanager: %v\n", err)
-		return 1
-	}
-	log, err := logging.New(cfg.String(config.LogFormat), cfg.String(config.LogLevel), stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "jobmanager: %v\n", err)
-		return 1
-	}
-	defer func() { _ = log.Sync() }()
-	for _, w := range warnings {
-		log.Warn(w)
-	}
-
+func start(cfg *config.Config, log *zap.Logger) (func() error, error) {
 	host := cfg.String(config.JobManagerBindHost)
 	if host == "" {
 		host = cfg.String(config.JobManagerRPCAddress)
@@ -72,35 +40,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	lo, hi := cfg.PortRange(config.MetricsPromPort)
 	msrv, err := metrics.Serve(log, host, lo, hi, reg)
 	if err != nil {
-		log.Error("cannot serve metrics (metrics.reporter.prom.port)", zap.Error(err))
-		return 1
+		return nil, fmt.Errorf("serve metrics (metrics.reporter.prom.port): %w", err)
 	}
-	defer func() { _ = msrv.Close() }()
-
 	jm, err := jobmanager.Start(jobmanager.Options{Config: cfg, Logger: log, Registerer: reg})
 	if err != nil {
-		log.Error("cannot start the JobManager", zap.Error(err))
-		return 1
+		_ = msrv.Close()
+		return nil, err
 	}
-	fmt.Fprintf(stdout, "JobManager listening on %s\n", jm.Addr())
-	<-ctx.Done()
-	log.Info("shutting down")
-	_ = jm.Close()
-	return 0
-}
-
-// splitD turns Flink's -Dkey=value into -D key=value for package flag.
-func splitD(args []string) []string {
-	out := make([]string, 0, len(args))
-	for i, a := range args {
-		if a == "--" {
-			return append(out, args[i:]...)
-		}
-		if strings.HasPrefix(a, "-D") && len(a) > 2 && a[2] != '=' {
-			out = append(out, "-D", a[2:])
-			continue
-		}
-		out = append(out, a)
-	}
-	return out
+	fmt.Printf("JobManager listening on %s\n", jm.Addr())
+	return func() error { return errors.Join(jm.Close(), msrv.Close()) }, nil
 }
