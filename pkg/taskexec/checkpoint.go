@@ -58,7 +58,7 @@ func (t *Task) TriggerCheckpoint(id, ts int64, o CheckpointOptions) error {
 // completed. A listener's error fails the task.
 func (t *Task) NotifyCheckpointComplete(id int64) error {
 	return t.Execute(func() error {
-		for _, c := range t.chain {
+		for _, c := range t.liveChain() {
 			if l, ok := c.instance().(operator.CheckpointListener); ok {
 				if err := l.NotifyCheckpointComplete(id); err != nil {
 					return opError(c.spec.ID, t.subtask, fmt.Errorf("checkpoint %d complete: %w", id, err))
@@ -81,7 +81,7 @@ func (t *Task) NotifyCheckpointAborted(id int64) error {
 		if err := t.stepBarrier(CheckpointAborted{CheckpointID: id}); err != nil {
 			return err
 		}
-		for _, c := range t.chain {
+		for _, c := range t.liveChain() {
 			if l, ok := c.instance().(operator.CheckpointListener); ok {
 				if err := l.NotifyCheckpointAborted(id); err != nil {
 					return opError(c.spec.ID, t.subtask, fmt.Errorf("checkpoint %d aborted: %w", id, err))
@@ -152,7 +152,7 @@ func (t *Task) snapshot(a TriggerSnapshot) error {
 	job := &writeJob{
 		id: id, ts: a.Timestamp, alignment: a.Alignment, finished: t.inputEnded,
 	}
-	for _, c := range t.chain {
+	for _, c := range t.liveChain() {
 		s, ok := c.instance().(operator.Snapshotter)
 		if !ok {
 			continue

@@ -49,24 +49,34 @@ import (
 //     JobManager decides about non-restored state); state recorded for an
 //     operator of another type fails the restore.
 
-// restoreState restores every Snapshotter of the chain from the
-// descriptor's restore_state, if it has one. Task goroutine only.
-func (t *Task) restoreState() error {
+// decodeRestore parses the descriptor's restore_state: nil when the
+// attempt restores nothing. The checkpoint id is the descriptor's when the
+// restore state has none. Task goroutine only.
+func (t *Task) decodeRestore() (*snapshot.TaskRestore, error) {
 	raw := t.desc.GetRestoreState()
 	if len(raw) == 0 {
-		return nil
+		return nil, nil
 	}
 	r, err := snapshot.DecodeTaskRestore(raw)
 	if err != nil {
-		return fmt.Errorf("restore subtask %d from checkpoint %d: %w", t.subtask, t.desc.GetRestoreCheckpointId(), err)
+		return nil, fmt.Errorf("restore subtask %d from checkpoint %d: %w", t.subtask, t.desc.GetRestoreCheckpointId(), err)
+	}
+	if d := t.desc.GetRestoreCheckpointId(); d != 0 && d != r.CheckpointID {
+		if r.CheckpointID != 0 {
+			return nil, fmt.Errorf("restore subtask %d: the descriptor says checkpoint %d, its restore state checkpoint %d", t.subtask, d, r.CheckpointID)
+		}
+		r.CheckpointID = d
+	}
+	return r, nil
+}
+
+// restoreState restores every Snapshotter of the chain from r (nil: the
+// attempt restores nothing). Task goroutine only.
+func (t *Task) restoreState(r *snapshot.TaskRestore) error {
+	if r == nil {
+		return nil
 	}
 	id := r.CheckpointID
-	if d := t.desc.GetRestoreCheckpointId(); d != 0 && d != id {
-		if id != 0 {
-			return fmt.Errorf("restore subtask %d: the descriptor says checkpoint %d, its restore state checkpoint %d", t.subtask, d, id)
-		}
-		id = d
-	}
 	maxP := int(t.desc.GetMaxParallelism())
 	kgs := state.KeyGroupRangeForSubtask(maxP, int(t.desc.GetParallelism()), t.subtask)
 	var stats restoreStats

@@ -108,6 +108,10 @@ type Task struct {
 	promOut  counterAdder
 	timer    *time.Timer
 	finished bool // partitions finished: nothing left to release
+	// deployedFinished: finished on restore (finished.go); no operator of
+	// the chain is opened, and records from the inputs are dropped.
+	deployedFinished bool
+	dropped          int64 // records dropped while deployedFinished
 
 	// Checkpointing, task goroutine only.
 	storage       snapshot.Storage // nil when checkpointing is disabled
@@ -515,6 +519,21 @@ func (t *Task) run() (err error) {
 	stopTicker := t.startFlushTicker()
 	defer stopTicker()
 
+	restore, err := t.decodeRestore()
+	if err != nil {
+		return err
+	}
+	fin, err := t.checkFinishedOnRestore(restore)
+	if err != nil {
+		return err
+	}
+	if fin {
+		if err := t.runFinishedOnRestore(restore.CheckpointID); err != nil {
+			return err
+		}
+		return t.finishOutputs()
+	}
+
 	// Open tail first, as Flink does, so that an operator is open before
 	// anything can emit into it.
 	for i := len(t.chain) - 1; i >= 0; i-- {
@@ -531,7 +550,7 @@ func (t *Task) run() (err error) {
 			return opError(c.spec.ID, t.subtask, fmt.Errorf("open: %w", err))
 		}
 	}
-	if err := t.restoreState(); err != nil {
+	if err := t.restoreState(restore); err != nil {
 		return err
 	}
 	if t.canceled.Load() {
@@ -848,7 +867,11 @@ func (t *Task) runInput() error {
 			}
 			continue
 		}
-		err = t.processBuffer(boe.Buffer.Data())
+		if t.deployedFinished {
+			t.dropBuffer(boe.Buffer.Data())
+		} else {
+			err = t.processBuffer(boe.Buffer.Data())
+		}
 		boe.Buffer.Recycle()
 		t.publish()
 		if err != nil {
