@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -313,6 +314,13 @@ func (s *fileSink) closePart() error {
 // be committed by the final checkpoint (with).
 func (s *fileSink) EndInput(operator.Collector) error {
 	s.finished = true
+	if !s.checkpointing && len(s.pending) > 0 {
+		// Without checkpointing, parts are pending only after a savepoint
+		// (which notifies no completion): the end of input commits them.
+		if err := s.NotifyCheckpointComplete(math.MaxInt64); err != nil {
+			return err
+		}
+	}
 	if s.f == nil {
 		return nil
 	}

@@ -217,7 +217,7 @@ func (a *app) newStopCommand() *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.Flags().StringVarP(&dir, "savepoint-path", "p", "", "directory for the savepoint (default: the cluster's state.savepoints.dir)")
+	cmd.Flags().StringVarP(&dir, "savepoint-path", "p", "", "directory for the savepoint (default: execution.checkpointing.savepoint-dir)")
 	cmd.Flags().BoolVarP(&drain, "drain", "d", false, "send MAX_WATERMARK before stopping, firing all event-time timers")
 	return cmd
 }
@@ -296,9 +296,9 @@ func (a *app) newCheckpointsCommand() *cobra.Command {
 				return nil
 			}
 			// A failed checkpoint has no path: its last column says why it failed.
-			t := newTable(a.stdout, "ID", "STATUS", "TRIGGER TIME", "DURATION", "SIZE", "ALIGNMENT", "PATH OR FAILURE")
+			t := newTable(a.stdout, "ID", "TYPE", "STATUS", "TRIGGER TIME", "DURATION", "SIZE", "ALIGNMENT", "PATH OR FAILURE")
 			for _, c := range resp.GetCheckpoints() {
-				t.row(strconv.FormatInt(c.GetId(), 10), c.GetStatus(),
+				t.row(strconv.FormatInt(c.GetId(), 10), checkpointType(c), c.GetStatus(),
 					humanTime(c.GetTriggerTimeUnixMs(), a.loc),
 					humanDuration(time.Duration(c.GetDurationMs())*time.Millisecond),
 					humanSize(c.GetSizeBytes()),
@@ -310,6 +310,14 @@ func (a *app) newCheckpointsCommand() *cobra.Command {
 	}
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// checkpointType is the TYPE column of `weir checkpoints`.
+func checkpointType(c *weirpb.CheckpointInfo) string {
+	if c.GetSavepoint() {
+		return "savepoint"
+	}
+	return "checkpoint"
 }
 
 func (a *app) newTaskManagersCommand() *cobra.Command {

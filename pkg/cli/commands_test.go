@@ -270,7 +270,7 @@ func TestTaskManagers(t *testing.T) {
 func TestCheckpoints(t *testing.T) {
 	addr := serve(t, &fakeJobService{checkpoints: func(r *weirpb.ListCheckpointsRequest) (*weirpb.ListCheckpointsResponse, error) {
 		return &weirpb.ListCheckpointsResponse{Checkpoints: []*weirpb.CheckpointInfo{
-			{Id: 13, Status: "IN_PROGRESS", TriggerTimeUnixMs: ms(testNow.Add(-time.Second))},
+			{Id: 13, Status: "IN_PROGRESS", TriggerTimeUnixMs: ms(testNow.Add(-time.Second)), Savepoint: true},
 			{Id: 12, Status: "COMPLETED", TriggerTimeUnixMs: ms(testNow.Add(-11 * time.Second)), DurationMs: 340,
 				SizeBytes: 1258291, AlignmentMs: 12, Path: "file:///tmp/cp/7f3c2a1e/chk-12"},
 			{Id: 11, Status: "FAILED", TriggerTimeUnixMs: ms(testNow.Add(-21 * time.Second)), DurationMs: 10000,
@@ -278,13 +278,14 @@ func TestCheckpoints(t *testing.T) {
 		}}, nil
 	}})
 	weir(t, addr, "checkpoints", "7f3c2a1e").check(t, ""+
-		"ID  STATUS       TRIGGER TIME         DURATION  SIZE     ALIGNMENT  PATH OR FAILURE\n"+
-		"13  IN_PROGRESS  2025-03-01 11:59:59  0ms       0 B      0ms        -\n"+
-		"12  COMPLETED    2025-03-01 11:59:49  340ms     1.2 MiB  12ms       file:///tmp/cp/7f3c2a1e/chk-12\n"+
-		"11  FAILED       2025-03-01 11:59:39  10s       0 B      0ms        checkpoint expired before completing\n", "", 0)
+		"ID  TYPE        STATUS       TRIGGER TIME         DURATION  SIZE     ALIGNMENT  PATH OR FAILURE\n"+
+		"13  savepoint   IN_PROGRESS  2025-03-01 11:59:59  0ms       0 B      0ms        -\n"+
+		"12  checkpoint  COMPLETED    2025-03-01 11:59:49  340ms     1.2 MiB  12ms       file:///tmp/cp/7f3c2a1e/chk-12\n"+
+		"11  checkpoint  FAILED       2025-03-01 11:59:39  10s       0 B      0ms        checkpoint expired before completing\n", "", 0)
 	weir(t, addr, "checkpoints", "7f3c2a1e", "-o", "json").check(t, `[
   {
     "id": 13,
+    "savepoint": true,
     "status": "IN_PROGRESS",
     "trigger_time": "2025-03-01T11:59:59.000Z",
     "duration_ms": 0,
@@ -295,6 +296,7 @@ func TestCheckpoints(t *testing.T) {
   },
   {
     "id": 12,
+    "savepoint": false,
     "status": "COMPLETED",
     "trigger_time": "2025-03-01T11:59:49.000Z",
     "duration_ms": 340,
@@ -305,6 +307,7 @@ func TestCheckpoints(t *testing.T) {
   },
   {
     "id": 11,
+    "savepoint": false,
     "status": "FAILED",
     "trigger_time": "2025-03-01T11:59:39.000Z",
     "duration_ms": 10000,

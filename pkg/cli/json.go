@@ -62,6 +62,7 @@ type latestCheckpointJSON struct {
 
 type checkpointJSON struct {
 	ID          int64  `json:"id"`
+	Savepoint   bool   `json:"savepoint"`
 	Status      string `json:"status"`
 	TriggerTime string `json:"trigger_time,omitempty"`
 	DurationMS  int64  `json:"duration_ms"`
@@ -155,6 +156,7 @@ func toCheckpointsJSON(cps []*weirpb.CheckpointInfo) []checkpointJSON {
 	for _, c := range cps {
 		out = append(out, checkpointJSON{
 			ID:          c.GetId(),
+			Savepoint:   c.GetSavepoint(),
 			Status:      c.GetStatus(),
 			TriggerTime: jsonTime(c.GetTriggerTimeUnixMs()),
 			DurationMS:  c.GetDurationMs(),

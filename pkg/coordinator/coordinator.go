@@ -576,11 +576,12 @@ func (c *Coordinator) abort(now time.Time, p *pendingCheckpoint, reason FailureR
 	c.countFailure(now, p, reason, msg, taskLevel)
 }
 
-// countFailure is Flink's CheckpointFailureManager: a savepoint failing on
-// the JobManager (timeout, storage) is the user's business and never
-// counts; a task declining a stop-with-savepoint fails the job, because
-// its tasks may be waiting to stop; any other failure counts if its reason
-// does, and only if no newer checkpoint completed.
+// countFailure is Flink's CheckpointFailureManager, but kinder to
+// savepoints: a failed savepoint is reported to the user who asked for it
+// and never counts (Flink counts a task's decline), except that a task
+// declining a stop-with-savepoint fails the job, because its tasks may be
+// waiting to stop; any other failure counts if its reason does, and only
+// if no newer checkpoint completed.
 func (c *Coordinator) countFailure(now time.Time, p *pendingCheckpoint, reason FailureReason, msg string, taskLevel bool) {
 	if c.stopped {
 		return
@@ -593,6 +594,9 @@ func (c *Coordinator) countFailure(now time.Time, p *pendingCheckpoint, reason F
 			c.failJob(now, fmt.Sprintf("stop-with-savepoint %d failed: %s", p.id, msg))
 			return
 		}
+		// Unlike Flink, a user's savepoint that a task declined never
+		// fails the job over: the user is told, the job keeps running.
+		return
 	}
 	// Each checkpoint fails once here (it leaves pending), so unlike Flink
 	// no set of counted ids is needed.

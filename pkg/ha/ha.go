@@ -6,7 +6,8 @@
 //     job is not globally terminal, so a new leader can resubmit them;
 //   - a per-job checkpoint id counter;
 //   - pointers to the completed checkpoints of each job (where their
-//     metadata lives, not the state itself);
+//     metadata lives, not the state itself), the first of which may be the
+//     savepoint the job was started from;
 //   - leadership: whether this JobManager may act on jobs at all.
 //
 // Standalone keeps them in memory and is always the leader: it is what a
@@ -50,6 +51,11 @@ type CompletedCheckpoint struct {
 	// Location is where the checkpoint's metadata is stored (a URI or path
 	// understood by the checkpoint storage).
 	Location string
+	// Savepoint marks the savepoint a job was started from (Flink adds it
+	// to the completed checkpoint store as the first restore point). Its
+	// files belong to the user: the JobManager never deletes them, also
+	// when a newer checkpoint subsumes it.
+	Savepoint bool
 }
 
 // Standalone is the in-memory implementation for a single JobManager. Its

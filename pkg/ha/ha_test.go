@@ -87,7 +87,8 @@ func TestCheckpointIDCounterIsStrictlyIncreasingPerJob(t *testing.T) {
 func TestCompletedCheckpoints(t *testing.T) {
 	ctx := context.Background()
 	s := NewStandalone()
-	if err := s.AddCompletedCheckpoint(ctx, "j", CompletedCheckpoint{CheckpointID: 3, Location: "file:///c/chk-3"}); err != nil {
+	// The savepoint a job started from is its first restore point.
+	if err := s.AddCompletedCheckpoint(ctx, "j", CompletedCheckpoint{CheckpointID: 3, Location: "file:///sp/savepoint-j-1", Savepoint: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AddCompletedCheckpoint(ctx, "j", CompletedCheckpoint{CheckpointID: 5, Location: "file:///c/chk-5"}); err != nil {
@@ -100,13 +101,13 @@ func TestCompletedCheckpoints(t *testing.T) {
 		}
 	}
 	got, _ := s.CompletedCheckpoints(ctx, "j")
-	want := []CompletedCheckpoint{{3, "file:///c/chk-3"}, {5, "file:///c/chk-5"}}
+	want := []CompletedCheckpoint{{3, "file:///sp/savepoint-j-1", true}, {5, "file:///c/chk-5", false}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("CompletedCheckpoints = %+v, want %+v", got, want)
 	}
 	got[0].Location = "changed"
 	again, _ := s.CompletedCheckpoints(ctx, "j")
-	if again[0].Location != "file:///c/chk-3" {
+	if again[0].Location != "file:///sp/savepoint-j-1" {
 		t.Fatal("CompletedCheckpoints returned the store's own slice")
 	}
 	if none, _ := s.CompletedCheckpoints(ctx, "other"); len(none) != 0 {
@@ -128,7 +129,7 @@ func TestRemoveCompletedCheckpoint(t *testing.T) {
 		}
 	}
 	got, _ := s.CompletedCheckpoints(ctx, "j")
-	if want := []CompletedCheckpoint{{2, "/c/chk-2"}}; !reflect.DeepEqual(got, want) {
+	if want := []CompletedCheckpoint{{CheckpointID: 2, Location: "/c/chk-2"}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("CompletedCheckpoints = %+v, want %+v", got, want)
 	}
 	// 3 was removed, but a late completion of 3 must not come back.

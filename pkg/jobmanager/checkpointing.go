@@ -2,7 +2,6 @@ package jobmanager
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -48,6 +47,12 @@ type checkpointing struct {
 	retention      string
 	storage        snapshot.Storage
 	log            *zap.Logger
+	// enabled: periodic checkpointing is on (an interval is set). Without
+	// it the coordinator still runs, for savepoints.
+	enabled bool
+	// savepointDir is execution.checkpointing.savepoint-dir of the job's
+	// effective configuration: the default target of its savepoints.
+	savepointDir string
 
 	// coord is nil until the tasks are deployed; then the coordinator of
 	// the current (or last) execution: a restart replaces it.
@@ -70,13 +75,17 @@ type checkpointing struct {
 }
 
 // checkpointSettings reads the checkpointing options of a job's effective
-// configuration. ok is false when checkpointing is disabled (no interval).
+// configuration. ok is false when periodic checkpointing is disabled (no
+// interval): c then has no Interval, and the other options still apply to
+// savepoints.
 func checkpointSettings(cfg *config.Config) (c coordinator.Config, retention string, ok bool, err error) {
-	if !cfg.IsSet(config.CheckpointingInterval) {
-		return c, "", false, nil
+	ok = cfg.IsSet(config.CheckpointingInterval)
+	var interval time.Duration
+	if ok {
+		interval = cfg.Duration(config.CheckpointingInterval)
 	}
 	c = coordinator.Config{
-		Interval:                   cfg.Duration(config.CheckpointingInterval),
+		Interval:                   interval,
 		Mode:                       coordinator.Mode(cfg.String(config.CheckpointingMode)),
 		MinPause:                   cfg.Duration(config.CheckpointingMinPause),
 		Timeout:                    cfg.Duration(config.CheckpointingTimeout),
@@ -89,7 +98,7 @@ func checkpointSettings(cfg *config.Config) (c coordinator.Config, retention str
 	// pkg/config checks each value; what only holds for a combination of
 	// values is checked here, naming the keys (the coordinator checks it
 	// too, in its own words).
-	if c.Unaligned {
+	if c.Unaligned && ok {
 		switch {
 		case c.Mode != coordinator.ExactlyOnce:
 			return c, "", true, fmt.Errorf("%s is true but %s is %s: unaligned checkpoints require EXACTLY_ONCE",
@@ -99,15 +108,23 @@ func checkpointSettings(cfg *config.Config) (c coordinator.Config, retention str
 				config.UnalignedCheckpoints.Key, config.MaxConcurrentCheckpoints.Key, c.MaxConcurrent)
 		}
 	}
-	return c, cfg.String(config.ExternalizedCheckpointRetention), true, nil
+	if !ok {
+		// Unaligned options only concern periodic checkpoints: savepoints
+		// are always aligned.
+		c.Unaligned, c.AlignedCheckpointTimeout = false, 0
+	}
+	return c, cfg.String(config.ExternalizedCheckpointRetention), ok, nil
 }
 
 // newCheckpointing validates the checkpointing of a submitted job: options,
-// topology and storage, whose directory it creates and probes. It returns
-// nil when checkpointing is disabled. Errors are the user's to read.
+// topology and storage, whose directory it creates and probes. Every job
+// gets one, since any job can take savepoints; without an interval there
+// are no periodic checkpoints, and a storage that fails the probe is only
+// a warning (the job may never take a savepoint). Errors are the user's to
+// read.
 func newCheckpointing(jobID string, g *jobgraph.JobGraph, vertices []*jobgraph.JobVertex, eff *config.Config, log *zap.Logger) (*checkpointing, error) {
 	cfg, retention, ok, err := checkpointSettings(eff)
-	if err != nil || !ok {
+	if err != nil {
 		return nil, err
 	}
 	probe := cfg
@@ -117,18 +134,32 @@ func newCheckpointing(jobID string, g *jobgraph.JobGraph, vertices []*jobgraph.J
 	}
 	uri, err := snapshot.StorageURI(eff)
 	if err != nil {
-		return nil, err
+		if ok {
+			return nil, err
+		}
+		log.Warn("checkpoint storage misconfigured: savepoints of this job will fail", zap.Error(err))
+		uri = "jobmanager"
 	}
-	storage, err := snapshot.Open(uri, log)
+	// The jobmanager storage's "not for production" warning only matters
+	// when the job checkpoints.
+	storageLog := log
+	if !ok {
+		storageLog = zap.NewNop()
+	}
+	storage, err := snapshot.Open(uri, storageLog)
 	if err != nil {
 		return nil, err
 	}
 	if err := storage.Validate(jobID); err != nil {
-		return nil, err
+		if ok {
+			return nil, err
+		}
+		log.Warn("checkpoint storage not usable: savepoints of this job will fail", zap.Error(err))
 	}
 	return &checkpointing{
 		jobID: jobID, jobName: g.Name, maxParallelism: g.MaxParallelism, vertices: vertices,
 		cfg: cfg, retention: retention, storage: storage, log: log,
+		enabled: ok, savepointDir: eff.String(config.SavepointDir),
 	}, nil
 }
 
@@ -233,7 +264,7 @@ func (jm *JobManager) startCoordinator(cp *checkpointing) {
 	cfg := cp.cfg
 	cfg.NextCheckpointID = next
 	for _, s := range stored {
-		cfg.Restored = append(cfg.Restored, coordinator.CompletedCheckpoint{ID: s.CheckpointID, Path: s.Location})
+		cfg.Restored = append(cfg.Restored, coordinator.CompletedCheckpoint{ID: s.CheckpointID, Path: s.Location, Savepoint: s.Savepoint})
 	}
 	cfg.Tasks = coordinatorTasks(cp.vertices, func(v, st int) (int, bool) {
 		ex, _ := jm.sched.Execution(cp.jobID, v, st)
@@ -355,9 +386,14 @@ func (jm *JobManager) doCheckpoint(cp *checkpointing, a coordinator.Action) {
 	case coordinator.FailJob:
 		cp.log.Error("checkpointing fails the job", zap.String("reason", a.Reason))
 		jm.stepLocked(scheduler.GlobalFailure{JobID: cp.jobID, Cause: a.Reason})
-	case coordinator.SavepointDone, coordinator.SavepointFailed:
-		// Savepoints are not triggered yet (TriggerSavepoint is unimplemented).
-		cp.log.Warn("unexpected savepoint result", zap.Any("result", a))
+	case coordinator.SavepointDone:
+		s, _ := cp.stats(a.CheckpointID)
+		cp.log.Info("savepoint completed", zap.Int64("checkpoint", a.CheckpointID), zap.Duration("duration", s.Duration),
+			zap.Int64("size_bytes", s.StateSize), zap.String("path", a.Path))
+		jm.answerSavepoint(a.Request, savepointResult{path: a.Path})
+	case coordinator.SavepointFailed:
+		cp.log.Warn("savepoint failed", zap.Int64("checkpoint", a.CheckpointID), zap.String("reason", string(a.Reason)), zap.String("message", a.Message))
+		jm.answerSavepoint(a.Request, savepointResult{err: savepointError(a)})
 	case coordinator.Log:
 		cp.log.Debug(a.Message)
 	}
@@ -394,13 +430,13 @@ func (jm *JobManager) writeMetadata(cp *checkpointing, a coordinator.WriteMetada
 	written := func(path string, err error) {
 		jm.feed(cp, coordinator.MetadataWritten{CheckpointID: a.CheckpointID, Path: path, Err: err})
 	}
-	if a.Savepoint {
-		written("", errors.New("savepoints are not supported yet"))
-		return
-	}
 	md, err := cp.metadata(a)
 	if err != nil {
 		written("", err)
+		return
+	}
+	if a.Savepoint {
+		jm.writeSavepoint(cp, a, md, written)
 		return
 	}
 	loc, err := cp.storage.CheckpointLocation(cp.jobID, a.CheckpointID)
@@ -497,11 +533,10 @@ func vertexName(v *jobgraph.JobVertex) string {
 
 // discard forgets a checkpoint in the HA store and deletes its files, on a
 // goroutine of its own. The HA entry goes first, so that the store never
-// points at deleted files. An aborted savepoint has no known directory yet.
+// points at deleted files. A failed savepoint is never in the HA store: its
+// files are the chk-<id> directory its tasks wrote into (no Path), or the
+// savepoint directory written after it had been aborted (Path).
 func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint) {
-	if a.Savepoint && a.Path == "" {
-		return
-	}
 	var loc snapshot.Location
 	var err error
 	if a.Path != "" {
@@ -525,12 +560,14 @@ func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint
 			defer jm.mu.Unlock()
 			jm.ioDone(cp)
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
-		err := jm.ha.RemoveCompletedCheckpoint(ctx, cp.jobID, a.CheckpointID)
-		cancel()
-		if err != nil {
-			cp.log.Warn("remove checkpoint from the HA store; its files are kept", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
-			return
+		if !a.Savepoint {
+			ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
+			err := jm.ha.RemoveCompletedCheckpoint(ctx, cp.jobID, a.CheckpointID)
+			cancel()
+			if err != nil {
+				cp.log.Warn("remove checkpoint from the HA store; its files are kept", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
+				return
+			}
 		}
 		if err := loc.Dispose(); err != nil {
 			cp.log.Warn("discard checkpoint", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
@@ -637,8 +674,13 @@ func (cp *checkpointing) stats(id int64) (coordinator.CheckpointStats, bool) {
 	return coordinator.CheckpointStats{}, false
 }
 
+// checkpointCompleted and checkpointFailed count and log checkpoints;
+// savepoints are logged when the coordinator answers them.
 func (jm *JobManager) checkpointCompleted(cp *checkpointing, id int64) {
 	s, _ := cp.stats(id)
+	if s.Savepoint {
+		return
+	}
 	jm.metrics.checkpointCompleted(cp.jobID, s.Duration, s.StateSize)
 	cp.log.Info("checkpoint completed", zap.Int64("checkpoint", id), zap.Duration("duration", s.Duration),
 		zap.Int64("size_bytes", s.StateSize), zap.String("path", s.Path))
@@ -646,6 +688,9 @@ func (jm *JobManager) checkpointCompleted(cp *checkpointing, id int64) {
 
 func (jm *JobManager) checkpointFailed(cp *checkpointing, id int64) {
 	s, _ := cp.stats(id)
+	if s.Savepoint {
+		return
+	}
 	jm.metrics.checkpointFailed(cp.jobID)
 	cp.log.Warn("checkpoint failed", zap.Int64("checkpoint", id), zap.String("reason", string(s.FailureReason)),
 		zap.String("message", s.FailureMessage), zap.Duration("duration", s.Duration))

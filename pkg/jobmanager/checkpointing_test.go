@@ -25,6 +25,9 @@ import (
 
 func (tm *fakeTM) TriggerCheckpoint(_ context.Context, req *weirpb.TriggerCheckpointRequest) (*weirpb.Ack, error) {
 	tm.triggered <- fmt.Sprintf("%s %d", execString(req.Execution), req.CheckpointId)
+	if req.Savepoint {
+		tm.savepoints <- fmt.Sprintf("%s %d stop=%t drain=%t", execString(req.Execution), req.CheckpointId, req.Stop, req.Drain)
+	}
 	return &weirpb.Ack{}, nil
 }
 
@@ -581,16 +584,17 @@ func TestCheckpointConfigValidation(t *testing.T) {
 	if err != nil || len(jobs.Jobs) != 0 {
 		t.Fatalf("ListJobs = %v, %v; want none", jobs, err)
 	}
-	// Without an interval, checkpointing is off: no trigger, no history.
+	// Without an interval, periodic checkpointing is off: no trigger, no
+	// history; an acknowledgement of no savepoint is ignored.
 	id := c.submit(chainJob(1))
 	a.report(a.receive(1)["0/0#0"].Execution, "RUNNING", "")
-	resp, err := c.api.ListCheckpoints(context.Background(), &weirpb.ListCheckpointsRequest{JobId: id})
-	if err != nil || len(resp.Checkpoints) != 0 {
-		t.Fatalf("ListCheckpoints = %v, %v", resp, err)
-	}
 	_, err = a.gw.AcknowledgeCheckpoint(context.Background(), &weirpb.AcknowledgeCheckpointRequest{Execution: &weirpb.ExecutionAttemptID{JobId: id}, CheckpointId: 1})
-	if status.Code(err) != codes.FailedPrecondition {
+	if err != nil {
 		t.Fatalf("AcknowledgeCheckpoint for a job without checkpointing = %v", err)
+	}
+	resp, err := c.api.ListCheckpoints(context.Background(), &weirpb.ListCheckpointsRequest{JobId: id})
+	if err != nil || len(resp.Checkpoints) != 0 || len(a.triggered) != 0 {
+		t.Fatalf("ListCheckpoints = %v, %v; %d triggers", resp, err, len(a.triggered))
 	}
 }
 

@@ -31,9 +31,11 @@
 //
 // # Checkpointing
 //
-// A job checkpoints when execution.checkpointing.interval is set (cluster
-// or job config). Submission validates the options, the topology and the
-// storage (its directory is created and probed) before anything is stored.
+// Every job has a coordinator, so that any job can take savepoints; it
+// triggers periodic checkpoints when execution.checkpointing.interval is
+// set (cluster or job config). Submission validates the options, the
+// topology and the storage (its directory is created and probed) before
+// anything is stored.
 // The coordinator is built when the scheduler deploys the tasks (the job
 // switches to RUNNING) with the next id from the HA store's counter and the
 // completed checkpoints the store holds, and stopped when the job leaves
@@ -46,6 +48,21 @@
 // it; RPCs go through the TaskManager's queue (behind SubmitTask); the
 // _metadata write, HA bookkeeping and file deletion run on goroutines of
 // their own, never on the mutex; FailJob becomes a scheduler GlobalFailure.
+//
+// # Savepoints
+//
+// TriggerSavepoint and StopJob (savepoint.go) register a waiter, feed the
+// coordinator TriggerSavepoint (target: the request's directory, else
+// execution.checkpointing.savepoint-dir) and wait off the mutex for its
+// SavepointDone or SavepointFailed. The tasks write into chk-<id> as for a
+// checkpoint; at WriteMetadata a goroutine creates the savepoint
+// directory, copies the referenced files into it and writes _metadata
+// there (snapshot.MaterializeSavepoint), then deletes chk-<id>. A savepoint
+// never enters the HA store. SubmitJob with from_savepoint loads and
+// matches the savepoint before anything is stored, then records it in the
+// HA store as the job's first completed checkpoint (flagged Savepoint: never
+// deleted) with the id counter at its id + 1, and the scheduler deploys
+// the first attempts with its state.
 //
 // # Failover
 //
@@ -85,4 +102,7 @@
 //     coordinator hears its _metadata was written, and leaves the store
 //     before its files are deleted.
 //   - Storage I/O never runs while the mutex is held.
+//   - Savepoint files are never deleted by the JobManager, except those of
+//     a savepoint that failed (chk-<id>, or a directory written after it
+//     was aborted), and by DisposeSavepoint on request.
 package jobmanager

@@ -75,8 +75,12 @@ type JobManager struct {
 	// activeCheckpoints those whose coordinator runs (the timer's).
 	checkpoints       map[string]*checkpointing
 	activeCheckpoints map[string]*checkpointing
-	queue             []func() // see serialize
-	draining          bool
+	// savepointWaiters are the TriggerSavepoint and StopJob calls waiting
+	// for their coordinator's answer, by request (nextSavepoint the last).
+	savepointWaiters map[uint64]chan savepointResult
+	nextSavepoint    uint64
+	queue            []func() // see serialize
+	draining         bool
 	// ioIdle is signaled (on mu) when a job's checkpoint I/O goroutines
 	// end, and on Close: a restart waits for them before reading the
 	// latest checkpoint.
@@ -131,6 +135,7 @@ func Start(opts Options) (*JobManager, error) {
 
 		checkpoints:       map[string]*checkpointing{},
 		activeCheckpoints: map[string]*checkpointing{},
+		savepointWaiters:  map[uint64]chan savepointResult{},
 		sched: scheduler.New(scheduler.Config{
 			HeartbeatTimeout:     cfg.Duration(config.HeartbeatTimeout),
 			EvenlySpreadOutSlots: cfg.Bool(config.ClusterEvenlySpreadOutSlots),

@@ -123,6 +123,8 @@ type fakeTM struct {
 	released  chan string
 	// Checkpoint RPCs, as "vertex/subtask#attempt checkpoint-id".
 	triggered, completed, aborted chan string
+	// Savepoint triggers, as "vertex/subtask#attempt checkpoint-id stop=… drain=…".
+	savepoints chan string
 
 	mu        sync.Mutex
 	submitErr error
@@ -155,12 +157,13 @@ func startSilentTM(t *testing.T, jmAddr, id string, slots int) *fakeTM {
 	tm := &fakeTM{
 		t: t, id: id, rpcAddr: lis.Addr().String(), dataAddr: fmt.Sprintf("127.0.0.1:%d", lis.Addr().(*net.TCPAddr).Port+1),
 		srv: grpc.NewServer(), gw: weirpb.NewJobManagerGatewayClient(conn), conn: conn,
-		submitted: make(chan *weirpb.TaskDeploymentDescriptor, 100),
-		canceled:  make(chan string, 100),
-		released:  make(chan string, 100),
-		triggered: make(chan string, 1000),
-		completed: make(chan string, 1000),
-		aborted:   make(chan string, 1000),
+		submitted:  make(chan *weirpb.TaskDeploymentDescriptor, 100),
+		canceled:   make(chan string, 100),
+		released:   make(chan string, 100),
+		triggered:  make(chan string, 1000),
+		completed:  make(chan string, 1000),
+		aborted:    make(chan string, 1000),
+		savepoints: make(chan string, 1000),
 	}
 	weirpb.RegisterTaskExecutorGatewayServer(tm.srv, tm)
 	tm.wg.Add(1)
@@ -721,20 +724,20 @@ func TestRegistrationValidation(t *testing.T) {
 	}
 }
 
-func TestUnimplementedAndHealth(t *testing.T) {
+func TestUnknownJobAndHealth(t *testing.T) {
 	c := startJM(t, nil, nil)
 	ctx := context.Background()
 	_, err := c.api.TriggerSavepoint(ctx, &weirpb.TriggerSavepointRequest{JobId: "x"})
-	if status.Code(err) != codes.Unimplemented || status.Convert(err).Message() != "savepoints are not supported yet" {
+	if status.Code(err) != codes.NotFound || status.Convert(err).Message() != "job x not found" {
 		t.Errorf("TriggerSavepoint = %v", err)
+	}
+	_, err = c.api.StopJob(ctx, &weirpb.StopJobRequest{JobId: "x"})
+	if status.Code(err) != codes.NotFound || status.Convert(err).Message() != "job x not found" {
+		t.Errorf("StopJob = %v", err)
 	}
 	_, err = c.api.ListCheckpoints(ctx, &weirpb.ListCheckpointsRequest{JobId: "x"})
 	if status.Code(err) != codes.NotFound || status.Convert(err).Message() != "job x not found" {
 		t.Errorf("ListCheckpoints = %v", err)
-	}
-	_, err = c.api.SubmitJob(ctx, &weirpb.SubmitJobRequest{JobSpec: []byte(chainJob(1)), FromSavepoint: "/sp"})
-	if status.Code(err) != codes.Unimplemented {
-		t.Errorf("SubmitJob from savepoint = %v", err)
 	}
 
 	conn, err := grpc.NewClient(c.jm.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))

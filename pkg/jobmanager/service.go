@@ -14,6 +14,7 @@ import (
 	"github.com/weirstream/weir/pkg/jobgraph"
 	"github.com/weirstream/weir/pkg/restart"
 	"github.com/weirstream/weir/pkg/scheduler"
+	"github.com/weirstream/weir/pkg/snapshot"
 	"github.com/weirstream/weir/proto/weirpb"
 
 	// The built-in operator types, so that job files are validated
@@ -31,9 +32,6 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 	jm := s.jm
 	if !jm.ha.IsLeader() {
 		return nil, status.Error(codes.Unavailable, "this JobManager is not the leader")
-	}
-	if req.FromSavepoint != "" {
-		return nil, status.Error(codes.Unimplemented, "restoring a job from a savepoint is not supported yet")
 	}
 	g, warnings, err := jobgraph.ParseWithOptions(req.JobSpec, req.FileName, jobgraph.ParseOptions{
 		DefaultParallelism: jm.cfg.Int(config.Parallelism),
@@ -64,6 +62,19 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 
+	// The savepoint to start from is read and matched before anything is
+	// created or stored. The read is I/O: never under jm.mu.
+	var restore *snapshot.Metadata
+	var dropped []string
+	if req.FromSavepoint != "" {
+		if restore, err = loadSavepoint(req.FromSavepoint); err == nil {
+			dropped, err = matchSavepoint(restore, g.MaxParallelism, vertices, req.AllowNonRestoredState)
+		}
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+
 	jobID := NewJobID()
 	log := jm.log.With(zap.String("job", jobID))
 	// Checkpointing last: it creates and probes the checkpoint directory.
@@ -75,6 +86,20 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 		log.Error("store job graph", zap.Error(err))
 		return nil, status.Errorf(codes.Unavailable, "store job graph: %v", err)
 	}
+	if restore != nil {
+		if err := jm.storeInitialRestore(ctx, jobID, restore); err != nil {
+			log.Error("store the savepoint to start from", zap.Error(err))
+			if rerr := jm.ha.RemoveJob(ctx, jobID); rerr != nil {
+				log.Warn("remove job from HA store", zap.Error(rerr))
+			}
+			return nil, status.Errorf(codes.Unavailable, "store the savepoint to start from: %v", err)
+		}
+		log.Info("job starts from a savepoint", zap.String("path", restore.Dir), zap.Int64("checkpoint", restore.CheckpointID),
+			zap.Bool("savepoint", restore.Savepoint), zap.String("from_job", restore.JobID))
+		if len(dropped) > 0 {
+			log.Warn("state of operators the job does not have is not restored (allow-non-restored-state)", zap.Strings("operators", dropped))
+		}
+	}
 	log.Info("job submitted", zap.String("name", g.Name), zap.String("file", req.FileName),
 		zap.Int("vertices", len(vertices)), zap.Int("slots", g.MaxParallelismOfVertices()))
 	for _, w := range warnings {
@@ -82,10 +107,8 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 	}
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
-	if cp != nil {
-		// Before the scheduler sees the job: it may deploy it at once.
-		jm.checkpoints[jobID] = cp
-	}
+	// Before the scheduler sees the job: it may deploy it at once.
+	jm.checkpoints[jobID] = cp
 	jm.stepLocked(scheduler.JobSubmitted{
 		JobID:              jobID,
 		Name:               g.Name,
@@ -94,6 +117,7 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 		Config:             eff.ToMap(),
 		SlotRequestTimeout: eff.Duration(config.SlotRequestTimeout),
 		RestartStrategy:    strategy,
+		Restore:            restore,
 	})
 	return &weirpb.SubmitJobResponse{JobId: jobID}, nil
 }
@@ -154,16 +178,61 @@ func (s *jobService) ListCheckpoints(_ context.Context, req *weirpb.ListCheckpoi
 	return resp, nil
 }
 
-func (s *jobService) TriggerSavepoint(context.Context, *weirpb.TriggerSavepointRequest) (*weirpb.TriggerSavepointResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "savepoints are not supported yet")
+// TriggerSavepoint takes a savepoint of a RUNNING job and answers its
+// path once it is complete. A failed savepoint leaves the job running.
+func (s *jobService) TriggerSavepoint(ctx context.Context, req *weirpb.TriggerSavepointRequest) (*weirpb.TriggerSavepointResponse, error) {
+	if !s.jm.ha.IsLeader() {
+		return nil, status.Error(codes.Unavailable, "this JobManager is not the leader")
+	}
+	path, err := s.jm.savepoint(ctx, req.JobId, req.TargetDirectory, false, false)
+	if err != nil {
+		return nil, err
+	}
+	return &weirpb.TriggerSavepointResponse{Path: path}, nil
 }
 
-func (s *jobService) StopJob(context.Context, *weirpb.StopJobRequest) (*weirpb.StopJobResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "stopping a job with a savepoint is not supported yet (savepoints are not supported yet); use cancel")
+// StopJob stops a RUNNING job with a savepoint (Flink's stop-with-savepoint)
+// and answers the savepoint's path once it is complete; the tasks then
+// finish and the job ends FINISHED. If the savepoint fails, the job keeps
+// running (a task declining it fails the job over, as in Flink).
+func (s *jobService) StopJob(ctx context.Context, req *weirpb.StopJobRequest) (*weirpb.StopJobResponse, error) {
+	if !s.jm.ha.IsLeader() {
+		return nil, status.Error(codes.Unavailable, "this JobManager is not the leader")
+	}
+	path, err := s.jm.savepoint(ctx, req.JobId, req.TargetDirectory, true, req.Drain)
+	if err != nil {
+		return nil, err
+	}
+	return &weirpb.StopJobResponse{Path: path}, nil
 }
 
-func (s *jobService) DisposeSavepoint(context.Context, *weirpb.DisposeSavepointRequest) (*weirpb.DisposeSavepointResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "savepoints are not supported yet")
+// DisposeSavepoint deletes exactly one savepoint; anything else (a
+// checkpoint, a directory without _metadata) is refused and left alone.
+func (s *jobService) DisposeSavepoint(_ context.Context, req *weirpb.DisposeSavepointRequest) (*weirpb.DisposeSavepointResponse, error) {
+	if req.Path == "" {
+		return nil, status.Error(codes.InvalidArgument, "dispose savepoint: no path given")
+	}
+	if err := snapshot.DisposeSavepoint(req.Path); err != nil {
+		code := codes.FailedPrecondition
+		if errors.Is(err, snapshot.ErrNotSnapshot) {
+			code = codes.InvalidArgument
+		}
+		return nil, status.Error(code, err.Error())
+	}
+	s.jm.log.Info("savepoint disposed", zap.String("path", req.Path))
+	return &weirpb.DisposeSavepointResponse{}, nil
+}
+
+// storeInitialRestore records in the HA store what a job started from a
+// savepoint restores from until its first checkpoint completes: the
+// savepoint as its first completed checkpoint (flagged Savepoint, so its
+// files are never deleted), and the checkpoint id counter at the
+// savepoint's id + 1, as Flink.
+func (jm *JobManager) storeInitialRestore(ctx context.Context, jobID string, md *snapshot.Metadata) error {
+	if err := jm.ha.SetCheckpointIDCounter(ctx, jobID, md.CheckpointID+1); err != nil {
+		return err
+	}
+	return jm.ha.AddCompletedCheckpoint(ctx, jobID, ha.CompletedCheckpoint{CheckpointID: md.CheckpointID, Location: md.Dir, Savepoint: true})
 }
 
 func errJobNotFound(id string) error {

@@ -495,3 +495,51 @@ func TestExceptionHistoryBounded(t *testing.T) {
 		t.Fatalf("time of the newest: %d", j.exceptions[0].TimeUnixMs)
 	}
 }
+
+// A job started from a savepoint deploys its first attempts with the
+// savepoint's state; its restarts restore from what the caller loads.
+func TestSubmitWithRestore(t *testing.T) {
+	s := New(spread)
+	s.Step(t0, reg("a", 2))
+	md := checkpointMD(4)
+	md.Savepoint, md.Dir = true, "/sp/savepoint-j-1"
+	ev := submitWith("j", pipeline(1, 1), fixed(5, 0)).(JobSubmitted)
+	ev.Restore = md
+	deployed := 0
+	for _, a := range s.Step(t0, ev) {
+		d, ok := a.(Deploy)
+		if !ok {
+			continue
+		}
+		deployed++
+		if d.TDD.RestoreCheckpointId != 4 || d.TDD.Execution.Attempt != 0 {
+			t.Fatalf("first deployment %v: restore checkpoint %d", d.TDD.Execution, d.TDD.RestoreCheckpointId)
+		}
+		r, err := snapshot.DecodeTaskRestore(d.TDD.RestoreState)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := &snapshot.TaskRestore{CheckpointID: 4, Location: "/sp/savepoint-j-1"}
+		if d.TDD.Execution.Vertex == 0 {
+			want.Operators = map[string]*snapshot.OperatorState{"src": &md.Operators[1]}
+		}
+		if !reflect.DeepEqual(r, want) {
+			t.Fatalf("restore of %v:\n%+v\nwant:\n%+v", d.TDD.Execution, r, want)
+		}
+	}
+	if deployed != 2 {
+		t.Fatalf("%d deployments, want 2", deployed)
+	}
+
+	// A restore that cannot be prepared fails the job at submission.
+	s.Step(t0, reg("b", 2))
+	bad := submit("k", pipeline(1, 1)).(JobSubmitted)
+	bad.Restore = &snapshot.Metadata{CheckpointID: 5}
+	var got []string
+	for _, a := range s.Step(t0, bad) {
+		got = append(got, render(a))
+	}
+	if want := "job k CREATED -> FAILED: restore the job from checkpoint 5: checkpoint 5 has no location"; !strings.Contains(strings.Join(got, "\n"), want) {
+		t.Fatalf("actions:\n%s\nwant %q", strings.Join(got, "\n"), want)
+	}
+}

@@ -141,6 +141,11 @@ func (s *Scheduler) submit(now time.Time, ev JobSubmitted, acts []Action) []Acti
 	s.jobs[ev.JobID] = j
 	s.order = append(s.order, j)
 	acts = append(acts, JobStateChanged{JobID: ev.JobID, To: JobCreated})
+	if err == nil && ev.Restore != nil {
+		if rerr := eg.setRestore(ev.Restore); rerr != nil {
+			err = fmt.Errorf("restore the job from checkpoint %d: %w", ev.Restore.CheckpointID, rerr)
+		}
+	}
 	if err != nil {
 		j.eg.Vertices = nil // a half-built graph has nothing to show
 		return s.fail(now, j, failure{message: err.Error(), cause: err.Error(), at: now}, acts)

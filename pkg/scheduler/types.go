@@ -114,6 +114,12 @@ type JobSubmitted struct {
 	// the job restarts and after what delay (restart.FromConfig). The
 	// scheduler owns it from now on. nil never restarts.
 	RestartStrategy restart.Strategy
+	// Restore is what the first deployment restores from: the _metadata of
+	// the savepoint (or retained checkpoint) the job is started from, as
+	// snapshot.LoadMetadata returns it (Dir set), already matched to the
+	// job's operators by the caller; nil starts from scratch. Restarts
+	// restore from what LoadRestoreState loads, as always.
+	Restore *snapshot.Metadata
 }
 
 // TaskManagerRegistered offers the slots of a TaskManager. A registration

@@ -37,7 +37,11 @@
 // each task's state with CreateStateFile, and acknowledges with the returned
 // StateHandles. Once every task has acknowledged, the JobManager assembles a
 // Metadata and calls WriteMetadata: from then on the checkpoint is complete.
-// A checkpoint that is aborted or subsumed is removed with Dispose. A restore
+// A checkpoint that is aborted or subsumed is removed with Dispose. A
+// savepoint is written by the tasks into the checkpoint location like a
+// checkpoint; the JobManager then calls MaterializeSavepoint, which copies
+// the referenced state files into a SavepointLocation and writes its
+// _metadata there, and disposes of the checkpoint location. A restore
 // reads LoadMetadata(path) and then OpenState / OpenKeyGroups per handle.
 //
 // # Invariants

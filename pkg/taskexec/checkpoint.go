@@ -20,21 +20,35 @@ const (
 	// BarrierFlagUnaligned is reserved for unaligned checkpoints (not
 	// implemented: a barrier with it is aligned like any other).
 	BarrierFlagUnaligned uint32 = 1 << 1
-	// Bits 2 and 3 are reserved for stop-with-savepoint (stop, drain).
+	// Bits 2 and 3 are stop-with-savepoint's: BarrierFlagStop and
+	// BarrierFlagDrain (savepoint.go).
 )
 
 // CheckpointOptions are the options of a TriggerCheckpoint.
 type CheckpointOptions struct {
 	Savepoint bool
 	Unaligned bool
+	// Stop (with Savepoint) is stop-with-savepoint: the sources stop after
+	// the savepoint completes. Drain (with Stop) ends their input first.
+	Stop  bool
+	Drain bool
 }
 
+// flags returns the barrier flags of o. Savepoints are always aligned, and
+// stop and drain mean nothing without a savepoint: such requests are taken
+// as what they can be.
 func (o CheckpointOptions) flags() uint32 {
 	var f uint32
-	if o.Savepoint {
+	switch {
+	case o.Savepoint:
 		f |= BarrierFlagSavepoint
-	}
-	if o.Unaligned {
+		if o.Stop {
+			f |= BarrierFlagStop
+			if o.Drain {
+				f |= BarrierFlagDrain
+			}
+		}
+	case o.Unaligned:
 		f |= BarrierFlagUnaligned
 	}
 	return f
@@ -69,6 +83,9 @@ func (t *Task) NotifyCheckpointComplete(id int64) error {
 			t.log.Info("final checkpoint complete", zap.Int64("checkpoint", id))
 			t.awaitingFinal = false
 		}
+		// After the listeners: a stopping source ends its input only once
+		// the chain committed the savepoint.
+		t.stopCheckpointComplete(id)
 		return nil
 	})
 }
@@ -88,6 +105,7 @@ func (t *Task) NotifyCheckpointAborted(id int64) error {
 				}
 			}
 		}
+		t.stopCheckpointAborted(id)
 		return nil
 	})
 }
@@ -142,12 +160,16 @@ func (t *Task) snapshot(a TriggerSnapshot) error {
 		t.decline(id, reason, msg)
 		return t.broadcastEvent(network.Event{Type: network.CancelCheckpointMarker, CheckpointID: id})
 	}
-	switch {
-	case t.storage == nil:
+	if !t.checkpointing && a.Flags&BarrierFlagSavepoint == 0 {
 		return reject(DeclineReasonDeclined, fmt.Sprintf("checkpointing is not enabled for this job (%s is not set)", "execution.checkpointing.interval"))
-	case a.Flags&BarrierFlagSavepoint != 0:
-		// TODO(savepoints): the JobManager will send the savepoint's location.
-		return reject(DeclineReasonDeclined, "savepoints are not supported by this TaskManager yet")
+	}
+	// A savepoint is written like a checkpoint, to the checkpoint's
+	// location; the JobManager copies it to the savepoint's directory.
+	stop := a.Flags&BarrierFlagStop != 0
+	if stop {
+		if err := t.beforeStopSnapshot(a); err != nil {
+			return err
+		}
 	}
 	job := &writeJob{
 		id: id, ts: a.Timestamp, alignment: a.Alignment, finished: t.inputEnded,
@@ -170,6 +192,9 @@ func (t *Task) snapshot(a TriggerSnapshot) error {
 	}
 	if t.inputEnded && t.finalFrom == noID {
 		t.finalFrom = id
+	}
+	if stop {
+		t.afterStopSnapshot(a)
 	}
 	t.promAlignment.Set(a.Alignment.Seconds())
 	t.startWriter().enqueue(job)
@@ -218,12 +243,17 @@ func (t *Task) channelEnded(ch int) error {
 // first), then EndOfData on every output. With checkpointing, an operator
 // that needs a final checkpoint (FLIP-147) keeps the task from finishing
 // until a checkpoint taken from now on completes.
+//
+// An input stopped by a stop-with-savepoint without drain ends without
+// EndInput and without a final checkpoint, and says so downstream
+// (EndOfDataFlagStop; savepoint.go).
 func (t *Task) endInput() error {
 	if t.inputEnded {
 		return nil
 	}
+	noDrain := t.stop.noDrain
 	for _, c := range t.chain {
-		if c.op == nil {
+		if c.op == nil || noDrain {
 			continue
 		}
 		if err := c.op.EndInput(c.out); err != nil {
@@ -232,10 +262,18 @@ func (t *Task) endInput() error {
 	}
 	t.publish()
 	t.inputEnded = true
-	if err := t.broadcastEvent(network.Event{Type: network.EndOfData}); err != nil {
+	ev := network.Event{Type: network.EndOfData}
+	if noDrain {
+		ev.Flags = EndOfDataFlagStop
+	}
+	if err := t.broadcastEvent(ev); err != nil {
 		return err
 	}
-	if t.storage == nil {
+	if !t.checkpointing {
+		return nil
+	}
+	if noDrain {
+		t.logSkippedFinalCheckpoint()
 		return nil
 	}
 	for _, c := range t.chain {
@@ -249,9 +287,11 @@ func (t *Task) endInput() error {
 }
 
 // awaitFinalCheckpoint serves the mailbox (triggers, notifications) until
-// a checkpoint taken after the end of input completed.
+// a checkpoint taken after the end of input completed, and until the
+// stop-with-savepoint this task snapshotted, if any, completed or was
+// aborted (its listeners commit it before the task finishes).
 func (t *Task) awaitFinalCheckpoint() error {
-	for t.awaitingFinal {
+	for t.awaitingFinal || t.stop.id != noID {
 		select {
 		case a := <-t.mailbox:
 			t.pending.Add(-1)

@@ -52,6 +52,46 @@
 // finish. So a downstream task always gets the final checkpoint's barrier
 // after EndOfData and before EndOfPartition.
 //
+// # Savepoints and stop-with-savepoint
+//
+// A savepoint (BarrierFlagSavepoint) is taken exactly as a checkpoint: the
+// same barrier handler, state written to the checkpoint's location of the
+// job's storage, the same acknowledgement; the JobManager copies the files
+// into the savepoint's directory. Savepoints are never unaligned; in
+// AT_LEAST_ONCE mode a savepoint is tracked like the checkpoints (the
+// task's handler is chosen by the mode), which is still exact for
+// stop-with-savepoint since no record follows its barrier.
+//
+// Stop-with-savepoint (savepoint.go; Flink's synchronous savepoint and
+// FLIP-147 stop modes). The trigger (BarrierFlagStop) reaches the sources:
+//
+//	source:     snapshot, barrier, then no PollNext (the mailbox is served)
+//	every task: aligns, snapshots, acknowledges, and does not finish
+//	            before it is told how the savepoint ended
+//	complete:   every task runs its CheckpointListeners (sinks commit the
+//	            savepoint); then the sources end their input: EndOfData
+//	            with EndOfDataFlagStop, then EndOfPartition, and the
+//	            dataflow finishes (every task FINISHED)
+//	aborted:    the sources poll again; the job goes on
+//
+// Without drain, no operator's EndInput runs and no task waits for a final
+// checkpoint (Flink's StopMode.NO_DRAIN): output that EndInput would flush
+// is not in the savepoint, and the job resumed from it produces it again;
+// the savepoint is the last checkpoint. A two-phase-commit sink therefore
+// has nothing pending once it committed the savepoint, and finishes. A
+// task that gets EndOfPartition before its own completion notification
+// waits for it (the notification of the source may overtake it), so no
+// sink finishes with the savepoint uncommitted.
+//
+// With drain (BarrierFlagDrain) a source first ends its input as at the
+// end of a bounded input (EndInput down the chain, EndOfData without the
+// stop flag, so every downstream operator flushes in EndInput), then takes
+// the savepoint; its barrier follows EndOfData, and EndOfPartition follows
+// the savepoint's completion: the order of a final checkpoint. The
+// savepoint's acknowledgements are marked finished. An aborted drain
+// cannot resume a source whose input ended: the job then ends as a bounded
+// one, its sinks waiting for a final checkpoint.
+//
 // # Restore
 //
 // A descriptor with restore_state (a snapshot.TaskRestore) is a restored
@@ -61,6 +101,18 @@
 // the key groups of its own KeyGroupRange (which makes rescaling work), and
 // only then reports RUNNING. An operator without state in the checkpoint
 // gets empty state. Any read, checksum or RestoreState error fails the task.
+//
+// Finished on restore (FLIP-147, finished.go): when every operator of the
+// chain that has an entry in the restore state is Finished for this
+// subtask (after rescaling: for every old subtask), the attempt is deployed
+// as finished. It opens, restores, runs and closes no operator; it reports
+// RUNNING, sends EndOfData, drains its inputs (if any) to EndOfPartition,
+// dropping their records and forwarding their barriers (its snapshots hold
+// no operator state and are acknowledged as finished), sends
+// EndOfPartition and reports FINISHED. So a bounded source that finished
+// before the checkpoint does not emit again. An operator of which only some
+// old subtasks finished cannot be rescaled: the restore fails naming it, as
+// it does for a chain of finished and unfinished operators.
 //
 // # Invariants
 //
@@ -90,6 +142,13 @@
 //     leaves no partition, goroutine or open operator behind.
 //   - A restored task reports RUNNING only after every operator restored;
 //     no state byte reaches an operator before its checksum matched.
+//   - A task finished on restore never calls an operator, and still ends
+//     its outputs as a finishing task does (EndOfData, then EndOfPartition
+//     once its inputs ended), so no consumer or producer waits for it.
+//   - A source that emitted the barrier of a stop-with-savepoint emits no
+//     record until that savepoint is aborted; a task that snapshotted one
+//     finishes only after its CheckpointListeners heard it completed (or
+//     after it was aborted).
 //   - A task reports CANCELED, not FAILED, when it was canceled, even though
 //     the cancellation surfaced as an error inside the chain.
 package taskexec

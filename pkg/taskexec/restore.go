@@ -21,7 +21,9 @@ import (
 // coordinator (which triggers only when every task is RUNNING) never
 // triggers a task that is still restoring.
 //
-// What each Snapshotter of the chain gets (RestoreState is called exactly
+// A subtask whose chain had finished when the checkpoint was taken is
+// finished on restore (finished.go) and restores nothing. Otherwise, what
+// each Snapshotter of the chain gets (RestoreState is called exactly
 // once on every Snapshotter when the task restores, in chain order, also
 // when the checkpoint has no entry or no state for the operator: it then
 // gets empty state, as Flink's initializeState runs with isRestored() true

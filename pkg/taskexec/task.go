@@ -114,8 +114,11 @@ type Task struct {
 	dropped          int64 // records dropped while deployedFinished
 
 	// Checkpointing, task goroutine only.
-	storage       snapshot.Storage // nil when checkpointing is disabled
-	exactlyOnce   bool
+	storage     snapshot.Storage // nil when checkpointing is disabled
+	exactlyOnce bool
+	// checkpointing is true when the job takes periodic checkpoints
+	// (execution.checkpointing.interval); savepoints work either way.
+	checkpointing bool
 	handler       BarrierHandler
 	writer        *snapshotWriter // started on first use
 	dataEnded     []bool          // per channel: EndOfData or EndOfPartition seen
@@ -123,6 +126,8 @@ type Task struct {
 	inputEnded    bool  // EndInput ran on the chain
 	awaitingFinal bool  // FLIP-147: do not finish before a final checkpoint completed
 	finalFrom     int64 // the first checkpoint snapshotted after the end of input
+
+	stop stopState // stop-with-savepoint (savepoint.go), task goroutine only
 
 	promAlignment       gaugeSetter
 	promCheckpointBytes gaugeSetter
@@ -184,6 +189,7 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 		promIn:    nopCounter{},
 		promOut:   nopCounter{},
 		finalFrom: noID,
+		stop:      stopState{id: noID},
 
 		promAlignment:       nopCounter{},
 		promCheckpointBytes: nopCounter{},
@@ -258,19 +264,19 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 		return nil, fmt.Errorf("job configuration: %s must not be negative, got %s", config.BufferTimeout.Key, t.bufferTimeout)
 	}
 
-	// Checkpointing is on when an interval is set; every task then knows
-	// the mode and its storage (no I/O until the first state is written).
+	// Every task knows the mode and its storage (no I/O until the first
+	// state is written): a job without periodic checkpoints can still take
+	// savepoints.
 	t.exactlyOnce = cfg.String(config.CheckpointingMode) != "AT_LEAST_ONCE"
-	if cfg.IsSet(config.CheckpointingInterval) {
-		uri, err := snapshot.StorageURI(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("job configuration: %w", err)
-		}
-		// The JobManager logs the warnings about the storage; every task
-		// repeating them would only be noise.
-		if t.storage, err = snapshot.Open(uri, zap.NewNop()); err != nil {
-			return nil, fmt.Errorf("job configuration: %w", err)
-		}
+	t.checkpointing = cfg.IsSet(config.CheckpointingInterval)
+	uri, err := snapshot.StorageURI(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("job configuration: %w", err)
+	}
+	// The JobManager logs the warnings about the storage; every task
+	// repeating them would only be noise.
+	if t.storage, err = snapshot.Open(uri, zap.NewNop()); err != nil {
+		return nil, fmt.Errorf("job configuration: %w", err)
 	}
 	if t.exactlyOnce {
 		t.handler = NewAlignedBarrierHandler(len(t.inputOf))
@@ -630,7 +636,7 @@ func (t *Task) operatorContext(c *chainOp, i int) *operator.Context {
 		KeyField:       keyField,
 		Logger:         t.log.With(zap.String("operator", c.spec.ID)),
 		Stdout:         t.env.Stdout,
-		Checkpointing:  t.storage != nil,
+		Checkpointing:  t.checkpointing,
 		ExactlyOnce:    t.exactlyOnce,
 	}
 }
@@ -770,6 +776,11 @@ func (t *Task) runSource() error {
 				return err
 			}
 		}
+		// A stop-with-savepoint holds the source after its barrier, and
+		// ends it once complete (or drained).
+		if end, err := t.holdSource(); end || err != nil {
+			return err
+		}
 		status, retry, err := src.PollNext(t.headOut)
 		t.publish()
 		if err != nil {
@@ -890,6 +901,7 @@ func (t *Task) handleEvent(channel int, ev network.Event) error {
 	case network.CancelCheckpointMarker:
 		return t.stepBarrier(CancelMarkerReceived{Channel: channel, CheckpointID: ev.CheckpointID})
 	case network.EndOfData:
+		t.endOfDataReceived(ev.Flags)
 		return t.channelEnded(channel)
 	case network.EndOfPartition:
 		// The end of input first: a checkpoint this completes (FLIP-147)

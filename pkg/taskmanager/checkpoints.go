@@ -51,7 +51,7 @@ func (g *gateway) TriggerCheckpoint(_ context.Context, req *weirpb.TriggerCheckp
 	err := taskexec.ErrNotRunning
 	if e := tm.deployedAttempt(req.GetExecution()); e != nil {
 		err = e.task.TriggerCheckpoint(req.GetCheckpointId(), req.GetTimestampUnixMs(),
-			taskexec.CheckpointOptions{Savepoint: req.GetSavepoint(), Unaligned: req.GetUnaligned()})
+			taskexec.CheckpointOptions{Savepoint: req.GetSavepoint(), Unaligned: req.GetUnaligned(), Stop: req.GetStop(), Drain: req.GetDrain()})
 	}
 	if err != nil {
 		tm.declineLater(&weirpb.DeclineCheckpointRequest{

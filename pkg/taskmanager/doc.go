@@ -11,7 +11,11 @@
 //     their state reports (UpdateTaskExecutionState),
 //   - the checkpoint RPCs (TriggerCheckpoint, NotifyCheckpointComplete,
 //     NotifyCheckpointAborted), handed to the task's mailbox, and the tasks'
-//     answers (AcknowledgeCheckpoint, DeclineCheckpoint; see checkpoints.go),
+//     answers (AcknowledgeCheckpoint, DeclineCheckpoint; see checkpoints.go).
+//     A savepoint trigger (with stop and drain for stop-with-savepoint) is
+//     passed on as is: the task writes it like a checkpoint, and a stopped
+//     task finishes after the savepoint's completion notification (package
+//     taskexec tells the protocol),
 //   - the Prometheus endpoint with the task metrics.
 //
 // # Life cycle of the connection to the JobManager

@@ -64,9 +64,6 @@ func (c *cluster) waitCommitted(out string, n int) {
 // has, for every key, seq 0..max with no gap and no duplicate and
 // count == seq+1.
 func TestSavepointStopResumeRescale(t *testing.T) {
-	if os.Getenv("WEIR_E2E_SAVEPOINTS") == "" {
-		t.Skip("savepoints are being built; set WEIR_E2E_SAVEPOINTS=1 to run")
-	}
 	c := newCluster(t, 2, 3)
 	out := filepath.Join(c.dir, "out")
 	spDir := filepath.Join(c.dir, "savepoints")
