@@ -296,12 +296,13 @@ func (a *app) newCheckpointsCommand() *cobra.Command {
 				return nil
 			}
 			// A failed checkpoint has no path: its last column says why it failed.
-			t := newTable(a.stdout, "ID", "TYPE", "STATUS", "TRIGGER TIME", "DURATION", "SIZE", "ALIGNMENT", "PATH OR FAILURE")
+			t := newTable(a.stdout, "ID", "TYPE", "STATUS", "TRIGGER TIME", "DURATION", "SIZE", "IN-FLIGHT", "ALIGNMENT", "PATH OR FAILURE")
 			for _, c := range resp.GetCheckpoints() {
 				t.row(strconv.FormatInt(c.GetId(), 10), checkpointType(c), c.GetStatus(),
 					humanTime(c.GetTriggerTimeUnixMs(), a.loc),
 					humanDuration(time.Duration(c.GetDurationMs())*time.Millisecond),
 					humanSize(c.GetSizeBytes()),
+					humanSize(c.GetPersistedInFlightBytes()),
 					humanDuration(time.Duration(c.GetAlignmentMs())*time.Millisecond),
 					orDash(cmp.Or(c.GetPath(), c.GetFailure())))
 			}
@@ -314,8 +315,11 @@ func (a *app) newCheckpointsCommand() *cobra.Command {
 
 // checkpointType is the TYPE column of `weir checkpoints`.
 func checkpointType(c *weirpb.CheckpointInfo) string {
-	if c.GetSavepoint() {
+	switch {
+	case c.GetSavepoint():
 		return "savepoint"
+	case c.GetUnaligned():
+		return "unaligned"
 	}
 	return "checkpoint"
 }

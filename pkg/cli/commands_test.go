@@ -272,16 +272,17 @@ func TestCheckpoints(t *testing.T) {
 		return &weirpb.ListCheckpointsResponse{Checkpoints: []*weirpb.CheckpointInfo{
 			{Id: 13, Status: "IN_PROGRESS", TriggerTimeUnixMs: ms(testNow.Add(-time.Second)), Savepoint: true},
 			{Id: 12, Status: "COMPLETED", TriggerTimeUnixMs: ms(testNow.Add(-11 * time.Second)), DurationMs: 340,
+				Unaligned: true, PersistedInFlightBytes: 2048,
 				SizeBytes: 1258291, AlignmentMs: 12, Path: "file:///tmp/cp/7f3c2a1e/chk-12"},
 			{Id: 11, Status: "FAILED", TriggerTimeUnixMs: ms(testNow.Add(-21 * time.Second)), DurationMs: 10000,
 				Failure: "checkpoint expired before completing"},
 		}}, nil
 	}})
 	weir(t, addr, "checkpoints", "7f3c2a1e").check(t, ""+
-		"ID  TYPE        STATUS       TRIGGER TIME         DURATION  SIZE     ALIGNMENT  PATH OR FAILURE\n"+
-		"13  savepoint   IN_PROGRESS  2025-03-01 11:59:59  0ms       0 B      0ms        -\n"+
-		"12  checkpoint  COMPLETED    2025-03-01 11:59:49  340ms     1.2 MiB  12ms       file:///tmp/cp/7f3c2a1e/chk-12\n"+
-		"11  checkpoint  FAILED       2025-03-01 11:59:39  10s       0 B      0ms        checkpoint expired before completing\n", "", 0)
+		"ID  TYPE        STATUS       TRIGGER TIME         DURATION  SIZE     IN-FLIGHT  ALIGNMENT  PATH OR FAILURE\n"+
+		"13  savepoint   IN_PROGRESS  2025-03-01 11:59:59  0ms       0 B      0 B        0ms        -\n"+
+		"12  unaligned   COMPLETED    2025-03-01 11:59:49  340ms     1.2 MiB  2.0 KiB    12ms       file:///tmp/cp/7f3c2a1e/chk-12\n"+
+		"11  checkpoint  FAILED       2025-03-01 11:59:39  10s       0 B      0 B        0ms        checkpoint expired before completing\n", "", 0)
 	weir(t, addr, "checkpoints", "7f3c2a1e", "-o", "json").check(t, `[
   {
     "id": 13,
@@ -292,7 +293,9 @@ func TestCheckpoints(t *testing.T) {
     "size_bytes": 0,
     "alignment_ms": 0,
     "path": "",
-    "failure": ""
+    "failure": "",
+    "unaligned": false,
+    "persisted_in_flight_bytes": 0
   },
   {
     "id": 12,
@@ -303,7 +306,9 @@ func TestCheckpoints(t *testing.T) {
     "size_bytes": 1258291,
     "alignment_ms": 12,
     "path": "file:///tmp/cp/7f3c2a1e/chk-12",
-    "failure": ""
+    "failure": "",
+    "unaligned": true,
+    "persisted_in_flight_bytes": 2048
   },
   {
     "id": 11,
@@ -314,7 +319,9 @@ func TestCheckpoints(t *testing.T) {
     "size_bytes": 0,
     "alignment_ms": 0,
     "path": "",
-    "failure": "checkpoint expired before completing"
+    "failure": "checkpoint expired before completing",
+    "unaligned": false,
+    "persisted_in_flight_bytes": 0
   }
 ]
 `, "", 0)

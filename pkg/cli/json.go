@@ -70,6 +70,10 @@ type checkpointJSON struct {
 	AlignmentMS int64  `json:"alignment_ms"`
 	Path        string `json:"path"`
 	Failure     string `json:"failure"`
+	// Unaligned checkpoints persist the in-flight buffers their barriers
+	// overtook.
+	Unaligned              bool  `json:"unaligned"`
+	PersistedInFlightBytes int64 `json:"persisted_in_flight_bytes"`
 }
 
 type taskManagerJSON struct {
@@ -164,6 +168,9 @@ func toCheckpointsJSON(cps []*weirpb.CheckpointInfo) []checkpointJSON {
 			AlignmentMS: c.GetAlignmentMs(),
 			Path:        c.GetPath(),
 			Failure:     c.GetFailure(),
+
+			Unaligned:              c.GetUnaligned(),
+			PersistedInFlightBytes: c.GetPersistedInFlightBytes(),
 		})
 	}
 	return out
