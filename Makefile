@@ -3,7 +3,7 @@
 #   make run     build, start a local cluster (1 JobManager, 2 TaskManagers), run an example job, show the result
 #   make stop    stop the local cluster started by `make run`
 #   make test    format and vet checks, unit tests with -race, end-to-end tests on real processes
-#   make bench   benchmarks (see docs/benchmarks.md)
+#   make bench   benchmarks (see docs/benchmarks.md); make bench-backpressure for checkpoints under backpressure
 #   make proto   regenerate proto/weirpb from proto/weir.proto
 
 GO        ?= go
@@ -15,7 +15,7 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w"
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: all build run stop test unit e2e check bench proto clean
+.PHONY: all build run stop test unit e2e check bench bench-backpressure proto clean
 
 all: build
 
@@ -45,6 +45,10 @@ e2e:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 	$(GO) test -run '^$$' -bench 'Pipeline|Recovery' -benchtime 1x -count 1 -timeout 30m ./test/e2e/
+
+# Checkpoint duration under backpressure, aligned vs unaligned (about 2 minutes).
+bench-backpressure: build
+	$(GO) test -run '^$$' -bench Backpressure -benchtime 1x -count 1 -timeout 30m ./test/e2e/
 
 proto:
 	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler"; exit 1; }

@@ -218,7 +218,7 @@ func (a *app) newStopCommand() *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringVarP(&dir, "savepoint-path", "p", "", "directory for the savepoint (default: execution.checkpointing.savepoint-dir)")
-	cmd.Flags().BoolVarP(&drain, "drain", "d", false, "send MAX_WATERMARK before stopping, firing all event-time timers")
+	cmd.Flags().BoolVarP(&drain, "drain", "d", false, "end the input first (operators flush) and then take the savepoint: for a job that will not be resumed")
 	return cmd
 }
 
@@ -229,7 +229,7 @@ func (a *app) newSavepointCommand() *cobra.Command {
 		Short: "Trigger a savepoint of a running job, or dispose of one",
 		Example: "  weir savepoint 7f3c2a1e\n" +
 			"  weir savepoint 7f3c2a1e file:///savepoints\n" +
-			"  weir savepoint --dispose file:///savepoints/savepoint-7f3c2a-000012",
+			"  weir savepoint --dispose file:///savepoints/savepoint-7f3c2a-9a8b7c6d5e4f",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if dispose {
 				return cobra.ExactArgs(1)(cmd, args)

@@ -33,7 +33,7 @@ FINISHED. Ctrl-C stops following, it does not cancel the job.
 With -d (detached), weir prints the job id and exits.`,
 		Example: "  weir run wordcount.yaml\n" +
 			"  ID=$(weir run -d wordcount.yaml)\n" +
-			"  weir run -d --from-savepoint file:///savepoints/savepoint-7f3c2a-000012 wordcount.yaml",
+			"  weir run -d --from-savepoint file:///savepoints/savepoint-7f3c2a-9a8b7c6d5e4f wordcount.yaml",
 		Args: cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			path := args[0]
@@ -174,16 +174,18 @@ func progressLine(d *weirpb.JobDetails) string {
 	return b.String()
 }
 
-// sinkRecordsOut sums records_out over the subtasks of the last operator
+// sinkRecordsOut sums records_in over the subtasks of the last operator
 // chain in the list. The API lists the job's vertices in topological order,
 // so the last one ends in a sink; TaskStatus does not (yet) say which chains
 // end in sinks, so a job with several sinks counts only the last one.
 func sinkRecordsOut(tasks []*weirpb.TaskStatus) int64 {
+	// A sink emits nothing downstream: what reached the last chain is what
+	// its records in say.
 	sink := tasks[len(tasks)-1].GetOperator()
 	var n int64
 	for _, t := range tasks {
 		if t.GetOperator() == sink {
-			n += t.GetRecordsOut()
+			n += t.GetRecordsIn()
 		}
 	}
 	return n

@@ -276,14 +276,14 @@ func TestProgress(t *testing.T) {
 	}
 }
 
-// The sink's output is summed over all its subtasks, and only the last
-// chain's (the sink's) records count.
+// What reached the last chain (the sink's) is summed over its subtasks;
+// a sink emits nothing, so its records out would always be 0.
 func TestSinkRecordsOut(t *testing.T) {
 	tasks := []*weirpb.TaskStatus{
-		{Operator: "source -> map", Subtask: 0, RecordsOut: 100},
-		{Operator: "source -> map", Subtask: 1, RecordsOut: 100},
-		{Operator: "window -> sink", Subtask: 0, RecordsOut: 3},
-		{Operator: "window -> sink", Subtask: 1, RecordsOut: 4},
+		{Operator: "source -> map", Subtask: 0, RecordsIn: 0, RecordsOut: 100},
+		{Operator: "source -> map", Subtask: 1, RecordsIn: 0, RecordsOut: 100},
+		{Operator: "map2 -> sink", Subtask: 0, RecordsIn: 3},
+		{Operator: "map2 -> sink", Subtask: 1, RecordsIn: 4},
 	}
 	if got := sinkRecordsOut(tasks); got != 7 {
 		t.Errorf("sinkRecordsOut = %d, want 7", got)

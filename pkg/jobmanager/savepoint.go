@@ -184,9 +184,20 @@ func matchSavepoint(md *snapshot.Metadata, maxParallelism int, vertices []*jobgr
 			maxParallelism, md.Dir, md.MaxParallelism, md.MaxParallelism)
 	}
 	types := map[string]string{}
+	parallelism := map[string]int{}
 	for _, v := range vertices {
 		for _, op := range v.Operators {
 			types[op.ID] = op.Type
+			parallelism[op.ID] = op.Parallelism
+		}
+	}
+	// In-flight data of an unaligned checkpoint belongs to channels between
+	// subtasks: it cannot be redistributed (yet), so such a checkpoint
+	// restores only at the parallelism it was taken at.
+	for _, op := range md.Operators {
+		if p, ok := parallelism[op.ID]; ok && p != op.Parallelism && hasChannelState(&op) {
+			return nil, fmt.Errorf("%s has in-flight data of operator %q (an unaligned checkpoint) and cannot be restored at a different parallelism (%d, was %d); take a savepoint (always aligned) to rescale",
+				md.Dir, op.ID, p, op.Parallelism)
 		}
 	}
 	var missing []string
@@ -217,6 +228,19 @@ func operatorHasState(op *snapshot.OperatorState) bool {
 	for _, st := range op.Subtasks {
 		if st.Finished || len(st.State) > 0 {
 			return true
+		}
+	}
+	return false
+}
+
+// hasChannelState reports whether an operator's state holds in-flight
+// buffers (input or output channel state of an unaligned checkpoint).
+func hasChannelState(op *snapshot.OperatorState) bool {
+	for _, st := range op.Subtasks {
+		for _, o := range st.State {
+			if o.Kind == snapshot.KindInputChannel || o.Kind == snapshot.KindResultSubpartition {
+				return true
+			}
 		}
 	}
 	return false

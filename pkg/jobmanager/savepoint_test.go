@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/weirstream/weir/pkg/jobgraph"
 	"github.com/weirstream/weir/pkg/snapshot"
 	"github.com/weirstream/weir/proto/weirpb"
 )
@@ -550,5 +551,25 @@ func TestMatchSavepointStateless(t *testing.T) {
 	}}
 	if dropped, err := matchSavepoint(md, 8, nil, false); err != nil || len(dropped) != 0 {
 		t.Fatalf("matchSavepoint = %v, %v", dropped, err)
+	}
+}
+
+func TestMatchSavepointChannelStateRescale(t *testing.T) {
+	md := &snapshot.Metadata{Dir: "/cp/job/chk-3", MaxParallelism: 8, Operators: []snapshot.OperatorState{
+		{ID: "agg", Type: "aggregate", Parallelism: 2, Subtasks: []snapshot.SubtaskState{
+			{Subtask: 0, State: []snapshot.StateObject{{Kind: snapshot.KindInputChannel}}},
+			{Subtask: 1},
+		}},
+	}}
+	vertices := func(p int) []*jobgraph.JobVertex {
+		return []*jobgraph.JobVertex{{Operators: []*jobgraph.Operator{{ID: "agg", Type: "aggregate", Parallelism: p}}, Parallelism: p}}
+	}
+	if _, err := matchSavepoint(md, 8, vertices(2), false); err != nil {
+		t.Fatalf("same parallelism: %v", err)
+	}
+	_, err := matchSavepoint(md, 8, vertices(3), false)
+	want := `/cp/job/chk-3 has in-flight data of operator "agg" (an unaligned checkpoint) and cannot be restored at a different parallelism (3, was 2); take a savepoint (always aligned) to rescale`
+	if err == nil || err.Error() != want {
+		t.Fatalf("rescaled: got %v\nwant %s", err, want)
 	}
 }

@@ -2,6 +2,7 @@ package network
 
 import (
 	"sync"
+	"sync/atomic"
 )
 
 // Buffer is one network buffer: a memory segment holding length-prefixed records (see NextRecord). It belongs to a
@@ -59,6 +60,9 @@ func (r *ring[T]) push(v T) {
 	r.n++
 }
 
+// at returns the i-th element from the head (0 <= i < len()).
+func (r *ring[T]) at(i int) T { return r.buf[(r.head+i)%len(r.buf)] }
+
 func (r *ring[T]) pop() (T, bool) {
 	var zero T
 	if r.n == 0 {
@@ -74,24 +78,51 @@ func (r *ring[T]) pop() (T, bool) {
 // partitionPool is a ResultPartition's LocalBufferPool: at most size segments (allocated lazily), each
 // subpartition holding at most maxPerSub of them at once (queued, being written, or lent to a local consumer).
 // request blocks while no buffer may be taken: that is backpressure.
+//
+// Availability (Flink's AvailabilityProvider): unavailable is set, under mu, while a request for some subpartition
+// would block, so that the task can wait for a buffer outside of an emit while it serves its mailbox; avail is
+// signalled when it is cleared. It is only ever set when buffers other than the writer's current ones (at most
+// one per subpartition) are held, since only those are freed without the writer: waiting for availability never
+// waits for the waiter itself. Hence never with maxPerSub < 2 or size <= the number of subpartitions.
 type partitionPool struct {
 	segSize   int
 	size      int
 	maxPerSub int
+	canWait   bool // maxPerSub >= 2 && size > len(held): see above
 
 	mu        sync.Mutex
 	cond      sync.Cond
 	free      []*Buffer
 	allocated int
 	held      []int
+	atMax     int   // subpartitions holding maxPerSub buffers
 	waiting   int   // writers blocked in request (tests and metrics)
 	err       error // set on release: request fails, recycled buffers are dropped
+
+	unavailable atomic.Bool
+	avail       chan struct{}
 }
 
 func newPartitionPool(segSize, size, maxPerSub, numSubs int) *partitionPool {
-	p := &partitionPool{segSize: segSize, size: size, maxPerSub: maxPerSub, held: make([]int, numSubs)}
+	p := &partitionPool{segSize: segSize, size: size, maxPerSub: maxPerSub, held: make([]int, numSubs),
+		canWait: maxPerSub >= 2 && size > numSubs, avail: make(chan struct{}, 1)}
 	p.cond.L = &p.mu
 	return p
+}
+
+// updateAvailability recomputes unavailable after a change; p.mu is held.
+func (p *partitionPool) updateAvailability() {
+	blocked := p.canWait && p.err == nil && (p.atMax > 0 || (len(p.free) == 0 && p.allocated >= p.size))
+	if p.unavailable.Load() == blocked {
+		return
+	}
+	p.unavailable.Store(blocked)
+	if !blocked {
+		select {
+		case p.avail <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (p *partitionPool) request(sub int) (*Buffer, error) {
@@ -114,16 +145,24 @@ func (p *partitionPool) request(sub int) (*Buffer, error) {
 		p.allocated++
 	}
 	p.held[sub]++
+	if p.held[sub] == p.maxPerSub {
+		p.atMax++
+	}
 	b.sub = sub
+	p.updateAvailability()
 	return b, nil
 }
 
 func (p *partitionPool) recycle(b *Buffer) {
 	p.mu.Lock()
+	if p.held[b.sub] == p.maxPerSub {
+		p.atMax--
+	}
 	p.held[b.sub]--
 	if p.err == nil {
 		p.free = append(p.free, b)
 	}
+	p.updateAvailability()
 	p.mu.Unlock()
 	p.cond.Broadcast()
 }
@@ -134,6 +173,7 @@ func (p *partitionPool) release(err error) {
 		p.err = err
 		p.free = nil
 	}
+	p.updateAvailability() // available: the next write fails instead of waiting
 	p.mu.Unlock()
 	p.cond.Broadcast()
 }

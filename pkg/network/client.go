@@ -16,14 +16,18 @@ import (
 var errPartitionNotFound = errors.New("partition not found at producer")
 
 type receivedItem struct {
-	buf     *Buffer // the buffer, or for an event the credit buffer it occupied
-	ev      Event
-	isEvent bool
+	buf       *Buffer // the buffer, or for an event the credit buffer it occupied (none for a priority event)
+	ev        Event
+	isEvent   bool
+	priority  bool
+	overtaken int // priority event: data buffers in received when it arrived
 }
 
 // remoteChannel is the consumer end of one TCP connection to the producer's Manager. Its credit is its free buffers:
 // BuffersPerChannel exclusive ones plus floating ones borrowed from the gate while the producer announces a backlog
 // larger than that. Invariant: len(free) == credit the producer still holds + frames in flight + unannounced.
+// Priority events take no credit: they are decoded into the header scratch and wait in prio, which poll empties
+// before received, so a priority event jumps ahead of the buffers received but not yet polled.
 type remoteChannel struct {
 	g        *InputGate
 	idx      int
@@ -35,6 +39,8 @@ type remoteChannel struct {
 	unannounced int
 	backlog     int
 	received    ring[receivedItem]
+	numData     int // data buffers in received
+	prio        ring[receivedItem]
 	err         error
 	closed      bool
 	conn        net.Conn
@@ -256,6 +262,23 @@ func (c *remoteChannel) readFrames(r *bufio.Reader) error {
 			if it.isEvent && it.ev.Type == EndOfPartition {
 				return nil
 			}
+		case framePriorityEvent:
+			if n != 4+eventSize {
+				return fmt.Errorf("%w: frame type %d of %d bytes", errProtocol, typ, n)
+			}
+			if _, err := io.ReadFull(r, h[:4+eventSize]); err != nil {
+				return connErr(err)
+			}
+			ev, err := decodeEvent(h[4 : 4+eventSize])
+			if err != nil {
+				return err
+			}
+			if ev.Type != CheckpointBarrier && ev.Type != CancelCheckpointMarker {
+				return fmt.Errorf("%w: %s sent as a priority event", errProtocol, ev.Type)
+			}
+			if err := c.deliverPriority(ev, int(binary.BigEndian.Uint32(h[:4]))); err != nil {
+				return err
+			}
 		case frameBacklog:
 			if n != 4 {
 				return fmt.Errorf("%w: backlog frame of %d bytes", errProtocol, n)
@@ -314,36 +337,101 @@ func (c *remoteChannel) takeCredit() *Buffer {
 func (c *remoteChannel) deliver(it receivedItem, backlog int) {
 	c.mu.Lock()
 	c.received.push(it)
+	if !it.isEvent {
+		c.numData++
+	}
 	c.backlog = backlog
 	c.mu.Unlock()
 	c.g.notify(c.idx)
 	c.requestFloating()
 }
 
-func (c *remoteChannel) poll() (BufferOrEvent, bool, bool, error) {
+// deliverPriority queues a priority event ahead of everything received. What it overtakes is counted here, under
+// the same lock poll takes, so the count is exactly the data buffers poll will return after it that arrived (hence,
+// TCP being ordered, were sent) before it.
+func (c *remoteChannel) deliverPriority(ev Event, backlog int) error {
+	c.mu.Lock()
+	if c.prio.len() >= maxPendingPriority {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: more than %d priority events pending", errProtocol, maxPendingPriority)
+	}
+	c.prio.push(receivedItem{ev: ev, isEvent: true, priority: true, overtaken: c.numData})
+	c.backlog = backlog
+	c.mu.Unlock()
+	c.g.notifyPriority(c.idx)
+	c.requestFloating()
+	return nil
+}
+
+func (c *remoteChannel) poll() (BufferOrEvent, bool, bool, error) { return c.take(true) }
+
+func (c *remoteChannel) pollPriority() (BufferOrEvent, bool, bool, error) { return c.take(false) }
+
+func (c *remoteChannel) take(withData bool) (BufferOrEvent, bool, bool, error) {
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
 		return BufferOrEvent{}, false, false, err
 	}
-	it, ok := c.received.pop()
-	more := c.received.len() > 0
+	it, ok := c.prio.pop()
+	var copies [][]byte
+	if ok {
+		copies = c.copyOvertaken(it.overtaken)
+	} else if withData {
+		if it, ok = c.received.pop(); ok && !it.isEvent {
+			c.numData--
+		}
+	}
+	more := c.prio.len() > 0
+	if withData {
+		more = more || c.received.len() > 0
+	}
 	c.mu.Unlock()
 	if !ok {
 		return BufferOrEvent{}, false, false, nil
 	}
 	if it.isEvent {
-		it.buf.Recycle() // the event is decoded: its credit is free again
-		return BufferOrEvent{Event: it.ev, IsEvent: true}, more, true, nil
+		if it.buf != nil {
+			it.buf.Recycle() // the event is decoded: its credit is free again
+		}
+		return BufferOrEvent{Event: it.ev, IsEvent: true, Priority: it.priority, Overtaken: it.overtaken,
+			OvertakenData: copies}, more, true, nil
 	}
 	return BufferOrEvent{Buffer: it.buf}, more, true, nil
+}
+
+// copyOvertaken copies the frames of the first n data buffers of received, oldest first, into one allocation:
+// the buffers a priority event being taken overtook. c.mu is held. Nothing was taken from received since the event
+// arrived (take serves prio first), so these are exactly the buffers counted when it arrived; later arrivals are
+// behind them. A priority event is rare (one per checkpoint), so allocating here is fine.
+func (c *remoteChannel) copyOvertaken(n int) [][]byte {
+	if n <= 0 {
+		return nil
+	}
+	size, found := 0, 0
+	for i := 0; i < c.received.len() && found < n; i++ {
+		if it := c.received.at(i); !it.isEvent {
+			size += it.buf.n
+			found++
+		}
+	}
+	out := make([][]byte, 0, found)
+	backing := make([]byte, 0, size)
+	for i := 0; i < c.received.len() && len(out) < found; i++ {
+		if it := c.received.at(i); !it.isEvent {
+			start := len(backing)
+			backing = append(backing, it.buf.Data()...)
+			out = append(out, backing[start:len(backing):len(backing)])
+		}
+	}
+	return out
 }
 
 func (c *remoteChannel) buffered() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.received.len()
+	return c.prio.len() + c.received.len()
 }
 
 func (c *remoteChannel) close() {

@@ -18,6 +18,7 @@ import (
 //	partitionRequest  consumer->producer  uint32 subpartition | uint32 initial credit | partition id (rest, UTF-8)
 //	buffer            producer->consumer  uint32 backlog | frames of the buffer (rest)
 //	event             producer->consumer  uint32 backlog | event (eventSize bytes)
+//	priorityEvent     producer->consumer  uint32 backlog | event (eventSize bytes); sent without credit
 //	addCredit         consumer->producer  uint32 credit
 //	backlog           producer->consumer  uint32 backlog (sent only while the consumer has no credit)
 //	errorFrame        producer->consumer  uint8 code | message (rest, UTF-8)
@@ -33,6 +34,12 @@ const (
 	frameAddCredit        byte = 4
 	frameBacklog          byte = 5
 	frameError            byte = 6
+	framePriorityEvent    byte = 7
+
+	// maxPendingPriority bounds the priority events a remote channel holds undelivered. They take no credit, so
+	// only this cap keeps a hostile producer from filling memory; an honest one sends one per checkpoint, and the
+	// gate delivers them even from blocked channels.
+	maxPendingPriority = 1024
 
 	// maxPartitionIDLen bounds the partition id in a request (ids are a few dozen bytes).
 	maxPartitionIDLen = 1024

@@ -23,13 +23,33 @@ type BufferOrEvent struct {
 	Buffer  *Buffer
 	Event   Event
 	IsEvent bool
+	// Priority: the event was sent with BroadcastPriorityEvent (an unaligned checkpoint barrier or its cancel
+	// marker). It may have overtaken data of its channel, and it is delivered even while the channel is blocked.
+	Priority bool
+	// Overtaken, for a priority event: how many data buffers of the same channel it overtook on the consumer side
+	// (a remote channel's buffers received but not yet polled when the event arrived). PollNext delivers exactly
+	// these next on this channel's data, after the event and in their order (events and later priority events may
+	// come in between); the task persists them as input channel state. Always 0 for a local channel: the buffers a
+	// priority event overtakes in the producer's queue are the producer's output channel state (see the package
+	// doc).
+	Overtaken int
+	// OvertakenData, for a priority event, holds copies of the frames of those Overtaken buffers, oldest first
+	// (len(OvertakenData) == Overtaken), taken under the channel's lock when PollNext returns the event: the task
+	// can persist them as input channel state at once instead of waiting until it has processed them (which, under
+	// backpressure, is what makes an unaligned checkpoint slow), as Flink spills the overtaken input buffers when it
+	// processes the barrier. The buffers themselves stay queued and are delivered as usual. The copies belong to
+	// the receiver; nil when Overtaken is 0.
+	OvertakenData [][]byte
 }
 
 // inputChannel is one of a gate's channels. run connects it in the background (and, for a remote channel, reads
-// from the connection); poll is called by the gate's task goroutine only.
+// from the connection); poll and pollPriority are called by the gate's task goroutine only. poll takes the next
+// element, priority events first; more reports any element left. pollPriority takes only a priority event; more
+// reports another priority event left.
 type inputChannel interface {
 	run(ctx context.Context)
 	poll() (boe BufferOrEvent, more, ok bool, err error)
+	pollPriority() (boe BufferOrEvent, more, ok bool, err error)
 	buffered() int
 	close()
 }
@@ -46,6 +66,9 @@ type InputGate struct {
 	mu     sync.Mutex
 	ready  ring[int] // channels that may have data, each at most once
 	queued []bool
+	// channels that may have a priority event, each at most once; served before ready, blocked or not
+	prioReady  ring[int]
+	prioQueued []bool
 
 	// task goroutine only
 	finished    []bool
@@ -70,8 +93,8 @@ func (g *InputGate) NumChannels() int { return len(g.channels) }
 // PollNext until ok=false before waiting again. Spurious signals happen.
 func (g *InputGate) Available() <-chan struct{} { return g.avail }
 
-// Buffered is the number of elements received on channel ch and not yet taken by PollNext: for a remote channel
-// the consumer side of the in-flight data; for a local channel the producer's queue.
+// Buffered is the number of elements (priority events included) received on channel ch and not yet taken by
+// PollNext: for a remote channel the consumer side of the in-flight data; for a local channel the producer's queue.
 func (g *InputGate) Buffered(ch int) int {
 	if ch < 0 || ch >= len(g.channels) {
 		return 0
@@ -86,6 +109,21 @@ func (g *InputGate) notify(ch int) {
 		g.ready.push(ch)
 	}
 	g.mu.Unlock()
+	g.signalAvailable()
+}
+
+// notifyPriority puts ch in the priority line: PollNext serves it before any other channel, blocked or not.
+func (g *InputGate) notifyPriority(ch int) {
+	g.mu.Lock()
+	if !g.prioQueued[ch] {
+		g.prioQueued[ch] = true
+		g.prioReady.push(ch)
+	}
+	g.mu.Unlock()
+	g.signalAvailable()
+}
+
+func (g *InputGate) signalAvailable() {
 	select {
 	case g.avail <- struct{}{}:
 	default:
@@ -93,7 +131,8 @@ func (g *InputGate) notify(ch int) {
 }
 
 // BlockChannel stops PollNext from taking elements of channel ch until UnblockAll: Flink's blocking of a channel
-// that delivered the barrier of the checkpoint being aligned. Nothing is dropped: the channel's elements stay
+// that delivered the barrier of the checkpoint being aligned. Blocking holds data, not priority events: those are
+// still delivered. Nothing is dropped: the channel's elements stay
 // queued where they are (a remote channel's buffers hold its credit, a local channel's the producer's quota), so the
 // data held back is bounded by the channel's credit and the producer is backpressured. Blocking a channel that has
 // ended or is out of range does nothing. Task goroutine only.
@@ -132,7 +171,9 @@ func (g *InputGate) IsBlocked(ch int) bool {
 // PollNext returns the next buffer or event without blocking; ok=false when nothing is available now. err is io.EOF
 // once every channel has delivered its EndOfPartition (those events are returned first, one per channel). Any other
 // error is a broken channel (producer failed or released, connection lost, request timeout), names the channel, and
-// is returned from then on. Blocked channels (BlockChannel) are skipped; ok=false while only they have data.
+// is returned from then on. A priority event is returned as soon as it has arrived on any channel, before the data
+// of every channel, and also on a blocked channel. Blocked channels (BlockChannel) are otherwise skipped; ok=false
+// while only they have data.
 func (g *InputGate) PollNext() (BufferOrEvent, bool, error) {
 	for {
 		if g.err != nil {
@@ -142,8 +183,11 @@ func (g *InputGate) PollNext() (BufferOrEvent, bool, error) {
 			return BufferOrEvent{}, false, io.EOF
 		}
 		g.mu.Lock()
-		ch, ok := g.ready.pop()
-		if ok {
+		ch, prio := g.prioReady.pop()
+		ok := prio
+		if prio {
+			g.prioQueued[ch] = false
+		} else if ch, ok = g.ready.pop(); ok {
 			g.queued[ch] = false
 		}
 		g.mu.Unlock()
@@ -153,12 +197,21 @@ func (g *InputGate) PollNext() (BufferOrEvent, bool, error) {
 		if g.finished[ch] {
 			continue
 		}
-		if g.blocked[ch] {
-			// Leave its elements queued; UnblockAll puts it back in line.
-			g.signalled[ch] = true
-			continue
+		var (
+			boe  BufferOrEvent
+			more bool
+			err  error
+		)
+		if prio {
+			boe, more, ok, err = g.channels[ch].pollPriority()
+		} else {
+			if g.blocked[ch] {
+				// Leave its elements queued; UnblockAll puts it back in line.
+				g.signalled[ch] = true
+				continue
+			}
+			boe, more, ok, err = g.channels[ch].poll()
 		}
-		boe, more, ok, err := g.channels[ch].poll()
 		if err != nil {
 			s := g.specs[ch]
 			g.err = fmt.Errorf("input channel %d (partition %s subpartition %d at %s): %w",
@@ -166,7 +219,11 @@ func (g *InputGate) PollNext() (BufferOrEvent, bool, error) {
 			return BufferOrEvent{}, false, g.err
 		}
 		if more {
-			g.notify(ch)
+			if prio {
+				g.notifyPriority(ch)
+			} else {
+				g.notify(ch)
+			}
 		}
 		if !ok {
 			continue
@@ -237,6 +294,7 @@ type localChannel struct {
 }
 
 func (c *localChannel) notifyDataAvailable() { c.g.notify(c.idx) }
+func (c *localChannel) notifyPriority()      { c.g.notifyPriority(c.idx) }
 
 func (c *localChannel) run(ctx context.Context) {
 	spec := c.g.specs[c.idx]
@@ -272,7 +330,13 @@ func (c *localChannel) run(ctx context.Context) {
 	}
 }
 
-func (c *localChannel) poll() (BufferOrEvent, bool, bool, error) {
+func (c *localChannel) poll() (BufferOrEvent, bool, bool, error) { return c.take(true) }
+
+func (c *localChannel) pollPriority() (BufferOrEvent, bool, bool, error) { return c.take(false) }
+
+// take polls the producer's subpartition. A local priority event overtakes nothing on the consumer side: the
+// producer's queue is the only queue, and what the event overtook there is the producer's output state.
+func (c *localChannel) take(withData bool) (BufferOrEvent, bool, bool, error) {
 	c.mu.Lock()
 	s, err := c.sub, c.err
 	c.mu.Unlock()
@@ -282,14 +346,18 @@ func (c *localChannel) poll() (BufferOrEvent, bool, bool, error) {
 	if s == nil {
 		return BufferOrEvent{}, false, false, nil
 	}
-	it, backlog, ok, err := s.poll()
+	it, prioLeft, backlog, ok, err := s.poll(withData)
 	if err != nil || !ok {
 		return BufferOrEvent{}, false, false, err
 	}
-	if it.isEvent {
-		return BufferOrEvent{Event: it.ev, IsEvent: true}, backlog > 0, true, nil
+	more := prioLeft > 0
+	if withData {
+		more = more || backlog > 0
 	}
-	return BufferOrEvent{Buffer: it.buf}, backlog > 0, true, nil
+	if it.isEvent {
+		return BufferOrEvent{Event: it.ev, IsEvent: true, Priority: it.priority}, more, true, nil
+	}
+	return BufferOrEvent{Buffer: it.buf}, more, true, nil
 }
 
 func (c *localChannel) buffered() int {

@@ -573,6 +573,9 @@ func TestMalformedFramesFromProducerFailChannel(t *testing.T) {
 		{"no credit", append(append(bufFrame(3), bufFrame(3)...), bufFrame(3)...), "without credit"},
 		{"bad event", append([]byte{0, 0, 0, 25, frameEvent, 0, 0, 0, 0, 99}, make([]byte, 20)...), "unknown event type"},
 		{"short event", []byte{0, 0, 0, 5, frameEvent, 0, 0, 0, 0, 1}, "frame type 3 of 5 bytes"},
+		{"priority EndOfPartition", append([]byte{0, 0, 0, 25, framePriorityEvent, 0, 0, 0, 0, 1}, make([]byte, 20)...),
+			"EndOfPartition sent as a priority event"},
+		{"short priority event", []byte{0, 0, 0, 5, framePriorityEvent, 0, 0, 0, 0, 2}, "frame type 7 of 5 bytes"},
 	}
 	putHeader(cases[0].send, frameBuffer, 1<<30)
 	for _, tc := range cases {

@@ -232,6 +232,8 @@ func (m *Manager) CreateInputGate(channels []ChannelSpec) (*InputGate, error) {
 		signalled: make([]bool, len(channels)),
 	}
 	g.ready.buf = make([]int, max(len(channels), 1))
+	g.prioReady.buf = make([]int, max(len(channels), 1))
+	g.prioQueued = make([]bool, len(channels))
 	for i, s := range channels {
 		if s.ProducerAddress == m.addr {
 			g.channels[i] = &localChannel{g: g, idx: i}
@@ -307,6 +309,9 @@ func (sc *serverConn) notifyDataAvailable() {
 	default:
 	}
 }
+
+// notifyPriority wakes the writer, which sends a priority event whatever its credit.
+func (sc *serverConn) notifyPriority() { sc.notifyDataAvailable() }
 
 func (sc *serverConn) protocolError(err error) {
 	sc.m.log.Error("network: closing connection after protocol error", zap.String("peer", sc.peer), zap.Error(err))
@@ -407,8 +412,9 @@ func (sc *serverConn) writeError(code byte, msg string) {
 	_, _ = sc.conn.Write(encodeError(code, msg))
 }
 
-// writeLoop sends elements of s while there is credit. With data queued but no credit it announces the backlog,
-// so the consumer can lend the channel floating buffers.
+// writeLoop sends elements of s while there is credit, and priority events at once, credit or not (the consumer
+// reads them into no buffer). With data queued but no credit it announces the backlog, so the consumer can lend the
+// channel floating buffers.
 func (sc *serverConn) writeLoop(s *subpartition, stop <-chan struct{}) {
 	w := bufio.NewWriterSize(sc.conn, 64<<10)
 	var hdr [frameHeaderLen + 4 + eventSize]byte
@@ -420,17 +426,9 @@ func (sc *serverConn) writeLoop(s *subpartition, stop <-chan struct{}) {
 		case <-sc.wake:
 		}
 		for {
-			if sc.credit.Load() <= 0 {
-				if b := s.backlog(); b > 0 && b != lastBacklog {
-					lastBacklog = b
-					if _, err := w.Write(putUint32Frame(hdr[:], frameBacklog, b)); err != nil {
-						sc.conn.Close()
-						return
-					}
-				}
-				break
-			}
-			it, backlog, ok, err := s.poll()
+			// Only this goroutine takes credit, so credit seen here is still there when the element is sent.
+			hasCredit := sc.credit.Load() > 0
+			it, _, backlog, ok, err := s.poll(hasCredit)
 			if err != nil {
 				_ = w.Flush()
 				sc.writeError(errCodeReleased, err.Error())
@@ -438,9 +436,20 @@ func (sc *serverConn) writeLoop(s *subpartition, stop <-chan struct{}) {
 				return
 			}
 			if !ok {
+				if !hasCredit {
+					if b := s.queued(); b > 0 && b != lastBacklog {
+						lastBacklog = b
+						if _, err := w.Write(putUint32Frame(hdr[:], frameBacklog, b)); err != nil {
+							sc.conn.Close()
+							return
+						}
+					}
+				}
 				break
 			}
-			sc.credit.Add(-1)
+			if !it.priority {
+				sc.credit.Add(-1)
+			}
 			lastBacklog = -1
 			if err := writeElement(w, hdr[:], it, backlog); err != nil {
 				sc.conn.Close()
@@ -460,7 +469,11 @@ func (sc *serverConn) writeLoop(s *subpartition, stop <-chan struct{}) {
 
 func writeElement(w *bufio.Writer, hdr []byte, it queueItem, backlog int) error {
 	if it.isEvent {
-		putHeader(hdr, frameEvent, 4+eventSize)
+		typ := frameEvent
+		if it.priority {
+			typ = framePriorityEvent
+		}
+		putHeader(hdr, typ, 4+eventSize)
 		binary.BigEndian.PutUint32(hdr[5:9], uint32(backlog))
 		it.ev.encode(hdr[9 : 9+eventSize])
 		_, err := w.Write(hdr[:9+eventSize])

@@ -100,9 +100,12 @@ type Source interface {
 // Snapshotter is implemented by operators and sources that have state.
 //
 // SnapshotState is called in the task goroutine when the checkpoint barrier
-// passes the operator: every record before the barrier has been processed,
-// none after it. It must be quick: it captures the state (a copy, or a frozen
-// view) and returns it; the runtime writes the Snapshot to checkpoint storage
+// passes the operator: for an aligned checkpoint every record before the
+// barrier has been processed and none after it; for an unaligned one the
+// records still in flight before the barrier are not processed yet — the
+// runtime stores them with the checkpoint as channel state and replays them
+// on restore, so the operator does not need to care. It must be quick: it
+// captures the state (a copy, or a frozen view) and returns it; the runtime writes the Snapshot to checkpoint storage
 // from another goroutine while the task goes on processing records, so
 // nothing in a Snapshot may alias state the operator changes later.
 //

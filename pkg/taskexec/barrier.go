@@ -22,7 +22,8 @@ import (
 //		}
 //	}
 //
-// Two handlers exist, chosen by execution.checkpointing.mode:
+// Three handlers exist, chosen by execution.checkpointing.mode and
+// execution.checkpointing.unaligned.enabled:
 //
 //   - AlignedBarrierHandler (EXACTLY_ONCE, Flink's SingleCheckpointBarrierHandler
 //     in aligned mode): a channel that delivered the barrier of checkpoint n is
@@ -31,6 +32,12 @@ import (
 //   - BarrierTracker (AT_LEAST_ONCE, Flink's CheckpointBarrierTracker): never
 //     blocks; the snapshot is taken when the last barrier of n arrived, so it
 //     may include records that followed barrier n on the faster channels.
+//   - UnalignedBarrierHandler (EXACTLY_ONCE with unaligned checkpoints,
+//     unaligned.go): aligns aligned barriers (savepoints) as the first one
+//     does, snapshots unaligned checkpoints at their first barrier and
+//     records the in-flight data as channel state, and switches a
+//     timeoutable aligned checkpoint to unaligned when its alignment lasts
+//     too long.
 //
 // Both count a channel that delivered EndOfPartition as having delivered
 // every later barrier (FLIP-147), so a checkpoint can complete while some
@@ -54,6 +61,12 @@ type BarrierReceived struct {
 	CheckpointID int64
 	Timestamp    int64 // Unix milliseconds of the trigger
 	Flags        uint32
+	// Overtaken is, for an unaligned barrier (a priority event), the number
+	// of data buffers of Channel received before it that the gate delivers
+	// after it (network.BufferOrEvent.Overtaken); the task holds copies of
+	// them (OvertakenData) for RecordOvertaken. Only the unaligned handler
+	// reads it.
+	Overtaken int
 }
 
 // CancelMarkerReceived: a CancelCheckpointMarker arrived on Channel.
@@ -101,8 +114,12 @@ type TriggerSnapshot struct {
 	Timestamp    int64
 	Flags        uint32
 	// Alignment is the time from the first barrier (or the trigger) to
-	// the last.
+	// the last (unaligned: to the switch; 0 when unaligned from the start).
 	Alignment time.Duration
+	// Unaligned (UnalignedBarrierHandler only): forward the barrier as a
+	// priority event, record the output channel state it overtakes, and
+	// hold the snapshot until ChannelStateComplete (unaligned.go).
+	Unaligned bool
 }
 
 // DeclineCheckpoint: tell the JobManager this task will not acknowledge

@@ -27,7 +27,19 @@ func describeActions(as []BarrierAction) string {
 		case UnblockAll:
 			out = append(out, "unblock")
 		case TriggerSnapshot:
+			if a.Unaligned {
+				out = append(out, fmt.Sprintf("usnapshot %d align=%v flags=%#x", a.CheckpointID, a.Alignment, a.Flags))
+				break
+			}
 			out = append(out, fmt.Sprintf("snapshot %d ts=%d align=%v", a.CheckpointID, a.Timestamp, a.Alignment))
+		case RecordBuffer:
+			out = append(out, fmt.Sprintf("record %d ch%d", a.CheckpointID, a.Channel))
+		case RecordOvertaken:
+			out = append(out, fmt.Sprintf("overtaken %d ch%d", a.CheckpointID, a.Channel))
+		case ChannelStateComplete:
+			out = append(out, fmt.Sprintf("complete %d", a.CheckpointID))
+		case DiscardChannelState:
+			out = append(out, fmt.Sprintf("discard %d", a.CheckpointID))
 		case DeclineCheckpoint:
 			out = append(out, fmt.Sprintf("decline %d %s", a.CheckpointID, strings.TrimPrefix(strings.TrimPrefix(a.Reason, "CHECKPOINT_DECLINED_"), "CHECKPOINT_")))
 		case ForwardCancelMarker:

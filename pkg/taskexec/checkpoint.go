@@ -17,11 +17,20 @@ import (
 const (
 	// BarrierFlagSavepoint: the barrier belongs to a savepoint.
 	BarrierFlagSavepoint uint32 = 1 << 0
-	// BarrierFlagUnaligned is reserved for unaligned checkpoints (not
-	// implemented: a barrier with it is aligned like any other).
+	// BarrierFlagUnaligned: the barrier of an unaligned checkpoint, sent as
+	// a priority event that overtakes in-flight data (unaligned.go). A task
+	// whose job does not enable unaligned checkpoints aligns it.
 	BarrierFlagUnaligned uint32 = 1 << 1
 	// Bits 2 and 3 are stop-with-savepoint's: BarrierFlagStop and
 	// BarrierFlagDrain (savepoint.go).
+
+	// BarrierFlagAlignedTimeout: the barrier of a checkpoint that starts
+	// aligned and turns unaligned once its alignment lasted longer than
+	// execution.checkpointing.aligned-checkpoint-timeout from the
+	// checkpoint's start (Flink's timeoutable aligned barrier). It is sent
+	// as a normal event; a task that switches forwards the barrier with
+	// BarrierFlagUnaligned instead.
+	BarrierFlagAlignedTimeout uint32 = 1 << 4
 )
 
 // CheckpointOptions are the options of a TriggerCheckpoint.
@@ -60,9 +69,15 @@ func (o CheckpointOptions) flags() uint32 {
 // snapshots once it has processed everything they sent. The task
 // acknowledges or declines through Env.Responder. It returns ErrNotRunning
 // once the task has ended: the caller then declines for it.
+//
+// o.Unaligned is honoured in a job with unaligned checkpoints enabled
+// (EXACTLY_ONCE): the barrier is then a priority event, or, with an
+// aligned-checkpoint timeout, a timeoutable aligned barrier; otherwise the
+// checkpoint is aligned.
 func (t *Task) TriggerCheckpoint(id, ts int64, o CheckpointOptions) error {
+	flags := t.barrierFlags(o)
 	return t.Execute(func() error {
-		return t.stepBarrier(TriggerReceived{CheckpointID: id, Timestamp: ts, Flags: o.flags()})
+		return t.stepBarrier(TriggerReceived{CheckpointID: id, Timestamp: ts, Flags: flags})
 	})
 }
 
@@ -128,7 +143,22 @@ func (t *Task) now() time.Time {
 // stepBarrier feeds the barrier handler one event and carries out its
 // actions. Task goroutine only.
 func (t *Task) stepBarrier(ev BarrierEvent) error {
-	for _, a := range t.handler.Step(t.now(), ev) {
+	return t.carryOut(t.handler.Step(t.now(), ev), carried{})
+}
+
+// carried is the data the actions of one Step may refer to: the buffer
+// just polled (RecordBuffer), or the copies of the buffers the barrier just
+// received overtook (RecordOvertaken).
+type carried struct {
+	data      []byte
+	overtaken [][]byte
+}
+
+// carryOut does what the handler decided. It rearms the timer of the
+// aligned-checkpoint timeout afterwards.
+func (t *Task) carryOut(actions []BarrierAction, in carried) error {
+	defer t.armAlignmentTimer()
+	for _, a := range actions {
 		switch a := a.(type) {
 		case BlockChannel:
 			t.gate.BlockChannel(a.Channel)
@@ -144,6 +174,20 @@ func (t *Task) stepBarrier(ev BarrierEvent) error {
 			if err := t.broadcastEvent(network.Event{Type: network.CancelCheckpointMarker, CheckpointID: a.CheckpointID}); err != nil {
 				return err
 			}
+		case RecordBuffer:
+			if c := t.capture; c != nil && c.id == a.CheckpointID && in.data != nil && a.Channel < len(c.inputs) {
+				c.inputs[a.Channel].add(in.data)
+			}
+		case RecordOvertaken:
+			if c := t.capture; c != nil && c.id == a.CheckpointID && a.Channel < len(c.inputs) {
+				for _, b := range in.overtaken {
+					c.inputs[a.Channel].add(b)
+				}
+			}
+		case ChannelStateComplete:
+			t.channelStateComplete(a.CheckpointID)
+		case DiscardChannelState:
+			t.discardChannelState(a.CheckpointID)
 		}
 	}
 	return nil
@@ -172,7 +216,7 @@ func (t *Task) snapshot(a TriggerSnapshot) error {
 		}
 	}
 	job := &writeJob{
-		id: id, ts: a.Timestamp, alignment: a.Alignment, finished: t.inputEnded,
+		id: id, ts: a.Timestamp, alignment: a.Alignment, finished: t.inputEnded, unaligned: a.Unaligned,
 	}
 	for _, c := range t.liveChain() {
 		s, ok := c.instance().(operator.Snapshotter)
@@ -187,7 +231,17 @@ func (t *Task) snapshot(a TriggerSnapshot) error {
 			job.ops = append(job.ops, opSnapshot{id: c.spec.ID, keyGroups: c.ctx.KeyGroups, snap: snap})
 		}
 	}
-	if err := t.broadcastEvent(network.Event{Type: network.CheckpointBarrier, CheckpointID: id, Timestamp: a.Timestamp, Flags: a.Flags}); err != nil {
+	barrier := network.Event{Type: network.CheckpointBarrier, CheckpointID: id, Timestamp: a.Timestamp, Flags: a.Flags}
+	if a.Unaligned {
+		// The barrier overtakes the queued output; the writer gets the job
+		// once the channel state is complete (ChannelStateComplete).
+		c, err := t.sendPriorityBarrier(barrier)
+		if err != nil {
+			return err
+		}
+		c.job = job
+		t.capture = c
+	} else if err := t.broadcastEvent(barrier); err != nil {
 		return err
 	}
 	if t.inputEnded && t.finalFrom == noID {
@@ -197,7 +251,9 @@ func (t *Task) snapshot(a TriggerSnapshot) error {
 		t.afterStopSnapshot(a)
 	}
 	t.promAlignment.Set(a.Alignment.Seconds())
-	t.startWriter().enqueue(job)
+	if !a.Unaligned {
+		t.startWriter().enqueue(job)
+	}
 	return nil
 }
 

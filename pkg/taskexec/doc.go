@@ -30,9 +30,11 @@
 // # Checkpoints
 //
 // Checkpointing is on when the job configuration sets
-// execution.checkpointing.interval; execution.checkpointing.mode picks the
-// barrier handler (barrier.go: aligned for EXACTLY_ONCE, a tracker for
-// AT_LEAST_ONCE), a pure state machine the task goroutine feeds with the
+// execution.checkpointing.interval; execution.checkpointing.mode and
+// execution.checkpointing.unaligned.enabled pick the barrier handler
+// (barrier.go: aligned for EXACTLY_ONCE, a tracker for AT_LEAST_ONCE;
+// unaligned.go: EXACTLY_ONCE with unaligned checkpoints), a pure state
+// machine the task goroutine feeds with the
 // barriers, cancel markers and end-of-partition events of its gate, the
 // triggers of the JobManager and its abort notifications. When the handler
 // says so, the task goroutine calls SnapshotState on every Snapshotter of
@@ -51,6 +53,57 @@
 // end of input is complete; only then does it send EndOfPartition and
 // finish. So a downstream task always gets the final checkpoint's barrier
 // after EndOfData and before EndOfPartition.
+//
+// # Unaligned checkpoints
+//
+// With execution.checkpointing.unaligned.enabled (EXACTLY_ONCE; the
+// JobManager also requires max-concurrent-checkpoints 1), a checkpoint
+// triggered unaligned has barriers that overtake in-flight data
+// (BarrierFlagUnaligned; network priority events), and that data becomes
+// part of the checkpoint as channel state (Flink's FLIP-76):
+//
+//	source:    snapshot, flush, BroadcastPriorityEvent(barrier); the buffers it
+//	           overtook in the output queues are the output channel state
+//	any task:  at the FIRST barrier of n on any channel: snapshot at once, forward
+//	           the barrier the same way (output channel state); then record, as
+//	           input channel state, every data buffer of each channel whose barrier
+//	           has not arrived, until it arrives, plus the buffers a barrier
+//	           overtook on the consumer side, from the copies the gate delivers
+//	           with it (OvertakenData; not when they are processed later).
+//	           Nothing is blocked; processing goes on, on copies
+//	complete:  every barrier arrived (or its channel ended): the writer writes
+//	           operator and channel state, acknowledges with
+//	           persisted_in_flight_bytes (alignment_ms 0)
+//
+// With execution.checkpointing.aligned-checkpoint-timeout > 0 a checkpoint
+// starts aligned (BarrierFlagAlignedTimeout, normal events) and switches
+// to unaligned for a task once its alignment lasted the timeout from the
+// checkpoint's start (the barrier's timestamp, measured with Env.Now): a
+// timer in the task loop fires the switch, which snapshots, unblocks every
+// channel, forwards the barrier unaligned, and records the channels whose
+// barrier has not arrived (the blocked channels' data follows their
+// barrier: it is not state). An unaligned barrier from an upstream task
+// that switched switches the task too. Savepoints are always aligned.
+//
+// Channel state is stored as KindInputChannel objects of the head
+// operator and KindResultSubpartition objects of the tail (channelstate.go
+// has the encoding). A restored attempt first re-sends its recovered output
+// buffers (EmitRawBuffer, in order), and feeds its recovered input buffers
+// through the chain, channel by channel, before it polls its gate. A
+// checkpoint with channel state cannot be restored at another parallelism
+// (of the task, or of the other side of one of its channels): the task
+// fails, telling to rescale from a savepoint. Flink redistributes channel
+// state on rescaling; weir does not yet.
+//
+// Under backpressure a source waits for an output buffer before it polls
+// its source (network.ResultPartition.IsAvailable), serving its mailbox
+// meanwhile, as Flink's mailbox does: a checkpoint trigger is taken at
+// once, not after an emit blocked for a buffer returns. A task with
+// inputs still handles a barrier only between buffers: one blocked in an
+// emit, or processing a long buffer, sees it when that buffer is done.
+// Unaligned barriers still skip the queued data and the overtaken input
+// buffers are persisted from copies, so a checkpoint waits neither for the
+// backlog to drain nor for the overtaken buffers to be processed.
 //
 // # Savepoints and stop-with-savepoint
 //
@@ -121,7 +174,15 @@
 //   - With EXACTLY_ONCE, a snapshot reflects exactly the records before the
 //     barrier on every input channel: a channel that delivered the barrier
 //     is not polled until the snapshot is taken (its data waits in the
-//     network, bounded by credit).
+//     network, bounded by credit). Unaligned, every record before the
+//     checkpoint's cut is in exactly one of: the operator state, the input
+//     channel state of the consumer, the output channel state of the
+//     producer; a restored attempt replays the channel state before any
+//     new data, in the order of the original run.
+//   - An unaligned snapshot is acknowledged only once its channel state is
+//     complete, and dropped (never written) when the checkpoint is
+//     canceled, aborted or subsumed first; no channel is blocked while
+//     channel state is recorded.
 //   - Acknowledgements and declines of a task reach the JobManager in the
 //     order the task goroutine decided them (one writer goroutine); a
 //     finishing task sends them before it reports FINISHED. A failing

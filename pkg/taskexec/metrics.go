@@ -15,11 +15,15 @@ type Metrics struct {
 	// checkpoint.
 	CheckpointAlignment *prometheus.GaugeVec
 	CheckpointBytes     *prometheus.GaugeVec
+	// CheckpointInFlightBytes is the channel state (in-flight data) of its
+	// last acknowledged checkpoint: 0 unless it was unaligned.
+	CheckpointInFlightBytes *prometheus.GaugeVec
 }
 
 // NewMetrics registers the task metrics with reg:
 // weir_task_records_in_total, weir_task_records_out_total,
-// weir_task_checkpoint_alignment_seconds and weir_task_checkpoint_bytes,
+// weir_task_checkpoint_alignment_seconds, weir_task_checkpoint_bytes and
+// weir_task_checkpoint_inflight_bytes,
 // labelled {job, operator (the chain's operator ids joined with " -> "),
 // subtask}.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -41,8 +45,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "weir_task_checkpoint_bytes",
 			Help: "State size of the task's last acknowledged checkpoint.",
 		}, labels),
+		CheckpointInFlightBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_task_checkpoint_inflight_bytes",
+			Help: "In-flight data (input and output channel state) of the task's last acknowledged checkpoint; 0 unless it was unaligned.",
+		}, labels),
 	}
-	for _, c := range []prometheus.Collector{m.RecordsIn, m.RecordsOut, m.CheckpointAlignment, m.CheckpointBytes} {
+	for _, c := range []prometheus.Collector{m.RecordsIn, m.RecordsOut, m.CheckpointAlignment, m.CheckpointBytes, m.CheckpointInFlightBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register task metrics: %w", err)
 		}
@@ -56,4 +64,5 @@ func (m *Metrics) DeleteJob(jobID string) {
 	m.RecordsOut.DeletePartialMatch(prometheus.Labels{"job": jobID})
 	m.CheckpointAlignment.DeletePartialMatch(prometheus.Labels{"job": jobID})
 	m.CheckpointBytes.DeletePartialMatch(prometheus.Labels{"job": jobID})
+	m.CheckpointInFlightBytes.DeletePartialMatch(prometheus.Labels{"job": jobID})
 }

@@ -107,6 +107,18 @@ func (c *outputCollector) Collect(r *record.Record) error {
 	return nil
 }
 
+// unavailable returns an output whose next emit may block under
+// backpressure (network.ResultPartition.IsAvailable), or nil. One atomic
+// load per output.
+func (c *outputCollector) unavailable() *network.ResultPartition {
+	for _, o := range c.outs {
+		if o.p != nil && !o.p.IsAvailable() {
+			return o.p
+		}
+	}
+	return nil
+}
+
 // flush sends the partly filled buffers of every output.
 func (c *outputCollector) flush() {
 	for _, o := range c.outs {

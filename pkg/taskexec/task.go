@@ -96,6 +96,10 @@ type Task struct {
 	out           *outputCollector
 	bufferTimeout time.Duration
 	inputOf       []int // gate channel -> input index of the head
+	// gate channel -> index of its input in the descriptor, and of the
+	// channel within that input (channel state is recorded by these).
+	channelGate  []int
+	channelIndex []int
 
 	// Task goroutine only.
 	dec      record.Decoder
@@ -120,17 +124,27 @@ type Task struct {
 	// (execution.checkpointing.interval); savepoints work either way.
 	checkpointing bool
 	handler       BarrierHandler
-	writer        *snapshotWriter // started on first use
-	dataEnded     []bool          // per channel: EndOfData or EndOfPartition seen
-	numDataEnded  int
-	inputEnded    bool  // EndInput ran on the chain
-	awaitingFinal bool  // FLIP-147: do not finish before a final checkpoint completed
-	finalFrom     int64 // the first checkpoint snapshotted after the end of input
+	// uh is handler when unaligned checkpoints are enabled (EXACTLY_ONCE
+	// and execution.checkpointing.unaligned.enabled), else nil.
+	uh             *UnalignedBarrierHandler
+	alignedTimeout time.Duration   // execution.checkpointing.aligned-checkpoint-timeout
+	capture        *channelCapture // the unaligned checkpoint recording its channel state
+	bufferEvents   []BarrierEvent  // BufferReceived of each channel, boxed once
+	alignTimer     *time.Timer     // fires the switch of a timeoutable aligned checkpoint
+	alignTimerC    <-chan time.Time
+	alignDeadline  time.Time
+	writer         *snapshotWriter // started on first use
+	dataEnded      []bool          // per channel: EndOfData or EndOfPartition seen
+	numDataEnded   int
+	inputEnded     bool  // EndInput ran on the chain
+	awaitingFinal  bool  // FLIP-147: do not finish before a final checkpoint completed
+	finalFrom      int64 // the first checkpoint snapshotted after the end of input
 
 	stop stopState // stop-with-savepoint (savepoint.go), task goroutine only
 
 	promAlignment       gaugeSetter
 	promCheckpointBytes gaugeSetter
+	promInFlightBytes   gaugeSetter
 
 	// Shared with other goroutines.
 	recordsIn  atomic.Int64
@@ -193,6 +207,7 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 
 		promAlignment:       nopCounter{},
 		promCheckpointBytes: nopCounter{},
+		promInFlightBytes:   nopCounter{},
 	}
 	t.ctx, t.ctxCancel = context.WithCancel(context.Background())
 	if t.env.Stdout == nil {
@@ -246,12 +261,14 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 	t.name = strings.Join(ids, " -> ")
 
 	head := t.chain[0].spec
-	for _, in := range desc.GetInputs() {
+	for gate, in := range desc.GetInputs() {
 		if idx := int(in.GetInputIndex()); idx >= len(head.Inputs) && len(head.Inputs) > 0 {
 			return nil, fmt.Errorf("input of operator %q from %q: input_index %d, but the operator has %d inputs", head.ID, in.GetProducerOperator(), idx, len(head.Inputs))
 		}
-		for range in.GetChannels() {
+		for j := range in.GetChannels() {
 			t.inputOf = append(t.inputOf, int(in.GetInputIndex()))
+			t.channelGate = append(t.channelGate, gate)
+			t.channelIndex = append(t.channelIndex, j)
 		}
 	}
 
@@ -278,9 +295,21 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 	if t.storage, err = snapshot.Open(uri, zap.NewNop()); err != nil {
 		return nil, fmt.Errorf("job configuration: %w", err)
 	}
-	if t.exactlyOnce {
+	t.alignedTimeout = cfg.Duration(config.AlignedCheckpointTimeout)
+	if t.alignedTimeout < 0 {
+		return nil, fmt.Errorf("job configuration: %s must not be negative, got %s", config.AlignedCheckpointTimeout.Key, t.alignedTimeout)
+	}
+	switch {
+	case t.exactlyOnce && cfg.Bool(config.UnalignedCheckpoints):
+		t.uh = NewUnalignedBarrierHandler(len(t.inputOf), t.alignedTimeout)
+		t.handler = t.uh
+		t.bufferEvents = make([]BarrierEvent, len(t.inputOf))
+		for ch := range t.bufferEvents {
+			t.bufferEvents[ch] = BufferReceived{Channel: ch}
+		}
+	case t.exactlyOnce:
 		t.handler = NewAlignedBarrierHandler(len(t.inputOf))
-	} else {
+	default:
 		t.handler = NewBarrierTracker(len(t.inputOf))
 	}
 	t.dataEnded = make([]bool, len(t.inputOf))
@@ -310,6 +339,7 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 		t.promOut = m.RecordsOut.WithLabelValues(labels...)
 		t.promAlignment = m.CheckpointAlignment.WithLabelValues(labels...)
 		t.promCheckpointBytes = m.CheckpointBytes.WithLabelValues(labels...)
+		t.promInFlightBytes = m.CheckpointInFlightBytes.WithLabelValues(labels...)
 	}
 	return t, nil
 }
@@ -524,6 +554,7 @@ func (t *Task) run() (err error) {
 	}
 	stopTicker := t.startFlushTicker()
 	defer stopTicker()
+	defer t.stopAlignmentTimer()
 
 	restore, err := t.decodeRestore()
 	if err != nil {
@@ -538,6 +569,14 @@ func (t *Task) run() (err error) {
 			return err
 		}
 		return t.finishOutputs()
+	}
+	channels, err := t.planChannelState(restore)
+	if err != nil {
+		return err
+	}
+	// Recovered output buffers go out before anything else (channelstate.go).
+	if err := t.restoreOutputState(channels); err != nil {
+		return err
 	}
 
 	// Open tail first, as Flink does, so that an operator is open before
@@ -557,6 +596,10 @@ func (t *Task) run() (err error) {
 		}
 	}
 	if err := t.restoreState(restore); err != nil {
+		return err
+	}
+	// Recovered input buffers before the first PollNext.
+	if err := t.replayInputState(channels); err != nil {
 		return err
 	}
 	if t.canceled.Load() {
@@ -781,6 +824,15 @@ func (t *Task) runSource() error {
 		if end, err := t.holdSource(); end || err != nil {
 			return err
 		}
+		// Under backpressure, wait for an output buffer here rather than
+		// blocked in an emit, where a checkpoint trigger waits until the
+		// emit returns (Flink's mailbox suspends the source the same way).
+		if p := t.out.unavailable(); p != nil {
+			if err := t.awaitOutput(p); err != nil {
+				return err
+			}
+			continue
+		}
 		status, retry, err := src.PollNext(t.headOut)
 		t.publish()
 		if err != nil {
@@ -802,6 +854,22 @@ func (t *Task) runSource() error {
 			return opError(id, t.subtask, fmt.Errorf("PollNext returned unknown status %d", status))
 		}
 	}
+}
+
+// awaitOutput waits until output p may have a buffer again, or the mailbox
+// or the flush timer needs the task goroutine, and serves them.
+func (t *Task) awaitOutput(p *network.ResultPartition) error {
+	select {
+	case <-p.Available():
+	case a := <-t.mailbox:
+		t.pending.Add(-1)
+		return t.runAction(a)
+	case <-t.flushWake:
+		t.maybeFlush()
+	case <-t.cancelCh:
+		return ErrCanceled
+	}
+	return nil
 }
 
 // idle waits up to d (a source with nothing available) while serving the
@@ -867,21 +935,48 @@ func (t *Task) runInput() error {
 				}
 			case <-t.flushWake:
 				t.maybeFlush()
+			case <-t.alignTimerC: // nil unless a timeoutable checkpoint aligns
+				if err := t.alignmentTimerFired(); err != nil {
+					return err
+				}
 			case <-t.cancelCh:
 				return ErrCanceled
 			}
 			continue
 		}
 		if boe.IsEvent {
-			if err := t.handleEvent(boe.Channel, boe.Event); err != nil {
+			if err := t.handleEvent(boe.Channel, boe.Event, boe.OvertakenData); err != nil {
 				return err
 			}
 			continue
 		}
+		data := boe.Buffer.Data()
+		if t.uh != nil {
+			// The switch of a timed-out alignment first: the buffer is
+			// then recorded if its channel's barrier has not arrived.
+			if t.alignTimerC != nil {
+				select {
+				case <-t.alignTimerC:
+					if err := t.alignmentTimerFired(); err != nil {
+						boe.Buffer.Recycle()
+						return err
+					}
+				default:
+				}
+			}
+			if t.uh.Recording() {
+				// Before its records are processed: a copy of the
+				// buffer goes to the channel state if the handler says so.
+				if err := t.recordBuffer(boe.Channel, data); err != nil {
+					boe.Buffer.Recycle()
+					return err
+				}
+			}
+		}
 		if t.deployedFinished {
-			t.dropBuffer(boe.Buffer.Data())
+			t.dropBuffer(data)
 		} else {
-			err = t.processBuffer(boe.Buffer.Data())
+			err = t.processBuffer(data)
 		}
 		boe.Buffer.Recycle()
 		t.publish()
@@ -894,10 +989,13 @@ func (t *Task) runInput() error {
 
 // handleEvent handles an in-band event of a channel, in order with its
 // data: every record before it has been processed, none after it.
-func (t *Task) handleEvent(channel int, ev network.Event) error {
+// overtaken holds copies of the buffers a priority barrier overtook on its
+// channel (network.BufferOrEvent.OvertakenData).
+func (t *Task) handleEvent(channel int, ev network.Event, overtaken [][]byte) error {
 	switch ev.Type {
 	case network.CheckpointBarrier:
-		return t.stepBarrier(BarrierReceived{Channel: channel, CheckpointID: ev.CheckpointID, Timestamp: ev.Timestamp, Flags: ev.Flags})
+		b := BarrierReceived{Channel: channel, CheckpointID: ev.CheckpointID, Timestamp: ev.Timestamp, Flags: ev.Flags, Overtaken: len(overtaken)}
+		return t.carryOut(t.handler.Step(t.now(), b), carried{overtaken: overtaken})
 	case network.CancelCheckpointMarker:
 		return t.stepBarrier(CancelMarkerReceived{Channel: channel, CheckpointID: ev.CheckpointID})
 	case network.EndOfData:

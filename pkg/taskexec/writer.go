@@ -43,6 +43,10 @@ type writeJob struct {
 	finished  bool
 	ops       []opSnapshot
 	decline   *weirpb.DeclineCheckpointRequest
+	// unaligned: taken unaligned; channels is its channel state (nil when
+	// none was recorded).
+	unaligned bool
+	channels  *channelCapture
 }
 
 // snapshotWriter is the goroutine of a task that writes its snapshots to
@@ -154,11 +158,13 @@ func (w *snapshotWriter) process(j *writeJob) {
 		return
 	}
 	t.promCheckpointBytes.Set(float64(ack.StateSize))
+	t.promInFlightBytes.Set(float64(ack.PersistedInFlightBytes))
 	if err := w.respond(func(r CheckpointResponder) error { return r.AcknowledgeCheckpoint(w.ctx, ack) }); err != nil {
 		t.log.Warn("cannot acknowledge checkpoint", zap.Int64("checkpoint", j.id), zap.Error(err))
 		return
 	}
-	t.log.Debug("checkpoint acknowledged", zap.Int64("checkpoint", j.id), zap.Int64("state_size", ack.StateSize))
+	t.log.Debug("checkpoint acknowledged", zap.Int64("checkpoint", j.id), zap.Int64("state_size", ack.StateSize),
+		zap.Bool("unaligned", j.unaligned), zap.Int64("in_flight_bytes", ack.PersistedInFlightBytes))
 }
 
 func (w *snapshotWriter) respond(f func(CheckpointResponder) error) error {
@@ -201,6 +207,15 @@ func (w *snapshotWriter) write(j *writeJob) (*weirpb.AcknowledgeCheckpointReques
 		}
 		ts.Operators[o.id] = objs
 	}
+	var inFlight int64
+	if j.channels != nil {
+		n, s, err := w.writeChannels(loc, j, ts)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %d: %w", j.id, err)
+		}
+		inFlight = n
+		size += s
+	}
 	b, err := snapshot.EncodeTaskState(ts)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %d: encode task state: %w", j.id, err)
@@ -212,6 +227,8 @@ func (w *snapshotWriter) write(j *writeJob) (*weirpb.AcknowledgeCheckpointReques
 		StateSize:    size,
 		AlignmentMs:  j.alignment.Milliseconds(),
 		Finished:     j.finished,
+
+		PersistedInFlightBytes: inFlight,
 	}, nil
 }
 

@@ -15,7 +15,9 @@
 //     A savepoint trigger (with stop and drain for stop-with-savepoint) is
 //     passed on as is: the task writes it like a checkpoint, and a stopped
 //     task finishes after the savepoint's completion notification (package
-//     taskexec tells the protocol),
+//     taskexec tells the protocol); so is the unaligned flag of a
+//     checkpoint (the task decides from the job configuration whether it
+//     is unaligned at once or aligned until the aligned-checkpoint timeout),
 //   - the Prometheus endpoint with the task metrics.
 //
 // # Life cycle of the connection to the JobManager
