@@ -11,10 +11,11 @@ import (
 
 	"github.com/weirstream/weir/pkg/network"
 	"github.com/weirstream/weir/pkg/snapshot"
+	"github.com/weirstream/weir/pkg/taskexec/barrier"
 )
 
 // Channel state: the in-flight data of an unaligned checkpoint, the task's
-// side (the decisions are UnalignedBarrierHandler's, unaligned.go).
+// side (the decisions are barrier.Unaligned's).
 //
 // Capture. When the handler snapshots unaligned, the task snapshots its
 // chain, flushes its outputs (the records in a partly filled buffer were
@@ -94,16 +95,16 @@ type channelCapture struct {
 // enabled in EXACTLY_ONCE mode, else aligned.
 func (t *Task) barrierFlags(o CheckpointOptions) uint32 {
 	f := o.flags()
-	if f&BarrierFlagUnaligned == 0 {
+	if f&barrier.FlagUnaligned == 0 {
 		return f
 	}
-	f &^= BarrierFlagUnaligned
+	f &^= barrier.FlagUnaligned
 	switch {
 	case t.uh == nil:
 	case t.alignedTimeout > 0:
-		f |= BarrierFlagAlignedTimeout
+		f |= barrier.FlagAlignedTimeout
 	default:
-		f |= BarrierFlagUnaligned
+		f |= barrier.FlagUnaligned
 	}
 	return f
 }
@@ -200,7 +201,7 @@ func (t *Task) armAlignmentTimer() {
 // else the timer is armed again.
 func (t *Task) alignmentTimerFired() error {
 	t.alignTimerC = nil
-	return t.stepBarrier(AlignmentTimerFired{})
+	return t.stepBarrier(barrier.AlignmentTimerFired{})
 }
 
 func (t *Task) stopAlignmentTimer() {

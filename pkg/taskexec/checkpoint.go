@@ -8,30 +8,14 @@ import (
 
 	"github.com/weirstream/weir/pkg/network"
 	"github.com/weirstream/weir/pkg/operator"
+	"github.com/weirstream/weir/pkg/taskexec/barrier"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
-// Flags of a CheckpointBarrier event (network.Event.Flags). The checkpointing
-// mode is not among them: every task knows execution.checkpointing.mode from
-// its job configuration.
-const (
-	// BarrierFlagSavepoint: the barrier belongs to a savepoint.
-	BarrierFlagSavepoint uint32 = 1 << 0
-	// BarrierFlagUnaligned: the barrier of an unaligned checkpoint, sent as
-	// a priority event that overtakes in-flight data (unaligned.go). A task
-	// whose job does not enable unaligned checkpoints aligns it.
-	BarrierFlagUnaligned uint32 = 1 << 1
-	// Bits 2 and 3 are stop-with-savepoint's: BarrierFlagStop and
-	// BarrierFlagDrain (savepoint.go).
+// The flags of a CheckpointBarrier event are barrier.Flag*.
 
-	// BarrierFlagAlignedTimeout: the barrier of a checkpoint that starts
-	// aligned and turns unaligned once its alignment lasted longer than
-	// execution.checkpointing.aligned-checkpoint-timeout from the
-	// checkpoint's start (Flink's timeoutable aligned barrier). It is sent
-	// as a normal event; a task that switches forwards the barrier with
-	// BarrierFlagUnaligned instead.
-	BarrierFlagAlignedTimeout uint32 = 1 << 4
-)
+// noID is below every checkpoint id: no checkpoint.
+const noID = int64(-1) << 62
 
 // CheckpointOptions are the options of a TriggerCheckpoint.
 type CheckpointOptions struct {
@@ -50,15 +34,15 @@ func (o CheckpointOptions) flags() uint32 {
 	var f uint32
 	switch {
 	case o.Savepoint:
-		f |= BarrierFlagSavepoint
+		f |= barrier.FlagSavepoint
 		if o.Stop {
-			f |= BarrierFlagStop
+			f |= barrier.FlagStop
 			if o.Drain {
-				f |= BarrierFlagDrain
+				f |= barrier.FlagDrain
 			}
 		}
 	case o.Unaligned:
-		f |= BarrierFlagUnaligned
+		f |= barrier.FlagUnaligned
 	}
 	return f
 }
@@ -77,7 +61,7 @@ func (o CheckpointOptions) flags() uint32 {
 func (t *Task) TriggerCheckpoint(id, ts int64, o CheckpointOptions) error {
 	flags := t.barrierFlags(o)
 	return t.Execute(func() error {
-		return t.stepBarrier(TriggerReceived{CheckpointID: id, Timestamp: ts, Flags: flags})
+		return t.stepBarrier(barrier.TriggerReceived{CheckpointID: id, Timestamp: ts, Flags: flags})
 	})
 }
 
@@ -110,7 +94,7 @@ func (t *Task) NotifyCheckpointComplete(id int64) error {
 // CheckpointListener of the chain. A listener's error fails the task.
 func (t *Task) NotifyCheckpointAborted(id int64) error {
 	return t.Execute(func() error {
-		if err := t.stepBarrier(CheckpointAborted{CheckpointID: id}); err != nil {
+		if err := t.stepBarrier(barrier.CheckpointAborted{CheckpointID: id}); err != nil {
 			return err
 		}
 		for _, c := range t.liveChain() {
@@ -142,7 +126,7 @@ func (t *Task) now() time.Time {
 
 // stepBarrier feeds the barrier handler one event and carries out its
 // actions. Task goroutine only.
-func (t *Task) stepBarrier(ev BarrierEvent) error {
+func (t *Task) stepBarrier(ev barrier.Event) error {
 	return t.carryOut(t.handler.Step(t.now(), ev), carried{})
 }
 
@@ -156,37 +140,37 @@ type carried struct {
 
 // carryOut does what the handler decided. It rearms the timer of the
 // aligned-checkpoint timeout afterwards.
-func (t *Task) carryOut(actions []BarrierAction, in carried) error {
+func (t *Task) carryOut(actions []barrier.Action, in carried) error {
 	defer t.armAlignmentTimer()
 	for _, a := range actions {
 		switch a := a.(type) {
-		case BlockChannel:
+		case barrier.BlockChannel:
 			t.gate.BlockChannel(a.Channel)
-		case UnblockAll:
+		case barrier.UnblockAll:
 			t.gate.UnblockAll()
-		case TriggerSnapshot:
+		case barrier.TriggerSnapshot:
 			if err := t.snapshot(a); err != nil {
 				return err
 			}
-		case DeclineCheckpoint:
+		case barrier.DeclineCheckpoint:
 			t.decline(a.CheckpointID, a.Reason, a.Message)
-		case ForwardCancelMarker:
+		case barrier.ForwardCancelMarker:
 			if err := t.broadcastEvent(network.Event{Type: network.CancelCheckpointMarker, CheckpointID: a.CheckpointID}); err != nil {
 				return err
 			}
-		case RecordBuffer:
+		case barrier.RecordBuffer:
 			if c := t.capture; c != nil && c.id == a.CheckpointID && in.data != nil && a.Channel < len(c.inputs) {
 				c.inputs[a.Channel].add(in.data)
 			}
-		case RecordOvertaken:
+		case barrier.RecordOvertaken:
 			if c := t.capture; c != nil && c.id == a.CheckpointID && a.Channel < len(c.inputs) {
 				for _, b := range in.overtaken {
 					c.inputs[a.Channel].add(b)
 				}
 			}
-		case ChannelStateComplete:
+		case barrier.ChannelStateComplete:
 			t.channelStateComplete(a.CheckpointID)
-		case DiscardChannelState:
+		case barrier.DiscardChannelState:
 			t.discardChannelState(a.CheckpointID)
 		}
 	}
@@ -198,18 +182,18 @@ func (t *Task) carryOut(actions []BarrierAction, in carried) error {
 // (before any later record), then the state goes to the writer goroutine,
 // which writes it and acknowledges. A checkpoint the task cannot take is
 // declined and canceled downstream; only a broken output fails the task.
-func (t *Task) snapshot(a TriggerSnapshot) error {
+func (t *Task) snapshot(a barrier.TriggerSnapshot) error {
 	id := a.CheckpointID
 	reject := func(reason, msg string) error {
 		t.decline(id, reason, msg)
 		return t.broadcastEvent(network.Event{Type: network.CancelCheckpointMarker, CheckpointID: id})
 	}
-	if !t.checkpointing && a.Flags&BarrierFlagSavepoint == 0 {
-		return reject(DeclineReasonDeclined, fmt.Sprintf("checkpointing is not enabled for this job (%s is not set)", "execution.checkpointing.interval"))
+	if !t.checkpointing && a.Flags&barrier.FlagSavepoint == 0 {
+		return reject(barrier.DeclineReasonDeclined, fmt.Sprintf("checkpointing is not enabled for this job (%s is not set)", "execution.checkpointing.interval"))
 	}
 	// A savepoint is written like a checkpoint, to the checkpoint's
 	// location; the JobManager copies it to the savepoint's directory.
-	stop := a.Flags&BarrierFlagStop != 0
+	stop := a.Flags&barrier.FlagStop != 0
 	if stop {
 		if err := t.beforeStopSnapshot(a); err != nil {
 			return err
@@ -225,23 +209,23 @@ func (t *Task) snapshot(a TriggerSnapshot) error {
 		}
 		snap, err := s.SnapshotState(id)
 		if err != nil {
-			return reject(DeclineReasonDeclined, fmt.Sprintf("operator %q[%d]: snapshot of checkpoint %d: %v", c.spec.ID, t.subtask, id, err))
+			return reject(barrier.DeclineReasonDeclined, fmt.Sprintf("operator %q[%d]: snapshot of checkpoint %d: %v", c.spec.ID, t.subtask, id, err))
 		}
 		if snap != nil && (len(snap.Items) > 0 || snap.WriteKeyGroup != nil) {
 			job.ops = append(job.ops, opSnapshot{id: c.spec.ID, keyGroups: c.ctx.KeyGroups, snap: snap})
 		}
 	}
-	barrier := network.Event{Type: network.CheckpointBarrier, CheckpointID: id, Timestamp: a.Timestamp, Flags: a.Flags}
+	bev := network.Event{Type: network.CheckpointBarrier, CheckpointID: id, Timestamp: a.Timestamp, Flags: a.Flags}
 	if a.Unaligned {
 		// The barrier overtakes the queued output; the writer gets the job
 		// once the channel state is complete (ChannelStateComplete).
-		c, err := t.sendPriorityBarrier(barrier)
+		c, err := t.sendPriorityBarrier(bev)
 		if err != nil {
 			return err
 		}
 		c.job = job
 		t.capture = c
-	} else if err := t.broadcastEvent(barrier); err != nil {
+	} else if err := t.broadcastEvent(bev); err != nil {
 		return err
 	}
 	if t.inputEnded && t.finalFrom == noID {

@@ -32,8 +32,8 @@
 // Checkpointing is on when the job configuration sets
 // execution.checkpointing.interval; execution.checkpointing.mode and
 // execution.checkpointing.unaligned.enabled pick the barrier handler
-// (barrier.go: aligned for EXACTLY_ONCE, a tracker for AT_LEAST_ONCE;
-// unaligned.go: EXACTLY_ONCE with unaligned checkpoints), a pure state
+// (package barrier: Aligned for EXACTLY_ONCE, Tracker for AT_LEAST_ONCE,
+// Unaligned for EXACTLY_ONCE with unaligned checkpoints), a pure state
 // machine the task goroutine feeds with the
 // barriers, cancel markers and end-of-partition events of its gate, the
 // triggers of the JobManager and its abort notifications. When the handler
@@ -59,7 +59,7 @@
 // With execution.checkpointing.unaligned.enabled (EXACTLY_ONCE; the
 // JobManager also requires max-concurrent-checkpoints 1), a checkpoint
 // triggered unaligned has barriers that overtake in-flight data
-// (BarrierFlagUnaligned; network priority events), and that data becomes
+// (barrier.FlagUnaligned; network priority events), and that data becomes
 // part of the checkpoint as channel state (Flink's FLIP-76):
 //
 //	source:    snapshot, flush, BroadcastPriorityEvent(barrier); the buffers it
@@ -76,7 +76,7 @@
 //	           persisted_in_flight_bytes (alignment_ms 0)
 //
 // With execution.checkpointing.aligned-checkpoint-timeout > 0 a checkpoint
-// starts aligned (BarrierFlagAlignedTimeout, normal events) and switches
+// starts aligned (barrier.FlagAlignedTimeout, normal events) and switches
 // to unaligned for a task once its alignment lasted the timeout from the
 // checkpoint's start (the barrier's timestamp, measured with Env.Now): a
 // timer in the task loop fires the switch, which snapshots, unblocks every
@@ -107,7 +107,7 @@
 //
 // # Savepoints and stop-with-savepoint
 //
-// A savepoint (BarrierFlagSavepoint) is taken exactly as a checkpoint: the
+// A savepoint (barrier.FlagSavepoint) is taken exactly as a checkpoint: the
 // same barrier handler, state written to the checkpoint's location of the
 // job's storage, the same acknowledgement; the JobManager copies the files
 // into the savepoint's directory. Savepoints are never unaligned; in
@@ -116,7 +116,7 @@
 // stop-with-savepoint since no record follows its barrier.
 //
 // Stop-with-savepoint (savepoint.go; Flink's synchronous savepoint and
-// FLIP-147 stop modes). The trigger (BarrierFlagStop) reaches the sources:
+// FLIP-147 stop modes). The trigger (barrier.FlagStop) reaches the sources:
 //
 //	source:     snapshot, barrier, then no PollNext (the mailbox is served)
 //	every task: aligns, snapshots, acknowledges, and does not finish
@@ -136,7 +136,7 @@
 // waits for it (the notification of the source may overtake it), so no
 // sink finishes with the savepoint uncommitted.
 //
-// With drain (BarrierFlagDrain) a source first ends its input as at the
+// With drain (barrier.FlagDrain) a source first ends its input as at the
 // end of a bounded input (EndInput down the chain, EndOfData without the
 // stop flag, so every downstream operator flushes in EndInput), then takes
 // the savepoint; its barrier follows EndOfData, and EndOfPartition follows

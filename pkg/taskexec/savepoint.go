@@ -4,25 +4,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/weirstream/weir/pkg/operator"
+	"github.com/weirstream/weir/pkg/taskexec/barrier"
 )
 
 // Savepoints and stop-with-savepoint, the task's side (Flink's synchronous
 // savepoint, FLIP-147's stop modes). The protocol is in doc.go; this file
 // holds the little state a task keeps for it. Everything here runs in the
 // task goroutine.
-
-// Flags of a CheckpointBarrier for stop-with-savepoint (bits 2 and 3; see
-// BarrierFlagSavepoint). They are set only together with
-// BarrierFlagSavepoint.
-const (
-	// BarrierFlagStop: the savepoint of a stop-with-savepoint. A source
-	// emits nothing after its barrier; every task waits for the
-	// savepoint's completion (or abort) before it finishes.
-	BarrierFlagStop uint32 = 1 << 2
-	// BarrierFlagDrain (with BarrierFlagStop): the sources ended their
-	// input (EndInput down the dataflow, EndOfData) before the barrier.
-	BarrierFlagDrain uint32 = 1 << 3
-)
 
 // EndOfDataFlagStop on an EndOfData event: the producer's input was
 // stopped by a stop-with-savepoint without drain, not exhausted (Flink's
@@ -32,7 +20,7 @@ const (
 // job resumed from it emits again), forwards EndOfData with this flag, and
 // waits for no final checkpoint: the savepoint is the final checkpoint,
 // and whatever came after it belongs to the job resumed from it.
-const EndOfDataFlagStop = BarrierFlagStop
+const EndOfDataFlagStop = barrier.FlagStop
 
 // stopState is a task's part in a stop-with-savepoint. Task goroutine
 // only.
@@ -61,8 +49,8 @@ func (t *Task) isSource() bool { return t.chain[0].src != nil }
 // with drain, a source ends its input first (EndInput down the chain,
 // EndOfData), so that the barrier follows the operators' last output and
 // the savepoint holds the drained state.
-func (t *Task) beforeStopSnapshot(a TriggerSnapshot) error {
-	if a.Flags&BarrierFlagDrain == 0 || !t.isSource() || t.inputEnded {
+func (t *Task) beforeStopSnapshot(a barrier.TriggerSnapshot) error {
+	if a.Flags&barrier.FlagDrain == 0 || !t.isSource() || t.inputEnded {
 		return nil
 	}
 	t.log.Info("stop-with-savepoint with drain: ending the input before the savepoint", zap.Int64("savepoint", a.CheckpointID))
@@ -72,7 +60,7 @@ func (t *Task) beforeStopSnapshot(a TriggerSnapshot) error {
 // afterStopSnapshot runs once the barrier of stop-with-savepoint a is on
 // every output: a source suspends its input, and every task holds its
 // finish until it hears how the savepoint ended.
-func (t *Task) afterStopSnapshot(a TriggerSnapshot) {
+func (t *Task) afterStopSnapshot(a barrier.TriggerSnapshot) {
 	t.stop.id = a.CheckpointID
 	if t.isSource() && !t.inputEnded {
 		t.stop.suspended = true

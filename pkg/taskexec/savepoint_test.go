@@ -14,6 +14,7 @@ import (
 	"github.com/weirstream/weir/pkg/jobgraph"
 	"github.com/weirstream/weir/pkg/network"
 	"github.com/weirstream/weir/pkg/snapshot"
+	"github.com/weirstream/weir/pkg/taskexec/barrier"
 )
 
 func TestCheckpointOptionsFlags(t *testing.T) {
@@ -22,14 +23,14 @@ func TestCheckpointOptionsFlags(t *testing.T) {
 		want uint32
 	}{
 		{CheckpointOptions{}, 0},
-		{CheckpointOptions{Unaligned: true}, BarrierFlagUnaligned},
-		{CheckpointOptions{Savepoint: true}, BarrierFlagSavepoint},
+		{CheckpointOptions{Unaligned: true}, barrier.FlagUnaligned},
+		{CheckpointOptions{Savepoint: true}, barrier.FlagSavepoint},
 		// Savepoints are always aligned.
-		{CheckpointOptions{Savepoint: true, Unaligned: true}, BarrierFlagSavepoint},
-		{CheckpointOptions{Savepoint: true, Stop: true}, BarrierFlagSavepoint | BarrierFlagStop},
-		{CheckpointOptions{Savepoint: true, Stop: true, Drain: true}, BarrierFlagSavepoint | BarrierFlagStop | BarrierFlagDrain},
+		{CheckpointOptions{Savepoint: true, Unaligned: true}, barrier.FlagSavepoint},
+		{CheckpointOptions{Savepoint: true, Stop: true}, barrier.FlagSavepoint | barrier.FlagStop},
+		{CheckpointOptions{Savepoint: true, Stop: true, Drain: true}, barrier.FlagSavepoint | barrier.FlagStop | barrier.FlagDrain},
 		// Drain without stop, stop without savepoint: nothing to stop.
-		{CheckpointOptions{Savepoint: true, Drain: true}, BarrierFlagSavepoint},
+		{CheckpointOptions{Savepoint: true, Drain: true}, barrier.FlagSavepoint},
 		{CheckpointOptions{Stop: true, Drain: true}, 0},
 	} {
 		if got := tc.o.flags(); got != tc.want {
@@ -175,13 +176,8 @@ func probe[T any](r *running, f func() T) (T, error) {
 // allPartitionsEnded reports (in the task goroutine) whether every input
 // channel delivered EndOfPartition.
 func (t *Task) allPartitionsEnded() bool {
-	switch h := t.handler.(type) {
-	case *AlignedBarrierHandler:
-		return h.numEnded == h.numChannels
-	case *BarrierTracker:
-		return !slices.Contains(h.ended, false)
-	}
-	return false
+	h, ok := t.handler.(interface{ AllEnded() bool })
+	return ok && h.AllEnded()
 }
 
 func stillRunning(t *testing.T, rs ...*running) {

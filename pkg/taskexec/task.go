@@ -21,6 +21,7 @@ import (
 	"github.com/weirstream/weir/pkg/record"
 	"github.com/weirstream/weir/pkg/snapshot"
 	"github.com/weirstream/weir/pkg/state"
+	"github.com/weirstream/weir/pkg/taskexec/barrier"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -123,13 +124,13 @@ type Task struct {
 	// checkpointing is true when the job takes periodic checkpoints
 	// (execution.checkpointing.interval); savepoints work either way.
 	checkpointing bool
-	handler       BarrierHandler
+	handler       barrier.Handler
 	// uh is handler when unaligned checkpoints are enabled (EXACTLY_ONCE
 	// and execution.checkpointing.unaligned.enabled), else nil.
-	uh             *UnalignedBarrierHandler
+	uh             *barrier.Unaligned
 	alignedTimeout time.Duration   // execution.checkpointing.aligned-checkpoint-timeout
 	capture        *channelCapture // the unaligned checkpoint recording its channel state
-	bufferEvents   []BarrierEvent  // BufferReceived of each channel, boxed once
+	bufferEvents   []barrier.Event // BufferReceived of each channel, boxed once
 	alignTimer     *time.Timer     // fires the switch of a timeoutable aligned checkpoint
 	alignTimerC    <-chan time.Time
 	alignDeadline  time.Time
@@ -301,16 +302,16 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 	}
 	switch {
 	case t.exactlyOnce && cfg.Bool(config.UnalignedCheckpoints):
-		t.uh = NewUnalignedBarrierHandler(len(t.inputOf), t.alignedTimeout)
+		t.uh = barrier.NewUnaligned(len(t.inputOf), t.alignedTimeout)
 		t.handler = t.uh
-		t.bufferEvents = make([]BarrierEvent, len(t.inputOf))
+		t.bufferEvents = make([]barrier.Event, len(t.inputOf))
 		for ch := range t.bufferEvents {
-			t.bufferEvents[ch] = BufferReceived{Channel: ch}
+			t.bufferEvents[ch] = barrier.BufferReceived{Channel: ch}
 		}
 	case t.exactlyOnce:
-		t.handler = NewAlignedBarrierHandler(len(t.inputOf))
+		t.handler = barrier.NewAligned(len(t.inputOf))
 	default:
-		t.handler = NewBarrierTracker(len(t.inputOf))
+		t.handler = barrier.NewTracker(len(t.inputOf))
 	}
 	t.dataEnded = make([]bool, len(t.inputOf))
 
@@ -994,10 +995,10 @@ func (t *Task) runInput() error {
 func (t *Task) handleEvent(channel int, ev network.Event, overtaken [][]byte) error {
 	switch ev.Type {
 	case network.CheckpointBarrier:
-		b := BarrierReceived{Channel: channel, CheckpointID: ev.CheckpointID, Timestamp: ev.Timestamp, Flags: ev.Flags, Overtaken: len(overtaken)}
+		b := barrier.BarrierReceived{Channel: channel, CheckpointID: ev.CheckpointID, Timestamp: ev.Timestamp, Flags: ev.Flags, Overtaken: len(overtaken)}
 		return t.carryOut(t.handler.Step(t.now(), b), carried{overtaken: overtaken})
 	case network.CancelCheckpointMarker:
-		return t.stepBarrier(CancelMarkerReceived{Channel: channel, CheckpointID: ev.CheckpointID})
+		return t.stepBarrier(barrier.CancelMarkerReceived{Channel: channel, CheckpointID: ev.CheckpointID})
 	case network.EndOfData:
 		t.endOfDataReceived(ev.Flags)
 		return t.channelEnded(channel)
@@ -1007,7 +1008,7 @@ func (t *Task) handleEvent(channel int, ev network.Event, overtaken [][]byte) er
 		if err := t.channelEnded(channel); err != nil {
 			return err
 		}
-		return t.stepBarrier(EndOfPartitionReceived{Channel: channel})
+		return t.stepBarrier(barrier.EndOfPartitionReceived{Channel: channel})
 	default:
 		if channel >= 0 && channel < len(t.inputOf) {
 			t.log.Debug("ignoring input event", zap.Stringer("event", ev.Type), zap.Int("input", t.inputOf[channel]))

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weirstream/weir/pkg/taskexec"
+	"github.com/weirstream/weir/pkg/taskexec/barrier"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -57,7 +58,7 @@ func (g *gateway) TriggerCheckpoint(_ context.Context, req *weirpb.TriggerCheckp
 		tm.declineLater(&weirpb.DeclineCheckpointRequest{
 			Execution:    req.GetExecution(),
 			CheckpointId: req.GetCheckpointId(),
-			Reason:       taskexec.DeclineReasonTaskNotReady + ": task not running",
+			Reason:       barrier.DeclineReasonTaskNotReady + ": task not running",
 		})
 	}
 	return &weirpb.Ack{}, nil

@@ -1,15 +1,12 @@
-package taskexec
+package barrier
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // Unaligned checkpoints (Flink's SingleCheckpointBarrierHandler with
 // unaligned and timeoutable-aligned checkpoints, FLIP-76 and FLIP-183): the
-// pure part. The task goroutine feeds UnalignedBarrierHandler the events of
-// barrier.go plus two of its own, and carries out its actions in order
-// before it polls the gate again:
+// pure part. The task goroutine feeds Unaligned the events of barrier.go
+// plus two of its own, and carries out its actions in order before it
+// polls the gate again:
 //
 //	BufferReceived{Channel}  (only while Recording(): once per data buffer, before its records are processed)
 //	AlignmentTimerFired{}    (when the timer armed for Deadline() fires)
@@ -27,8 +24,8 @@ import (
 // enabled. A barrier says what kind of checkpoint it belongs to (its flags):
 //
 //   - aligned (no flag: savepoints, or a trigger without unaligned): exactly
-//     as AlignedBarrierHandler, blocking each channel that delivered it;
-//   - unaligned (BarrierFlagUnaligned, sent as a priority event): the first
+//     as Aligned, blocking each channel that delivered it;
+//   - unaligned (FlagUnaligned, sent as a priority event): the first
 //     barrier of checkpoint n on any channel snapshots at once. The input
 //     channel state is then, per channel, every data buffer it delivers until
 //     its barrier, plus the Overtaken buffers it delivers after its barrier
@@ -39,7 +36,7 @@ import (
 //     backpressure that would take as long as processing them. The
 //     checkpoint is therefore complete as soon as every channel delivered
 //     its barrier (or ended). No channel is ever blocked;
-//   - timeoutable aligned (BarrierFlagAlignedTimeout): aligned until the
+//   - timeoutable aligned (FlagAlignedTimeout): aligned until the
 //     alignment has lasted the aligned-checkpoint timeout counted from the
 //     checkpoint's start (the barrier's Timestamp), or until an unaligned
 //     barrier of the checkpoint arrives from an upstream task that switched;
@@ -48,7 +45,7 @@ import (
 //     The data after the barrier of an arrived channel is not state: those
 //     channels were blocked, and their barriers were not priority events.
 //
-// Invariants, besides those of AlignedBarrierHandler:
+// Invariants, besides those of Aligned:
 //
 //   - after a TriggerSnapshot with Unaligned for n comes exactly one of
 //     ChannelStateComplete n or DiscardChannelState n (maybe in the same
@@ -70,8 +67,8 @@ type BufferReceived struct{ Channel int }
 // AlignmentTimerFired: the timer armed for Deadline() fired.
 type AlignmentTimerFired struct{}
 
-func (BufferReceived) isBarrierEvent()      {}
-func (AlignmentTimerFired) isBarrierEvent() {}
+func (BufferReceived) isEvent()      {}
+func (AlignmentTimerFired) isEvent() {}
 
 // RecordBuffer: add the buffer just polled on Channel to the input channel
 // state of CheckpointID (a copy: processing goes on as usual).
@@ -98,27 +95,18 @@ type ChannelStateComplete struct{ CheckpointID int64 }
 // complete here; drop its snapshot and channel state.
 type DiscardChannelState struct{ CheckpointID int64 }
 
-func (RecordBuffer) isBarrierAction()         {}
-func (RecordOvertaken) isBarrierAction()      {}
-func (ChannelStateComplete) isBarrierAction() {}
-func (DiscardChannelState) isBarrierAction()  {}
+func (RecordBuffer) isAction()         {}
+func (RecordOvertaken) isAction()      {}
+func (ChannelStateComplete) isAction() {}
+func (DiscardChannelState) isAction()  {}
 
-// UnalignedBarrierHandler handles aligned, unaligned and timeoutable
-// aligned checkpoints of an EXACTLY_ONCE task with unaligned checkpoints
-// enabled. One checkpoint is in progress at a time (aligning, or recording
-// its channel state); a newer barrier or trigger subsumes it.
-type UnalignedBarrierHandler struct {
-	numChannels int
-	ended       []bool
-	timeout     time.Duration // aligned-checkpoint timeout; 0: none
-
-	latest    int64 // newest checkpoint id seen (barrier, trigger, cancel, abort)
-	pending   bool  // latest is in progress
-	ts        int64
-	flags     uint32
-	start     time.Time
-	done      channelSet // delivered the barrier of latest, or ended
-	numBlocks int
+// Unaligned handles aligned, unaligned and timeoutable aligned checkpoints
+// of an EXACTLY_ONCE task with unaligned checkpoints enabled. One
+// checkpoint is in progress at a time (aligning, or recording its channel
+// state); a newer barrier or trigger subsumes it.
+type Unaligned struct {
+	single
+	timeout time.Duration // aligned-checkpoint timeout; 0: none
 
 	// capturing: latest was snapshotted unaligned; its channel state is
 	// being recorded.
@@ -126,43 +114,37 @@ type UnalignedBarrierHandler struct {
 	recording []bool // barrier not arrived yet: record every buffer
 	// recordActs[ch] is RecordBuffer{latest, ch}, boxed once per
 	// checkpoint: recording allocates nothing per buffer.
-	recordActs []BarrierAction
-
-	out []BarrierAction
+	recordActs []Action
 }
 
-// NewUnalignedBarrierHandler returns a handler for a gate of numChannels
-// channels (0 for a source); alignedTimeout is
+// NewUnaligned returns a handler for a gate of numChannels channels (0 for
+// a source); alignedTimeout is
 // execution.checkpointing.aligned-checkpoint-timeout (0: none).
-func NewUnalignedBarrierHandler(numChannels int, alignedTimeout time.Duration) *UnalignedBarrierHandler {
-	h := &UnalignedBarrierHandler{
-		numChannels: numChannels, ended: make([]bool, numChannels), timeout: alignedTimeout, latest: noID,
+func NewUnaligned(numChannels int, alignedTimeout time.Duration) *Unaligned {
+	h := &Unaligned{
+		timeout:    alignedTimeout,
 		recording:  make([]bool, numChannels),
-		recordActs: make([]BarrierAction, numChannels),
+		recordActs: make([]Action, numChannels),
 	}
-	h.done.reset(numChannels)
+	h.init(numChannels, h.abortPending, "before it completed here")
 	return h
 }
 
-// Pending returns the checkpoint in progress (aligning or recording), if
-// any.
-func (h *UnalignedBarrierHandler) Pending() (int64, bool) { return h.latest, h.pending }
-
 // Recording reports whether the task must feed BufferReceived for every
 // data buffer it polls.
-func (h *UnalignedBarrierHandler) Recording() bool { return h.capturing }
+func (h *Unaligned) Recording() bool { return h.capturing }
 
 // Deadline returns when the checkpoint being aligned switches to
 // unaligned: the task arms a timer for it and feeds AlignmentTimerFired.
-func (h *UnalignedBarrierHandler) Deadline() (time.Time, bool) {
-	if !h.pending || h.capturing || h.timeout <= 0 || h.flags&BarrierFlagAlignedTimeout == 0 {
+func (h *Unaligned) Deadline() (time.Time, bool) {
+	if !h.pending || h.capturing || h.timeout <= 0 || h.flags&FlagAlignedTimeout == 0 {
 		return time.Time{}, false
 	}
 	return time.UnixMilli(h.ts).Add(h.timeout), true
 }
 
 // Step applies one event and returns what the task must do now.
-func (h *UnalignedBarrierHandler) Step(now time.Time, ev BarrierEvent) []BarrierAction {
+func (h *Unaligned) Step(now time.Time, ev Event) []Action {
 	h.out = h.out[:0]
 	switch ev := ev.(type) {
 	case BufferReceived:
@@ -173,18 +155,8 @@ func (h *UnalignedBarrierHandler) Step(now time.Time, ev BarrierEvent) []Barrier
 			h.out = append(h.out, h.recordActs[ch])
 		}
 	case BarrierReceived:
-		if !h.validChannel(ev.Channel) {
+		if !h.arrive(now, ev) {
 			break
-		}
-		if ev.CheckpointID < h.latest || (ev.CheckpointID == h.latest && !h.pending) {
-			break // an aborted, subsumed or completed checkpoint
-		}
-		if ev.CheckpointID > h.latest {
-			h.subsume(ev.CheckpointID)
-			h.begin(now, ev.CheckpointID, ev.Timestamp, ev.Flags)
-		}
-		if !h.done.add(ev.Channel) {
-			break // a second barrier on one channel: ignore
 		}
 		switch {
 		case h.capturing:
@@ -193,7 +165,7 @@ func (h *UnalignedBarrierHandler) Step(now time.Time, ev BarrierEvent) []Barrier
 			if h.allArrived() {
 				h.completeCapture()
 			}
-		case ev.Flags&BarrierFlagUnaligned != 0:
+		case ev.Flags&FlagUnaligned != 0:
 			// An unaligned barrier: this one, or an upstream task that
 			// switched a timeoutable checkpoint.
 			h.goUnaligned(now, ev.Channel, ev.Overtaken)
@@ -202,35 +174,20 @@ func (h *UnalignedBarrierHandler) Step(now time.Time, ev BarrierEvent) []Barrier
 		case h.timedOut(now):
 			h.goUnaligned(now, -1, 0)
 		default:
-			h.numBlocks++
-			h.out = append(h.out, BlockChannel{Channel: ev.Channel})
+			h.block(ev.Channel)
 		}
 	case AlignmentTimerFired:
 		if h.pending && !h.capturing && h.timedOut(now) {
 			h.goUnaligned(now, -1, 0)
 		}
 	case CancelMarkerReceived:
-		if !h.validChannel(ev.Channel) {
-			break
-		}
-		if ev.CheckpointID < h.latest || (ev.CheckpointID == h.latest && !h.pending) {
-			break // canceled already, or completed
-		}
-		if ev.CheckpointID > h.latest {
-			h.subsume(ev.CheckpointID)
-		}
-		h.abortPending()
-		h.latest = ev.CheckpointID
-		h.out = append(h.out,
-			DeclineCheckpoint{CheckpointID: ev.CheckpointID, Reason: DeclineReasonCancellationBarrier,
-				Message: fmt.Sprintf("checkpoint %d was canceled upstream (cancel marker on input channel %d)", ev.CheckpointID, ev.Channel)},
-			ForwardCancelMarker{CheckpointID: ev.CheckpointID})
+		h.cancel(ev)
 	case EndOfPartitionReceived:
 		ch := ev.Channel
 		if !h.validChannel(ch) {
 			break
 		}
-		h.ended[ch] = true
+		h.end(ch)
 		if !h.pending {
 			break
 		}
@@ -246,52 +203,16 @@ func (h *UnalignedBarrierHandler) Step(now time.Time, ev BarrierEvent) []Barrier
 			h.finishTriggered(now)
 		}
 	case CheckpointAborted:
-		switch {
-		case ev.CheckpointID == h.latest && h.pending:
-			h.abortPending()
-			h.out = append(h.out, ForwardCancelMarker{CheckpointID: ev.CheckpointID})
-		case ev.CheckpointID > h.latest && !h.pending:
-			h.latest = ev.CheckpointID
-			h.out = append(h.out, ForwardCancelMarker{CheckpointID: ev.CheckpointID})
-		}
+		h.aborted(ev)
 	case TriggerReceived:
-		switch {
-		case ev.CheckpointID < h.latest:
-			h.out = append(h.out, DeclineCheckpoint{CheckpointID: ev.CheckpointID, Reason: DeclineReasonSubsumed,
-				Message: fmt.Sprintf("trigger of checkpoint %d after checkpoint %d", ev.CheckpointID, h.latest)})
-		case ev.CheckpointID == h.latest:
-			// A duplicate trigger: taken or aborted already.
-		default:
-			h.subsume(ev.CheckpointID)
-			h.begin(now, ev.CheckpointID, ev.Timestamp, ev.Flags)
-			if h.allArrived() {
-				h.finishTriggered(now)
-			}
+		if h.trigger(now, ev) && h.allArrived() {
+			h.finishTriggered(now)
 		}
 	}
 	return h.out
 }
 
-func (h *UnalignedBarrierHandler) validChannel(ch int) bool {
-	return ch >= 0 && ch < h.numChannels && !h.ended[ch]
-}
-
-func (h *UnalignedBarrierHandler) begin(now time.Time, id, ts int64, flags uint32) {
-	h.latest, h.pending = id, true
-	h.ts, h.flags, h.start = ts, flags, now
-	h.done.reset(h.numChannels)
-	for ch, e := range h.ended {
-		if e {
-			h.done.add(ch)
-		}
-	}
-}
-
-// allArrived: every channel delivered the barrier of latest (or ended).
-// For a capturing checkpoint that means its channel state is all recorded.
-func (h *UnalignedBarrierHandler) allArrived() bool { return h.done.n == h.numChannels }
-
-func (h *UnalignedBarrierHandler) timedOut(now time.Time) bool {
+func (h *Unaligned) timedOut(now time.Time) bool {
 	d, ok := h.Deadline()
 	return ok && !now.Before(d)
 }
@@ -299,18 +220,12 @@ func (h *UnalignedBarrierHandler) timedOut(now time.Time) bool {
 // finishTriggered snapshots a checkpoint whose every channel arrived
 // without a barrier of its own (a trigger: a source, or inputs that
 // ended): unaligned if its flags say so, else aligned.
-func (h *UnalignedBarrierHandler) finishTriggered(now time.Time) {
-	if h.flags&BarrierFlagUnaligned != 0 {
+func (h *Unaligned) finishTriggered(now time.Time) {
+	if h.flags&FlagUnaligned != 0 {
 		h.goUnaligned(now, -1, 0)
 	} else {
 		h.finishAligned(now)
 	}
-}
-
-func (h *UnalignedBarrierHandler) finishAligned(now time.Time) {
-	h.pending = false
-	h.out = append(h.out, TriggerSnapshot{CheckpointID: h.latest, Timestamp: h.ts, Flags: h.flags, Alignment: now.Sub(h.start)})
-	h.unblock()
 }
 
 // goUnaligned snapshots latest unaligned now: the barrier goes downstream
@@ -319,8 +234,8 @@ func (h *UnalignedBarrierHandler) finishAligned(now time.Time) {
 // barrier that decided it, overtaking overtaken buffers. Alignment is the
 // time aligned before the switch (0 for a checkpoint unaligned from its
 // first barrier).
-func (h *UnalignedBarrierHandler) goUnaligned(now time.Time, ch, overtaken int) {
-	h.flags = h.flags&^BarrierFlagAlignedTimeout | BarrierFlagUnaligned
+func (h *Unaligned) goUnaligned(now time.Time, ch, overtaken int) {
+	h.flags = h.flags&^FlagAlignedTimeout | FlagUnaligned
 	h.capturing = true
 	h.out = append(h.out, TriggerSnapshot{CheckpointID: h.latest, Timestamp: h.ts, Flags: h.flags,
 		Alignment: now.Sub(h.start), Unaligned: true})
@@ -336,23 +251,25 @@ func (h *UnalignedBarrierHandler) goUnaligned(now time.Time, ch, overtaken int) 
 	if ch >= 0 {
 		h.recordOvertaken(ch, overtaken)
 	}
+	// For a capturing checkpoint, every channel arrived means its channel
+	// state is all recorded.
 	if h.allArrived() {
 		h.completeCapture()
 	}
 }
 
-func (h *UnalignedBarrierHandler) completeCapture() {
+func (h *Unaligned) completeCapture() {
 	h.pending, h.capturing = false, false
 	h.out = append(h.out, ChannelStateComplete{CheckpointID: h.latest})
 }
 
-func (h *UnalignedBarrierHandler) stopRecording(ch int) {
+func (h *Unaligned) stopRecording(ch int) {
 	h.recording[ch] = false
 }
 
 // recordOvertaken records the n buffers the barrier of latest overtook on
 // ch, from the copies delivered with it.
-func (h *UnalignedBarrierHandler) recordOvertaken(ch, n int) {
+func (h *Unaligned) recordOvertaken(ch, n int) {
 	if n > 0 {
 		h.out = append(h.out, RecordOvertaken{CheckpointID: h.latest, Channel: ch})
 	}
@@ -360,7 +277,7 @@ func (h *UnalignedBarrierHandler) recordOvertaken(ch, n int) {
 
 // abortPending ends the checkpoint in progress without a snapshot (or
 // drops the one taken unaligned).
-func (h *UnalignedBarrierHandler) abortPending() {
+func (h *Unaligned) abortPending() {
 	if !h.pending {
 		return
 	}
@@ -370,24 +287,5 @@ func (h *UnalignedBarrierHandler) abortPending() {
 		h.capturing = false
 		clear(h.recording)
 		h.out = append(h.out, DiscardChannelState{CheckpointID: h.latest})
-	}
-}
-
-// subsume aborts the checkpoint in progress because a newer one arrived.
-func (h *UnalignedBarrierHandler) subsume(newer int64) {
-	if !h.pending {
-		return
-	}
-	h.abortPending()
-	h.out = append(h.out,
-		DeclineCheckpoint{CheckpointID: h.latest, Reason: DeclineReasonSubsumed,
-			Message: fmt.Sprintf("checkpoint %d was subsumed by checkpoint %d before it completed here", h.latest, newer)},
-		ForwardCancelMarker{CheckpointID: h.latest})
-}
-
-func (h *UnalignedBarrierHandler) unblock() {
-	if h.numBlocks > 0 {
-		h.numBlocks = 0
-		h.out = append(h.out, UnblockAll{})
 	}
 }

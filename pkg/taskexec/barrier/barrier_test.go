@@ -1,4 +1,4 @@
-package taskexec
+package barrier
 
 import (
 	"fmt"
@@ -8,17 +8,17 @@ import (
 )
 
 // Short constructors for handler events.
-func bar(ch int, id int64) BarrierEvent {
+func bar(ch int, id int64) Event {
 	return BarrierReceived{Channel: ch, CheckpointID: id, Timestamp: 1000 + id}
 }
-func cxl(ch int, id int64) BarrierEvent { return CancelMarkerReceived{Channel: ch, CheckpointID: id} }
-func eop(ch int) BarrierEvent           { return EndOfPartitionReceived{Channel: ch} }
-func abt(id int64) BarrierEvent         { return CheckpointAborted{CheckpointID: id} }
-func trg(id int64) BarrierEvent         { return TriggerReceived{CheckpointID: id, Timestamp: 1000 + id} }
+func cxl(ch int, id int64) Event { return CancelMarkerReceived{Channel: ch, CheckpointID: id} }
+func eop(ch int) Event           { return EndOfPartitionReceived{Channel: ch} }
+func abt(id int64) Event         { return CheckpointAborted{CheckpointID: id} }
+func trg(id int64) Event         { return TriggerReceived{CheckpointID: id, Timestamp: 1000 + id} }
 
 // describeActions renders actions compactly: "block 0", "unblock",
 // "snapshot 5 ts=1005 align=20ms", "decline 5 SUBSUMED", "cancel 5".
-func describeActions(as []BarrierAction) string {
+func describeActions(as []Action) string {
 	var out []string
 	for _, a := range as {
 		switch a := a.(type) {
@@ -52,12 +52,12 @@ func describeActions(as []BarrierAction) string {
 }
 
 type handlerStep struct {
-	ev   BarrierEvent
+	ev   Event
 	want string
 }
 
 // runHandlerTable feeds the steps to h, step i at t0 + i*10ms.
-func runHandlerTable(t *testing.T, h BarrierHandler, steps []handlerStep) {
+func runHandlerTable(t *testing.T, h Handler, steps []handlerStep) {
 	t.Helper()
 	t0 := time.Unix(1_700_000_000, 0)
 	for i, s := range steps {
@@ -68,7 +68,7 @@ func runHandlerTable(t *testing.T, h BarrierHandler, steps []handlerStep) {
 	}
 }
 
-func TestAlignedBarrierHandler(t *testing.T) {
+func TestAligned(t *testing.T) {
 	tests := []struct {
 		name     string
 		channels int
@@ -191,12 +191,12 @@ func TestAlignedBarrierHandler(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			runHandlerTable(t, NewAlignedBarrierHandler(tc.channels), tc.steps)
+			runHandlerTable(t, NewAligned(tc.channels), tc.steps)
 		})
 	}
 }
 
-func TestBarrierTracker(t *testing.T) {
+func TestTracker(t *testing.T) {
 	tests := []struct {
 		name     string
 		channels int
@@ -281,7 +281,7 @@ func TestBarrierTracker(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			runHandlerTable(t, NewBarrierTracker(tc.channels), tc.steps)
+			runHandlerTable(t, NewTracker(tc.channels), tc.steps)
 		})
 	}
 }
@@ -289,7 +289,7 @@ func TestBarrierTracker(t *testing.T) {
 // At-least-once never blocks, whatever the events; the aligned handler
 // never leaves a channel blocked once nothing is pending.
 func TestHandlersBlockingInvariants(t *testing.T) {
-	var events []BarrierEvent
+	var events []Event
 	for id := int64(1); id <= 6; id++ {
 		for ch := 0; ch < 3; ch++ {
 			events = append(events, bar(ch, id), cxl(ch, id), bar(ch, id-1))
@@ -299,13 +299,13 @@ func TestHandlersBlockingInvariants(t *testing.T) {
 	events = append(events, eop(1), eop(0), eop(2))
 	// A deterministic shuffle: every 7th element of the cycle.
 	n := len(events)
-	order := make([]BarrierEvent, 0, n)
+	order := make([]Event, 0, n)
 	for i, j := 0, 0; i < n; i, j = i+1, (j+7)%n {
 		order = append(order, events[j])
 	}
 	now := time.Unix(0, 0)
-	tr := NewBarrierTracker(3)
-	al := NewAlignedBarrierHandler(3)
+	tr := NewTracker(3)
+	al := NewAligned(3)
 	blocked := map[int]bool{}
 	var snapshots []int64
 	for _, ev := range order {

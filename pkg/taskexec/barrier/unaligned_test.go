@@ -1,4 +1,4 @@
-package taskexec
+package barrier
 
 import (
 	"testing"
@@ -10,20 +10,20 @@ import (
 var t0ms = time.Unix(1_700_000_000, 0).UnixMilli()
 
 // Short constructors for the unaligned handler's events.
-func ubar(ch int, id int64, overtaken int) BarrierEvent {
-	return BarrierReceived{Channel: ch, CheckpointID: id, Timestamp: 1000 + id, Flags: BarrierFlagUnaligned, Overtaken: overtaken}
+func ubar(ch int, id int64, overtaken int) Event {
+	return BarrierReceived{Channel: ch, CheckpointID: id, Timestamp: 1000 + id, Flags: FlagUnaligned, Overtaken: overtaken}
 }
 
 // tbar is a timeoutable aligned barrier of a checkpoint started at step 0.
-func tbar(ch int, id int64) BarrierEvent {
-	return BarrierReceived{Channel: ch, CheckpointID: id, Timestamp: t0ms, Flags: BarrierFlagAlignedTimeout}
+func tbar(ch int, id int64) Event {
+	return BarrierReceived{Channel: ch, CheckpointID: id, Timestamp: t0ms, Flags: FlagAlignedTimeout}
 }
 
-func buf(ch int) BarrierEvent { return BufferReceived{Channel: ch} }
+func buf(ch int) Event { return BufferReceived{Channel: ch} }
 
-var tick BarrierEvent = AlignmentTimerFired{}
+var tick Event = AlignmentTimerFired{}
 
-func TestUnalignedBarrierHandler(t *testing.T) {
+func TestUnaligned(t *testing.T) {
 	tests := []struct {
 		name     string
 		channels int
@@ -99,12 +99,12 @@ func TestUnalignedBarrierHandler(t *testing.T) {
 			{ubar(0, 7, 0), ""},
 		}},
 		{"source: an unaligned trigger snapshots and completes at once", 0, 0, []handlerStep{
-			{TriggerReceived{CheckpointID: 1, Timestamp: 1001, Flags: BarrierFlagUnaligned}, "usnapshot 1 align=0s flags=0x2; complete 1"},
-			{TriggerReceived{CheckpointID: 2, Timestamp: 1002, Flags: BarrierFlagAlignedTimeout}, "snapshot 2 ts=1002 align=0s"},
+			{TriggerReceived{CheckpointID: 1, Timestamp: 1001, Flags: FlagUnaligned}, "usnapshot 1 align=0s flags=0x2; complete 1"},
+			{TriggerReceived{CheckpointID: 2, Timestamp: 1002, Flags: FlagAlignedTimeout}, "snapshot 2 ts=1002 align=0s"},
 		}},
 		{"a trigger with inputs ended upstream snapshots at the last end of partition", 2, 0, []handlerStep{
 			{eop(0), ""},
-			{TriggerReceived{CheckpointID: 3, Timestamp: 1003, Flags: BarrierFlagUnaligned}, ""},
+			{TriggerReceived{CheckpointID: 3, Timestamp: 1003, Flags: FlagUnaligned}, ""},
 			{eop(1), "usnapshot 3 align=10ms flags=0x2; complete 3"},
 		}},
 		{"aligned barriers (savepoints) are aligned", 2, 20 * time.Millisecond, []handlerStep{
@@ -165,16 +165,16 @@ func TestUnalignedBarrierHandler(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			runHandlerTable(t, NewUnalignedBarrierHandler(tc.channels, tc.timeout), tc.steps)
+			runHandlerTable(t, NewUnaligned(tc.channels, tc.timeout), tc.steps)
 		})
 	}
 }
 
 // The deadline of a timeoutable alignment is the checkpoint's start plus
 // the timeout, while it aligns; none otherwise.
-func TestUnalignedBarrierHandlerDeadline(t *testing.T) {
+func TestUnalignedDeadline(t *testing.T) {
 	t0 := time.UnixMilli(t0ms)
-	h := NewUnalignedBarrierHandler(2, 25*time.Millisecond)
+	h := NewUnaligned(2, 25*time.Millisecond)
 	if _, ok := h.Deadline(); ok {
 		t.Fatal("deadline before any barrier")
 	}
@@ -208,7 +208,7 @@ func TestUnalignedBarrierHandlerDeadline(t *testing.T) {
 // the Step of its barrier, and nothing of that channel after them;
 // snapshot ids increase.
 func TestUnalignedHandlerInvariants(t *testing.T) {
-	var events []BarrierEvent
+	var events []Event
 	for id := int64(1); id <= 6; id++ {
 		for ch := 0; ch < 3; ch++ {
 			events = append(events, bar(ch, id), ubar(ch, id, ch), tbar(ch, id), cxl(ch, id), buf(ch), buf(ch), tick)
@@ -219,7 +219,7 @@ func TestUnalignedHandlerInvariants(t *testing.T) {
 	n := len(events)
 	for _, stride := range []int{7, 11, 13} {
 		now := time.UnixMilli(t0ms)
-		h := NewUnalignedBarrierHandler(3, 25*time.Millisecond)
+		h := NewUnaligned(3, 25*time.Millisecond)
 		blocked := map[int]bool{}
 		arrived := map[int]bool{} // channels whose overtaken buffers were recorded for open
 		var snapshots []int64
@@ -283,12 +283,12 @@ func (a DiscardChannelState) checkpoint() int64  { return a.CheckpointID }
 // Recording channel state costs one handler step per data buffer (never
 // per record), which allocates nothing.
 func BenchmarkUnalignedRecordStep(b *testing.B) {
-	h := NewUnalignedBarrierHandler(2, 0)
+	h := NewUnaligned(2, 0)
 	now := time.Unix(0, 0)
 	if got := describeActions(h.Step(now, ubar(0, 1, 0))); got != "usnapshot 1 align=0s flags=0x2" {
 		b.Fatal(got)
 	}
-	ev := BarrierEvent(BufferReceived{Channel: 1})
+	ev := Event(BufferReceived{Channel: 1})
 	b.ReportAllocs()
 	for b.Loop() {
 		if len(h.Step(now, ev)) != 1 {
