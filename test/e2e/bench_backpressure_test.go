@@ -46,27 +46,13 @@ type checkpointDurations struct {
 
 func backpressuredCheckpoints(b *testing.B, unaligned bool, run time.Duration) checkpointDurations {
 	c := newCluster(b, 2, 1)
-	job := c.writeJob("backpressure.yaml", fmt.Sprintf(`
-name: backpressure
-parallelism: 2
-config:
-  execution.checkpointing.interval: 1s
-  execution.checkpointing.unaligned.enabled: %t
-  execution.checkpointing.timeout: 10 min
-  execution.checkpointing.dir: %q
-operators:
-  - id: numbers
-    type: sequence
-    properties: {keys: 64, rate: 20000}
-  - id: counted
-    type: aggregate
-    input: {from: numbers, partition: hash, key: key}
-    properties: {aggregates: {count: count}}
-  - id: out
-    type: file-sink
-    input: counted
-    properties: {path: %q, rate: 2000}
-`, unaligned, filepath.Join(c.dir, "checkpoints"), filepath.Join(c.dir, "out")))
+	job := keyedJob{
+		name: "backpressure",
+		config: c.checkpointing("1s",
+			fmt.Sprintf("execution.checkpointing.unaligned.enabled: %t", unaligned),
+			"execution.checkpointing.timeout: 10 min"),
+		keys: 64, rate: 20000, sinkRate: 2000, out: filepath.Join(c.dir, "out"),
+	}.write(c)
 	jobID := strings.TrimSpace(c.mustWeir("run", "-d", job))
 	c.waitState(jobID, 60*time.Second, "RUNNING")
 	time.Sleep(run) // the measurement window: checkpoints complete as they can

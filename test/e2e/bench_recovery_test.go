@@ -45,25 +45,7 @@ type recovery struct {
 func measureRecovery(b *testing.B) recovery {
 	c := newCluster(b, 3, 2, "log.format=json")
 	out := filepath.Join(c.dir, "out")
-	job := c.writeJob("recovery.yaml", fmt.Sprintf(`
-name: recovery
-parallelism: 2
-config:
-  execution.checkpointing.interval: 300ms
-  execution.checkpointing.dir: %q
-operators:
-  - id: numbers
-    type: sequence
-    properties: {keys: 16, rate: 10000}
-  - id: counted
-    type: aggregate
-    input: {from: numbers, partition: hash, key: key}
-    properties: {aggregates: {count: count}}
-  - id: out
-    type: file-sink
-    input: counted
-    properties: {path: %q}
-`, filepath.Join(c.dir, "checkpoints"), out))
+	job := keyedJob{name: "recovery", config: c.checkpointing("300ms"), keys: 16, rate: 10000, out: out}.write(c)
 	jobID := strings.TrimSpace(c.mustWeir("run", "-d", job))
 	var victim string
 	waitFor(b, 60*time.Second, "every task RUNNING", func() bool {

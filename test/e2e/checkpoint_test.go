@@ -89,28 +89,17 @@ func TestCheckpointedBoundedJob(t *testing.T) {
 			out := filepath.Join(c.dir, "out")
 			cpDir := filepath.Join(c.dir, "checkpoints")
 			// 16 keys x 5000 at 10,000 records/s per subtask: about 4 s.
-			job := c.writeJob("cp.yaml", fmt.Sprintf(`
-name: checkpointed
-parallelism: 2
-config:
-  execution.checkpointing.interval: 200ms
-  execution.checkpointing.mode: %s
-  execution.checkpointing.dir: %q
-  execution.checkpointing.num-retained: 2
-  execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION
-operators:
-  - id: numbers
-    type: sequence
-    properties: {keys: 16, count: 5000, rate: 10000}
-  - id: counted
-    type: aggregate
-    input: {from: numbers, partition: hash, key: key}
-    properties: {aggregates: {count: count}}
-  - id: out
-    type: file-sink
-    input: counted
-    properties: {path: %q}
-`, mode, cpDir, out))
+			job := keyedJob{
+				name: "checkpointed",
+				config: []string{
+					"execution.checkpointing.interval: 200ms",
+					"execution.checkpointing.mode: " + mode,
+					fmt.Sprintf("execution.checkpointing.dir: %q", cpDir),
+					"execution.checkpointing.num-retained: 2",
+					"execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION",
+				},
+				keys: 16, count: 5000, rate: 10000, out: out,
+			}.write(c)
 			jobID := strings.TrimSpace(c.mustWeir("run", "-d", job))
 			st := c.waitState(jobID, 90*time.Second, "FINISHED", "FAILED", "CANCELED")
 			if st.State != "FINISHED" {

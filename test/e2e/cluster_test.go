@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -346,4 +347,66 @@ func (c *cluster) processOf(tmID string) *process {
 	}
 	c.t.Fatalf("no running TaskManager logs its id %q", tmID)
 	return nil
+}
+
+// keyedJob describes the tests' common job: sequence -> hash(key) ->
+// aggregate(count) -> file-sink.
+type keyedJob struct {
+	name           string
+	parallelism    int      // job default (sources); 0 = 2
+	stateful       int      // parallelism of aggregate and sink; 0 = the job's
+	maxParallelism int      // 0 = default
+	config         []string // "key: value" lines of the job's config
+	keys, count    int      // count 0 = unbounded
+	rate, sinkRate int      // records/s per subtask; 0 = unlimited
+	out            string   // the sink's directory
+}
+
+// write writes the job file into the cluster's directory and returns its path.
+func (j keyedJob) write(c *cluster) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\nparallelism: %d\n", j.name, cmp.Or(j.parallelism, 2))
+	if j.maxParallelism > 0 {
+		fmt.Fprintf(&b, "max-parallelism: %d\n", j.maxParallelism)
+	}
+	if len(j.config) > 0 {
+		b.WriteString("config:\n")
+		for _, kv := range j.config {
+			fmt.Fprintf(&b, "  %s\n", kv)
+		}
+	}
+	stateful := ""
+	if j.stateful > 0 {
+		stateful = fmt.Sprintf("    parallelism: %d\n", j.stateful)
+	}
+	count, sinkRate := "", ""
+	if j.count > 0 {
+		count = fmt.Sprintf(", count: %d", j.count)
+	}
+	if j.sinkRate > 0 {
+		sinkRate = fmt.Sprintf(", rate: %d", j.sinkRate)
+	}
+	fmt.Fprintf(&b, `operators:
+  - id: numbers
+    type: sequence
+    properties: {keys: %d%s, rate: %d}
+  - id: counted
+    type: aggregate
+%s    input: {from: numbers, partition: hash, key: key}
+    properties: {aggregates: {count: count}}
+  - id: out
+    type: file-sink
+%s    input: counted
+    properties: {path: %q%s}
+`, j.keys, count, j.rate, stateful, stateful, j.out, sinkRate)
+	return c.writeJob(j.name+".yaml", b.String())
+}
+
+// checkpointing returns config lines that checkpoint every interval into the
+// cluster's checkpoint directory, plus extra lines.
+func (c *cluster) checkpointing(interval string, extra ...string) []string {
+	return append([]string{
+		"execution.checkpointing.interval: " + interval,
+		fmt.Sprintf("execution.checkpointing.dir: %q", filepath.Join(c.dir, "checkpoints")),
+	}, extra...)
 }

@@ -29,32 +29,19 @@ func (c *cluster) failover(jobID string) failoverJSON {
 	return f
 }
 
-// keyedJob is the fault tests' job: sequence(keys 16, count per key, rate per
-// subtask, p=2) -> hash(key) -> aggregate(count) -> file-sink.
-func keyedJob(c *cluster, mode string, count, rate int, out string) string {
-	return c.writeJob("keyed-"+mode+".yaml", fmt.Sprintf(`
-name: keyed-%s
-parallelism: 2
-config:
-  execution.checkpointing.interval: 300ms
-  execution.checkpointing.mode: %s
-  execution.checkpointing.dir: %q
-  restart-strategy.type: fixed-delay
-  restart-strategy.fixed-delay.attempts: 10
-  restart-strategy.fixed-delay.delay: 500ms
-operators:
-  - id: numbers
-    type: sequence
-    properties: {keys: 16, count: %d, rate: %d}
-  - id: counted
-    type: aggregate
-    input: {from: numbers, partition: hash, key: key}
-    properties: {aggregates: {count: count}}
-  - id: out
-    type: file-sink
-    input: counted
-    properties: {path: %q}
-`, strings.ToLower(strings.ReplaceAll(mode, "_", "-")), mode, filepath.Join(c.dir, "checkpoints"), count, rate, out))
+// faultJob is the fault tests' job: sequence(keys 16, count per key, rate
+// per subtask, p=2) -> hash(key) -> aggregate(count) -> file-sink, with
+// checkpoints every 300 ms in the given mode and fixed-delay restarts.
+func faultJob(c *cluster, mode string, count, rate int, out string) string {
+	return keyedJob{
+		name: "keyed-" + strings.ToLower(strings.ReplaceAll(mode, "_", "-")),
+		config: c.checkpointing("300ms",
+			"execution.checkpointing.mode: "+mode,
+			"restart-strategy.type: fixed-delay",
+			"restart-strategy.fixed-delay.attempts: 10",
+			"restart-strategy.fixed-delay.delay: 500ms"),
+		keys: 16, count: count, rate: rate, out: out,
+	}.write(c)
 }
 
 // runningOn waits until every task of the job runs and returns a
@@ -96,7 +83,7 @@ func TestExactlyOnceUnderKill(t *testing.T) {
 	c := newCluster(t, 3, 2)
 	out := filepath.Join(c.dir, "out")
 	// 16 keys x 20000 at 10,000 records/s per subtask: 16 s without failures.
-	jobID := strings.TrimSpace(c.mustWeir("run", "-d", keyedJob(c, "EXACTLY_ONCE", 20000, 10000, out)))
+	jobID := strings.TrimSpace(c.mustWeir("run", "-d", faultJob(c, "EXACTLY_ONCE", 20000, 10000, out)))
 	victim := c.runningOn(jobID, rnd)
 	c.waitCheckpoints(jobID, 3)
 	c.processOf(victim).kill()
@@ -129,7 +116,7 @@ func TestExactlyOnceUnderThreeKills(t *testing.T) {
 	t.Logf("random seed %d", seed)
 	c := newCluster(t, 3, 2)
 	out := filepath.Join(c.dir, "out")
-	jobID := strings.TrimSpace(c.mustWeir("run", "-d", keyedJob(c, "EXACTLY_ONCE", 20000, 10000, out)))
+	jobID := strings.TrimSpace(c.mustWeir("run", "-d", faultJob(c, "EXACTLY_ONCE", 20000, 10000, out)))
 	hitInFlight := false
 	for kill := 1; kill <= 3; kill++ {
 		victim := c.runningOn(jobID, rnd)
@@ -172,7 +159,7 @@ func TestAtLeastOnceUnderKill(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(3, uint64(time.Now().UnixNano())))
 	c := newCluster(t, 3, 2)
 	out := filepath.Join(c.dir, "out")
-	jobID := strings.TrimSpace(c.mustWeir("run", "-d", keyedJob(c, "AT_LEAST_ONCE", 10000, 10000, out)))
+	jobID := strings.TrimSpace(c.mustWeir("run", "-d", faultJob(c, "AT_LEAST_ONCE", 10000, 10000, out)))
 	victim := c.runningOn(jobID, rnd)
 	c.waitCheckpoints(jobID, 3)
 	c.processOf(victim).kill()

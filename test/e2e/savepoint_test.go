@@ -12,28 +12,11 @@ import (
 // savepointJob is an unbounded keyed job whose aggregate and sink run at
 // parallelism p (the source at 2).
 func savepointJob(c *cluster, name string, p int, maxParallelism int, out string) string {
-	return c.writeJob(name+".yaml", fmt.Sprintf(`
-name: %s
-parallelism: 2
-max-parallelism: %d
-config:
-  execution.checkpointing.interval: 300ms
-  execution.checkpointing.dir: %q
-operators:
-  - id: numbers
-    type: sequence
-    properties: {keys: 32, rate: 2000}
-  - id: counted
-    type: aggregate
-    parallelism: %d
-    input: {from: numbers, partition: hash, key: key}
-    properties: {aggregates: {count: count}}
-  - id: out
-    type: file-sink
-    parallelism: %d
-    input: counted
-    properties: {path: %q}
-`, name, maxParallelism, filepath.Join(c.dir, "checkpoints"), p, p, out))
+	return keyedJob{
+		name: name, stateful: p, maxParallelism: maxParallelism,
+		config: c.checkpointing("300ms"),
+		keys:   32, rate: 2000, out: out,
+	}.write(c)
 }
 
 // lastLine returns the last non-empty line of s.

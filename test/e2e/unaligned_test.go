@@ -19,29 +19,15 @@ func TestUnalignedExactlyOnceUnderKill(t *testing.T) {
 	out := filepath.Join(c.dir, "out")
 	// 16 keys x 10000; the sink takes 5,000 records/s per subtask, half
 	// what the sources offer, so buffers queue up in between: about 16 s.
-	job := c.writeJob("unaligned.yaml", fmt.Sprintf(`
-name: unaligned
-parallelism: 2
-config:
-  execution.checkpointing.interval: 300ms
-  execution.checkpointing.unaligned.enabled: true
-  execution.checkpointing.dir: %q
-  restart-strategy.type: fixed-delay
-  restart-strategy.fixed-delay.attempts: 10
-  restart-strategy.fixed-delay.delay: 500ms
-operators:
-  - id: numbers
-    type: sequence
-    properties: {keys: 16, count: 10000, rate: 10000}
-  - id: counted
-    type: aggregate
-    input: {from: numbers, partition: hash, key: key}
-    properties: {aggregates: {count: count}}
-  - id: out
-    type: file-sink
-    input: counted
-    properties: {path: %q, rate: 5000}
-`, filepath.Join(c.dir, "checkpoints"), out))
+	job := keyedJob{
+		name: "unaligned",
+		config: c.checkpointing("300ms",
+			"execution.checkpointing.unaligned.enabled: true",
+			"restart-strategy.type: fixed-delay",
+			"restart-strategy.fixed-delay.attempts: 10",
+			"restart-strategy.fixed-delay.delay: 500ms"),
+		keys: 16, count: 10000, rate: 10000, sinkRate: 5000, out: out,
+	}.write(c)
 	jobID := strings.TrimSpace(c.mustWeir("run", "-d", job))
 	victim := c.runningOn(jobID, rnd)
 	var inflight int64
