@@ -19,22 +19,8 @@ func TestBlockChannelHoldsDataUntilUnblock(t *testing.T) {
 		cfg.MaxBuffersPerSubpartition = 3
 		pm, cm := pair(t, remote, cfg)
 		// One producer per channel: a partition has a single writer.
-		p, err := pm.CreatePartition("job/src/0/0/0", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p1, err := pm.CreatePartition("job/src/1/0/0", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := cm.CreateInputGate([]ChannelSpec{
-			{Partition: p.ID(), ProducerAddress: pm.Addr()},
-			{Partition: p1.ID(), ProducerAddress: pm.Addr()},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
+		ps, g := producersAndGate(t, pm, cm, "job/src/0/0/0", "job/src/1/0/0")
+		p, p1 := ps[0], ps[1]
 
 		// Channel 0 delivers a barrier, then is blocked, as the task does.
 		for _, q := range []*ResultPartition{p, p1} {

@@ -297,22 +297,8 @@ func TestCreditBoundsInFlightBuffers(t *testing.T) {
 func TestSlowConsumerDoesNotBlockUnrelatedProducer(t *testing.T) {
 	cfg := testConfig()
 	pm, cm := pair(t, true, cfg)
-	slow, err := pm.CreatePartition("job/a/0/0/0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fast, err := pm.CreatePartition("job/b/0/0/0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := cm.CreateInputGate([]ChannelSpec{
-		{Partition: slow.ID(), ProducerAddress: pm.Addr()},
-		{Partition: fast.ID(), ProducerAddress: pm.Addr()},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	ps, g := producersAndGate(t, pm, cm, "job/a/0/0/0", "job/b/0/0/0")
+	slow, fast := ps[0], ps[1]
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -658,4 +644,26 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("config %+v accepted", cfg)
 		}
 	}
+}
+
+// producersAndGate creates one single-subpartition partition per id on pm
+// and an input gate on cm reading them all, closed when the test ends.
+func producersAndGate(t *testing.T, pm, cm *Manager, ids ...PartitionID) ([]*ResultPartition, *InputGate) {
+	t.Helper()
+	ps := make([]*ResultPartition, len(ids))
+	specs := make([]ChannelSpec, len(ids))
+	for i, id := range ids {
+		p, err := pm.CreatePartition(id, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps[i] = p
+		specs[i] = ChannelSpec{Partition: id, ProducerAddress: pm.Addr()}
+	}
+	g, err := cm.CreateInputGate(specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	return ps, g
 }

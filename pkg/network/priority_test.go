@@ -200,22 +200,8 @@ func TestPriorityEventThroughBlockedChannel(t *testing.T) {
 		cfg := testConfig()
 		cfg.BuffersPerChannel = 2
 		pm, cm := pairStarved(t, remote, cfg)
-		p0, err := pm.CreatePartition("job/src/0/0/0", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p1, err := pm.CreatePartition("job/src/1/0/0", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := cm.CreateInputGate([]ChannelSpec{
-			{Partition: p0.ID(), ProducerAddress: pm.Addr()},
-			{Partition: p1.ID(), ProducerAddress: pm.Addr()},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
+		ps, g := producersAndGate(t, pm, cm, "job/src/0/0/0", "job/src/1/0/0")
+		p0, p1 := ps[0], ps[1]
 
 		if err := p0.BroadcastEvent(barrier(1)); err != nil {
 			t.Fatal(err)
