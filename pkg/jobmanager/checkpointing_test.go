@@ -190,29 +190,6 @@ func (c *cluster) waitCheckpoint(jobID string, id int64, st string) *weirpb.Chec
 	return cp
 }
 
-func (c *cluster) metric(name, job string) float64 {
-	c.t.Helper()
-	mfs, err := c.reg.Gather()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == job {
-				if m.GetCounter() != nil {
-					return m.GetCounter().GetValue()
-				}
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	c.t.Fatalf("no metric %s{job=%q}", name, job)
-	return 0
-}
-
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
@@ -273,13 +250,13 @@ func TestCheckpointCompletes(t *testing.T) {
 	if cs := d.Checkpoints; cs.Completed != 1 || cs.Failed != 0 || cs.Latest == nil || cs.Latest.Id != 1 || cs.Latest.Path != path1 || cs.Latest.SizeBytes != size {
 		t.Fatalf("job checkpoint stats: %v", cs)
 	}
-	if got := c.metric("weir_jobmanager_checkpoints_completed_total", id); got != 1 {
+	if got := c.metric("weir_jobmanager_checkpoints_completed_total", map[string]string{"job": id}); got != 1 {
 		t.Errorf("completed_total = %v", got)
 	}
-	if got := c.metric("weir_jobmanager_last_checkpoint_size_bytes", id); got != float64(size) {
+	if got := c.metric("weir_jobmanager_last_checkpoint_size_bytes", map[string]string{"job": id}); got != float64(size) {
 		t.Errorf("last_checkpoint_size_bytes = %v", got)
 	}
-	if got := c.metric("weir_jobmanager_checkpoints_failed_total", id); got != 0 {
+	if got := c.metric("weir_jobmanager_checkpoints_failed_total", map[string]string{"job": id}); got != 0 {
 		t.Errorf("failed_total = %v", got)
 	}
 	var lines []string
@@ -394,7 +371,7 @@ func TestCheckpointDeclinedFailsJob(t *testing.T) {
 	if d.Checkpoints.Failed != 3 || d.Checkpoints.InProgress != 0 {
 		t.Fatalf("checkpoint stats: %v", d.Checkpoints)
 	}
-	if got := c.metric("weir_jobmanager_checkpoints_failed_total", id); got != 3 {
+	if got := c.metric("weir_jobmanager_checkpoints_failed_total", map[string]string{"job": id}); got != 3 {
 		t.Errorf("failed_total = %v", got)
 	}
 }

@@ -15,7 +15,9 @@ import (
 )
 
 // counter returns the value of a counter with exactly the given labels.
-func (c *cluster) counter(name string, labels map[string]string) float64 {
+// metric is the value of the counter or gauge name whose labels are exactly
+// labels.
+func (c *cluster) metric(name string, labels map[string]string) float64 {
 	c.t.Helper()
 	mfs, err := c.reg.Gather()
 	if err != nil {
@@ -35,7 +37,10 @@ func (c *cluster) counter(name string, labels map[string]string) float64 {
 					continue metrics
 				}
 			}
-			return m.GetCounter().GetValue()
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
 		}
 	}
 	c.t.Fatalf("no metric %s%v", name, labels)
@@ -132,16 +137,16 @@ func TestFailoverRestoresLatestCheckpoint(t *testing.T) {
 	if m["job"] != id || m["restored_checkpoint"] != int64(1) || m["restart_delay"] == nil || m["deploy"] == nil || m["failure_time"] == nil || m["detected"] == nil {
 		t.Fatalf("job recovered log line: %v", m)
 	}
-	if got := c.counter("weir_jobmanager_job_restarts_total", map[string]string{"job": id}); got != 1 {
+	if got := c.metric("weir_jobmanager_job_restarts_total", map[string]string{"job": id}); got != 1 {
 		t.Errorf("job_restarts_total = %v", got)
 	}
-	if got := c.counter("weir_jobmanager_restores_total", map[string]string{"job": id, "from": "checkpoint"}); got != 1 {
+	if got := c.metric("weir_jobmanager_restores_total", map[string]string{"job": id, "from": "checkpoint"}); got != 1 {
 		t.Errorf("restores_total{from=checkpoint} = %v", got)
 	}
-	if got := c.counter("weir_jobmanager_restores_total", map[string]string{"job": id, "from": "scratch"}); got != 0 {
+	if got := c.metric("weir_jobmanager_restores_total", map[string]string{"job": id, "from": "scratch"}); got != 0 {
 		t.Errorf("restores_total{from=scratch} = %v", got)
 	}
-	if got := c.metric("weir_jobmanager_last_restore_timestamp_seconds", id); got <= 0 {
+	if got := c.metric("weir_jobmanager_last_restore_timestamp_seconds", map[string]string{"job": id}); got <= 0 {
 		t.Errorf("last_restore_timestamp_seconds = %v", got)
 	}
 
@@ -218,7 +223,7 @@ func TestFailoverTaskManagerLost(t *testing.T) {
 	if d.Restarts != 1 || len(d.Exceptions) != 1 || d.Exceptions[0].Task != "tm-a" || d.Exceptions[0].Message != lost {
 		t.Fatalf("job after the restart: restarts %d, exceptions %v", d.Restarts, d.Exceptions)
 	}
-	if got := c.counter("weir_jobmanager_restores_total", map[string]string{"job": id, "from": "scratch"}); got != 1 {
+	if got := c.metric("weir_jobmanager_restores_total", map[string]string{"job": id, "from": "scratch"}); got != 1 {
 		t.Errorf("restores_total{from=scratch} = %v", got)
 	}
 

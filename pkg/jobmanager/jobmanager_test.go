@@ -368,26 +368,6 @@ func (c *cluster) waitState(id, state, msg string) *weirpb.JobDetails {
 	return d
 }
 
-func (c *cluster) gauge(name, state string) float64 {
-	c.t.Helper()
-	mfs, err := c.reg.Gather()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if state == "" || (len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == state) {
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	c.t.Fatalf("no metric %s{state=%q}", name, state)
-	return 0
-}
-
 func taskSummary(d *weirpb.JobDetails) string {
 	var out []string
 	for _, ts := range d.Tasks {
@@ -462,7 +442,7 @@ func TestSubmitDeployFinish(t *testing.T) {
 		}
 		return ""
 	})
-	if got := c.gauge("weir_jobmanager_task_slots_free", ""); got != 1 {
+	if got := c.metric("weir_jobmanager_task_slots_free", nil); got != 1 {
 		t.Fatalf("free slots gauge = %v, want 1", got)
 	}
 
@@ -491,14 +471,14 @@ func TestSubmitDeployFinish(t *testing.T) {
 		t.Fatalf("taskmanagers: %v, want %s", got, want)
 	}
 	for name, want := range map[string]float64{"weir_jobmanager_taskmanagers_registered": 2, "weir_jobmanager_task_slots_total": 4, "weir_jobmanager_task_slots_free": 4} {
-		if got := c.gauge(name, ""); got != want {
+		if got := c.metric(name, nil); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if got := c.gauge("weir_jobmanager_jobs", "FINISHED"); got != 1 {
+	if got := c.metric("weir_jobmanager_jobs", map[string]string{"state": "FINISHED"}); got != 1 {
 		t.Errorf("jobs{FINISHED} = %v", got)
 	}
-	if got := c.gauge("weir_jobmanager_jobs", "RUNNING"); got != 0 {
+	if got := c.metric("weir_jobmanager_jobs", map[string]string{"state": "RUNNING"}); got != 0 {
 		t.Errorf("jobs{RUNNING} = %v", got)
 	}
 

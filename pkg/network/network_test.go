@@ -202,15 +202,8 @@ func TestOrderEventsAndEndOfPartition(t *testing.T) {
 func TestFlushSendsPartialBuffer(t *testing.T) {
 	forBoth(t, func(t *testing.T, remote bool) {
 		pm, cm := pair(t, remote, testConfig())
-		p, err := pm.CreatePartition("job/src/0/0/0", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
+		ps, g := producersAndGate(t, pm, cm, "job/src/0/0/0")
+		p := ps[0]
 		for _, r := range []string{"a", "bb"} {
 			if err := p.EmitRecord(0, []byte(r)); err != nil {
 				t.Fatal(err)
@@ -253,15 +246,8 @@ func TestCreditBoundsInFlightBuffers(t *testing.T) {
 		cfg.FloatingBuffersPerGate = 2
 		cfg.MaxBuffersPerSubpartition = 3
 		pm, cm := pair(t, remote, cfg)
-		p, err := pm.CreatePartition("job/src/0/0/0", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
+		ps, g := producersAndGate(t, pm, cm, "job/src/0/0/0")
+		p := ps[0]
 
 		var emitted atomic.Int64
 		done := make(chan error, 1)
@@ -430,15 +416,8 @@ func TestRemoteUnreachableProducerTimesOut(t *testing.T) {
 func TestProducerReleaseFailsConsumer(t *testing.T) {
 	forBoth(t, func(t *testing.T, remote bool) {
 		pm, cm := pair(t, remote, testConfig())
-		p, err := pm.CreatePartition("job/src/0/0/0", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
+		ps, g := producersAndGate(t, pm, cm, "job/src/0/0/0")
+		p := ps[0]
 		if err := p.EmitRecord(0, []byte("x")); err != nil {
 			t.Fatal(err)
 		}

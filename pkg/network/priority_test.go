@@ -105,15 +105,8 @@ func TestPriorityEventOvertakesQueuedBuffers(t *testing.T) {
 		cfg.BuffersPerChannel = 2
 		cfg.MaxBuffersPerSubpartition = 6
 		pm, cm := pairStarved(t, remote, cfg)
-		p, err := pm.CreatePartition("job/src/0/0/0", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
+		ps, g := producersAndGate(t, pm, cm, "job/src/0/0/0")
+		p := ps[0]
 
 		var want [][]byte // frames of every buffer, in emission order
 		for i := 0; i < 5; i++ {
@@ -160,15 +153,8 @@ func TestRemotePriorityEventNeedsNoCredit(t *testing.T) {
 	cfg := testConfig()
 	cfg.BuffersPerChannel = 1
 	pm, cm := pairStarved(t, true, cfg)
-	p, err := pm.CreatePartition("job/src/0/0/0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	ps, g := producersAndGate(t, pm, cm, "job/src/0/0/0")
+	p := ps[0]
 	var want [][]byte
 	for i := 0; i < 3; i++ {
 		rec := numbered(len(fullRecord(cfg)), byte('a'+i))
@@ -499,15 +485,8 @@ func TestEmitRawBufferPrecedesNewRecords(t *testing.T) {
 		checkCopies(t, state[0], want)
 		a1.Release(nil)
 
-		a2, err := pm.CreatePartition("job/src/0/2/0", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := cm.CreateInputGate([]ChannelSpec{{Partition: a2.ID(), ProducerAddress: pm.Addr()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
+		ps, g := producersAndGate(t, pm, cm, "job/src/0/2/0")
+		a2 := ps[0]
 		for _, f := range state[0] {
 			if err := a2.EmitRawBuffer(0, f); err != nil {
 				t.Fatal(err)
