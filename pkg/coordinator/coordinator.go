@@ -14,9 +14,10 @@ type Coordinator struct {
 	baseInterval  time.Duration // max(Interval, MinPause), as Flink
 	maxConcurrent int
 
-	tasks      map[TaskID]*taskInfo
-	order      []TaskID // sorted, for deterministic output
-	unfinished int
+	// vertices hold the topology and every task's state, by vertex and
+	// subtask index: iterating them visits the tasks in sorted order.
+	vertices   []vertexInfo
+	unfinished int // tasks not FINISHED
 
 	nextID  int64
 	pending map[int64]*pendingCheckpoint
@@ -46,9 +47,14 @@ type Coordinator struct {
 	out []Action
 }
 
+type vertexInfo struct {
+	inputs     []Input
+	tasks      []taskInfo // by subtask
+	unfinished int        // tasks not FINISHED
+}
+
 type taskInfo struct {
 	attempt  int
-	upstream []TaskID
 	running  bool
 	finished bool
 }
@@ -107,7 +113,6 @@ func New(cfg Config, now time.Time) (*Coordinator, error) {
 		cfg:            cfg,
 		baseInterval:   max(cfg.Interval, cfg.MinPause),
 		maxConcurrent:  cfg.MaxConcurrent,
-		tasks:          make(map[TaskID]*taskInfo, len(cfg.Tasks)),
 		nextID:         cfg.NextCheckpointID,
 		pending:        map[int64]*pendingCheckpoint{},
 		abortedWriting: map[int64]DiscardCheckpoint{},
@@ -120,65 +125,83 @@ func New(cfg Config, now time.Time) (*Coordinator, error) {
 		// concurrent checkpoints is one".
 		c.maxConcurrent = 1
 	}
-	if err := c.buildTopology(cfg.Tasks); err != nil {
+	if err := c.buildTopology(cfg.Vertices, cfg.Tasks); err != nil {
 		return nil, err
 	}
 	if err := c.seed(cfg.Restored); err != nil {
 		return nil, err
 	}
-	c.cfg.Tasks, c.cfg.Restored = nil, nil // owned by tasks and retained now
+	c.cfg.Vertices, c.cfg.Tasks, c.cfg.Restored = nil, nil, nil // owned by vertices and retained now
 	if c.baseInterval > 0 {
 		c.nextPeriodic = now.Add(c.baseInterval)
 	}
 	return c, nil
 }
 
-func (c *Coordinator) buildTopology(tasks []Task) error {
-	if len(tasks) == 0 {
-		return errors.New("checkpoint coordinator: no tasks")
+func (c *Coordinator) buildTopology(vertices []Vertex, tasks []Task) error {
+	if len(vertices) == 0 {
+		return errors.New("checkpoint coordinator: no vertices")
 	}
-	for _, t := range tasks {
-		if _, dup := c.tasks[t.ID]; dup {
-			return fmt.Errorf("checkpoint coordinator: task %v listed twice", t.ID)
+	c.vertices = make([]vertexInfo, len(vertices))
+	for i, v := range vertices {
+		if v.Parallelism < 1 {
+			return fmt.Errorf("checkpoint coordinator: vertex %d has parallelism %d", i, v.Parallelism)
 		}
-		c.tasks[t.ID] = &taskInfo{attempt: t.Attempt, upstream: append([]TaskID(nil), t.Upstream...), running: t.Running}
-		c.order = append(c.order, t.ID)
-	}
-	sortTasks(c.order)
-	c.unfinished = len(c.order)
-	for _, id := range c.order {
-		for _, u := range c.tasks[id].upstream {
-			if _, ok := c.tasks[u]; !ok {
-				return fmt.Errorf("checkpoint coordinator: task %v reads from unknown task %v", id, u)
+		for _, in := range v.Inputs {
+			if in.Vertex < 0 || in.Vertex >= len(vertices) {
+				return fmt.Errorf("checkpoint coordinator: vertex %d reads from unknown vertex %d", i, in.Vertex)
+			}
+			if up := vertices[in.Vertex].Parallelism; in.Forward && up != v.Parallelism {
+				return fmt.Errorf("checkpoint coordinator: vertex %d (parallelism %d) reads forward from vertex %d (parallelism %d)",
+					i, v.Parallelism, in.Vertex, up)
 			}
 		}
+		c.vertices[i] = vertexInfo{inputs: append([]Input(nil), v.Inputs...), tasks: make([]taskInfo, v.Parallelism), unfinished: v.Parallelism}
+		c.unfinished += v.Parallelism
 	}
-	// A cycle would leave a checkpoint without trigger targets.
+	listed := make([]bool, c.unfinished) // by task index over all vertices
+	offsets := make([]int, len(vertices))
+	for i := 1; i < len(vertices); i++ {
+		offsets[i] = offsets[i-1] + vertices[i-1].Parallelism
+	}
+	for _, t := range tasks {
+		if t.ID.Vertex < 0 || t.ID.Vertex >= len(vertices) || t.ID.Subtask < 0 || t.ID.Subtask >= vertices[t.ID.Vertex].Parallelism {
+			return fmt.Errorf("checkpoint coordinator: task %v is not in the topology", t.ID)
+		}
+		k := offsets[t.ID.Vertex] + t.ID.Subtask
+		if listed[k] {
+			return fmt.Errorf("checkpoint coordinator: task %v listed twice", t.ID)
+		}
+		listed[k] = true
+		c.vertices[t.ID.Vertex].tasks[t.ID.Subtask] = taskInfo{attempt: t.Attempt, running: t.Running}
+	}
+	// A cycle would leave a checkpoint without trigger targets. Over
+	// vertices: a cycle of subtasks is a cycle of their vertices.
 	const (
 		unvisited = iota
 		visiting
 		done
 	)
-	mark := make(map[TaskID]int, len(c.order))
-	var visit func(TaskID) error
-	visit = func(id TaskID) error {
-		switch mark[id] {
+	mark := make([]int, len(vertices))
+	var visit func(int) error
+	visit = func(v int) error {
+		switch mark[v] {
 		case visiting:
-			return fmt.Errorf("checkpoint coordinator: task %v is its own upstream", id)
+			return fmt.Errorf("checkpoint coordinator: vertex %d is its own upstream", v)
 		case done:
 			return nil
 		}
-		mark[id] = visiting
-		for _, u := range c.tasks[id].upstream {
-			if err := visit(u); err != nil {
+		mark[v] = visiting
+		for _, in := range vertices[v].Inputs {
+			if err := visit(in.Vertex); err != nil {
 				return err
 			}
 		}
-		mark[id] = done
+		mark[v] = done
 		return nil
 	}
-	for _, id := range c.order {
-		if err := visit(id); err != nil {
+	for v := range vertices {
+		if err := visit(v); err != nil {
 			return err
 		}
 	}
@@ -237,10 +260,22 @@ func (c *Coordinator) logf(format string, args ...any) {
 	c.emit(Log{Message: fmt.Sprintf(format, args...)})
 }
 
+// task returns a task of the topology, or nil for an unknown id.
+func (c *Coordinator) task(id TaskID) *taskInfo {
+	if id.Vertex < 0 || id.Vertex >= len(c.vertices) {
+		return nil
+	}
+	v := &c.vertices[id.Vertex]
+	if id.Subtask < 0 || id.Subtask >= len(v.tasks) {
+		return nil
+	}
+	return &v.tasks[id.Subtask]
+}
+
 // current returns the task if attempt is its current attempt.
 func (c *Coordinator) current(id TaskID, attempt int) *taskInfo {
-	t, ok := c.tasks[id]
-	if !ok || t.attempt != attempt {
+	t := c.task(id)
+	if t == nil || t.attempt != attempt {
 		return nil
 	}
 	return t
@@ -332,18 +367,27 @@ func (c *Coordinator) trigger(now time.Time, sp *savepointRequest) bool {
 	var toTrigger, waitFor []TaskID
 	states := map[TaskID]TaskState{}
 	var notRunning []TaskID
-	for _, id := range c.order {
-		t := c.tasks[id]
-		if t.finished {
-			states[id] = TaskState{Finished: true}
-			continue
+	for vi := range c.vertices {
+		v := &c.vertices[vi]
+		// An all-to-all input is done when its whole vertex finished: one
+		// check per edge, not per pair of subtasks.
+		inputsDone := true
+		for _, in := range v.inputs {
+			inputsDone = inputsDone && (in.Forward || c.vertices[in.Vertex].unfinished == 0)
 		}
-		waitFor = append(waitFor, id)
-		if !t.running {
-			notRunning = append(notRunning, id)
-		}
-		if c.allFinished(t.upstream) {
-			toTrigger = append(toTrigger, id)
+		for st := range v.tasks {
+			t, id := &v.tasks[st], TaskID{Vertex: vi, Subtask: st}
+			if t.finished {
+				states[id] = TaskState{Finished: true}
+				continue
+			}
+			waitFor = append(waitFor, id)
+			if !t.running {
+				notRunning = append(notRunning, id)
+			}
+			if inputsDone && c.forwardInputsFinished(v, st) {
+				toTrigger = append(toTrigger, id)
+			}
 		}
 	}
 	var why string
@@ -393,9 +437,11 @@ func (c *Coordinator) trigger(now time.Time, sp *savepointRequest) bool {
 	return true
 }
 
-func (c *Coordinator) allFinished(ids []TaskID) bool {
-	for _, id := range ids {
-		if !c.tasks[id].finished {
+// forwardInputsFinished reports whether subtask st of v has finished
+// upstream subtasks on all of its forward inputs.
+func (c *Coordinator) forwardInputsFinished(v *vertexInfo, st int) bool {
+	for _, in := range v.inputs {
+		if in.Forward && !c.vertices[in.Vertex].tasks[st].finished {
 			return false
 		}
 	}
@@ -476,6 +522,7 @@ func (c *Coordinator) taskFinished(now time.Time, ev TaskFinished) {
 	}
 	t.finished, t.running = true, false
 	c.unfinished--
+	c.vertices[ev.Task.Vertex].unfinished--
 	for _, p := range c.sortedPending() {
 		if p.awaiting[ev.Task] {
 			c.abort(now, p, ReasonTaskClosing, fmt.Sprintf("task %v finished before acknowledging checkpoint %d", ev.Task, p.id), false)
@@ -631,7 +678,7 @@ func (c *Coordinator) shutdown(now time.Time, reason FailureReason, msg string) 
 func (c *Coordinator) live(ids []TaskID) []TaskID {
 	var out []TaskID
 	for _, id := range ids {
-		if !c.tasks[id].finished {
+		if !c.task(id).finished {
 			out = append(out, id)
 		}
 	}
@@ -653,10 +700,6 @@ func (c *Coordinator) record(s *CheckpointStats) {
 		c.history = c.history[:HistorySize-1]
 	}
 	c.history = append(c.history, s)
-}
-
-func sortTasks(ids []TaskID) {
-	sort.Slice(ids, func(i, j int) bool { return ids[i].less(ids[j]) })
 }
 
 func containsTask(ids []TaskID, id TaskID) bool {

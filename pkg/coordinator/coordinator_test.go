@@ -17,22 +17,31 @@ func at(d time.Duration) time.Time { return t0.Add(d) }
 
 func tid(v, st int) TaskID { return TaskID{Vertex: v, Subtask: st} }
 
-func task(v, st int, up ...TaskID) Task {
-	return Task{ID: tid(v, st), Upstream: up, Running: true}
+func vtx(parallelism int, in ...Input) Vertex { return Vertex{Parallelism: parallelism, Inputs: in} }
+
+func allToAll(from int) Input { return Input{Vertex: from} }
+
+func fwd(from int) Input { return Input{Vertex: from, Forward: true} }
+
+// running lists every task of vs, attempt 0, running.
+func running(vs []Vertex) []Task {
+	var ts []Task
+	for v, vx := range vs {
+		for st := 0; st < vx.Parallelism; st++ {
+			ts = append(ts, Task{ID: tid(v, st), Running: true})
+		}
+	}
+	return ts
 }
 
 // chain2 is source 0/0 -> sink 1/0.
-func chain2() []Task { return []Task{task(0, 0), task(1, 0, tid(0, 0))} }
+func chain2() []Vertex { return []Vertex{vtx(1), vtx(1, allToAll(0))} }
 
 // fanIn is sources 0/0, 0/1 -> (rebalance) 1/0 -> 2/0.
-func fanIn() []Task {
-	return []Task{task(0, 0), task(0, 1), task(1, 0, tid(0, 0), tid(0, 1)), task(2, 0, tid(1, 0))}
-}
+func fanIn() []Vertex { return []Vertex{vtx(2), vtx(1, allToAll(0)), vtx(1, allToAll(1))} }
 
 // forward is sources 0/0, 0/1 -> (forward) 1/0, 1/1.
-func forward() []Task {
-	return []Task{task(0, 0), task(0, 1), task(1, 0, tid(0, 0)), task(1, 1, tid(0, 1))}
-}
+func forward() []Vertex { return []Vertex{vtx(2), vtx(2, fwd(0))} }
 
 func stateOf(id int64, t TaskID) []byte { return []byte(fmt.Sprintf("%d@%v", id, t)) }
 
@@ -225,7 +234,7 @@ func scenarios() []scenario {
 	return []scenario{
 		{
 			name: "periodic at interval, completion after metadata, subsumption",
-			cfg:  Config{Interval: 10 * s, Tasks: chain2(), NextCheckpointID: 1},
+			cfg:  Config{Interval: 10 * s, Vertices: chain2(), Tasks: running(chain2()), NextCheckpointID: 1},
 			steps: steps(
 				step{at: 0, ev: Tick{}, check: all(nextAt(10*s), counts(0, 0, 0), retained())},
 				step{at: 9 * s, ev: Tick{}},
@@ -257,7 +266,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "min-pause: next trigger at end of previous plus min-pause",
-			cfg:  Config{Interval: 10 * s, MinPause: 8 * s, MaxConcurrent: 2, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, MinPause: 8 * s, MaxConcurrent: 2, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				// min-pause > 0 implies one concurrent checkpoint, whatever MaxConcurrent says.
@@ -274,7 +283,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "interval below min-pause is raised to min-pause",
-			cfg:  Config{Interval: 2 * s, MinPause: 5 * s, Tasks: chain2()},
+			cfg:  Config{Interval: 2 * s, MinPause: 5 * s, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 2 * s, ev: Tick{}, check: nextAt(5 * s)},
 				step{at: 5 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 5*s, tid(0, 0))}, check: nextAt(10 * s)},
@@ -282,7 +291,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "max-concurrent 1 queues the periodic request until the pending one ends",
-			cfg:  Config{Interval: 10 * s, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				step{at: 20 * s, ev: Tick{}, check: all(nextAt(30*s), counts(0, 0, 1))},
@@ -296,7 +305,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "max-concurrent 2: a newer completion subsumes the older pending one",
-			cfg:  Config{Interval: 10 * s, MaxConcurrent: 2, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, MaxConcurrent: 2, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				step{at: 20 * s, ev: Tick{}, want: []Action{persist(3), trig(2, 20*s, tid(0, 0))}, check: counts(0, 0, 2)},
@@ -316,7 +325,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "timeout aborts and counts: tolerable 1 survives one, fails on the second",
-			cfg:  Config{Interval: 10 * s, Timeout: 15 * s, TolerableFailedCheckpoints: 1, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, Timeout: 15 * s, TolerableFailedCheckpoints: 1, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}, check: nextAt(20 * s)},
 				step{at: 20 * s, ev: Tick{}, check: nextAt(25 * s)},
@@ -331,7 +340,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "tolerable 0: the first counted failure fails the job and aborts the others",
-			cfg:  Config{Interval: 10 * s, Timeout: 100 * s, MaxConcurrent: 2, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, Timeout: 100 * s, MaxConcurrent: 2, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				step{at: 20 * s, ev: Tick{}, want: []Action{persist(3), trig(2, 20*s, tid(0, 0))}},
@@ -347,7 +356,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "tolerable 2: the third consecutive failure fails the job; a completion resets the count",
-			cfg:  Config{Interval: 10 * s, TolerableFailedCheckpoints: 2, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, TolerableFailedCheckpoints: 2, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				step{at: 11 * s, ev: Decline{Task: tid(0, 0), CheckpointID: 1, Message: "disk full"},
@@ -381,7 +390,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "decline notifies all; late and stale messages are ignored",
-			cfg:  Config{Interval: 10 * s, TolerableFailedCheckpoints: 5, Tasks: fanIn()},
+			cfg:  Config{Interval: 10 * s, TolerableFailedCheckpoints: 5, Vertices: fanIn(), Tasks: running(fanIn())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0), tid(0, 1))}},
 				step{at: 11 * s, ev: ack(0, 0, 1)},
@@ -411,7 +420,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "metadata write error is a counted failure; a write finishing after an abort is discarded",
-			cfg:  Config{Interval: 10 * s, Timeout: 5 * s, TolerableFailedCheckpoints: 1, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, Timeout: 5 * s, TolerableFailedCheckpoints: 1, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				step{at: 11 * s, ev: ack(0, 0, 1)},
@@ -439,7 +448,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "a failed write after an abort deletes nothing more",
-			cfg:  Config{Interval: 10 * s, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				step{at: 11 * s, ev: ack(0, 0, 1)},
@@ -450,7 +459,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "num-retained 2 keeps two and discards the oldest",
-			cfg:  Config{Interval: 10 * s, NumRetained: 2, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, NumRetained: 2, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				cpChain2(1, 10*s, 11*s, 12*s, nil, nil),
@@ -464,7 +473,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "savepoint: beyond max-concurrent, aligned, never retained, subsumed or committed",
-			cfg:  Config{Interval: 10 * s, Unaligned: true, AlignedCheckpointTimeout: 2 * s, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, Unaligned: true, AlignedCheckpointTimeout: 2 * s, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), TriggerTasks{CheckpointID: 1, Timestamp: at(10 * s),
 					Tasks: []TaskID{tid(0, 0)}, Mode: ExactlyOnce, Unaligned: true, AlignedCheckpointTimeout: 2 * s}}},
@@ -503,7 +512,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "a newer checkpoint does not subsume a pending savepoint, whose later failure is not counted",
-			cfg:  Config{Interval: 10 * s, MaxConcurrent: 2, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, MaxConcurrent: 2, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 1 * s, ev: TriggerSavepoint{Request: 1}, want: []Action{persist(2),
 					TriggerTasks{CheckpointID: 1, Timestamp: at(1 * s), Tasks: []TaskID{tid(0, 0)}, Mode: ExactlyOnce, Savepoint: true}}},
@@ -539,7 +548,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "a failure older than the last completed checkpoint is not counted",
-			cfg:  Config{Tasks: chain2()},
+			cfg:  Config{Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 1 * s, ev: TriggerSavepoint{Request: 1}, want: []Action{persist(2),
 					TriggerTasks{CheckpointID: 1, Timestamp: at(1 * s), Tasks: []TaskID{tid(0, 0)}, Mode: ExactlyOnce, Savepoint: true}}},
@@ -558,7 +567,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "savepoint timeout and storage failure are not counted",
-			cfg:  Config{Timeout: 5 * s, Tasks: chain2()},
+			cfg:  Config{Timeout: 5 * s, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 1 * s, ev: TriggerSavepoint{Request: 1}, want: []Action{persist(2),
 					TriggerTasks{CheckpointID: 1, Timestamp: at(1 * s), Tasks: []TaskID{tid(0, 0)}, Mode: ExactlyOnce, Savepoint: true}},
@@ -579,7 +588,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "stop-with-savepoint: suspends periodic checkpoints, commits, subsumes",
-			cfg:  Config{Interval: 10 * s, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				step{at: 11 * s, ev: TriggerSavepoint{Request: 9, Target: "/sp", Stop: true, Drain: true}, want: []Action{
@@ -605,7 +614,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "stop-with-savepoint that expires resumes periodic checkpoints; declined fails the job",
-			cfg:  Config{Interval: 10 * s, Timeout: 5 * s, TolerableFailedCheckpoints: 3, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, Timeout: 5 * s, TolerableFailedCheckpoints: 3, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 1 * s, ev: TriggerSavepoint{Request: 1, Stop: true}, want: []Action{persist(2),
 					TriggerTasks{CheckpointID: 1, Timestamp: at(1 * s), Tasks: []TaskID{tid(0, 0)}, Mode: ExactlyOnce, Savepoint: true, Stop: true}},
@@ -629,7 +638,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "stop-with-savepoint that cannot be triggered resumes periodic checkpoints",
-			cfg:  Config{Interval: 10 * s, Tasks: []Task{task(0, 0), {ID: tid(1, 0), Upstream: []TaskID{tid(0, 0)}}}},
+			cfg:  Config{Interval: 10 * s, Vertices: chain2(), Tasks: []Task{{ID: tid(0, 0), Running: true}}},
 			steps: steps(
 				step{at: 3 * s, ev: TriggerSavepoint{Request: 1, Stop: true}, want: []Action{
 					SavepointFailed{Request: 1, Reason: ReasonNotAllTasksRunning, Message: "task 1/0 is not running"}},
@@ -651,7 +660,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "FLIP-147: finished sources make their downstream a trigger target",
-			cfg:  Config{Interval: 10 * s, Tasks: fanIn()},
+			cfg:  Config{Interval: 10 * s, Vertices: fanIn(), Tasks: running(fanIn())},
 			steps: steps(
 				step{at: 5 * s, ev: TaskFinished{Task: tid(0, 0)}},
 				step{at: 5 * s, ev: TaskFinished{Task: tid(0, 0)}},
@@ -696,7 +705,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "FLIP-147 over forward edges: only the matching downstream subtask is triggered",
-			cfg:  Config{Interval: 10 * s, Tasks: forward()},
+			cfg:  Config{Interval: 10 * s, Vertices: forward(), Tasks: running(forward())},
 			steps: steps(
 				step{at: 5 * s, ev: TaskFinished{Task: tid(0, 0)}},
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 1), tid(1, 0))}},
@@ -708,7 +717,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "a queued periodic request is dropped when the last task finishes",
-			cfg:  Config{Interval: 10 * s, Tasks: []Task{task(0, 0)}},
+			cfg:  Config{Interval: 10 * s, Vertices: []Vertex{vtx(1)}, Tasks: []Task{{ID: tid(0, 0), Running: true}}},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				step{at: 20 * s, ev: Tick{}},
@@ -718,7 +727,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "not all tasks running: periodic trigger skipped, no id consumed",
-			cfg:  Config{Interval: 10 * s, Tasks: []Task{task(0, 0), {ID: tid(1, 0), Attempt: 2, Upstream: []TaskID{tid(0, 0)}}}},
+			cfg:  Config{Interval: 10 * s, Vertices: chain2(), Tasks: []Task{{ID: tid(0, 0), Running: true}, {ID: tid(1, 0), Attempt: 2}}},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{logf("checkpoint not triggered: task 1/0 is not running")}},
 				step{at: 11 * s, ev: TaskRunning{Task: tid(1, 0), Attempt: 2}},
@@ -729,7 +738,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "Stop aborts everything pending, without counting",
-			cfg:  Config{Interval: 10 * s, MaxConcurrent: 2, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, MaxConcurrent: 2, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				step{at: 11 * s, ev: TriggerSavepoint{Request: 4}, want: []Action{persist(3),
@@ -746,7 +755,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "restored checkpoints keep being subsumed; a restored savepoint is dropped, not deleted",
-			cfg: Config{Interval: 10 * s, NumRetained: 2, NextCheckpointID: 8, Tasks: chain2(), Restored: []CompletedCheckpoint{
+			cfg: Config{Interval: 10 * s, NumRetained: 2, NextCheckpointID: 8, Vertices: chain2(), Tasks: running(chain2()), Restored: []CompletedCheckpoint{
 				{ID: 6, Path: "/cp/chk-6"}, {ID: 3, Path: "/sp/savepoint-3", Savepoint: true}, {ID: 5, Path: "/cp/chk-5"}}},
 			steps: steps(
 				step{at: 0, ev: Tick{}, check: retained(3, 5, 6)},
@@ -757,7 +766,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "at-least-once mode is passed through",
-			cfg:  Config{Interval: 10 * s, Mode: AtLeastOnce, AlignedCheckpointTimeout: s, Tasks: chain2()},
+			cfg:  Config{Interval: 10 * s, Mode: AtLeastOnce, AlignedCheckpointTimeout: s, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), TriggerTasks{CheckpointID: 1, Timestamp: at(10 * s),
 					Tasks: []TaskID{tid(0, 0)}, Mode: AtLeastOnce, AlignedCheckpointTimeout: s}}},
@@ -767,7 +776,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "no interval: savepoints only",
-			cfg:  Config{Tasks: chain2()},
+			cfg:  Config{Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
 				step{at: 100 * s, ev: Tick{}, check: noNext},
 				step{at: 101 * s, ev: Event(nil)},
@@ -777,25 +786,31 @@ func scenarios() []scenario {
 }
 
 func TestNewErrors(t *testing.T) {
-	cycle := []Task{task(0, 0, tid(1, 0)), task(1, 0, tid(0, 0))}
 	for _, tc := range []struct {
 		cfg  Config
 		want string
 	}{
-		{Config{Interval: -1, Tasks: chain2()}, "checkpoint coordinator: negative duration in configuration"},
-		{Config{NumRetained: -1, Tasks: chain2()}, "checkpoint coordinator: negative number in configuration"},
-		{Config{Mode: "MAYBE", Tasks: chain2()}, `checkpoint coordinator: unknown mode "MAYBE"`},
-		{Config{Unaligned: true, Mode: AtLeastOnce, Tasks: chain2()}, "checkpoint coordinator: unaligned checkpoints require EXACTLY_ONCE and max-concurrent-checkpoints 1"},
-		{Config{Unaligned: true, MaxConcurrent: 2, Tasks: chain2()}, "checkpoint coordinator: unaligned checkpoints require EXACTLY_ONCE and max-concurrent-checkpoints 1"},
-		{Config{}, "checkpoint coordinator: no tasks"},
-		{Config{Tasks: []Task{task(0, 0), task(0, 0)}}, "checkpoint coordinator: task 0/0 listed twice"},
-		{Config{Tasks: []Task{task(1, 0, tid(0, 0))}}, "checkpoint coordinator: task 1/0 reads from unknown task 0/0"},
-		{Config{Tasks: cycle}, "checkpoint coordinator: task 0/0 is its own upstream"},
-		{Config{Tasks: chain2(), NextCheckpointID: 5, Restored: []CompletedCheckpoint{{ID: 5}}},
+		{Config{Interval: -1, Vertices: chain2()}, "checkpoint coordinator: negative duration in configuration"},
+		{Config{NumRetained: -1, Vertices: chain2()}, "checkpoint coordinator: negative number in configuration"},
+		{Config{Mode: "MAYBE", Vertices: chain2()}, `checkpoint coordinator: unknown mode "MAYBE"`},
+		{Config{Unaligned: true, Mode: AtLeastOnce, Vertices: chain2()}, "checkpoint coordinator: unaligned checkpoints require EXACTLY_ONCE and max-concurrent-checkpoints 1"},
+		{Config{Unaligned: true, MaxConcurrent: 2, Vertices: chain2()}, "checkpoint coordinator: unaligned checkpoints require EXACTLY_ONCE and max-concurrent-checkpoints 1"},
+		{Config{}, "checkpoint coordinator: no vertices"},
+		{Config{Vertices: []Vertex{vtx(1), vtx(0, allToAll(0))}}, "checkpoint coordinator: vertex 1 has parallelism 0"},
+		{Config{Vertices: []Vertex{vtx(1), vtx(1, allToAll(2))}}, "checkpoint coordinator: vertex 1 reads from unknown vertex 2"},
+		{Config{Vertices: []Vertex{vtx(1), vtx(1, allToAll(-1))}}, "checkpoint coordinator: vertex 1 reads from unknown vertex -1"},
+		{Config{Vertices: []Vertex{vtx(2), vtx(3, fwd(0))}}, "checkpoint coordinator: vertex 1 (parallelism 3) reads forward from vertex 0 (parallelism 2)"},
+		{Config{Vertices: []Vertex{vtx(1, allToAll(1)), vtx(1, allToAll(0))}}, "checkpoint coordinator: vertex 0 is its own upstream"},
+		{Config{Vertices: []Vertex{vtx(2, fwd(0))}}, "checkpoint coordinator: vertex 0 is its own upstream"},
+		{Config{Vertices: chain2(), Tasks: []Task{{ID: tid(0, 0)}, {ID: tid(0, 0)}}}, "checkpoint coordinator: task 0/0 listed twice"},
+		{Config{Vertices: chain2(), Tasks: []Task{{ID: tid(0, 1)}}}, "checkpoint coordinator: task 0/1 is not in the topology"},
+		{Config{Vertices: chain2(), Tasks: []Task{{ID: tid(2, 0)}}}, "checkpoint coordinator: task 2/0 is not in the topology"},
+		{Config{Vertices: chain2(), Tasks: []Task{{ID: tid(-1, 0)}}}, "checkpoint coordinator: task -1/0 is not in the topology"},
+		{Config{Vertices: chain2(), Tasks: running(chain2()), NextCheckpointID: 5, Restored: []CompletedCheckpoint{{ID: 5}}},
 			"checkpoint coordinator: restored checkpoint 5 is not below the next checkpoint id 5"},
-		{Config{Tasks: chain2(), NextCheckpointID: 5, Restored: []CompletedCheckpoint{{ID: 0}}},
+		{Config{Vertices: chain2(), Tasks: running(chain2()), NextCheckpointID: 5, Restored: []CompletedCheckpoint{{ID: 0}}},
 			"checkpoint coordinator: restored checkpoint 0 is not below the next checkpoint id 5"},
-		{Config{Tasks: chain2(), NextCheckpointID: 5, Restored: []CompletedCheckpoint{{ID: 2}, {ID: 2}}},
+		{Config{Vertices: chain2(), Tasks: running(chain2()), NextCheckpointID: 5, Restored: []CompletedCheckpoint{{ID: 2}, {ID: 2}}},
 			"checkpoint coordinator: restored checkpoint 2 listed twice"},
 	} {
 		c, err := New(tc.cfg, t0)
@@ -806,7 +821,7 @@ func TestNewErrors(t *testing.T) {
 }
 
 func TestHistoryIsBounded(t *testing.T) {
-	c, err := New(Config{Tasks: []Task{task(0, 0)}, NextCheckpointID: 1}, t0)
+	c, err := New(Config{Vertices: []Vertex{vtx(1)}, Tasks: []Task{{ID: tid(0, 0), Running: true}}, NextCheckpointID: 1}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,15 @@
 // # Life cycle
 //
 // When an execution of a job starts, the JobManager builds a coordinator
-// with the checkpointing options, the tasks of the execution (each with its
-// attempt and the subtasks it reads from), the next checkpoint id from its
+// with the checkpointing options, the topology of the execution (its
+// vertices, each with its parallelism and the vertices it reads from), the
+// attempt and state of each task, the next checkpoint id from its
 // persistent counter and the completed checkpoints its HA store holds:
 //
 //	c, err := coordinator.New(coordinator.Config{
 //		Interval: 10 * time.Second, Timeout: 10 * time.Minute, NumRetained: 3,
-//		NextCheckpointID: counter.Next(), Tasks: tasks, Restored: haStore.Checkpoints(),
+//		NextCheckpointID: counter.Next(), Vertices: vertices, Tasks: tasks,
+//		Restored: haStore.Checkpoints(),
 //	}, time.Now())
 //
 // Then one goroutine owns it and runs this loop; events come from the gRPC
@@ -134,6 +136,10 @@
 //     never discarded once it completed.
 //   - At most MaxConcurrent checkpoints (1 when MinPause > 0) are pending,
 //     savepoints aside; nothing is triggered after Stop or FailJob.
+//   - Memory and work grow linearly with the tasks and the edges, never
+//     with pairs of subtasks: the topology is kept per vertex (an
+//     all-to-all edge is one entry, not parallelism squared), and planning
+//     a trigger checks each all-to-all edge once per vertex.
 //
 // The maps in WriteMetadata and CompletedCheckpoint are the caller's to
 // read, not to modify.

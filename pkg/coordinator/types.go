@@ -21,18 +21,38 @@ func (t TaskID) less(o TaskID) bool {
 	return t.Subtask < o.Subtask
 }
 
-// Task describes one task of the execution the coordinator checkpoints.
+// Vertex is one job vertex of the execution: its tasks are the subtasks
+// Vertex/0 .. Vertex/Parallelism-1.
+//
+// The topology is kept per vertex, never per subtask: a subtask of a
+// vertex that reads an all-to-all edge reads every upstream subtask, and
+// listing those per subtask would cost parallelism squared per edge (a
+// wide job could exhaust the JobManager's memory before it ran). The
+// coordinator's memory and work are linear in subtasks and edges.
+type Vertex struct {
+	Parallelism int
+	// Inputs are the vertices this one reads from. An upstream vertex may
+	// appear more than once (one per edge); that changes nothing.
+	Inputs []Input
+}
+
+// Input is one edge into a vertex.
+type Input struct {
+	// Vertex is the index of the upstream vertex.
+	Vertex int
+	// Forward: subtask i reads only upstream subtask i (same parallelism),
+	// so only that one finishing makes subtask i a trigger target.
+	// Otherwise (rebalance, hash, broadcast) every subtask of the
+	// upstream vertex must finish first.
+	Forward bool
+}
+
+// Task is the state of one task when the coordinator is built.
 type Task struct {
 	ID TaskID
 	// Attempt is the execution attempt whose acknowledgements count; messages
 	// of any other attempt are ignored.
 	Attempt int
-	// Upstream lists the subtasks this task reads from. Subtasks, not
-	// vertices, because of forward edges: over a forward edge subtask i reads
-	// only upstream subtask i, so only that one finishing makes it a trigger
-	// target; over rebalance, hash and broadcast edges list every subtask of
-	// the upstream vertex.
-	Upstream []TaskID
 	// Running is the task's state when the coordinator is built; later
 	// TaskRunning events set it. A checkpoint is triggered only when every
 	// task that is not FINISHED is RUNNING.
@@ -90,7 +110,10 @@ type Config struct {
 	// The caller persists it (see PersistCheckpointID) so ids increase
 	// across restarts and JobManager failovers.
 	NextCheckpointID int64
-	// Tasks is the topology of the execution; every task once.
+	// Vertices is the topology of the execution, by vertex index.
+	Vertices []Vertex
+	// Tasks are the attempts and states of the tasks, each at most once; a
+	// task not listed is attempt 0 and not running.
 	Tasks []Task
 	// Restored seeds the completed checkpoint store with what the HA store
 	// holds after a restart or a JobManager failover, so subsumption keeps

@@ -128,7 +128,7 @@ func newCheckpointing(jobID string, g *jobgraph.JobGraph, vertices []*jobgraph.J
 		return nil, err
 	}
 	probe := cfg
-	probe.Tasks = coordinatorTasks(vertices, nil)
+	probe.Vertices = coordinatorTopology(vertices)
 	if _, err := coordinator.New(probe, time.Now()); err != nil {
 		return nil, err
 	}
@@ -163,42 +163,19 @@ func newCheckpointing(jobID string, g *jobgraph.JobGraph, vertices []*jobgraph.J
 	}, nil
 }
 
-// coordinatorTasks is the topology the coordinator plans with: every
-// subtask, with the subtasks it reads from (over a forward edge the one
-// with the same index, otherwise all of the upstream vertex). attempt
-// returns a subtask's current attempt and whether it is RUNNING; nil means
-// attempt 0, not running.
-func coordinatorTasks(vertices []*jobgraph.JobVertex, attempt func(v, st int) (int, bool)) []coordinator.Task {
-	var tasks []coordinator.Task
-	for _, v := range vertices {
-		for st := 0; st < v.Parallelism; st++ {
-			t := coordinator.Task{ID: coordinator.TaskID{Vertex: v.Index, Subtask: st}}
-			if attempt != nil {
-				t.Attempt, t.Running = attempt(v.Index, st)
-			}
-			seen := map[coordinator.TaskID]bool{}
-			add := func(u coordinator.TaskID) {
-				if !seen[u] {
-					seen[u] = true
-					t.Upstream = append(t.Upstream, u)
-				}
-			}
-			for _, in := range v.Inputs {
-				if in.Partition == jobgraph.Forward {
-					add(coordinator.TaskID{Vertex: in.FromVertex, Subtask: st})
-					continue
-				}
-				if in.FromVertex < 0 || in.FromVertex >= len(vertices) {
-					continue // the coordinator reports the unknown task
-				}
-				for u := 0; u < vertices[in.FromVertex].Parallelism; u++ {
-					add(coordinator.TaskID{Vertex: in.FromVertex, Subtask: u})
-				}
-			}
-			tasks = append(tasks, t)
+// coordinatorTopology is the topology the coordinator plans with: per
+// vertex, its parallelism and the vertices it reads from. It is linear in
+// vertices and edges: an all-to-all edge is one entry, whatever the
+// parallelism.
+func coordinatorTopology(vertices []*jobgraph.JobVertex) []coordinator.Vertex {
+	out := make([]coordinator.Vertex, len(vertices))
+	for i, v := range vertices {
+		out[i].Parallelism = v.Parallelism
+		for _, in := range v.Inputs {
+			out[i].Inputs = append(out[i].Inputs, coordinator.Input{Vertex: in.FromVertex, Forward: in.Partition == jobgraph.Forward})
 		}
 	}
-	return tasks
+	return out
 }
 
 // serialize runs f now, or, when called from within another serialized
@@ -266,10 +243,15 @@ func (jm *JobManager) startCoordinator(cp *checkpointing) {
 	for _, s := range stored {
 		cfg.Restored = append(cfg.Restored, coordinator.CompletedCheckpoint{ID: s.CheckpointID, Path: s.Location, Savepoint: s.Savepoint})
 	}
-	cfg.Tasks = coordinatorTasks(cp.vertices, func(v, st int) (int, bool) {
-		ex, _ := jm.sched.Execution(cp.jobID, v, st)
-		return ex.ID.Attempt, ex.State == scheduler.ExecutionRunning
-	})
+	cfg.Vertices = coordinatorTopology(cp.vertices)
+	executions, _ := jm.sched.Executions(cp.jobID)
+	cfg.Tasks = make([]coordinator.Task, 0, len(executions))
+	for _, ex := range executions {
+		cfg.Tasks = append(cfg.Tasks, coordinator.Task{
+			ID:      coordinator.TaskID{Vertex: ex.ID.Vertex, Subtask: ex.ID.Subtask},
+			Attempt: ex.ID.Attempt, Running: ex.State == scheduler.ExecutionRunning,
+		})
+	}
 	c, err := coordinator.New(cfg, time.Now())
 	if err != nil {
 		fail(err)

@@ -601,9 +601,8 @@ func TestParseDeclineReason(t *testing.T) {
 	}
 }
 
-// The coordinator's topology: a forward edge links equal subtask indexes,
-// other edges every upstream subtask, each once.
-func TestCoordinatorTasks(t *testing.T) {
+// The coordinator's topology: one entry per edge, forward or all-to-all.
+func TestCoordinatorTopology(t *testing.T) {
 	vs := []*jobgraph.JobVertex{
 		{Index: 0, Parallelism: 2},
 		{Index: 1, Parallelism: 2, Inputs: []jobgraph.VertexInput{{FromVertex: 0, Partition: jobgraph.Forward}}},
@@ -611,14 +610,12 @@ func TestCoordinatorTasks(t *testing.T) {
 			{FromVertex: 0, Partition: jobgraph.Hash}, {FromVertex: 1, Partition: jobgraph.Rebalance}, {FromVertex: 0, Partition: jobgraph.Broadcast}}},
 	}
 	var got []string
-	for _, task := range coordinatorTasks(vs, func(v, st int) (int, bool) { return v + st, v == 0 }) {
-		got = append(got, fmt.Sprintf("%v#%d running=%t <- %v", task.ID, task.Attempt, task.Running, task.Upstream))
+	for i, v := range coordinatorTopology(vs) {
+		got = append(got, fmt.Sprintf("%d x%d <- %v", i, v.Parallelism, v.Inputs))
 	}
-	wantStrings(t, "tasks", got, []string{
-		"0/0#0 running=true <- []",
-		"0/1#1 running=true <- []",
-		"1/0#1 running=false <- [0/0]",
-		"1/1#2 running=false <- [0/1]",
-		"2/0#2 running=false <- [0/0 0/1 1/0 1/1]",
+	wantStrings(t, "vertices", got, []string{
+		"0 x2 <- []",
+		"1 x2 <- [{0 true}]",
+		"2 x1 <- [{0 false} {1 false} {0 false}]",
 	})
 }
