@@ -112,6 +112,21 @@ var (
 		Key: "taskmanager.network.partition-request-timeout", Type: TypeDuration, Default: "30 s", Min: bound(1),
 		Description: "Time an input channel keeps retrying to request its result subpartition from the producing TaskManager before the task fails.",
 	}
+	NetworkHandshakeTimeout = &Option{
+		Key: "taskmanager.network.handshake-timeout", Type: TypeDuration, Default: "10 s", Min: bound(1),
+		Description: "Time the data server gives a new connection to send its partition request before it closes the connection, " +
+			"so that peers that connect and send nothing cannot hold sockets forever. weir-specific.",
+	}
+	NetworkMaxPendingConnectionsPerHost = &Option{
+		Key: "taskmanager.network.max-pending-connections-per-host", Type: TypeInt, Default: "128", Min: bound(1),
+		Description: "Most connections from one IP address that the data server holds before they have sent their partition request; " +
+			"it refuses more at once (logging the peer), and a refused TaskManager retries with backoff. weir-specific.",
+	}
+	NetworkMaxPendingConnections = &Option{
+		Key: "taskmanager.network.max-pending-connections", Type: TypeInt, Default: "1024", Min: bound(1),
+		Description: "Most connections, from all hosts together, that the data server holds before they have sent their partition request; " +
+			"it refuses more at once (logging the peer). weir-specific.",
+	}
 	Parallelism = &Option{
 		Key: "parallelism.default", Type: TypeInt, Default: "1", Min: bound(1),
 		Description: "Parallelism of operators that do not set their own.",
@@ -253,7 +268,8 @@ var allOptions = []*Option{
 	HeartbeatInterval, HeartbeatTimeout, SlotRequestTimeout, ClusterEvenlySpreadOutSlots,
 	LogFormat, LogLevel, MetricsPromPort,
 	SegmentSize, BufferTimeout, BuffersPerChannel, FloatingBuffersPerGate, MaxBuffersPerChannel,
-	PartitionRequestTimeout, Parallelism, MaxParallelism,
+	PartitionRequestTimeout, NetworkHandshakeTimeout, NetworkMaxPendingConnectionsPerHost, NetworkMaxPendingConnections,
+	Parallelism, MaxParallelism,
 	CheckpointingInterval, CheckpointingMode, CheckpointingTimeout, CheckpointingMinPause,
 	TolerableFailedCheckpoints, MaxConcurrentCheckpoints, NumRetainedCheckpoints,
 	ExternalizedCheckpointRetention, CheckpointStorage, CheckpointsDir, SavepointDir,

@@ -13,7 +13,21 @@ import (
 	"go.uber.org/zap"
 )
 
-var errPartitionNotFound = errors.New("partition not found at producer")
+var (
+	errPartitionNotFound = errors.New("partition not found at producer")
+	// errProducerBusy: the producer's data server refused the connection over its pending-connection limits.
+	errProducerBusy = errors.New("producer busy")
+	// errNoAnswer: the connection ended before the producer sent anything. A refused connection usually ends so:
+	// the server closes it with the request unread, and the kernel then sends a reset that may overtake the busy
+	// error frame.
+	errNoAnswer = errors.New("producer closed the connection before answering the partition request")
+)
+
+// retryable reports whether a connection attempt failed in a way that is worth retrying with backoff until
+// PartitionRequestTimeout: nothing was received on it, so the channel's credit is intact.
+func retryable(err error) bool {
+	return errors.Is(err, errPartitionNotFound) || errors.Is(err, errProducerBusy) || errors.Is(err, errNoAnswer)
+}
 
 type receivedItem struct {
 	buf       *Buffer // the buffer, or for an event the credit buffer it occupied (none for a priority event)
@@ -129,7 +143,7 @@ func (c *remoteChannel) run(ctx context.Context) {
 			return ctx.Err() != nil, err
 		}
 		err = c.serve(conn)
-		if errors.Is(err, errPartitionNotFound) {
+		if retryable(err) {
 			return ctx.Err() != nil, err
 		}
 		return true, err
@@ -172,7 +186,7 @@ func (c *remoteChannel) serve(conn net.Conn) error {
 	defer conn.Close()
 
 	if _, err := conn.Write(encodePartitionRequest(spec.Partition, spec.Subpartition, credit)); err != nil {
-		return fmt.Errorf("send partition request: %w", err)
+		return fmt.Errorf("%w: send partition request: %w", errNoAnswer, err)
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -186,7 +200,11 @@ func (c *remoteChannel) serve(conn net.Conn) error {
 		wg.Wait()
 	}()
 
-	err := c.readFrames(bufio.NewReaderSize(conn, 16<<10))
+	r := bufio.NewReaderSize(conn, 16<<10)
+	if _, err := r.Peek(1); err != nil {
+		return fmt.Errorf("%w: %w", errNoAnswer, err)
+	}
+	err := c.readFrames(r)
 	if errors.Is(err, errProtocol) {
 		c.log.Error("network: closing connection after protocol error",
 			zap.String("peer", conn.RemoteAddr().String()), zap.String("partition", string(spec.Partition)), zap.Error(err))
@@ -302,8 +320,11 @@ func (c *remoteChannel) readFrames(r *bufio.Reader) error {
 			if err != nil {
 				return err
 			}
-			if code == errCodePartitionNotFound {
+			switch code {
+			case errCodePartitionNotFound:
 				return fmt.Errorf("%w: %s", errPartitionNotFound, msg)
+			case errCodeBusy:
+				return fmt.Errorf("%w: %s", errProducerBusy, msg)
 			}
 			return fmt.Errorf("producer: %s: %w", msg, ErrPartitionReleased)
 		default:

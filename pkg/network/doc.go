@@ -61,7 +61,12 @@
 //     has no buffer for, so receiving a frame never allocates (except for a record larger than a segment);
 //   - nothing read from the network is trusted: frame lengths are capped (MaxFrameSize, and far less for control
 //     frames), unknown types and malformed payloads close the connection with a logged error naming the peer;
-//     nothing panics on input.
+//     nothing panics on input;
+//   - a connection to the data server that has not sent its partition request is closed after HandshakeTimeout,
+//     and at most MaxPendingConnectionsPerHost such connections per peer IP (MaxPendingConnections in all) are held:
+//     the excess is refused on the accept loop, without a goroutine, with a retryable "busy" error. A consumer
+//     retries any connection that ended before the producer answered, so a refusal delays an honest channel but
+//     never fails it. Log lines about misbehaving peers are sampled, so a flood does not flood the log.
 //
 // # Priority events (unaligned checkpoints)
 //

@@ -56,6 +56,7 @@ const (
 	errCodePartitionNotFound byte = 1 // the consumer retries with backoff until PartitionRequestTimeout
 	errCodeReleased          byte = 2 // the producer failed or was released: the channel fails
 	errCodeProtocol          byte = 3 // the request was invalid: the channel fails
+	errCodeBusy              byte = 4 // too many connections without a request: the consumer retries with backoff
 )
 
 var errProtocol = errors.New("network protocol error")
@@ -85,6 +86,39 @@ func encodePartitionRequest(id PartitionID, sub, credit int) []byte {
 	binary.BigEndian.PutUint32(b[9:13], uint32(credit))
 	copy(b[13:], id)
 	return b
+}
+
+// readPartitionRequest reads the first frame of a connection to the data server, which must be a partition request.
+// scratch holds at least frameHeaderLen bytes. It allocates the payload only once the header has passed its cap.
+func readPartitionRequest(r io.Reader, scratch []byte) (id PartitionID, sub, credit int, err error) {
+	typ, n, err := readHeader(r, scratch, maxRequestLen)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	if typ != framePartitionRequest {
+		return "", 0, 0, fmt.Errorf("%w: first frame has type %d, want a partition request", errProtocol, typ)
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return "", 0, 0, err
+	}
+	return decodePartitionRequest(payload)
+}
+
+// readCredit reads one frame from a consumer after its partition request: only add-credit frames are valid there.
+// scratch holds at least frameHeaderLen bytes.
+func readCredit(r io.Reader, scratch []byte) (int, error) {
+	typ, n, err := readHeader(r, scratch, 4)
+	if err == nil && (typ != frameAddCredit || n != 4) {
+		err = fmt.Errorf("%w: frame type %d of %d bytes, want credit", errProtocol, typ, n)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if _, err := io.ReadFull(r, scratch[:4]); err != nil {
+		return 0, err
+	}
+	return int(binary.BigEndian.Uint32(scratch[:4])), nil
 }
 
 func decodePartitionRequest(p []byte) (id PartitionID, sub, credit int, err error) {

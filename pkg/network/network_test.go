@@ -620,6 +620,9 @@ func TestConfigValidation(t *testing.T) {
 		func(c *Config) { c.MaxBuffersPerSubpartition = 0 },
 		func(c *Config) { c.PartitionRequestTimeout = 0 },
 		func(c *Config) { c.MaxFrameSize = 10 },
+		func(c *Config) { c.HandshakeTimeout = 0 },
+		func(c *Config) { c.MaxPendingConnectionsPerHost = 0 },
+		func(c *Config) { c.MaxPendingConnections = 0 },
 	} {
 		cfg := DefaultConfig()
 		mut(&cfg)

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Config sizes the data plane of one TaskManager. Start from DefaultConfig.
@@ -34,6 +34,18 @@ type Config struct {
 	PartitionRequestTimeout time.Duration
 	// MaxFrameSize caps a record, hence a frame read from the network: larger lengths are protocol errors.
 	MaxFrameSize int
+	// HandshakeTimeout is how long the data server waits for a new connection's partition request before it
+	// closes the connection (taskmanager.network.handshake-timeout). An honest consumer sends its request right
+	// after connecting; without this deadline a peer that connects and sends nothing holds a socket and a
+	// goroutine forever.
+	HandshakeTimeout time.Duration
+	// MaxPendingConnectionsPerHost and MaxPendingConnections bound the connections accepted that have not yet sent
+	// their partition request, from one peer IP and in total (taskmanager.network.max-pending-connections-per-host,
+	// taskmanager.network.max-pending-connections). The excess is refused at once with a retryable "busy" error, so
+	// an honest consumer caught in a burst retries with backoff while a flood of idle connections costs the server
+	// no goroutine.
+	MaxPendingConnectionsPerHost int
+	MaxPendingConnections        int
 }
 
 // DefaultConfig returns Flink's defaults.
@@ -46,6 +58,10 @@ func DefaultConfig() Config {
 		MaxBuffersPerSubpartition: 10,
 		PartitionRequestTimeout:   30 * time.Second,
 		MaxFrameSize:              64 << 20,
+
+		HandshakeTimeout:             10 * time.Second,
+		MaxPendingConnectionsPerHost: 128,
+		MaxPendingConnections:        1024,
 	}
 }
 
@@ -63,6 +79,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("network config: partition request timeout %v <= 0", c.PartitionRequestTimeout)
 	case c.MaxFrameSize < c.SegmentSize:
 		return fmt.Errorf("network config: max frame size %d < segment size %d", c.MaxFrameSize, c.SegmentSize)
+	case c.HandshakeTimeout <= 0:
+		return fmt.Errorf("network config: handshake timeout %v <= 0", c.HandshakeTimeout)
+	case c.MaxPendingConnectionsPerHost < 1:
+		return fmt.Errorf("network config: max pending connections per host %d < 1", c.MaxPendingConnectionsPerHost)
+	case c.MaxPendingConnections < 1:
+		return fmt.Errorf("network config: max pending connections %d < 1", c.MaxPendingConnections)
 	}
 	return nil
 }
@@ -74,17 +96,30 @@ type Manager struct {
 	log  *zap.Logger
 	ln   net.Listener
 	addr string
+	// peerLog logs what peers of the data server do wrong. It is sampled: a flood of bad connections must not
+	// become a flood of log lines.
+	peerLog *zap.Logger
 
 	mu         sync.Mutex
 	closed     bool
 	partitions map[PartitionID]*ResultPartition
 	conns      map[*serverConn]struct{}
 	gates      map[*InputGate]struct{}
+	// Connections accepted that have not yet sent their partition request, by peer IP and in total.
+	pendingByHost map[string]int
+	numPending    int
 
 	wg sync.WaitGroup
 
 	requestMisses atomic.Int64 // requests for a partition not (yet) created: tests and metrics
+	refused       atomic.Int64 // connections refused over the pending limits: tests and metrics
 }
+
+// Sampling of peerLog: per message, the first peerLogFirst lines of each second, then every peerLogThereafter-th.
+const (
+	peerLogFirst      = 10
+	peerLogThereafter = 100
+)
 
 var errManagerClosed = errors.New("network manager closed")
 
@@ -102,9 +137,13 @@ func NewManager(cfg Config, log *zap.Logger) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: cfg, log: log, ln: ln, addr: ln.Addr().String(),
-		partitions: map[PartitionID]*ResultPartition{},
-		conns:      map[*serverConn]struct{}{},
-		gates:      map[*InputGate]struct{}{},
+		peerLog: log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+			return zapcore.NewSamplerWithOptions(c, time.Second, peerLogFirst, peerLogThereafter)
+		})),
+		partitions:    map[PartitionID]*ResultPartition{},
+		conns:         map[*serverConn]struct{}{},
+		gates:         map[*InputGate]struct{}{},
+		pendingByHost: map[string]int{},
 	}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -279,18 +318,79 @@ func (m *Manager) acceptLoop() {
 			}
 			return
 		}
-		sc := &serverConn{m: m, conn: conn, peer: conn.RemoteAddr().String(), wake: make(chan struct{}, 1)}
+		peer := conn.RemoteAddr().String()
+		host := peerHost(conn.RemoteAddr())
 		m.mu.Lock()
 		if m.closed {
 			m.mu.Unlock()
 			conn.Close()
 			return
 		}
+		fromHost := m.pendingByHost[host]
+		if fromHost >= m.cfg.MaxPendingConnectionsPerHost || m.numPending >= m.cfg.MaxPendingConnections {
+			total := m.numPending
+			m.mu.Unlock()
+			m.refuse(conn, peer, fromHost, total)
+			continue
+		}
+		m.pendingByHost[host]++
+		m.numPending++
+		sc := &serverConn{m: m, conn: conn, peer: peer, host: host, pending: true, wake: make(chan struct{}, 1)}
 		m.conns[sc] = struct{}{}
 		m.wg.Add(1)
 		m.mu.Unlock()
 		go sc.serve()
 	}
+}
+
+// peerHost is the IP of a peer address: the unit of the per-host pending limit.
+func peerHost(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// refuse closes a connection over the pending limits. It runs on the accept loop and starts no goroutine, so a
+// flood costs no more than accepting it. The error frame tells an honest consumer to retry; writing it cannot block,
+// as the socket is new and its send buffer empty (the deadline is a safeguard).
+func (m *Manager) refuse(conn net.Conn, peer string, fromHost, total int) {
+	m.refused.Add(1)
+	limit := fmt.Sprintf("taskmanager.network.max-pending-connections-per-host (%d)", m.cfg.MaxPendingConnectionsPerHost)
+	if fromHost < m.cfg.MaxPendingConnectionsPerHost {
+		limit = fmt.Sprintf("taskmanager.network.max-pending-connections (%d)", m.cfg.MaxPendingConnections)
+	}
+	m.peerLog.Warn("network: refusing connection: too many connections without a partition request",
+		zap.String("peer", peer), zap.Int("pending_from_host", fromHost), zap.Int("pending_total", total),
+		zap.String("limit", limit))
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write(encodeError(errCodeBusy, fmt.Sprintf("data server %s is busy: %s reached", m.addr, limit)))
+	conn.Close()
+}
+
+// requested takes sc out of the pending connections, once.
+func (m *Manager) requested(sc *serverConn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !sc.pending {
+		return
+	}
+	sc.pending = false
+	m.numPending--
+	if m.pendingByHost[sc.host]--; m.pendingByHost[sc.host] <= 0 {
+		delete(m.pendingByHost, sc.host)
+	}
+}
+
+// pendingConnections returns the connections that have not sent their partition request yet (tests).
+func (m *Manager) pendingConnections() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.numPending
 }
 
 // serverConn is the producer end of one connection: it serves one subpartition to one remote input channel,
@@ -299,8 +399,11 @@ type serverConn struct {
 	m      *Manager
 	conn   net.Conn
 	peer   string
+	host   string
 	credit atomic.Int64
 	wake   chan struct{}
+
+	pending bool // no partition request yet; guarded by m.mu
 }
 
 func (sc *serverConn) notifyDataAvailable() {
@@ -314,12 +417,13 @@ func (sc *serverConn) notifyDataAvailable() {
 func (sc *serverConn) notifyPriority() { sc.notifyDataAvailable() }
 
 func (sc *serverConn) protocolError(err error) {
-	sc.m.log.Error("network: closing connection after protocol error", zap.String("peer", sc.peer), zap.Error(err))
+	sc.m.peerLog.Error("network: closing connection after protocol error", zap.String("peer", sc.peer), zap.Error(err))
 }
 
 func (sc *serverConn) serve() {
 	defer func() {
 		sc.conn.Close()
+		sc.m.requested(sc)
 		sc.m.mu.Lock()
 		delete(sc.m.conns, sc)
 		sc.m.mu.Unlock()
@@ -327,27 +431,19 @@ func (sc *serverConn) serve() {
 	}()
 	r := bufio.NewReaderSize(sc.conn, 4<<10)
 	var hdr [frameHeaderLen + 4]byte
-	// A peer that connects and sends nothing must not hold the connection forever.
-	_ = sc.conn.SetReadDeadline(time.Now().Add(sc.m.cfg.PartitionRequestTimeout))
-	typ, n, err := readHeader(r, hdr[:], maxRequestLen)
-	if err == nil && typ != framePartitionRequest {
-		err = fmt.Errorf("%w: first frame has type %d, want a partition request", errProtocol, typ)
-	}
-	var payload []byte
-	if err == nil {
-		payload = make([]byte, n)
-		_, err = io.ReadFull(r, payload)
-	}
-	var (
-		id          PartitionID
-		sub, credit int
-	)
-	if err == nil {
-		id, sub, credit, err = decodePartitionRequest(payload)
-	}
+	// An absolute deadline: a peer that connects and sends nothing, or trickles its request byte by byte, is
+	// dropped all the same.
+	_ = sc.conn.SetReadDeadline(time.Now().Add(sc.m.cfg.HandshakeTimeout))
+	id, sub, credit, err := readPartitionRequest(r, hdr[:])
+	sc.m.requested(sc)
 	if err != nil {
-		if errors.Is(err, errProtocol) {
+		var ne net.Error
+		switch {
+		case errors.Is(err, errProtocol):
 			sc.protocolError(err)
+		case errors.As(err, &ne) && ne.Timeout():
+			sc.m.peerLog.Warn("network: closing connection that sent no partition request within taskmanager.network.handshake-timeout",
+				zap.String("peer", sc.peer), zap.Duration("timeout", sc.m.cfg.HandshakeTimeout))
 		}
 		return
 	}
@@ -384,16 +480,9 @@ func (sc *serverConn) serve() {
 		wg.Wait()
 	}()
 	for {
-		typ, n, err := readHeader(r, hdr[:], 4)
-		if err == nil && (typ != frameAddCredit || n != 4) {
-			err = fmt.Errorf("%w: frame type %d of %d bytes, want credit", errProtocol, typ, n)
-		}
+		n, err := readCredit(r, hdr[:])
 		if err == nil {
-			_, err = io.ReadFull(r, hdr[:4])
-		}
-		if err == nil {
-			c := sc.credit.Add(int64(binary.BigEndian.Uint32(hdr[:4])))
-			if c > maxCredit {
+			if c := sc.credit.Add(int64(n)); c > maxCredit {
 				err = fmt.Errorf("%w: credit %d exceeds %d", errProtocol, c, maxCredit)
 			}
 		}

@@ -134,6 +134,9 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	ncfg.FloatingBuffersPerGate = cfg.Int(config.FloatingBuffersPerGate)
 	ncfg.MaxBuffersPerSubpartition = cfg.Int(config.MaxBuffersPerChannel)
 	ncfg.PartitionRequestTimeout = cfg.Duration(config.PartitionRequestTimeout)
+	ncfg.HandshakeTimeout = cfg.Duration(config.NetworkHandshakeTimeout)
+	ncfg.MaxPendingConnectionsPerHost = cfg.Int(config.NetworkMaxPendingConnectionsPerHost)
+	ncfg.MaxPendingConnections = cfg.Int(config.NetworkMaxPendingConnections)
 	if ncfg.MaxFrameSize < ncfg.SegmentSize {
 		ncfg.MaxFrameSize = ncfg.SegmentSize
 	}
