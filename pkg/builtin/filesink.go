@@ -70,10 +70,6 @@ func parseFileSink(p operator.Properties) (fileSinkConfig, error) {
 	return c, nil
 }
 
-// maxSleepSlice bounds one sleep of a rate-limited file-sink, so that the
-// task goroutine re-checks the clock at least this often.
-const maxSleepSlice = 100 * time.Millisecond
-
 // fileSink writes the records of one subtask to part files.
 //
 // Naming: subtask s writes part-<s>-<n>, hidden as .part-<s>-<n>.inprogress
@@ -118,9 +114,10 @@ const maxSleepSlice = 100 * time.Millisecond
 //     NeedsFinalCheckpoint is true while some part is closed or pending.
 //
 // Rate: with `rate`, ProcessRecord blocks until the record is due
-// (rateLimiter, the clock read once per chunk of records), sleeping in
-// slices of at most maxSleepSlice; the blocked task goroutine creates
-// backpressure upstream.
+// (rateLimiter, the clock read once per chunk of records); the blocked task
+// goroutine creates backpressure upstream. The wait ends early when the
+// task is canceled (rateWait on operator.Context.Done): ProcessRecord then
+// returns an error and the task reports CANCELED.
 type fileSink struct {
 	cfg           fileSinkConfig
 	id            string
@@ -143,7 +140,9 @@ type fileSink struct {
 	limit  rateLimiter
 	budget int // records released by limit and not written yet
 	now    func() time.Duration
-	sleep  func(time.Duration)
+	// sleep waits for the next chunk; false means the task was canceled.
+	sleep func(time.Duration) bool
+	wait  rateWait
 }
 
 // pendingPart is a part pre-committed in a checkpoint: its final name is
@@ -188,8 +187,9 @@ func (s *fileSink) Open(ctx *operator.Context) error {
 		start := time.Now()
 		s.now = func() time.Duration { return time.Since(start) }
 	}
+	s.wait.done = ctx.Done
 	if s.sleep == nil {
-		s.sleep = time.Sleep
+		s.sleep = s.wait.wait
 	}
 	return nil
 }
@@ -246,7 +246,9 @@ func (s *fileSink) ProcessRecord(in *record.Record, _ operator.Collector) error 
 				s.budget = n
 				break
 			}
-			s.sleep(min(wait, maxSleepSlice))
+			if !s.sleep(wait) {
+				return fmt.Errorf("file-sink %q: task canceled while waiting for the rate limit (%g records per second)", s.id, s.cfg.rate)
+			}
 		}
 		s.budget--
 	}

@@ -83,3 +83,31 @@ func (l *rateLimiter) take(now time.Duration, maxN int) (int, time.Duration) {
 	l.issued += n
 	return int(n), 0
 }
+
+// rateWait is how a rate-limited operator waits for its next chunk: a
+// timer raced against the task's cancellation (operator.Context.Done), so
+// that a low rate never delays a cancel. A source needs none: it returns
+// NothingAvailable and the task waits, watching for cancellation itself.
+// The timer is reused: one allocation per operator, not per wait.
+type rateWait struct {
+	timer *time.Timer
+	done  <-chan struct{}
+}
+
+// wait sleeps for d and reports true, or reports false as soon as the task
+// is canceled.
+func (w *rateWait) wait(d time.Duration) bool {
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		// Since Go 1.23 Reset leaves no stale tick in the channel.
+		w.timer.Reset(d)
+	}
+	select {
+	case <-w.timer.C:
+		return true
+	case <-w.done:
+		w.timer.Stop()
+		return false
+	}
+}

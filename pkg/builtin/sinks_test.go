@@ -169,7 +169,7 @@ func TestFileSinkRate(t *testing.T) {
 	clock := &fakeClock{}
 	var sleeps []time.Duration
 	sink.now = clock.now
-	sink.sleep = func(d time.Duration) { sleeps = append(sleeps, d); clock.t += d }
+	sink.sleep = func(d time.Duration) bool { sleeps = append(sleeps, d); clock.t += d; return true }
 	if err := sink.Open(testCtx("sink", 0, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -180,12 +180,41 @@ func TestFileSinkRate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// 4 per second: records due at 0, 250ms, 500ms; sleeps are cut into
-	// slices of at most 100ms.
-	ms := time.Millisecond
-	want := []time.Duration{100 * ms, 100 * ms, 50 * ms, 100 * ms, 100 * ms, 50 * ms}
+	// 4 per second: records due at 0, 250ms, 500ms.
+	want := []time.Duration{250 * time.Millisecond, 250 * time.Millisecond}
 	if !slices.Equal(sleeps, want) {
 		t.Fatalf("sleeps = %v, want %v", sleeps, want)
+	}
+}
+
+// TestFileSinkRateCanceled: a file-sink waiting for its rate limit returns
+// as soon as the task is canceled (Context.Done), not when the record is
+// due (here in 1000 s).
+func TestFileSinkRateCanceled(t *testing.T) {
+	sink := newOperator(t, "file-sink", operator.Properties{"path": t.TempDir(), "rate": 0.001})
+	ctx := testCtx("sink", 0, 1)
+	done := make(chan struct{})
+	ctx.Done = done
+	if err := sink.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	var c collector
+	if err := sink.ProcessRecord(decodeJSON(t, `{"a":1}`), &c); err != nil {
+		t.Fatalf("first record (due at once): %v", err)
+	}
+	errc := make(chan error, 1)
+	second := decodeJSON(t, `{"a":2}`)
+	go func() { errc <- sink.ProcessRecord(second, &c) }()
+	close(done)
+	select {
+	case err := <-errc:
+		want := `file-sink "sink": task canceled while waiting for the rate limit (0.001 records per second)`
+		if err == nil || err.Error() != want {
+			t.Fatalf("ProcessRecord after cancel = %v, want %q", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ProcessRecord still waiting for the rate limit after the task was canceled")
 	}
 }
 

@@ -12,6 +12,12 @@
 // must release what Open took. EndInput is called only when every input
 // delivered end-of-partition (a bounded input ran out).
 //
+// Cancellation: no call may block indefinitely. A call that waits selects
+// on Context.Done and returns once it is closed. A task that does not stop
+// within task.cancellation.timeout of its cancellation makes its
+// TaskManager exit (docs/fault-tolerance.md), so an operator that ignores
+// Done costs the whole TaskManager, not only its job.
+//
 // Invariants:
 //   - a record passed to ProcessRecord or Collect is borrowed: valid only
 //     during the call; keep a copy (record.CopyFrom) to retain it.
@@ -55,6 +61,12 @@ type Context struct {
 	// ExactlyOnce is true for EXACTLY_ONCE checkpointing, false for
 	// AT_LEAST_ONCE.
 	ExactlyOnce bool
+	// Done is closed when the task is canceled. An operator or source
+	// that waits (a rate limiter's sleep, a retry backoff, a blocking
+	// read it can give up) selects on it and returns an error once it is
+	// closed: the task then reports CANCELED, whatever the error says.
+	// Checking it costs nothing per record; nil (tests) never closes.
+	Done <-chan struct{}
 }
 
 // Collector receives the records an operator emits. The record is borrowed.

@@ -22,10 +22,34 @@
 //
 // The only calls that come from other goroutines are Cancel, Execute (and
 // the checkpoint calls built on it: TriggerCheckpoint,
-// NotifyCheckpointComplete, NotifyCheckpointAborted) and the counter
-// getters. Cancel interrupts a blocked emit or poll by releasing the
-// task's partitions and closing its input gate; the network stack makes those
-// calls safe against the task goroutine.
+// NotifyCheckpointComplete, NotifyCheckpointAborted), Stack and the counter
+// getters.
+//
+// # Cancellation
+//
+// Cancel sets the canceled flag, closes cancelCh, cancels the writer's
+// context, and releases the task's partitions and closes its input gate
+// (the network stack makes those calls safe against the task goroutine).
+// Every wait of the task goroutine watches one of them, so a canceled task
+// reaches CANCELED without help from its operators:
+//
+//	source with nothing available (retry)   idle: select on cancelCh
+//	source waiting for an output buffer     awaitOutput: select on cancelCh
+//	emit blocked for a buffer               the released partition fails it
+//	empty input gate                        select on cancelCh; the gate is closed
+//	stop-with-savepoint hold, final checkpoint, mailbox   select on cancelCh
+//	open and restore                        checked before each Open and key group
+//	snapshot writer                         its context; nothing is drained
+//
+// What an operator waits for itself (a rate limit, a retry backoff, a
+// read it can give up) the runtime cannot interrupt: operator.Context.Done
+// is cancelCh, and such waits select on it (file-sink's rate limit).
+// Checking it costs nothing per record. A task stuck anyway (an operator
+// that ignores Done, a read that never returns) is left to the
+// TaskManager's watchdog (task.cancellation.interval logs Stack,
+// task.cancellation.timeout exits the process): a goroutine cannot be
+// killed, and one left running could still write output after a new
+// attempt started.
 //
 // # Checkpoints
 //
@@ -212,4 +236,6 @@
 //     after it was aborted).
 //   - A task reports CANCELED, not FAILED, when it was canceled, even though
 //     the cancellation surfaced as an error inside the chain.
+//   - No wait of the task goroutine outlives Cancel: each one selects on
+//     cancelCh or is failed by the release of the network resources.
 package taskexec

@@ -153,7 +153,8 @@ type Task struct {
 	flushDue   atomic.Bool
 	flushWake  chan struct{}
 	canceled   atomic.Bool
-	cancelCh   chan struct{}
+	cancelCh   chan struct{} // closed by Cancel; also operator.Context.Done
+	goid       atomic.Int64  // id of the goroutine in Run, 0 outside (Stack)
 	// ctx is canceled by Cancel and at the end of Run: it bounds what the
 	// writer goroutine does (state writes, answers to the JobManager).
 	ctx        context.Context
@@ -444,8 +445,9 @@ func (t *Task) RecordsOut() int64 { return t.recordsOut.Load() }
 // Done is closed when Run has returned.
 func (t *Task) Done() <-chan struct{} { return t.done }
 
-// Cancel stops the task: it interrupts a blocked emit or poll and makes Run
-// return a Canceled result. It is safe to call at any time, from any
+// Cancel stops the task: it interrupts a blocked emit or poll, closes the
+// operators' Context.Done, and makes Run return a Canceled result (see
+// Cancellation in the package doc). It is safe to call at any time, from any
 // goroutine, any number of times.
 func (t *Task) Cancel() {
 	t.cancelOnce.Do(func() {
@@ -496,7 +498,9 @@ func (t *Task) releaseNetwork(cause error) {
 // Run runs the task in the calling goroutine until it finishes, fails or is
 // canceled. It must be called once.
 func (t *Task) Run() Result {
+	t.goid.Store(goroutineID())
 	defer close(t.done)
+	defer t.goid.Store(0)
 	defer t.ctxCancel()
 	err := t.run()
 	switch {
@@ -583,6 +587,9 @@ func (t *Task) run() (err error) {
 	// Open tail first, as Flink does, so that an operator is open before
 	// anything can emit into it.
 	for i := len(t.chain) - 1; i >= 0; i-- {
+		if t.canceled.Load() {
+			return ErrCanceled // an Open may be slow: no more of them
+		}
 		c := t.chain[i]
 		c.opened = true
 		ctx := t.operatorContext(c, i)
@@ -682,6 +689,7 @@ func (t *Task) operatorContext(c *chainOp, i int) *operator.Context {
 		Stdout:         t.env.Stdout,
 		Checkpointing:  t.checkpointing,
 		ExactlyOnce:    t.exactlyOnce,
+		Done:           t.cancelCh,
 	}
 }
 
