@@ -8,6 +8,12 @@
 //     result type, the DAG is acyclic, every input exists, partitions are
 //     resolved, parallelism is within max-parallelism. Nothing downstream
 //     re-validates.
+//   - a job within the limits (MaxOperators, MaxEdges, MaxParallelism,
+//     MaxSubtasks) is the only kind the JobManager plans for, so the work
+//     it does per job is bounded; its name is at most MaxNameLength bytes
+//     of UTF-8 without control characters, since it is shown on terminals.
+//   - an operator decoded from its JSON (DecodeOperator) reads the same
+//     properties as at submission: integers are never rounded.
 //   - Operators are in topological order (inputs before consumers), ties
 //     broken by the order of the file, so vertex numbering is deterministic.
 //   - an operator's ID is its identity for state in checkpoints and
@@ -21,7 +27,12 @@
 // The job file format is documented for users in docs/jobs.md.
 package jobgraph
 
-import "github.com/weirstream/weir/pkg/operator"
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/weirstream/weir/pkg/operator"
+)
 
 // Partitioning strategies of an edge.
 const (
@@ -49,6 +60,24 @@ type Operator struct {
 	Parallelism int                 `json:"parallelism"` // resolved
 	Properties  operator.Properties `json:"properties,omitempty"`
 	Inputs      []Input             `json:"inputs,omitempty"`
+}
+
+// DecodeOperator decodes op from the JSON that encoding/json writes for an
+// *Operator (a deployment descriptor carries one per operator of a chain).
+// Numbers in its properties stay json.Number: an integer is never rounded
+// through float64, so that the properties read the same at deployment as
+// they did at submission (a float64 turns 2^53+1 into 2^53, and makes
+// 2^63-1, an int64, into 2^63, which is not one).
+func DecodeOperator(data []byte, op *Operator) error {
+	if !json.Valid(data) {
+		// Unmarshal's message for malformed JSON ("unexpected end of JSON
+		// input"); a Decoder would only read the first value.
+		var v any
+		return json.Unmarshal(data, &v)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec.Decode(op)
 }
 
 // Input is one incoming edge of an operator.

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -15,13 +17,28 @@ import (
 	"github.com/weirstream/weir/pkg/operator"
 )
 
-// Defaults and limits of the job file.
+// Defaults and limits of the job file (docs/jobs.md, "Limits"). The limits
+// bound what the JobManager and the TaskManagers do for a job: one
+// execution vertex, deployment and checkpoint acknowledgement per subtask,
+// one channel per upstream subtask per input.
 const (
 	DefaultParallelism    = 1
 	DefaultMaxParallelism = 128
 	// MaxMaxParallelism is Flink's upper bound on the number of key groups.
 	MaxMaxParallelism = 32768
-	maxIDLength       = 64
+	// MaxParallelism bounds the job's and every operator's parallelism;
+	// max-parallelism bounds them too, so it is the same number.
+	MaxParallelism = MaxMaxParallelism
+	// MaxOperators and MaxEdges bound the size of the graph: its operators
+	// and their inputs, each input being one edge.
+	MaxOperators = 1000
+	MaxEdges     = 10_000
+	// MaxSubtasks bounds the subtasks of a job: the parallelism of every
+	// job vertex (a chain of operators runs as one), added up.
+	MaxSubtasks = 100_000
+	// MaxNameLength bounds the job's name, in bytes.
+	MaxNameLength = 256
+	maxIDLength   = 64
 )
 
 var idPattern = regexp.MustCompile(`^[a-z0-9_-]+$`)
@@ -144,6 +161,9 @@ func (p *parser) parse(data []byte) (*JobGraph, error) {
 	if !nameSet {
 		return nil, p.errf("name is required")
 	}
+	if err := checkName(g.Name); err != nil {
+		return nil, p.errf("%v", err)
+	}
 	if g.MaxParallelism < 1 || g.MaxParallelism > MaxMaxParallelism {
 		return nil, p.errf("max-parallelism must be between 1 and %d, is %d", MaxMaxParallelism, g.MaxParallelism)
 	}
@@ -156,8 +176,8 @@ func (p *parser) parse(data []byte) (*JobGraph, error) {
 			}
 		}
 	}
-	if g.Parallelism < 1 {
-		return nil, p.errf("parallelism must be >= 1, is %d", g.Parallelism)
+	if g.Parallelism < 1 || g.Parallelism > MaxParallelism {
+		return nil, p.errf("parallelism must be between 1 and %d, is %d", MaxParallelism, g.Parallelism)
 	}
 	if g.Parallelism > g.MaxParallelism {
 		return nil, p.errf("parallelism %d is above max-parallelism %d", g.Parallelism, g.MaxParallelism)
@@ -174,6 +194,13 @@ func (p *parser) parse(data []byte) (*JobGraph, error) {
 	}
 	if len(opsNode.Content) == 0 {
 		return nil, p.errf("operators: the job has no operators, at line %d", opsLine)
+	}
+	// Bounded before any operator is looked at, so that the work below is.
+	if n := len(opsNode.Content); n > MaxOperators {
+		return nil, p.errf("operators: the job has %d operators, more than the maximum of %d, at line %d", n, MaxOperators, opsLine)
+	}
+	if n := countEdges(opsNode); n > MaxEdges {
+		return nil, p.errf("operators: the job has %d inputs (edges between operators), more than the maximum of %d, at line %d", n, MaxEdges, opsLine)
 	}
 	decls := make([]*opDecl, 0, len(opsNode.Content))
 	byID := make(map[string]*opDecl, len(opsNode.Content))
@@ -196,7 +223,56 @@ func (p *parser) parse(data []byte) (*JobGraph, error) {
 	for i, d := range order {
 		g.Operators[i] = d.op
 	}
+	subtasks := 0
+	for _, v := range g.Vertices() {
+		subtasks += v.Parallelism
+	}
+	if subtasks > MaxSubtasks {
+		return nil, p.errf("the job has %d subtasks (the parallelism of its chains of operators, added up), more than the maximum of %d", subtasks, MaxSubtasks)
+	}
 	return g, nil
+}
+
+// countEdges counts the inputs the operators list, without checking them:
+// an input field that is a list counts its items, any other value one.
+func countEdges(ops *yaml.Node) int {
+	n := 0
+	for _, op := range ops.Content {
+		op = resolve(op)
+		if op.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(op.Content); i += 2 {
+			if k, v := resolve(op.Content[i]), resolve(op.Content[i+1]); k.Value == "input" && !isNull(v) {
+				if v.Kind == yaml.SequenceNode {
+					n += len(v.Content)
+				} else {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// checkName checks a job name, which is shown by weir list, in logs and in
+// metric labels: bounded, and nothing a terminal would act on instead of
+// showing (escape sequences, line breaks, text direction overrides).
+func checkName(name string) error {
+	if len(name) > MaxNameLength {
+		return fmt.Errorf("name is %d bytes long, more than the maximum of %d", len(name), MaxNameLength)
+	}
+	for i, r := range name {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(name[i:]); size == 1 {
+				return fmt.Errorf("name %q is not valid UTF-8 (at byte %d)", name, i)
+			}
+		}
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || unicode.In(r, unicode.Zl, unicode.Zp) {
+			return fmt.Errorf("name %q: character %U at byte %d is not allowed: a job name must not contain control, line-breaking or text-direction characters", name, r, i)
+		}
+	}
+	return nil
 }
 
 // document parses the YAML (or JSON) text into the root mapping node.
@@ -318,7 +394,7 @@ func (p *parser) operator(g *JobGraph, n *yaml.Node, ordinal int, byID map[strin
 		return nil, p.errf("%s: %v", anon, err)
 	}
 	if !validID(d.op.ID) {
-		return nil, p.errf("%s: id %q is malformed: want 1 to %d characters of a-z, 0-9, '_' and '-'", anon, d.op.ID, maxIDLength)
+		return nil, p.errf("%s: id %s is malformed: want 1 to %d characters of a-z, 0-9, '_' and '-'", anon, clip(d.op.ID), maxIDLength)
 	}
 	if first, dup := byID[d.op.ID]; dup {
 		return nil, p.errf("%s: id is used twice, at lines %d and %d", d, first.line, d.line)
@@ -332,7 +408,7 @@ func (p *parser) operator(g *JobGraph, n *yaml.Node, ordinal int, byID map[strin
 		return nil, p.errf("%s: %v", d, err)
 	}
 	if d.typ, ok = operator.Lookup(d.op.Type); !ok {
-		return nil, p.errf("%s: unknown type %q (known: %s)", d, d.op.Type, strings.Join(operator.Names(), ", "))
+		return nil, p.errf("%s: unknown type %s (known: %s)", d, clip(d.op.Type), strings.Join(operator.Names(), ", "))
 	}
 
 	d.op.Parallelism = g.Parallelism
@@ -340,8 +416,8 @@ func (p *parser) operator(g *JobGraph, n *yaml.Node, ordinal int, byID map[strin
 		if d.op.Parallelism, err = intValue("parallelism", pn); err != nil {
 			return nil, p.errf("%s: %v", d, err)
 		}
-		if d.op.Parallelism < 1 {
-			return nil, p.errf("%s: parallelism must be >= 1, is %d", d, d.op.Parallelism)
+		if d.op.Parallelism < 1 || d.op.Parallelism > MaxParallelism {
+			return nil, p.errf("%s: parallelism must be between 1 and %d, is %d", d, MaxParallelism, d.op.Parallelism)
 		}
 		if d.op.Parallelism > g.MaxParallelism {
 			return nil, p.errf("%s: parallelism %d is above max-parallelism %d", d, d.op.Parallelism, g.MaxParallelism)
@@ -373,6 +449,17 @@ func fieldValue(fs []field, key string) (*yaml.Node, bool) {
 		}
 	}
 	return nil, false
+}
+
+// clip quotes a value of the file for an error message, shortened when it
+// is long: an error must stay readable whatever the file holds.
+func clip(s string) string {
+	const max = 128
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	q := strconv.Quote(s[:max])
+	return fmt.Sprintf(`%s..." (%d bytes)`, q[:len(q)-1], len(s))
 }
 
 func validID(id string) bool {

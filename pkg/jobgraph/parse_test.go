@@ -3,6 +3,7 @@ package jobgraph
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -33,7 +34,7 @@ func TestParseRejects(t *testing.T) {
 		{"name is a list", "name: [a]\n", `name: want a string, got a list at line 1`},
 		{"parallelism not int", "name: x\nparallelism: two\n", `parallelism: want an integer, got "two" at line 2`},
 		{"parallelism float", "name: x\nparallelism: 2.5\n", `parallelism: want an integer, got 2.5 at line 2`},
-		{"parallelism zero", "name: x\nparallelism: 0\n", `parallelism must be >= 1, is 0`},
+		{"parallelism zero", "name: x\nparallelism: 0\n", `parallelism must be between 1 and 32768, is 0`},
 		{"parallelism above max", "name: x\nparallelism: 200\n", `parallelism 200 is above max-parallelism 128`},
 		{"max-parallelism zero", "name: x\nmax-parallelism: 0\n", `max-parallelism must be between 1 and 32768, is 0`},
 		{"max-parallelism too big", "name: x\nmax-parallelism: 32769\n", `max-parallelism must be between 1 and 32768, is 32769`},
@@ -60,7 +61,7 @@ func TestParseRejects(t *testing.T) {
 		{"missing type", "name: x\noperators:\n- id: src\n", `operator "src": type is required`},
 		{"unknown type", "name: x\noperators:\n- id: src\n  type: sequense\n", `operator "src": unknown type "sequense" (` + known + `)`},
 		{"operator parallelism zero", "name: x\noperators:\n- id: src\n  type: test-source\n  parallelism: 0\n",
-			`operator "src": parallelism must be >= 1, is 0`},
+			`operator "src": parallelism must be between 1 and 32768, is 0`},
 		{"operator parallelism above max", "name: x\nmax-parallelism: 8\noperators:\n- id: src\n  type: test-source\n  parallelism: 9\n",
 			`operator "src": parallelism 9 is above max-parallelism 8`},
 		{"operator parallelism string", "name: x\noperators:\n- id: src\n  type: test-source\n  parallelism: '2'\n",
@@ -132,8 +133,36 @@ func TestParseRejects(t *testing.T) {
 			"- id: a\n  type: test-map\n  input: [src, c]\n  properties: {expr: ok}\n" +
 			"- id: b\n  type: test-map\n  input: a\n  properties: {expr: ok}\n",
 			`operators form a cycle: c -> a -> b -> c`},
+		{"parallelism above the maximum", "name: x\nmax-parallelism: 32768\nparallelism: 32769\n",
+			`parallelism must be between 1 and 32768, is 32769`},
+		{"operator parallelism above the maximum", "name: x\nmax-parallelism: 32768\noperators:\n- id: src\n  type: test-source\n  parallelism: 40000\n",
+			`operator "src": parallelism must be between 1 and 32768, is 40000`},
+		{"name too long", "name: " + strings.Repeat("n", 257) + "\n", `name is 257 bytes long, more than the maximum of 256`},
+		{"name with an escape sequence", "name: \"evil\\e[2J\"\n",
+			`name "evil\x1b[2J": character U+001B at byte 4 is not allowed: a job name must not contain control, line-breaking or text-direction characters`},
+		{"name with a newline", "name: \"two\\nlines\"\n",
+			`name "two\nlines": character U+000A at byte 3 is not allowed: a job name must not contain control, line-breaking or text-direction characters`},
+		{"name with a C1 control", "name: \"a\\x9bb\"\n",
+			`name "a\u009bb": character U+009B at byte 1 is not allowed: a job name must not contain control, line-breaking or text-direction characters`},
+		{"name with a text-direction override", "name: \"abc\\u202Efdp.exe\"\n",
+			`name "abc\u202efdp.exe": character U+202E at byte 3 is not allowed: a job name must not contain control, line-breaking or text-direction characters`},
+		{"name with a line separator", "name: \"a\\Lb\"\n",
+			`name "a\u2028b": character U+2028 at byte 1 is not allowed: a job name must not contain control, line-breaking or text-direction characters`},
+		{"long malformed id is clipped", "name: x\noperators:\n- id: " + strings.Repeat("A", 300) + "\n  type: test-source\n",
+			`operator #1 (line 3): id "` + strings.Repeat("A", 128) + `..." (300 bytes) is malformed: want 1 to 64 characters of a-z, 0-9, '_' and '-'`},
+		{"id with an escape sequence", "name: x\noperators:\n- id: \"a\\eb\"\n  type: test-source\n",
+			`operator #1 (line 3): id "a\x1bb" is malformed: want 1 to 64 characters of a-z, 0-9, '_' and '-'`},
+		{"long unknown type is clipped", "name: x\noperators:\n- id: a\n  type: " + strings.Repeat("t", 1000) + "\n",
+			`operator "a": unknown type "` + strings.Repeat("t", 128) + `..." (1000 bytes) (` + known + `)`},
+		{"too many operators", "name: x\noperators:\n" + strings.Repeat("- {id: a, type: test-source}\n", 1001),
+			`operators: the job has 1001 operators, more than the maximum of 1000, at line 2`},
+		{"too many edges", "name: x\noperators:\n- {id: a, type: test-source}\n- {id: b, type: test-sink, input: [" + strings.Repeat("a, ", 10000) + "a]}\n",
+			`operators: the job has 10001 inputs (edges between operators), more than the maximum of 10000, at line 2`},
+		{"too many subtasks", "name: x\nmax-parallelism: 32768\nparallelism: 25001\noperators:\n" +
+			"- {id: a, type: test-source}\n- {id: b, type: test-source}\n- {id: c, type: test-source}\n- {id: d, type: test-source}\n",
+			`the job has 100004 subtasks (the parallelism of its chains of operators, added up), more than the maximum of 100000`},
 		{"first error in file order", "name: x\noperators:\n- id: a\n  type: test-source\n  parallelism: 0\n- id: b\n  type: nope\n",
-			`operator "a": parallelism must be >= 1, is 0`},
+			`operator "a": parallelism must be between 1 and 32768, is 0`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -302,7 +331,7 @@ func TestOperatorJSONRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	var op Operator
-	if err := json.Unmarshal(b, &op); err != nil {
+	if err := DecodeOperator(b, &op); err != nil {
 		t.Fatal(err)
 	}
 	n, err := op.Properties.Int("count", 0)
@@ -372,4 +401,124 @@ func TestParseAliasBomb(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `property "interval": more than 100000 values`) {
 		t.Fatalf("got %v", err)
 	}
+}
+
+// TestParseAtTheLimits: a job exactly at every limit is accepted.
+func TestParseAtTheLimits(t *testing.T) {
+	tests := []struct{ name, file string }{
+		{"name of 256 bytes", "name: " + strings.Repeat("n", 256) + "\noperators: [{id: a, type: test-source}]\n"},
+		{"name in any script", "name: \"zählung 数え 🙂 tab-free\"\noperators: [{id: a, type: test-source}]\n"},
+		{"parallelism 32768", "name: x\nmax-parallelism: 32768\nparallelism: 32768\noperators: [{id: a, type: test-source}]\n"},
+		{"1000 operators", "name: x\noperators:\n- {id: a, type: test-source}\n" + func() string {
+			var b strings.Builder
+			for i := 1; i < 1000; i++ {
+				b.WriteString("- {id: s" + strconv.Itoa(i) + ", type: test-sink, input: a}\n")
+			}
+			return b.String()
+		}()},
+		{"10000 edges", "name: x\noperators:\n" + func() string {
+			var b strings.Builder
+			var ids []string
+			for i := 0; i < 100; i++ {
+				id := "a" + strconv.Itoa(i)
+				ids = append(ids, id)
+				b.WriteString("- {id: " + id + ", type: test-source}\n")
+			}
+			for i := 0; i < 100; i++ {
+				b.WriteString("- {id: s" + strconv.Itoa(i) + ", type: test-sink, input: [" + strings.Join(ids, ", ") + "]}\n")
+			}
+			return b.String()
+		}()},
+		{"100000 subtasks", "name: x\nmax-parallelism: 32768\nparallelism: 25000\noperators:\n" +
+			"- {id: a, type: test-source}\n- {id: b, type: test-source}\n- {id: c, type: test-source}\n- {id: d, type: test-source}\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Parse([]byte(tt.file), "job.yaml"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestCheckNameInvalidUTF8: YAML does not let invalid UTF-8 through, but a
+// name that is not UTF-8 must not reach a terminal either.
+func TestCheckNameInvalidUTF8(t *testing.T) {
+	err := checkName("ab\xffc")
+	if want := `name "ab\xffc" is not valid UTF-8 (at byte 2)`; errString(err) != want {
+		t.Fatalf("err = %q, want %q", errString(err), want)
+	}
+	if err := checkName("replacement \uFFFD character is text"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDecodeOperatorKeepsIntegers: integers of the job file reach the
+// operator type on the TaskManager exactly as they were validated at
+// submission: parse, encode as the scheduler does (encoding/json), decode
+// as the task does.
+func TestDecodeOperatorKeepsIntegers(t *testing.T) {
+	for _, count := range []string{
+		"0", "1", "-1", "9007199254740992", "9007199254740993", "-9007199254740993",
+		"9223372036854775807", "-9223372036854775808", "1e15", "1.0e18", "12.0",
+	} {
+		t.Run(count, func(t *testing.T) {
+			g, err := Parse([]byte("name: x\noperators: [{id: a, type: test-source, properties: {count: "+count+"}}]\n"), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			atSubmission, err := g.Operators[0].Properties.Int("count", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.Marshal(g.Operators[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var op Operator
+			if err := DecodeOperator(b, &op); err != nil {
+				t.Fatal(err)
+			}
+			atDeployment, err := op.Properties.Int("count", 0)
+			if err != nil || atDeployment != atSubmission {
+				t.Fatalf("count %s: %d at submission, %d, %v at deployment (JSON %s)", count, atSubmission, atDeployment, err, b)
+			}
+		})
+	}
+	// What submission rejects, deployment rejects too.
+	for _, count := range []string{"9223372036854775808", "18446744073709551615", "1.5", "1e19"} {
+		t.Run(count, func(t *testing.T) {
+			_, err := Parse([]byte("name: x\noperators: [{id: a, type: test-source, properties: {count: "+count+"}}]\n"), "")
+			if err == nil {
+				t.Fatalf("count %s accepted", count)
+			}
+			var op Operator
+			if err := DecodeOperator([]byte(`{"id":"a","type":"test-source","properties":{"count":`+count+`}}`), &op); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := op.Properties.Int("count", 0); err == nil {
+				t.Fatalf("count %s decodes to %d", count, n)
+			}
+		})
+	}
+}
+
+func TestDecodeOperatorMalformed(t *testing.T) {
+	for _, tt := range []struct{ in, err string }{
+		{`{`, "unexpected end of JSON input"},
+		{`{"id":"a"} {"id":"b"}`, "invalid character '{' after top-level value"},
+		{`{"id":5}`, "json: cannot unmarshal number into Go struct field Operator.id of type string"},
+	} {
+		var op Operator
+		if err := DecodeOperator([]byte(tt.in), &op); errString(err) != tt.err {
+			t.Errorf("DecodeOperator(%s) = %q, want %q", tt.in, errString(err), tt.err)
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

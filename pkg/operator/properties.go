@@ -6,16 +6,23 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/weirstream/weir/pkg/config"
 )
 
 // Properties are an operator's `properties:` from the job file. Values are
-// as decoded from YAML or JSON: int, int64, uint64, float64 (every JSON
-// number, or json.Number), string, bool, nil, []any and map[string]any. The
-// accessors below convert them and return errors that name the property, so
-// a type's Validate and its constructor can return them unchanged.
+// as decoded from YAML or JSON: int, int64, uint64, float64, json.Number,
+// string, bool, nil, []any and map[string]any. The accessors below convert
+// them and return errors that name the property, so a type's Validate and
+// its constructor can return them unchanged.
+//
+// A job is validated at submission on the values decoded from YAML and
+// built on the TaskManagers from the JSON of its deployment descriptor,
+// decoded with json.Number (jobgraph.DecodeOperator): an integer written as
+// such is never rounded through float64 on the way, so every accessor
+// returns at deployment exactly what it returned at submission.
 //
 // An absent property and one set to null (`path:` with no value) are the
 // same: the accessor returns its default.
@@ -52,8 +59,8 @@ func (p Properties) RequiredString(name string) (string, error) {
 }
 
 // Int returns the integer property name, or def when it is absent. A float
-// without fraction is accepted (JSON decodes every number as float64);
-// 1.5 and strings are not.
+// without fraction is accepted (YAML reads 1e6 as a float); 1.5 and strings
+// are not.
 func (p Properties) Int(name string, def int64) (int64, error) {
 	v, ok := p.get(name)
 	if !ok {
@@ -62,6 +69,19 @@ func (p Properties) Int(name string, def int64) (int64, error) {
 	n, isInt := toInt64(v)
 	if !isInt {
 		return 0, wantError(name, "an integer", v)
+	}
+	return n, nil
+}
+
+// IntIn is Int for a property whose documented range is lo to hi
+// (inclusive); def is returned unchecked when the property is absent.
+func (p Properties) IntIn(name string, def, lo, hi int64) (int64, error) {
+	n, err := p.Int(name, def)
+	if err != nil {
+		return 0, err
+	}
+	if _, ok := p.get(name); ok && (n < lo || n > hi) {
+		return 0, fmt.Errorf("property %q: want an integer between %d and %d, got %d", name, lo, hi, n)
 	}
 	return n, nil
 }
@@ -114,6 +134,78 @@ func (p Properties) Duration(name string, def time.Duration) (time.Duration, err
 		return 0, wantError(name, want, v)
 	}
 	return time.Duration(n) * time.Millisecond, nil
+}
+
+// DurationIn is Duration for a property whose documented range is lo to
+// hi (inclusive); def is returned unchecked when the property is absent.
+func (p Properties) DurationIn(name string, def, lo, hi time.Duration) (time.Duration, error) {
+	d, err := p.Duration(name, def)
+	if err != nil {
+		return 0, err
+	}
+	if _, ok := p.get(name); ok && (d < lo || d > hi) {
+		return 0, fmt.Errorf("property %q: want a duration between %s and %s, got %s", name, formatDuration(lo), formatDuration(hi), describe(p[name]))
+	}
+	return d, nil
+}
+
+// formatDuration renders d as Go does, without its zero minutes and
+// seconds: 24h rather than 24h0m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	s, _ = strings.CutSuffix(s, "m0s")
+	if t, ok := strings.CutSuffix(s, "h0"); ok {
+		return t + "h"
+	}
+	if s != d.String() {
+		s += "m"
+	}
+	return s
+}
+
+// MemorySizeIn returns the memory size property name, or def when it is
+// absent; its documented range is lo to hi bytes (inclusive). It is
+// written as Flink writes memory sizes (64kb, 1 mb, 2 MiB; units are
+// binary, see config.ParseMemorySize) or as an integer number of bytes.
+func (p Properties) MemorySizeIn(name string, def, lo, hi int64) (int64, error) {
+	v, ok := p.get(name)
+	if !ok {
+		return def, nil
+	}
+	const want = "a memory size like 64kb or 1 mb, or a number of bytes"
+	var n int64
+	if s, isString := v.(string); isString {
+		var err error
+		if n, err = config.ParseMemorySize(s); err != nil {
+			return 0, wantError(name, want, v)
+		}
+	} else {
+		var isInt bool
+		if n, isInt = toInt64(v); !isInt {
+			return 0, wantError(name, want, v)
+		}
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("property %q: want a memory size between %s and %s, got %s", name, formatBytes(lo), formatBytes(hi), describe(v))
+	}
+	return n, nil
+}
+
+// formatBytes renders a size in the largest binary unit that divides it:
+// 1 mb, 64 kb, 100 bytes.
+func formatBytes(n int64) string {
+	for _, u := range []struct {
+		size int64
+		name string
+	}{{1 << 30, "gb"}, {1 << 20, "mb"}, {1 << 10, "kb"}} {
+		if n >= u.size && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + " " + u.name
+		}
+	}
+	if n == 1 {
+		return "1 byte"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 // Map returns the map property name and whether it is present.
@@ -225,14 +317,28 @@ func toInt64(v any) (int64, bool) {
 	case float64:
 		return floatToInt64(x)
 	case json.Number:
-		if n, err := x.Int64(); err == nil {
-			return n, true
-		}
-		if f, err := x.Float64(); err == nil {
-			return floatToInt64(f)
-		}
+		return jsonNumberToInt64(x)
 	}
 	return 0, false
+}
+
+// jsonNumberToInt64 reads a JSON number as it was written: an integer
+// literal exactly (out of int64 range is not an int64, even though its
+// float64 rounding may be), any other number through float64, which is
+// what the YAML decoder made of it at submission (the descriptor's JSON is
+// encoded from those values, and Go writes floats so that they read back
+// exactly).
+func jsonNumberToInt64(x json.Number) (int64, bool) {
+	s := string(x)
+	if !strings.ContainsAny(s, ".eE") {
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, false
+	}
+	return floatToInt64(f)
 }
 
 func uintToInt64(u uint64) (int64, bool) {

@@ -73,6 +73,14 @@ func TestPropertiesInt(t *testing.T) {
 		{json.Number("12"), 12, ""},
 		{json.Number("12.0"), 12, ""},
 		{json.Number("12.5"), 0, `property "k": want an integer, got 12.5`},
+		// Integer literals are read exactly, never through float64.
+		{json.Number("9007199254740993"), 9007199254740993, ""},
+		{json.Number("9223372036854775807"), math.MaxInt64, ""},
+		{json.Number("-9223372036854775808"), math.MinInt64, ""},
+		{json.Number("9223372036854775808"), 0, `property "k": want an integer, got 9223372036854775808`},
+		{json.Number("-9223372036854775809"), 0, `property "k": want an integer, got -9223372036854775809`},
+		{json.Number("1e+15"), 1e15, ""}, // a float literal: through float64
+		{json.Number("1e400"), 0, `property "k": want an integer, got 1e400`},
 		{"12", 0, `property "k": want an integer, got "12"`},
 		{true, 0, `property "k": want an integer, got true`},
 		{map[string]any{}, 0, `property "k": want an integer, got a map`},
@@ -85,6 +93,88 @@ func TestPropertiesInt(t *testing.T) {
 		got, err := p.Int("k", 7)
 		if got != tt.want || errString(err) != tt.err {
 			t.Errorf("Int(%#v) = %d, %q; want %d, %q", tt.v, got, errString(err), tt.want, tt.err)
+		}
+	}
+}
+
+func TestPropertiesIntIn(t *testing.T) {
+	tests := []struct {
+		v    any
+		want int64
+		err  string
+	}{
+		{nil, 0, ""}, // the default, unchecked
+		{1, 1, ""},
+		{int64(1e18), 1e18, ""},
+		{json.Number("1000000000000000000"), 1e18, ""},
+		{1e18, 1e18, ""},
+		{0, 0, `property "n": want an integer between 1 and 1000000000000000000, got 0`},
+		{int64(1e18 + 1), 0, `property "n": want an integer between 1 and 1000000000000000000, got 1000000000000000001`},
+		{"3", 0, `property "n": want an integer, got "3"`},
+	}
+	for _, tt := range tests {
+		p := Properties{"n": tt.v}
+		got, err := p.IntIn("n", 0, 1, 1e18)
+		if got != tt.want || errString(err) != tt.err {
+			t.Errorf("IntIn(%#v) = %d, %q; want %d, %q", tt.v, got, errString(err), tt.want, tt.err)
+		}
+	}
+}
+
+func TestPropertiesDurationIn(t *testing.T) {
+	const want = `property "d": want a duration between 100ms and 24h, got `
+	tests := []struct {
+		v    any
+		want time.Duration
+		err  string
+	}{
+		{nil, 0, ""},
+		{"100ms", 100 * time.Millisecond, ""},
+		{"1 d", 24 * time.Hour, ""},
+		{100, 100 * time.Millisecond, ""},
+		{"99ms", 0, want + `"99ms"`},
+		{"25h", 0, want + `"25h"`},
+		{json.Number("86400001"), 0, want + `86400001`},
+		{"soon", 0, `property "d": want a duration like 500ms, 10 s or 2 min, got "soon"`},
+	}
+	for _, tt := range tests {
+		p := Properties{"d": tt.v}
+		got, err := p.DurationIn("d", 0, 100*time.Millisecond, 24*time.Hour)
+		if got != tt.want || errString(err) != tt.err {
+			t.Errorf("DurationIn(%#v) = %v, %q; want %v, %q", tt.v, got, errString(err), tt.want, tt.err)
+		}
+	}
+}
+
+func TestPropertiesMemorySizeIn(t *testing.T) {
+	const want = `property "m": want a memory size like 64kb or 1 mb, or a number of bytes, got `
+	const rng = `property "m": want a memory size between 1 byte and 64 mb, got `
+	tests := []struct {
+		v    any
+		want int64
+		err  string
+	}{
+		{nil, 1 << 20, ""},
+		{"1 mb", 1 << 20, ""},
+		{"64kb", 64 << 10, ""},
+		{"2 MiB", 2 << 20, ""},
+		{100, 100, ""},
+		{json.Number("67108864"), 64 << 20, ""},
+		{1e3, 1000, ""},
+		{"64 mb", 64 << 20, ""},
+		{"65 mb", 0, rng + `"65 mb"`},
+		{0, 0, rng + `0`},
+		{-1, 0, rng + `-1`},
+		{"1 eb", 0, want + `"1 eb"`},
+		{"99999999999999999999 gb", 0, want + `"99999999999999999999 gb"`},
+		{1.5, 0, want + `1.5`},
+		{true, 0, want + `true`},
+	}
+	for _, tt := range tests {
+		p := Properties{"m": tt.v}
+		got, err := p.MemorySizeIn("m", 1<<20, 1, 64<<20)
+		if got != tt.want || errString(err) != tt.err {
+			t.Errorf("MemorySizeIn(%#v) = %v, %q; want %v, %q", tt.v, got, errString(err), tt.want, tt.err)
 		}
 	}
 }

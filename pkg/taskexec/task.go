@@ -2,7 +2,6 @@ package taskexec
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -222,7 +221,7 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 	ids := make([]string, 0, len(desc.GetOperators()))
 	for i, raw := range desc.GetOperators() {
 		var spec jobgraph.Operator
-		if err := json.Unmarshal(raw, &spec); err != nil {
+		if err := jobgraph.DecodeOperator(raw, &spec); err != nil {
 			return nil, fmt.Errorf("operator %d of the chain: invalid JSON: %w", i, err)
 		}
 		if spec.ID == "" {
