@@ -119,12 +119,12 @@ func (a *app) run(ctx context.Context, args []string) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.msg != "" {
-			fmt.Fprintf(a.stderr, "weir: %s\n", ee.msg)
+			fmt.Fprintf(a.stderr, "weir: %s\n", printable(ee.msg))
 		}
 		return ee.code
 	}
 	// Anything else is cobra's (or our) complaint about the arguments.
-	fmt.Fprintf(a.stderr, "weir: %v\n", err)
+	fmt.Fprintf(a.stderr, "weir: %s\n", printable(err.Error()))
 	if cmd != nil {
 		fmt.Fprint(a.stderr, cmd.UsageString())
 	}
@@ -152,7 +152,8 @@ cancels, stops and savepoints them, with Apache Flink's verbs.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.jobmanager, "jobmanager", defaultJM,
 		"JobManager address host:port (env "+EnvJobManager+")")
-	pf.DurationVar(&a.timeout, "timeout", defaultTimeout, "how long to wait for each call to the JobManager")
+	a.timeout = defaultTimeout
+	pf.Var((*timeoutFlag)(&a.timeout), "timeout", "how long to wait for each call to the JobManager")
 
 	root.AddCommand(
 		a.newRunCommand(),
@@ -164,9 +165,32 @@ cancels, stops and savepoints them, with Apache Flink's verbs.`,
 		a.newCheckpointsCommand(),
 		a.newTaskManagersCommand(),
 		a.newVersionCommand(),
+		a.newCompletionCommand(),
 	)
+	// cobra's own completion command prints its help and exits 0 for a
+	// shell it does not know; ours says which shells there are.
+	root.CompletionOptions.DisableDefaultCmd = true
 	a.root = root
 	return root
+}
+
+// timeoutFlag is the value of --timeout: a positive duration. It validates
+// while flags are parsed, so that --timeout 0 is a usage error rather than
+// a call that fails at once and blames the connection.
+type timeoutFlag time.Duration
+
+func (d *timeoutFlag) String() string { return time.Duration(*d).String() }
+func (d *timeoutFlag) Type() string   { return "duration" }
+func (d *timeoutFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration such as 30s or 2m")
+	}
+	if v <= 0 {
+		return fmt.Errorf("must be positive, is %s", v)
+	}
+	*d = timeoutFlag(v)
+	return nil
 }
 
 // addOutputFlag gives a read command its -o/--output flag.

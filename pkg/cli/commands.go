@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"time"
 
@@ -133,7 +134,7 @@ func writeJobDetailsTable(w io.Writer, d *weirpb.JobDetails, now time.Time, loc 
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Exceptions:")
 		for _, e := range d.GetExceptions() {
-			fmt.Fprintf(w, "  %s  %s: %s\n", humanTime(e.GetTimeUnixMs(), loc), orDash(e.GetTask()), e.GetMessage())
+			fmt.Fprintf(w, "  %s  %s: %s\n", humanTime(e.GetTimeUnixMs(), loc), printable(orDash(e.GetTask())), printable(e.GetMessage()))
 		}
 	}
 	// A task's failure is the first thing a user needs after a FAILED; show
@@ -150,7 +151,7 @@ func writeJobDetailsTable(w io.Writer, d *weirpb.JobDetails, now time.Time, loc 
 				fmt.Fprintln(w, "Task failures:")
 				header = true
 			}
-			fmt.Fprintf(w, "  %s (subtask %d, attempt %d): %s\n", ts.GetOperator(), ts.GetSubtask(), ts.GetAttempt(), f)
+			fmt.Fprintf(w, "  %s (subtask %d, attempt %d): %s\n", printable(ts.GetOperator()), ts.GetSubtask(), ts.GetAttempt(), printable(f))
 		}
 	}
 	return nil
@@ -177,7 +178,7 @@ func (a *app) newCancelCommand() *cobra.Command {
 			if d, err := a.getJob(cmd.Context(), id); err == nil && d.GetState() == "CANCELED" {
 				verb = "Cancelled"
 			}
-			fmt.Fprintf(a.stdout, "%s job %s\n", verb, id)
+			fmt.Fprintf(a.stdout, "%s job %s\n", verb, printable(id))
 			return nil
 		}),
 	}
@@ -204,7 +205,7 @@ func (a *app) newStopCommand() *cobra.Command {
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			var resp *weirpb.StopJobResponse
-			fmt.Fprintf(a.stderr, "Stopping job %s with a savepoint...\n", id)
+			fmt.Fprintf(a.stderr, "Stopping job %s with a savepoint...\n", printable(id))
 			err := a.call(cmd.Context(), a.savepointTimeout(cmd), func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
 				resp, err = c.StopJob(ctx, &weirpb.StopJobRequest{JobId: id, TargetDirectory: dir, Drain: drain})
 				return err
@@ -212,8 +213,8 @@ func (a *app) newStopCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stderr, "Stopped job %s. Savepoint:\n", id)
-			fmt.Fprintln(a.stdout, resp.GetPath())
+			fmt.Fprintf(a.stderr, "Stopped job %s. Savepoint:\n", printable(id))
+			fmt.Fprintln(a.stdout, printable(resp.GetPath()))
 			return nil
 		}),
 	}
@@ -247,14 +248,14 @@ func (a *app) newSavepointCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "Disposed savepoint %s\n", path)
+				fmt.Fprintf(a.stdout, "Disposed savepoint %s\n", printable(path))
 				return nil
 			}
 			id, dir := args[0], ""
 			if len(args) == 2 {
 				dir = args[1]
 			}
-			fmt.Fprintf(a.stderr, "Triggering savepoint for job %s...\n", id)
+			fmt.Fprintf(a.stderr, "Triggering savepoint for job %s...\n", printable(id))
 			var resp *weirpb.TriggerSavepointResponse
 			err := a.call(cmd.Context(), timeout, func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
 				resp, err = c.TriggerSavepoint(ctx, &weirpb.TriggerSavepointRequest{JobId: id, TargetDirectory: dir})
@@ -263,8 +264,8 @@ func (a *app) newSavepointCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stderr, "Savepoint completed. Resume with: weir run --from-savepoint %s JOBFILE\n", resp.GetPath())
-			fmt.Fprintln(a.stdout, resp.GetPath())
+			fmt.Fprintf(a.stderr, "Savepoint completed. Resume with: weir run --from-savepoint %s JOBFILE\n", printable(resp.GetPath()))
+			fmt.Fprintln(a.stdout, printable(resp.GetPath()))
 			return nil
 		}),
 	}
@@ -292,7 +293,7 @@ func (a *app) newCheckpointsCommand() *cobra.Command {
 				return writeJSON(a.stdout, toCheckpointsJSON(resp.GetCheckpoints()))
 			}
 			if len(resp.GetCheckpoints()) == 0 {
-				fmt.Fprintf(a.stderr, "No checkpoints for job %s.\n", args[0])
+				fmt.Fprintf(a.stderr, "No checkpoints for job %s.\n", printable(args[0]))
 				return nil
 			}
 			// A failed checkpoint has no path: its last column says why it failed.
@@ -381,5 +382,53 @@ func (a *app) newVersionCommand() *cobra.Command {
 		}),
 	}
 	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+// completionShells are the shells `weir completion` writes scripts for.
+var completionShells = []string{"bash", "zsh", "fish", "powershell"}
+
+func (a *app) newCompletionCommand() *cobra.Command {
+	var noDesc bool
+	cmd := &cobra.Command{
+		Use:   "completion bash|zsh|fish|powershell",
+		Short: "Print a shell completion script",
+		Long: `Print the completion script of weir for a shell, for example:
+
+  source <(weir completion bash)
+  weir completion zsh > "${fpath[1]}/_weir"
+  weir completion fish > ~/.config/fish/completions/weir.fish`,
+		ValidArgs: completionShells,
+		Args: func(_ *cobra.Command, args []string) error {
+			want := "bash, zsh, fish or powershell"
+			switch {
+			case len(args) != 1:
+				return fmt.Errorf("want one shell: %s", want)
+			case !slices.Contains(completionShells, args[0]):
+				return fmt.Errorf("unknown shell %q: want %s", args[0], want)
+			}
+			return nil
+		},
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			root := cmd.Root()
+			switch args[0] {
+			case "bash":
+				return root.GenBashCompletionV2(a.stdout, !noDesc)
+			case "zsh":
+				if noDesc {
+					return root.GenZshCompletionNoDesc(a.stdout)
+				}
+				return root.GenZshCompletion(a.stdout)
+			case "fish":
+				return root.GenFishCompletion(a.stdout, !noDesc)
+			default:
+				if noDesc {
+					return root.GenPowerShellCompletion(a.stdout)
+				}
+				return root.GenPowerShellCompletionWithDesc(a.stdout)
+			}
+		}),
+	}
+	cmd.Flags().BoolVar(&noDesc, "no-descriptions", false, "leave the descriptions of commands and flags out of the completions")
 	return cmd
 }

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // outputFormat is the value of -o/--output. It validates while flags are
@@ -126,11 +129,59 @@ func newTable(w io.Writer, headers ...string) *table {
 }
 
 func (t *table) row(cells ...string) {
-	// Tabs inside a cell would break the alignment; a job name may hold one.
+	// A tab or a newline inside a cell would break the alignment or fake a
+	// row; printable escapes them.
 	for i, c := range cells {
-		cells[i] = strings.ReplaceAll(c, "\t", " ")
+		cells[i] = printable(c)
 	}
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+// printable makes a string that came from the JobManager or the command
+// line safe to print on a terminal: control characters (C0 such as \n, \t
+// and ESC, DEL, C1 such as the one-byte CSI), the Unicode line and
+// paragraph separators, format characters such as bidirectional overrides,
+// and invalid UTF-8 are escaped as strconv.Quote writes them (\n, \x1b,
+// \u202e, \xff). Everything else, other scripts and spaces included, is
+// kept. So a job name cannot move the cursor, recolor the terminal, hide
+// text or fake a row of a table. It is idempotent. JSON output needs none
+// of this: encoding/json escapes what JSON must.
+func printable(s string) string {
+	i := 0
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if !keep(r, size) {
+			break
+		}
+		i += size
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case keep(r, size):
+			b.WriteString(s[i : i+size])
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1]) // without the quotes
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// keep reports whether a decoded rune prints as itself: a letter, mark,
+// number, punctuation, symbol or space (unicode.IsGraphic), never a
+// control, format or separator character or an invalid byte.
+func keep(r rune, size int) bool {
+	return (r != utf8.RuneError || size > 1) && unicode.IsGraphic(r)
 }
 
 func (t *table) flush() error { return t.tw.Flush() }

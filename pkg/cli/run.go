@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -37,13 +39,14 @@ With -d (detached), weir prints the job id and exits.`,
 		Args: cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			spec, err := os.ReadFile(path)
+			if allowNonRestored && fromSavepoint == "" {
+				// Flink ignores it silently; a flag that does nothing is a
+				// mistake the user should hear about.
+				return usageError{errors.New("--allow-non-restored-state (-n) needs --from-savepoint (-s)")}
+			}
+			spec, err := readJobFile(path)
 			if err != nil {
-				var pe *fs.PathError
-				if errors.As(err, &pe) {
-					err = pe.Err
-				}
-				return failf("cannot read job file %s: %v", path, err)
+				return err
 			}
 			var id string
 			err = a.call(cmd.Context(), a.timeout, func(ctx context.Context, c weirpb.JobServiceClient) error {
@@ -60,10 +63,10 @@ With -d (detached), weir prints the job id and exits.`,
 				return err
 			}
 			if detached {
-				fmt.Fprintln(a.stdout, id)
+				fmt.Fprintln(a.stdout, printable(id))
 				return nil
 			}
-			fmt.Fprintf(a.stderr, "Job %s submitted\n", id)
+			fmt.Fprintf(a.stderr, "Job %s submitted\n", printable(id))
 			return a.follow(cmd.Context(), id, out)
 		}),
 	}
@@ -74,6 +77,76 @@ With -d (detached), weir prints the job id and exits.`,
 		"allow state in the savepoint that no operator of the job claims")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// readJobFile reads a job file of at most config.MaxJobFileSize bytes. It
+// reads no more than one byte beyond the limit, whatever the file, and
+// refuses what is not a regular file (a directory, a device such as
+// /dev/zero, a named pipe that might never end) before reading it.
+func readJobFile(path string) ([]byte, error) {
+	cannot := func(err error) error {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return failf("cannot read job file %s: %v", path, err)
+	}
+	// Stat before opening: opening a named pipe blocks until a writer comes.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, cannot(err)
+	}
+	if err := regularFile(path, fi); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, cannot(err)
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, cannot(err)
+	}
+	if err := regularFile(path, fi); err != nil { // replaced since the Stat
+		return nil, err
+	}
+	tooLarge := func(size int64) error {
+		return failf("job file %s is %s (%d bytes): the limit is %s (%d bytes)",
+			path, humanSize(size), size, humanSize(config.MaxJobFileSize), config.MaxJobFileSize)
+	}
+	if fi.Size() > config.MaxJobFileSize {
+		return nil, tooLarge(fi.Size())
+	}
+	spec, err := io.ReadAll(io.LimitReader(f, config.MaxJobFileSize+1))
+	if err != nil {
+		return nil, cannot(err)
+	}
+	if len(spec) > config.MaxJobFileSize { // it grew while being read
+		return nil, failf("job file %s is larger than the limit of %s (%d bytes)", path, humanSize(config.MaxJobFileSize), config.MaxJobFileSize)
+	}
+	return spec, nil
+}
+
+// regularFile refuses a job file that is not a regular file, naming what it is.
+func regularFile(path string, fi fs.FileInfo) error {
+	m := fi.Mode()
+	if m.IsRegular() {
+		return nil
+	}
+	kind := "not a regular file"
+	switch {
+	case m.IsDir():
+		kind = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case m&fs.ModeDevice != 0:
+		kind = "a device"
+	}
+	return failf("job file %s is %s: want a regular file", path, kind)
 }
 
 // follow polls the job until it reaches a globally terminal state, printing
@@ -103,7 +176,7 @@ func (a *app) follow(ctx context.Context, id string, out outputFormat) error {
 			return failf("job %s %s", id, state)
 		}
 		if line, ok := p.next(a.now(), d); ok {
-			fmt.Fprintln(a.stderr, line)
+			fmt.Fprintln(a.stderr, printable(line))
 		}
 		select {
 		case <-ctx.Done():
@@ -116,7 +189,7 @@ func (a *app) follow(ctx context.Context, id string, out outputFormat) error {
 // stoppedFollowing is the answer to Ctrl-C during `weir run`: the job is the
 // user's, and cancelling it is a separate, explicit decision.
 func (a *app) stoppedFollowing(id string) error {
-	fmt.Fprintf(a.stderr, "\nStopped following job %s; it keeps running.\nCancel it with: %s\n", id, a.cancelHint(id))
+	fmt.Fprintf(a.stderr, "\nStopped following job %s; it keeps running.\nCancel it with: %s\n", printable(id), printable(a.cancelHint(id)))
 	return &exitError{code: exitInterrupted}
 }
 

@@ -108,7 +108,7 @@ func TestRunMissingFile(t *testing.T) {
 		"weir: cannot read job file "+missing+": no such file or directory\n", 1)
 	dir := t.TempDir()
 	weir(t, addr, "run", "-d", dir).check(t, "",
-		"weir: cannot read job file "+dir+": is a directory\n", 1)
+		"weir: job file "+dir+" is a directory: want a regular file\n", 1)
 }
 
 func TestRunFollowsJobToFinished(t *testing.T) {
