@@ -45,6 +45,21 @@ var (
 	}
 )
 
+// The JobManager's job store: how many finished jobs it keeps, and for how long.
+var (
+	JobStoreMaxCapacity = &Option{
+		Key: "jobstore.max-capacity", Type: TypeInt, Default: "1000", Min: bound(1),
+		Description: "Most globally terminal (FINISHED, FAILED or CANCELED) jobs the JobManager keeps for `weir list` and `weir status`; " +
+			"beyond it, those that ended first are dropped. weir default: Flink keeps every one (2147483647), " +
+			"which lets a long-lived JobManager grow without bound.",
+	}
+	JobStoreExpirationTime = &Option{
+		Key: "jobstore.expiration-time", Type: TypeDuration, Default: "1 h", Min: bound(1),
+		Description: "Time after which a globally terminal job is dropped from the JobManager's job store (Flink's default, 3600 s). " +
+			"A bare number is milliseconds, as for every duration: write 3600 s, not 3600 (Flink 1.x read seconds).",
+	}
+)
+
 // Heartbeats and timeouts.
 var (
 	HeartbeatInterval = &Option{
@@ -265,6 +280,7 @@ var allOptions = []*Option{
 	JobManagerRPCAddress, JobManagerRPCPort, JobManagerBindHost,
 	TaskManagerHost, TaskManagerRPCPort, TaskManagerDataPort, TaskManagerNumberOfTaskSlots,
 	TaskManagerRegistrationBackoffMax, DataDir,
+	JobStoreMaxCapacity, JobStoreExpirationTime,
 	HeartbeatInterval, HeartbeatTimeout, SlotRequestTimeout, ClusterEvenlySpreadOutSlots,
 	LogFormat, LogLevel, MetricsPromPort,
 	SegmentSize, BufferTimeout, BuffersPerChannel, FloatingBuffersPerGate, MaxBuffersPerChannel,

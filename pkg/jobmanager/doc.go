@@ -105,4 +105,8 @@
 //   - Savepoint files are never deleted by the JobManager, except those of
 //     a savepoint that failed (chk-<id>, or a directory written after it
 //     was aborted), and by DisposeSavepoint on request.
+//   - A job is kept after it ended only as long as the job store allows
+//     (jobstore.max-capacity, jobstore.expiration-time); when the scheduler
+//     drops it (JobRemoved), its checkpoint statistics and metric series go
+//     with it, so nothing the JobManager keeps grows with every job it ran.
 package jobmanager

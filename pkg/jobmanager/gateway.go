@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
@@ -13,6 +14,30 @@ import (
 	"github.com/weirstream/weir/pkg/scheduler"
 	"github.com/weirstream/weir/proto/weirpb"
 )
+
+// Limits on what a TaskManager's messages leave in the JobManager's memory.
+// gRPC bounds each message (maxRecvMsgSize), but a job keeps a failure per
+// subtask and 100 in its exception history, and 100 checkpoints' failure
+// messages: unclipped, a few failing tasks could pin gigabytes.
+const (
+	// maxMessageLength bounds a task's failure and a decline's reason: 16
+	// KiB, room for an error chain and a goroutine's stack.
+	maxMessageLength = 16 << 10
+	// maxTaskManagerIDLength bounds a TaskManager's id (host:port-suffix).
+	maxTaskManagerIDLength = 256
+)
+
+// clip cuts s to at most n bytes, on a rune boundary, saying how much was cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d more bytes cut)", s[:cut], len(s)-cut)
+}
 
 // gateway implements weirpb.JobManagerGateway, called by TaskManagers.
 type gateway struct {
@@ -24,6 +49,8 @@ func (g *gateway) RegisterTaskManager(_ context.Context, req *weirpb.RegisterTas
 	switch {
 	case req.TaskmanagerId == "":
 		return nil, status.Error(codes.InvalidArgument, "register TaskManager: taskmanager_id is empty")
+	case len(req.TaskmanagerId) > maxTaskManagerIDLength:
+		return nil, status.Errorf(codes.InvalidArgument, "register TaskManager: taskmanager_id is %d bytes: the limit is %d", len(req.TaskmanagerId), maxTaskManagerIDLength)
 	case req.NumSlots < 1:
 		return nil, status.Errorf(codes.InvalidArgument, "register TaskManager %s: num_slots must be >= 1, is %d", req.TaskmanagerId, req.NumSlots)
 	}
@@ -142,6 +169,7 @@ func (g *gateway) UpdateTaskExecutionState(_ context.Context, req *weirpb.TaskEx
 		return nil, status.Errorf(codes.InvalidArgument, "task state %q: want RUNNING, FINISHED, FAILED or CANCELED", req.State)
 	}
 	id := scheduler.ExecutionAttemptIDFromProto(req.Execution)
+	req.Failure = clip(req.Failure, maxMessageLength)
 	g.jm.log.Debug("task state changed", zap.String("job", id.JobID), zap.String("taskmanager", req.TaskmanagerId),
 		zap.Int("vertex", id.Vertex), zap.Int("subtask", id.Subtask), zap.Int("attempt", id.Attempt),
 		zap.String("state", req.State), zap.String("failure", req.Failure))
@@ -197,7 +225,7 @@ func (g *gateway) DeclineCheckpoint(_ context.Context, req *weirpb.DeclineCheckp
 	if err != nil {
 		return nil, err
 	}
-	reason, msg := parseDeclineReason(req.Reason)
+	reason, msg := parseDeclineReason(clip(req.Reason, maxMessageLength))
 	jm.feed(cp, coordinator.Decline{
 		Task: coordinator.TaskID{Vertex: id.Vertex, Subtask: id.Subtask}, Attempt: id.Attempt,
 		CheckpointID: req.CheckpointId, Reason: reason, Message: msg,

@@ -139,6 +139,8 @@ func Start(opts Options) (*JobManager, error) {
 		sched: scheduler.New(scheduler.Config{
 			HeartbeatTimeout:     cfg.Duration(config.HeartbeatTimeout),
 			EvenlySpreadOutSlots: cfg.Bool(config.ClusterEvenlySpreadOutSlots),
+			JobStoreMaxCapacity:  cfg.Int(config.JobStoreMaxCapacity),
+			JobStoreExpiration:   cfg.Duration(config.JobStoreExpirationTime),
 		}),
 	}
 	m, err := newMetrics(opts.Registerer)
@@ -159,7 +161,7 @@ func Start(opts Options) (*JobManager, error) {
 		return nil, fmt.Errorf("jobmanager: listen on %s (jobmanager.rpc.port): %w", addr, err)
 	}
 
-	jm.srv = grpc.NewServer()
+	jm.srv = grpc.NewServer(grpc.MaxRecvMsgSize(maxRecvMsgSize))
 	weirpb.RegisterJobServiceServer(jm.srv, &jobService{jm: jm})
 	weirpb.RegisterJobManagerGatewayServer(jm.srv, &gateway{jm: jm})
 	jm.health = health.NewServer()
@@ -186,6 +188,16 @@ func (jm *JobManager) Addr() string { return jm.lis.Addr().String() }
 
 // ID returns this process's JobManager id.
 func (jm *JobManager) ID() string { return jm.id }
+
+// maxRecvMsgSize is the largest gRPC message the JobManager accepts: 4 MiB,
+// gRPC's default, set here so that it is a decision rather than an
+// accident. The largest messages it expects: a submission (a job file of
+// at most config.MaxJobFileSize and two paths of at most
+// config.MaxPathLength), a TaskManager's heartbeat (about 60 bytes per
+// task, so tens of thousands of tasks), a task's acknowledgement (a state
+// handle: references to files, not the state). gRPC refuses a larger
+// message (ResourceExhausted) before any handler allocates for it.
+const maxRecvMsgSize = 4 << 20
 
 // shutdownGrace bounds how long Close waits for in-flight unary calls.
 const shutdownGrace = 5 * time.Second
@@ -340,6 +352,13 @@ func (jm *JobManager) do(a scheduler.Action) {
 		}
 	case scheduler.LoadRestoreState:
 		jm.loadRestoreState(a)
+	case scheduler.JobRemoved:
+		// Its coordinator stopped when it left RUNNING; goroutines still
+		// deleting its checkpoints hold cp itself.
+		delete(jm.checkpoints, a.JobID)
+		delete(jm.activeCheckpoints, a.JobID)
+		jm.metrics.forgetJob(a.JobID)
+		jm.log.Info("job removed from the job store", zap.String("job", a.JobID), zap.String("reason", a.Reason))
 	case scheduler.JobRestarted:
 		from := "scratch"
 		if a.CheckpointID != 0 {

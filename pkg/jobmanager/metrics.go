@@ -124,6 +124,19 @@ func (m *jmMetrics) checkpointFailed(job string) {
 	m.checkpointsFailed.WithLabelValues(job).Inc()
 }
 
+// forgetJob drops every series of a job that left the job store, so that
+// the metrics do not grow with every job ever run.
+func (m *jmMetrics) forgetJob(job string) {
+	only := prometheus.Labels{"job": job}
+	m.checkpointsCompleted.DeletePartialMatch(only)
+	m.checkpointsFailed.DeletePartialMatch(only)
+	m.lastDuration.DeletePartialMatch(only)
+	m.lastSize.DeletePartialMatch(only)
+	m.restarts.DeletePartialMatch(only)
+	m.lastRestore.DeletePartialMatch(only)
+	m.restores.DeletePartialMatch(only)
+}
+
 // initRestarts makes a new job's restart counters visible at 0.
 func (m *jmMetrics) initRestarts(job string) {
 	m.restarts.WithLabelValues(job)

@@ -33,6 +33,9 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 	if !jm.ha.IsLeader() {
 		return nil, status.Error(codes.Unavailable, "this JobManager is not the leader")
 	}
+	if err := checkSubmitLimits(req); err != nil {
+		return nil, err
+	}
 	g, warnings, err := jobgraph.ParseWithOptions(req.JobSpec, req.FileName, jobgraph.ParseOptions{
 		DefaultParallelism: jm.cfg.Int(config.Parallelism),
 	})
@@ -233,6 +236,27 @@ func (jm *JobManager) storeInitialRestore(ctx context.Context, jobID string, md 
 		return err
 	}
 	return jm.ha.AddCompletedCheckpoint(ctx, jobID, ha.CompletedCheckpoint{CheckpointID: md.CheckpointID, Location: md.Dir, Savepoint: true})
+}
+
+// checkSubmitLimits refuses a submission beyond the documented limits
+// before anything is parsed: the job file at most config.MaxJobFileSize,
+// its name and the savepoint path at most config.MaxPathLength (they are
+// echoed in errors and logs).
+func checkSubmitLimits(req *weirpb.SubmitJobRequest) error {
+	if n := len(req.FileName); n > config.MaxPathLength {
+		return status.Errorf(codes.InvalidArgument, "job file name is %d bytes: the limit is %d bytes", n, config.MaxPathLength)
+	}
+	name := req.FileName
+	if name == "" {
+		name = "the job file"
+	}
+	if n := len(req.JobSpec); n > config.MaxJobFileSize {
+		return status.Errorf(codes.InvalidArgument, "%s is %d bytes: the limit for job files is %d bytes (1 MiB)", name, n, config.MaxJobFileSize)
+	}
+	if n := len(req.FromSavepoint); n > config.MaxPathLength {
+		return status.Errorf(codes.InvalidArgument, "from_savepoint is %d bytes: the limit is %d bytes", n, config.MaxPathLength)
+	}
+	return nil
 }
 
 func errJobNotFound(id string) error {

@@ -19,6 +19,7 @@
 //			case scheduler.JobStateChanged: // log, metrics, HA store clean-up, start/stop checkpointing
 //			case scheduler.LoadRestoreState: // read the latest checkpoint off the lock, then feed RestoreLoaded
 //			case scheduler.JobRestarted, scheduler.JobRecovered: // metrics, the recovery log line
+//			case scheduler.JobRemoved:    // forget the job's checkpoint statistics and metrics
 //			}
 //		}
 //	}
@@ -89,6 +90,27 @@
 // slots as soon as enough are free. With EvenlySpreadOutSlots every slot
 // goes to the TaskManager with the most free slots (ties: lowest id);
 // otherwise TaskManagers are filled in id order.
+//
+// # Job store
+//
+// A globally terminal job stays listed and found (its status, exceptions
+// and tasks) until the job store drops it, as Flink's jobstore.max-capacity
+// and jobstore.expiration-time: at most JobStoreMaxCapacity terminal jobs
+// are kept, those that ended first are removed first, and each is removed
+// JobStoreExpiration after it ended (checked at every Step: a Tick is
+// enough). Jobs that have not ended are never removed. JobRemoved tells
+// the caller.
+//
+// # Size
+//
+// Memory and work per job are linear in its subtasks and edges: a job
+// keeps one ExecutionVertex per subtask and counts of their states, so
+// that a task report costs O(1) and only job-wide transitions (deploy,
+// cancel, restart) walk the subtasks. The one exception is inherent: the
+// deployment descriptor of a subtask lists one channel per producer
+// subtask of each all-to-all input, p*p channels per such edge over the
+// job. They are built when the job is deployed and handed to the caller;
+// the job's maximum parallelism bounds them.
 //
 // # Invariants
 //

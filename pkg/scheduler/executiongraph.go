@@ -3,6 +3,7 @@ package scheduler
 import (
 	"encoding/json"
 	"fmt"
+	"iter"
 	"strings"
 
 	"github.com/weirstream/weir/pkg/jobgraph"
@@ -23,6 +24,9 @@ type ExecutionGraph struct {
 	// RestoreCheckpointID is the checkpoint the current attempts restore
 	// from; 0 for none.
 	RestoreCheckpointID int64
+	// visited counts the subtasks visited by walks over the graph (see
+	// subtasks).
+	visited int
 }
 
 // ExecutionJobVertex is one job vertex (operator chain) and its subtasks.
@@ -233,4 +237,20 @@ func hasState(os *snapshot.OperatorState) bool {
 		}
 	}
 	return false
+}
+
+// subtasks iterates over the current attempts of every subtask, in vertex
+// and subtask order. It counts what it visits (visited): the tests check
+// that the work done per job stays linear in its subtasks.
+func (eg *ExecutionGraph) subtasks() iter.Seq2[*ExecutionJobVertex, *ExecutionVertex] {
+	return func(yield func(*ExecutionJobVertex, *ExecutionVertex) bool) {
+		for _, v := range eg.Vertices {
+			for _, ex := range v.Subtasks {
+				eg.visited++
+				if !yield(v, ex) {
+					return
+				}
+			}
+		}
+	}
 }

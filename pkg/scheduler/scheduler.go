@@ -21,6 +21,9 @@ type Scheduler struct {
 	nextRequest  uint64 // of LoadRestoreState
 	jobs         map[string]*job
 	order        []*job // submission order
+	// ended holds the globally terminal jobs in the order they ended: the
+	// job store, bounded by JobStoreMaxCapacity and JobStoreExpiration.
+	ended []*job
 }
 
 type taskManager struct {
@@ -35,8 +38,14 @@ func (tm *taskManager) name() string {
 }
 
 type job struct {
-	eg            *ExecutionGraph
-	state         JobState
+	eg    *ExecutionGraph
+	state JobState
+	// Counts of the current attempts, kept by setState and recount, so
+	// that asking whether every task is terminal (or up) after each task
+	// report is O(1) rather than a walk over every subtask: a walk per
+	// report made a deployment quadratic in the number of subtasks.
+	nonTerminal   int // not FINISHED, CANCELED or FAILED
+	notUp         int // not RUNNING or FINISHED
 	statusMessage string
 	submitted     time.Time
 	ended         time.Time
@@ -125,7 +134,45 @@ func (s *Scheduler) Step(now time.Time, ev Event) []Action {
 	case Tick:
 		acts = s.tick(now, acts)
 	}
-	return s.schedule(now, acts)
+	acts = s.schedule(now, acts)
+	return s.expireJobs(now, acts)
+}
+
+// expireJobs removes the globally terminal jobs beyond the job store's
+// bounds, those that ended first first (Flink's jobstore.max-capacity and
+// jobstore.expiration-time): without a bound, a long-lived JobManager
+// would keep every job it ever ran.
+func (s *Scheduler) expireJobs(now time.Time, acts []Action) []Action {
+	n := 0
+	for ; n < len(s.ended); n++ {
+		j := s.ended[n]
+		var reason string
+		switch {
+		case s.cfg.JobStoreMaxCapacity > 0 && len(s.ended)-n > s.cfg.JobStoreMaxCapacity:
+			reason = fmt.Sprintf("more than %d terminal jobs (jobstore.max-capacity)", s.cfg.JobStoreMaxCapacity)
+		case s.cfg.JobStoreExpiration > 0 && now.Sub(j.ended) >= s.cfg.JobStoreExpiration:
+			reason = fmt.Sprintf("ended more than %v ago (jobstore.expiration-time)", s.cfg.JobStoreExpiration)
+		}
+		if reason == "" {
+			break
+		}
+		delete(s.jobs, j.eg.JobID)
+		s.ended[n] = nil
+		acts = append(acts, JobRemoved{JobID: j.eg.JobID, Reason: reason})
+	}
+	if n == 0 {
+		return acts
+	}
+	s.ended = s.ended[n:]
+	kept := s.order[:0]
+	for _, j := range s.order {
+		if s.jobs[j.eg.JobID] == j {
+			kept = append(kept, j)
+		}
+	}
+	clear(s.order[len(kept):])
+	s.order = kept
+	return acts
 }
 
 func (s *Scheduler) submit(now time.Time, ev JobSubmitted, acts []Action) []Action {
@@ -148,13 +195,13 @@ func (s *Scheduler) submit(now time.Time, ev JobSubmitted, acts []Action) []Acti
 	}
 	if err != nil {
 		j.eg.Vertices = nil // a half-built graph has nothing to show
+		j.recount()
 		return s.fail(now, j, failure{message: err.Error(), cause: err.Error(), at: now}, acts)
 	}
-	for _, v := range eg.Vertices {
-		for _, ex := range v.Subtasks {
-			ex.State = ExecutionScheduled
-		}
+	for _, ex := range eg.subtasks() {
+		ex.State = ExecutionScheduled
 	}
+	j.recount()
 	return acts
 }
 
@@ -207,11 +254,10 @@ func (s *Scheduler) removeTaskManager(now time.Time, tm *taskManager, reason str
 		if !hit {
 			continue
 		}
-		for _, v := range j.eg.Vertices {
-			for _, ex := range v.Subtasks {
-				if ex.TaskManager == tm.id && !ex.State.IsTerminal() {
-					ex.State, ex.Failure = ExecutionFailed, msg
-				}
+		for _, ex := range j.eg.subtasks() {
+			if ex.TaskManager == tm.id && !ex.State.IsTerminal() {
+				j.setState(ex, ExecutionFailed)
+				ex.Failure = msg
 			}
 		}
 		if (j.state == JobFailing || j.state == JobRestarting) && !j.causeIsTaskManagerLoss {
@@ -245,7 +291,7 @@ func (s *Scheduler) taskStateChanged(now time.Time, ev TaskStateChanged, acts []
 	switch ev.State {
 	case ExecutionRunning:
 		if ex.State == ExecutionDeploying {
-			ex.State = ExecutionRunning
+			j.setState(ex, ExecutionRunning)
 			acts = append(acts, ExecutionStateChanged{Execution: ev.Execution, State: ExecutionRunning})
 			acts = s.maybeRecovered(now, j, acts)
 		}
@@ -256,18 +302,19 @@ func (s *Scheduler) taskStateChanged(now time.Time, ev TaskStateChanged, acts []
 			acts = append(acts, ExecutionStateChanged{Execution: ev.Execution, State: ExecutionFinished})
 		}
 		wasCanceling := ex.State == ExecutionCanceling
-		ex.State = ExecutionFinished
+		j.setState(ex, ExecutionFinished)
 		if !wasCanceling {
 			acts = s.maybeRecovered(now, j, acts)
 		}
 	case ExecutionCanceled:
 		wasCanceling := ex.State == ExecutionCanceling
-		ex.State = ExecutionCanceled
+		j.setState(ex, ExecutionCanceled)
 		if !wasCanceling {
 			acts = s.fail(now, j, s.taskFailure(v, ex, now, "canceled without a cancel request"), acts)
 		}
 	case ExecutionFailed:
-		ex.State, ex.Failure = ExecutionFailed, ev.Failure
+		j.setState(ex, ExecutionFailed)
+		ex.Failure = ev.Failure
 		if ex.Failure == "" {
 			ex.Failure = "failed without a reason"
 		}
@@ -290,15 +337,8 @@ func (s *Scheduler) taskFailure(v *ExecutionJobVertex, ex *ExecutionVertex, now 
 // maybeRecovered reports the recovery of a restarted execution once all
 // of its tasks run (or finished).
 func (s *Scheduler) maybeRecovered(now time.Time, j *job, acts []Action) []Action {
-	if !j.recovering || j.state != JobRunning || j.slots == nil {
+	if !j.recovering || j.state != JobRunning || j.slots == nil || j.notUp > 0 {
 		return acts
-	}
-	for _, v := range j.eg.Vertices {
-		for _, ex := range v.Subtasks {
-			if ex.State != ExecutionRunning && ex.State != ExecutionFinished {
-				return acts
-			}
-		}
 	}
 	j.recovering = false
 	return append(acts, JobRecovered{
@@ -412,29 +452,44 @@ func (s *Scheduler) transition(now time.Time, j *job, to JobState, acts []Action
 // cancelTasks cancels every attempt that is not terminal: deployed ones on
 // their TaskManager, the others at once.
 func (s *Scheduler) cancelTasks(j *job, acts []Action) []Action {
-	for _, v := range j.eg.Vertices {
-		for _, ex := range v.Subtasks {
-			switch ex.State {
-			case ExecutionCreated, ExecutionScheduled:
-				ex.State = ExecutionCanceled
-			case ExecutionDeploying, ExecutionRunning:
-				ex.State = ExecutionCanceling
-				acts = append(acts, CancelTask{TaskManagerID: ex.TaskManager, Execution: ExecutionAttemptID{JobID: j.eg.JobID, Vertex: v.JobVertex.Index, Subtask: ex.Subtask, Attempt: ex.Attempt}})
-			}
+	for v, ex := range j.eg.subtasks() {
+		switch ex.State {
+		case ExecutionCreated, ExecutionScheduled:
+			j.setState(ex, ExecutionCanceled)
+		case ExecutionDeploying, ExecutionRunning:
+			j.setState(ex, ExecutionCanceling)
+			acts = append(acts, CancelTask{TaskManagerID: ex.TaskManager, Execution: ExecutionAttemptID{JobID: j.eg.JobID, Vertex: v.JobVertex.Index, Subtask: ex.Subtask, Attempt: ex.Attempt}})
 		}
 	}
 	return acts
 }
 
-func (s *Scheduler) allTerminal(j *job) bool {
-	for _, v := range j.eg.Vertices {
-		for _, ex := range v.Subtasks {
-			if !ex.State.IsTerminal() {
-				return false
-			}
-		}
+func (s *Scheduler) allTerminal(j *job) bool { return j.nonTerminal == 0 }
+
+// setState moves the current attempt ex of one of j's subtasks to state to,
+// keeping j's counts.
+func (j *job) setState(ex *ExecutionVertex, to ExecutionState) {
+	j.count(ex.State, -1)
+	ex.State = to
+	j.count(to, 1)
+}
+
+func (j *job) count(st ExecutionState, d int) {
+	if !st.IsTerminal() {
+		j.nonTerminal += d
 	}
-	return true
+	if st != ExecutionRunning && st != ExecutionFinished {
+		j.notUp += d
+	}
+}
+
+// recount sets j's counts from scratch, after the states of many attempts
+// were set at once.
+func (j *job) recount() {
+	j.nonTerminal, j.notUp = 0, 0
+	for _, ex := range j.eg.subtasks() {
+		j.count(ex.State, 1)
+	}
 }
 
 // maybeTerminal finishes a RUNNING, FAILING or CANCELING job once every
@@ -500,12 +555,11 @@ func (s *Scheduler) restoreLoaded(now time.Time, ev RestoreLoaded, acts []Action
 		}
 	}
 	j.slots = nil
-	for _, v := range j.eg.Vertices {
-		for _, ex := range v.Subtasks {
-			ex.Attempt++
-			ex.State, ex.TaskManager, ex.Failure, ex.RecordsIn, ex.RecordsOut = ExecutionScheduled, "", "", 0, 0
-		}
+	for _, ex := range j.eg.subtasks() {
+		ex.Attempt++
+		ex.State, ex.TaskManager, ex.Failure, ex.RecordsIn, ex.RecordsOut = ExecutionScheduled, "", "", 0, 0
 	}
+	j.recount()
 	j.restarts++
 	j.state, j.statusMessage, j.cause, j.causeIsTaskManagerLoss = JobRunning, "", "", false
 	j.waitingSince, j.redeployed = now, now
@@ -531,6 +585,7 @@ func (s *Scheduler) finish(now time.Time, j *job, from JobState, acts []Action) 
 	}
 	j.ended = now
 	j.restoreRequest = 0
+	s.ended = append(s.ended, j)
 	acts = append(acts, JobStateChanged{JobID: j.eg.JobID, From: from, To: j.state, Message: j.statusMessage})
 	for _, sl := range j.slots {
 		if tm, ok := s.tms[sl.tm]; ok && tm.instance == sl.instance {
@@ -589,11 +644,10 @@ func (s *Scheduler) schedule(now time.Time, acts []Action) []Action {
 		for _, sl := range j.slots {
 			j.ranOn[sl.tm] = true
 		}
-		for _, v := range j.eg.Vertices {
-			for _, ex := range v.Subtasks {
-				ex.State, ex.TaskManager = ExecutionDeploying, j.slots[ex.Subtask].tm
-				acts = append(acts, Deploy{TaskManagerID: ex.TaskManager, TDD: j.eg.deploymentDescriptor(v, ex.Subtask, j.slots)})
-			}
+		for v, ex := range j.eg.subtasks() {
+			j.setState(ex, ExecutionDeploying)
+			ex.TaskManager = j.slots[ex.Subtask].tm
+			acts = append(acts, Deploy{TaskManagerID: ex.TaskManager, TDD: j.eg.deploymentDescriptor(v, ex.Subtask, j.slots)})
 		}
 		j.statusMessage = ""
 		if j.state == JobCreated {

@@ -54,6 +54,8 @@ func render(a Action) string {
 	case JobRecovered:
 		return fmt.Sprintf("recovered %s failure=%v detected=%v delay=%v redeployed=%v running=%v checkpoint=%d", a.JobID,
 			a.FailureTime.Sub(t0), a.Detected.Sub(t0), a.RestartDelay, a.Redeployed.Sub(t0), a.Running.Sub(t0), a.CheckpointID)
+	case JobRemoved:
+		return fmt.Sprintf("removed %s: %s", a.JobID, a.Reason)
 	case JobStateChanged:
 		s := fmt.Sprintf("job %s %s -> %s", a.JobID, a.From, a.To)
 		if a.Message != "" {
@@ -88,6 +90,7 @@ func runScenario(t *testing.T, cfg Config, steps []step) *Scheduler {
 		if strings.Join(got, "\n") != strings.Join(st.want, "\n") {
 			t.Fatalf("step %d (%T %+v):\ngot:\n  %s\nwant:\n  %s", i, st.ev, st.ev, strings.Join(got, "\n  "), strings.Join(st.want, "\n  "))
 		}
+		checkCounts(t, s)
 	}
 	return s
 }

@@ -93,6 +93,13 @@ type Config struct {
 	// EvenlySpreadOutSlots spreads a job's slots over TaskManagers
 	// (cluster.evenly-spread-out-slots).
 	EvenlySpreadOutSlots bool
+	// JobStoreMaxCapacity bounds how many globally terminal jobs are kept
+	// for the API (jobstore.max-capacity): beyond it, those that ended
+	// first are removed. 0 keeps every one.
+	JobStoreMaxCapacity int
+	// JobStoreExpiration removes a globally terminal job this long after
+	// it ended (jobstore.expiration-time). 0 keeps it.
+	JobStoreExpiration time.Duration
 }
 
 // Event is an input of Step.
@@ -305,7 +312,17 @@ type JobRecovered struct {
 	CheckpointID int64
 }
 
+// JobRemoved: a globally terminal job left the job store (too many
+// terminal jobs, or it ended too long ago): it is no longer listed or
+// found. Forget what is kept for it outside the scheduler (checkpoint
+// statistics, metrics). Reason says which bound removed it.
+type JobRemoved struct {
+	JobID  string
+	Reason string
+}
+
 func (Deploy) isAction()                {}
+func (JobRemoved) isAction()            {}
 func (LoadRestoreState) isAction()      {}
 func (JobRestarted) isAction()          {}
 func (JobRecovered) isAction()          {}

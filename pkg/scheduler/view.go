@@ -79,14 +79,12 @@ func (s *Scheduler) JobDetails(jobID string) (*weirpb.JobDetails, bool) {
 		Checkpoints:   &weirpb.CheckpointStats{},
 		Restarts:      int32(j.restarts),
 	}
-	for _, v := range j.eg.Vertices {
-		for _, ex := range v.Subtasks {
-			d.Tasks = append(d.Tasks, &weirpb.TaskStatus{
-				Operator: v.Name, Subtask: int32(ex.Subtask), State: string(ex.State),
-				Taskmanager: ex.TaskManager, RecordsIn: ex.RecordsIn, RecordsOut: ex.RecordsOut,
-				Attempt: int32(ex.Attempt), Failure: ex.Failure,
-			})
-		}
+	for v, ex := range j.eg.subtasks() {
+		d.Tasks = append(d.Tasks, &weirpb.TaskStatus{
+			Operator: v.Name, Subtask: int32(ex.Subtask), State: string(ex.State),
+			Taskmanager: ex.TaskManager, RecordsIn: ex.RecordsIn, RecordsOut: ex.RecordsOut,
+			Attempt: int32(ex.Attempt), Failure: ex.Failure,
+		})
 	}
 	for _, e := range j.exceptions {
 		d.Exceptions = append(d.Exceptions, &weirpb.JobException{TimeUnixMs: e.TimeUnixMs, Task: e.Task, Message: e.Message})
@@ -145,10 +143,8 @@ func (s *Scheduler) Executions(jobID string) ([]ExecutionInfo, bool) {
 		return nil, false
 	}
 	var out []ExecutionInfo
-	for _, v := range j.eg.Vertices {
-		for _, ex := range v.Subtasks {
-			out = append(out, executionInfo(jobID, v, ex))
-		}
+	for v, ex := range j.eg.subtasks() {
+		out = append(out, executionInfo(jobID, v, ex))
 	}
 	return out, true
 }
