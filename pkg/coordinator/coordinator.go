@@ -336,6 +336,10 @@ func (c *Coordinator) triggerSavepoint(now time.Time, ev TriggerSavepoint) {
 	case ev.Stop && c.suspended:
 		c.emit(SavepointFailed{Request: ev.Request, Reason: ReasonTooManyRequests, Message: "a stop-with-savepoint is already in progress or done"})
 		return
+	case c.pendingSavepoints() >= MaxPendingSavepoints:
+		c.emit(SavepointFailed{Request: ev.Request, Reason: ReasonTooManyRequests,
+			Message: fmt.Sprintf("%d savepoints are in progress, the most at once", MaxPendingSavepoints)})
+		return
 	}
 	if ev.Stop {
 		// Flink stops the periodic scheduler first, so that only the
@@ -349,6 +353,16 @@ func (c *Coordinator) triggerSavepoint(now time.Time, ev TriggerSavepoint) {
 	if !c.trigger(now, sp) && ev.Stop {
 		c.resume(now)
 	}
+}
+
+func (c *Coordinator) pendingSavepoints() int {
+	n := 0
+	for _, p := range c.pending {
+		if p.savepoint != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // resume restarts periodic checkpointing after a failed stop-with-savepoint.

@@ -847,6 +847,30 @@ func TestHistoryIsBounded(t *testing.T) {
 	}
 }
 
+// Savepoints beyond MaxPendingSavepoints are refused until one ends.
+func TestPendingSavepointsAreBounded(t *testing.T) {
+	c, err := New(Config{Vertices: chain2(), Tasks: running(chain2()), MaxConcurrent: 1}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= MaxPendingSavepoints; i++ {
+		got := c.Step(t0, TriggerSavepoint{Request: uint64(i)})
+		if len(got) != 2 {
+			t.Fatalf("savepoint %d: %s", i, show(got))
+		}
+	}
+	refused := SavepointFailed{Request: 99, Reason: ReasonTooManyRequests, Message: "10 savepoints are in progress, the most at once"}
+	for _, stop := range []bool{false, true} {
+		if got := c.Step(t0, TriggerSavepoint{Request: 99, Stop: stop}); !reflect.DeepEqual(got, []Action{refused}) {
+			t.Fatalf("savepoint beyond the bound (stop %t): %s", stop, show(got))
+		}
+	}
+	c.Step(t0, Decline{Task: tid(0, 0), CheckpointID: 1})
+	if got := c.Step(t0, TriggerSavepoint{Request: 11}); len(got) != 2 {
+		t.Fatalf("savepoint after one ended: %s", show(got))
+	}
+}
+
 func TestFailureReasonCounted(t *testing.T) {
 	counted := map[FailureReason]bool{ReasonExpired: true, ReasonDeclined: true, ReasonAsyncException: true, ReasonIOException: true}
 	for _, r := range []FailureReason{ReasonExpired, ReasonDeclined, ReasonAsyncException, ReasonIOException, ReasonTaskNotReady,

@@ -79,8 +79,10 @@
 // ready or finishing, and by subsumption are not counted, as in Flink.
 //
 // A savepoint (TriggerSavepoint) is triggered at once, beyond MaxConcurrent
-// and MinPause (Flink's savepoints are "forced"); it is aligned, never
-// retained or subsumed, and answered with SavepointDone or SavepointFailed.
+// and MinPause (Flink's savepoints are "forced"), up to MaxPendingSavepoints
+// in progress (more are refused with TOO_MANY_CHECKPOINT_REQUESTS); it is
+// aligned, never retained or subsumed, and answered with SavepointDone or
+// SavepointFailed.
 // It commits nothing (no NotifyComplete), except stop-with-savepoint, which
 // first aborts the pending checkpoints and suspends periodic ones; when it
 // completes the tasks are notified and stop. If it fails, periodic

@@ -75,6 +75,13 @@ const (
 	DefaultNumRetained   = 1
 )
 
+// MaxPendingSavepoints bounds the savepoints in progress at once. Each is
+// triggered at once, beyond MaxConcurrent (as Flink's forced savepoints),
+// and holds a record per task until it ends, so a client asking in a loop
+// is refused (TOO_MANY_CHECKPOINT_REQUESTS) rather than allowed to fill the
+// JobManager's memory. Flink bounds its queue of requests at 1000.
+const MaxPendingSavepoints = 10
+
 // HistorySize is how many checkpoints History keeps (Flink's
 // web.checkpoints.history default is 10; weir keeps more for `weir checkpoints`).
 const HistorySize = 100
