@@ -33,11 +33,17 @@
 //     restoring an item of another version or operator is an error, never
 //     a silent misread.
 //
-// State kept in checkpoints: sequence (next seq per key), file-source
+// State kept in checkpoints: sequence (the position of each subtask, never
+// one item per key: a sequence may have 10^18 keys), file-source
 // (offset, line and done flag per file), aggregate (accumulators per key,
 // by key group) and file-sink (pending part files: a two-phase-commit
 // sink). map, filter, flat-map, print-sink and blackhole-sink are
 // stateless. Every item-based state is a list of independent items that a
 // subtask restored at any parallelism filters by ownership (key mod p,
 // file assignment, part file subtask mod p).
+//
+// Every property has a documented range (docs/jobs.md, "Limits"), checked
+// at submission, and nothing a source or sink allocates grows with a
+// property's value beyond it: no state per key, no line longer than
+// file-source's max-line-bytes.
 package builtin

@@ -64,7 +64,7 @@ func parseFileSink(p operator.Properties) (fileSinkConfig, error) {
 	default:
 		return c, fmt.Errorf("property %q: want %q or %q, got %q", "format", formatJSON, formatText, format)
 	}
-	if c.rate, err = nonNegativeRate(p); err != nil {
+	if c.rate, err = rateProperty(p); err != nil {
 		return c, err
 	}
 	return c, nil

@@ -1,6 +1,7 @@
 package builtin
 
 import (
+	"math"
 	"slices"
 	"testing"
 
@@ -54,11 +55,19 @@ func TestValidate(t *testing.T) {
 		{"sequence", operator.Properties{"keys": 4, "count": 0, "rate": 0.5}, ""},
 		{"sequence", operator.Properties{}, `property "keys" is required`},
 		{"sequence", operator.Properties{"keys": nil}, `property "keys" is required`},
-		{"sequence", operator.Properties{"keys": 0}, `property "keys": want an integer >= 1, got 0`},
+		{"sequence", operator.Properties{"keys": 0}, `property "keys": want an integer between 1 and 1000000000000000000, got 0`},
+		{"sequence", operator.Properties{"keys": int64(1e18), "count": int64(1e18), "rate": 1e9}, ""},
+		{"sequence", operator.Properties{"keys": 1e15, "rate": 0.001}, ""},
+		{"sequence", operator.Properties{"keys": int64(1e18) + 1}, `property "keys": want an integer between 1 and 1000000000000000000, got 1000000000000000001`},
+		{"sequence", operator.Properties{"keys": int64(math.MaxInt64)}, `property "keys": want an integer between 1 and 1000000000000000000, got 9223372036854775807`},
+		{"sequence", operator.Properties{"keys": uint64(math.MaxUint64)}, `property "keys": want an integer, got 18446744073709551615`},
 		{"sequence", operator.Properties{"keys": "3"}, `property "keys": want an integer, got "3"`},
-		{"sequence", operator.Properties{"keys": 1, "count": -1}, `property "count": want an integer >= 0 (0 = unbounded), got -1`},
+		{"sequence", operator.Properties{"keys": 1, "count": -1}, `property "count": want an integer between 0 and 1000000000000000000, got -1`},
+		{"sequence", operator.Properties{"keys": 1, "count": int64(1e18) + 1}, `property "count": want an integer between 0 and 1000000000000000000, got 1000000000000000001`},
 		{"sequence", operator.Properties{"keys": 1, "count": 1.5}, `property "count": want an integer, got 1.5`},
-		{"sequence", operator.Properties{"keys": 1, "rate": -1}, `property "rate": want records per second >= 0 (0 = unlimited), got -1`},
+		{"sequence", operator.Properties{"keys": 1, "rate": -1}, `property "rate": want 0 (unlimited) or records per second between 0.001 and 1000000000, got -1`},
+		{"sequence", operator.Properties{"keys": 1, "rate": 0.0009}, `property "rate": want 0 (unlimited) or records per second between 0.001 and 1000000000, got 0.0009`},
+		{"sequence", operator.Properties{"keys": 1, "rate": 1e300}, `property "rate": want 0 (unlimited) or records per second between 0.001 and 1000000000, got 1e+300`},
 		{"sequence", operator.Properties{"keys": 1, "rate": "fast"}, `property "rate": want a number, got "fast"`},
 
 		{"file-source", operator.Properties{"path": "/in", "format": "json", "monitor-interval": "10 s"}, ""},
@@ -99,7 +108,8 @@ func TestValidate(t *testing.T) {
 		{"file-sink", operator.Properties{"path": "/out", "format": "text", "rate": 100}, ""},
 		{"file-sink", operator.Properties{}, `property "path" is required`},
 		{"file-sink", operator.Properties{"path": "/out", "format": "csv"}, `property "format": want "json" or "text", got "csv"`},
-		{"file-sink", operator.Properties{"path": "/out", "rate": -2.5}, `property "rate": want records per second >= 0 (0 = unlimited), got -2.5`},
+		{"file-sink", operator.Properties{"path": "/out", "rate": -2.5}, `property "rate": want 0 (unlimited) or records per second between 0.001 and 1000000000, got -2.5`},
+		{"file-sink", operator.Properties{"path": "/out", "rate": 2e9}, `property "rate": want 0 (unlimited) or records per second between 0.001 and 1000000000, got 2e+09`},
 
 		{"print-sink", nil, ""},
 		{"blackhole-sink", nil, ""},
