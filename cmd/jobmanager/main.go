@@ -6,16 +6,15 @@
 //
 // -D may be repeated and is also accepted as -Dkey=value (Flink's form). It
 // prints the address it listens on to stdout; logs go to stderr. A bad
-// configuration exits 1 with a message naming the key.
+// configuration exits 1 with a message naming the key. On SIGTERM it stops
+// serving and exits within cluster.services.shutdown-timeout (package
+// daemon).
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"go.uber.org/zap"
 
@@ -26,12 +25,12 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	os.Exit(daemon.Run(ctx, "jobmanager", os.Args[1:], os.Stderr, start))
+	daemon.Main("jobmanager", start)
 }
 
-func start(cfg *config.Config, log *zap.Logger) (func() error, error) {
+// start starts the metrics server and the JobManager. Their Close is not
+// bounded by the context: package daemon exits at the shutdown bound anyway.
+func start(cfg *config.Config, log *zap.Logger) (func(context.Context) error, error) {
 	host := cfg.String(config.JobManagerBindHost)
 	if host == "" {
 		host = cfg.String(config.JobManagerRPCAddress)
@@ -48,5 +47,5 @@ func start(cfg *config.Config, log *zap.Logger) (func() error, error) {
 		return nil, err
 	}
 	fmt.Printf("JobManager listening on %s\n", jm.Addr())
-	return func() error { return errors.Join(jm.Close(), msrv.Close()) }, nil
+	return func(context.Context) error { return errors.Join(jm.Close(), msrv.Close()) }, nil
 }

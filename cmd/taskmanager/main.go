@@ -4,13 +4,15 @@
 //	taskmanager [--config FILE] [-D key=value]...
 //
 // -D may be repeated and is also accepted as -Dkey=value (Flink's form).
+// On SIGTERM it cancels its tasks and exits within
+// cluster.services.shutdown-timeout (package daemon). It exits 70 when a
+// canceled task does not stop within task.cancellation.timeout (package
+// taskmanager): run it under a service manager that restarts it.
 package main
 
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"go.uber.org/zap"
 
@@ -20,13 +22,11 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	os.Exit(daemon.Run(ctx, "taskmanager", os.Args[1:], os.Stderr, func(cfg *config.Config, log *zap.Logger) (func() error, error) {
+	daemon.Main("taskmanager", func(cfg *config.Config, log *zap.Logger) (func(context.Context) error, error) {
 		tm, err := taskmanager.New(cfg, log, taskmanager.Options{Stdout: os.Stdout})
 		if err != nil {
 			return nil, err
 		}
-		return tm.Close, nil
-	}))
+		return tm.Shutdown, nil
+	})
 }

@@ -84,6 +84,26 @@ var (
 	}
 )
 
+// Task cancellation and daemon shutdown (docs/fault-tolerance.md).
+var (
+	TaskCancellationTimeout = &Option{
+		Key: "task.cancellation.timeout", Type: TypeDuration, Default: "180 s", Min: bound(0),
+		Description: "Time a canceled task has to stop before its TaskManager exits with a fatal error (exit code 70), so that the task " +
+			"cannot go on writing output after a new attempt started; the service manager restarts the TaskManager. 0 disables the watchdog. " +
+			"Read from the TaskManager's configuration.",
+	}
+	TaskCancellationInterval = &Option{
+		Key: "task.cancellation.interval", Type: TypeDuration, Default: "30 s", Min: bound(1),
+		Description: "Time between two warnings, each with the stack of the task's goroutine, about a canceled task that has not stopped. " +
+			"Flink also interrupts the task thread this often; a goroutine cannot be interrupted. Read from the TaskManager's configuration.",
+	}
+	ShutdownTimeout = &Option{
+		Key: "cluster.services.shutdown-timeout", Type: TypeDuration, Default: "10 s", Min: bound(1),
+		Description: "Time a JobManager or TaskManager has, after SIGTERM or SIGINT, to cancel its tasks and stop its services before it exits anyway " +
+			"(exit code 1); a second signal exits at once. weir default, below systemd's TimeoutStopSec of 90 s; Flink uses 30 s for its executors.",
+	}
+)
+
 // Logging and metrics.
 var (
 	LogFormat = &Option{
@@ -282,6 +302,7 @@ var allOptions = []*Option{
 	TaskManagerRegistrationBackoffMax, DataDir,
 	JobStoreMaxCapacity, JobStoreExpirationTime,
 	HeartbeatInterval, HeartbeatTimeout, SlotRequestTimeout, ClusterEvenlySpreadOutSlots,
+	TaskCancellationTimeout, TaskCancellationInterval, ShutdownTimeout,
 	LogFormat, LogLevel, MetricsPromPort,
 	SegmentSize, BufferTimeout, BuffersPerChannel, FloatingBuffersPerGate, MaxBuffersPerChannel,
 	PartitionRequestTimeout, NetworkHandshakeTimeout, NetworkMaxPendingConnectionsPerHost, NetworkMaxPendingConnections,

@@ -2,8 +2,15 @@
 // command line (--config FILE, -D key=value, also Flink's -Dkey=value), the
 // configuration, the logger, and a life that ends on SIGTERM or SIGINT.
 //
-// It owns no goroutine of its own: Run blocks until ctx ends, then closes
-// what start returned.
+// Shutdown is bounded: the first signal stops the daemon, which has
+// cluster.services.shutdown-timeout (10 s; below systemd's default
+// TimeoutStopSec of 90 s) to cancel its tasks and stop its services; the
+// process exits 1 if it did not stop by then (plus stopGrace for a stop
+// that overruns its context), and at once on a second signal. A stuck task
+// therefore never keeps a daemon from exiting.
+//
+// It owns no goroutine that outlives Run, except a stop that overran the
+// bound, which the process exit ends.
 package daemon
 
 import (
@@ -11,7 +18,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -20,13 +31,30 @@ import (
 )
 
 // Start starts a daemon from its configuration and returns what stops it.
-type Start func(cfg *config.Config, log *zap.Logger) (stop func() error, err error)
+// stop's context ends at the shutdown bound: stop should give up waiting
+// then (and say what it gave up on in its error).
+type Start func(cfg *config.Config, log *zap.Logger) (stop func(ctx context.Context) error, err error)
+
+// stopGrace is how long Run still waits, after the shutdown bound, for a
+// stop that overruns its context, so that what it logs is not cut short.
+const stopGrace = time.Second
+
+// Main runs a daemon command: Run with os.Args until SIGTERM or SIGINT,
+// then exits the process with Run's code.
+func Main(name string, start Start) {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	os.Exit(Run(signals, name, os.Args[1:], os.Stderr, start))
+}
 
 // Run parses args, loads the configuration, builds the logger, starts the
-// daemon and runs it until ctx ends. It returns the process exit code: 2 for
-// bad arguments, 1 for a bad configuration (the message names the key) or a
-// failed start.
-func Run(ctx context.Context, name string, args []string, stderr io.Writer, start Start) int {
+// daemon and runs it until a signal arrives on signals, then stops it
+// within the shutdown bound. It returns the process exit code: 0 after a
+// clean stop, 2 for bad arguments, 1 for a bad configuration (the message
+// names the key), a failed start, a failed stop, a stop that did not end
+// within cluster.services.shutdown-timeout, or a second signal during the
+// stop.
+func Run(signals <-chan os.Signal, name string, args []string, stderr io.Writer, start Start) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "YAML configuration `file`")
@@ -61,12 +89,36 @@ func Run(ctx context.Context, name string, args []string, stderr io.Writer, star
 		log.Error("cannot start the "+name, zap.Error(err))
 		return 1
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	if err := stop(); err != nil {
-		log.Warn("shutdown", zap.Error(err))
+	sig := <-signals
+	return shutdown(log, name, sig, signals, cfg.Duration(config.ShutdownTimeout), stop)
+}
+
+// shutdown runs stop, bounded by timeout (plus stopGrace) and by a second
+// signal, and returns the exit code.
+func shutdown(log *zap.Logger, name string, sig os.Signal, signals <-chan os.Signal, timeout time.Duration, stop func(context.Context) error) int {
+	log.Info("shutting down", zap.Stringer("signal", sig), zap.Duration(config.ShutdownTimeout.Key, timeout))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop(ctx) }()
+	hard := time.NewTimer(timeout + stopGrace)
+	defer hard.Stop()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			log.Error("the "+name+" did not stop cleanly; exiting", zap.Error(err))
+			return 1
+		}
+		log.Info("stopped")
+		return 0
+	case <-hard.C:
+		log.Error("the "+name+" did not stop within "+config.ShutdownTimeout.Key+"; exiting",
+			zap.Duration(config.ShutdownTimeout.Key, timeout))
+		return 1
+	case s := <-signals:
+		log.Warn("second signal during shutdown; exiting at once", zap.Stringer("signal", s))
+		return 1
 	}
-	return 0
 }
 
 // splitD turns Flink's -Dkey=value into -D key=value for package flag.

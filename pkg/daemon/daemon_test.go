@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.uber.org/zap"
@@ -38,16 +40,16 @@ func TestRun(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel() // run until "signalled" at once
+			signals := make(chan os.Signal, 1)
+			signals <- syscall.SIGTERM // run until "signalled" at once
 			var stderr bytes.Buffer
 			started, stopped := false, false
-			code := Run(ctx, "testd", tc.args, &stderr, func(cfg *config.Config, _ *zap.Logger) (func() error, error) {
+			code := Run(signals, "testd", tc.args, &stderr, func(cfg *config.Config, _ *zap.Logger) (func(context.Context) error, error) {
 				started = true
 				if tc.startErr == nil && cfg.Int(config.TaskManagerNumberOfTaskSlots) != 3 {
 					t.Errorf("-D override not applied")
 				}
-				return func() error { stopped = true; return nil }, tc.startErr
+				return func(context.Context) error { stopped = true; return nil }, tc.startErr
 			})
 			if code != tc.code || started != tc.started || !strings.Contains(stderr.String(), tc.stderr) {
 				t.Errorf("code %d started %v stderr %q; want code %d started %v stderr containing %q",

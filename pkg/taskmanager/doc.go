@@ -32,6 +32,19 @@
 // they notice, register again, and drop the tasks the JobManager has failed
 // anyway.
 //
+// # Cancellation and shutdown
+//
+// Every cancellation (CancelTask, ReleaseJob, a newer attempt, a lost
+// JobManager, shutdown) goes through cancelTask, which starts the
+// attempt's watchdog (watchdog.go): a warning with the task goroutine's
+// stack every task.cancellation.interval, and, once the task has not
+// stopped within task.cancellation.timeout, a fatal exit of the process
+// (ExitCodeFatal), as Flink's TaskManager does: a goroutine cannot be
+// killed, and one left running could write output after a new attempt
+// started. Shutdown (SIGTERM, through package daemon) cancels every task
+// and waits for them until its context ends, then names the tasks that
+// did not stop and returns, and the daemon exits.
+//
 // # Invariants
 //
 //   - Slots are counted by the JobManager; a TaskManager only reports
@@ -44,5 +57,10 @@
 //     final state), by one goroutine per attempt. RUNNING means the chain
 //     is open and, for an attempt with restore_state, restored: the
 //     checkpoint coordinator never triggers a task still restoring.
-//   - Every goroutine is owned by the TaskManager and stopped by Close.
+//   - Every goroutine is owned by the TaskManager and stopped by Close;
+//     after a Shutdown that gave up on stuck tasks, theirs end with them
+//     (the process exits anyway).
+//   - A canceled task either reaches a final state or, within
+//     task.cancellation.timeout (when > 0), the process exits: no attempt
+//     outlives its cancellation indefinitely.
 package taskmanager

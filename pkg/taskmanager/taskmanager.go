@@ -9,13 +9,16 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
@@ -41,6 +44,10 @@ type Options struct {
 	Registry *prometheus.Registry
 	// NoMetricsServer skips the Prometheus HTTP endpoint (tests).
 	NoMetricsServer bool
+	// Exit ends the process when a canceled task does not stop within
+	// task.cancellation.timeout (watchdog.go); nil means os.Exit. A test
+	// passes a function that records the code.
+	Exit func(code int)
 }
 
 // TaskManager is a running TaskManager daemon. Start it with New, stop it
@@ -64,6 +71,13 @@ type TaskManager struct {
 
 	taskMetrics  *taskexec.Metrics
 	tasksRunning prometheus.Gauge
+
+	// The cancellation watchdog (watchdog.go).
+	cancelTimeout  time.Duration // task.cancellation.timeout; 0: never fatal
+	cancelInterval time.Duration // task.cancellation.interval
+	exit           func(code int)
+	fatalOnce      sync.Once
+	wgWatch        sync.WaitGroup // watchdog goroutines
 
 	ctx    context.Context // canceled by Close: stops registration and heartbeats
 	cancel context.CancelFunc
@@ -103,9 +117,16 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 		slots:  cfg.Int(config.TaskManagerNumberOfTaskSlots),
 		stdout: opts.Stdout,
 		tasks:  map[subtaskKey]*taskEntry{},
+
+		cancelTimeout:  cfg.Duration(config.TaskCancellationTimeout),
+		cancelInterval: cfg.Duration(config.TaskCancellationInterval),
+		exit:           opts.Exit,
 	}
 	if tm.stdout == nil {
 		tm.stdout = os.Stdout
+	}
+	if tm.exit == nil {
+		tm.exit = os.Exit
 	}
 	var closers []func()
 	defer func() {
@@ -239,56 +260,110 @@ func (tm *TaskManager) MetricsAddr() string {
 	return tm.metricsSrv.Addr()
 }
 
-// Close shuts the TaskManager down: it stops accepting tasks, stops the
-// heartbeats, cancels every task and waits for it, gives the final state
-// reports a short grace period, and stops every server. Safe to call twice.
-func (tm *TaskManager) Close() error {
-	tm.closeOnce.Do(func() {
-		tm.log.Info("TaskManager shutting down")
-		tm.mu.Lock()
-		tm.closed = true
-		entries := make([]*taskEntry, 0, len(tm.tasks))
-		for _, e := range tm.tasks {
-			entries = append(entries, e)
-		}
-		tm.mu.Unlock()
-		tm.health.Shutdown()
-		for _, e := range entries {
-			e.task.Cancel()
-		}
-		tm.wgTasks.Wait()
+// Close is Shutdown without a deadline.
+func (tm *TaskManager) Close() error { return tm.Shutdown(context.Background()) }
 
-		// Stop serving (no more submissions), then the registration loop.
-		stopped := make(chan struct{})
-		go func() { tm.grpcSrv.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-time.After(5 * time.Second):
-			tm.grpcSrv.Stop()
-			<-stopped
-		}
-		tm.wgServe.Wait()
-		tm.wgTasks.Wait() // a submission that raced with shutdown
+// Shutdown shuts the TaskManager down: it stops accepting tasks, cancels
+// every task and waits for it, stops serving, gives the final state reports
+// a short grace period, and stops the heartbeats. Every wait ends when ctx
+// does (the daemon gives cluster.services.shutdown-timeout). Tasks that
+// have not stopped by then cannot be stopped: Shutdown logs each (with its
+// stack), closes what it can without waiting for them, and returns an
+// error naming them; the caller exits the process. Safe to call twice.
+func (tm *TaskManager) Shutdown(ctx context.Context) error {
+	var err error
+	tm.closeOnce.Do(func() { err = tm.shutdown(ctx) })
+	return err
+}
 
-		reportsDone := make(chan struct{})
-		go func() { tm.wgReports.Wait(); close(reportsDone) }()
-		select {
-		case <-reportsDone:
-		case <-time.After(reportGrace):
-			tm.reportCancel()
-			<-reportsDone
-		}
+func (tm *TaskManager) shutdown(ctx context.Context) error {
+	tm.log.Info("TaskManager shutting down")
+	tm.mu.Lock()
+	tm.closed = true
+	entries := make([]*taskEntry, 0, len(tm.tasks))
+	for _, e := range tm.tasks {
+		entries = append(entries, e)
+	}
+	tm.mu.Unlock()
+	tm.health.Shutdown()
+	for _, e := range entries {
+		tm.cancelTask(e)
+	}
+	if err := tm.awaitTasks(ctx); err != nil {
+		tm.grpcSrv.Stop()
 		tm.reportCancel()
 		tm.cancel()
-		<-tm.loopDone
 		_ = tm.conn.Close()
 		_ = tm.net.Close()
 		if tm.metricsSrv != nil {
 			_ = tm.metricsSrv.Close()
 		}
-		tm.log.Info("TaskManager stopped")
-	})
+		return err
+	}
+
+	// Stop serving (no more submissions), then the registration loop.
+	stopped := make(chan struct{})
+	go func() { tm.grpcSrv.GracefulStop(); close(stopped) }()
+	grace := time.NewTimer(5 * time.Second)
+	select {
+	case <-stopped:
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+	grace.Stop()
+	tm.grpcSrv.Stop() // ends what GracefulStop still waits for; no-op after it
+	<-stopped
+	tm.wgServe.Wait()
+	tm.wgTasks.Wait() // a submission that raced with shutdown
+
+	reportsDone := make(chan struct{})
+	go func() { tm.wgReports.Wait(); close(reportsDone) }()
+	grace = time.NewTimer(reportGrace)
+	select {
+	case <-reportsDone:
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+	grace.Stop()
+	tm.reportCancel()
+	<-reportsDone
+	tm.cancel()
+	<-tm.loopDone
+	_ = tm.conn.Close()
+	_ = tm.net.Close()
+	if tm.metricsSrv != nil {
+		_ = tm.metricsSrv.Close()
+	}
+	tm.wgWatch.Wait()
+	tm.log.Info("TaskManager stopped")
 	return nil
+}
+
+// awaitTasks waits until every task goroutine has returned or ctx ends; in
+// the latter case it logs each task still running and returns an error
+// naming them.
+func (tm *TaskManager) awaitTasks(ctx context.Context) error {
+	done := make(chan struct{})
+	// Ends with the last task, even if that is after Shutdown gave up.
+	go func() { tm.wgTasks.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	tm.mu.Lock()
+	stuck := make([]*taskEntry, 0, len(tm.tasks))
+	for _, e := range tm.tasks {
+		stuck = append(stuck, e)
+	}
+	tm.mu.Unlock()
+	names := make([]string, 0, len(stuck))
+	for _, e := range stuck {
+		logStack(e.log, zapcore.ErrorLevel, "canceled task did not stop before the shutdown deadline", e.task.Stack())
+		names = append(names, attemptString(e.exec))
+	}
+	slices.Sort(names)
+	return fmt.Errorf("%d task(s) did not stop after cancel: %s", len(names), strings.Join(names, ", "))
 }
 
 // listenRange listens on host and the first free port of lo..hi.

@@ -3,6 +3,7 @@ package taskmanager
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,6 +33,9 @@ type taskEntry struct {
 	updates chan stateUpdate // to the reporter, in order; closed after the final state
 	done    chan struct{}    // closed when the attempt's Run has returned
 	running bool             // task goroutine only: OnRunning was called
+	// cancelOnce: the attempt is canceled, and its watchdog started, once
+	// (TaskManager.cancelTask).
+	cancelOnce sync.Once
 }
 
 type stateUpdate struct {
@@ -93,7 +97,7 @@ func (tm *TaskManager) submit(d *weirpb.TaskDeploymentDescriptor) error {
 
 	if prev != nil {
 		e.log.Info("new attempt replaces the running one; waiting for it to end", zap.Int32("previous_attempt", prev.exec.GetAttempt()))
-		prev.task.Cancel()
+		tm.cancelTask(prev)
 	}
 	go tm.report(e)
 	go tm.runTask(e, prev)
@@ -184,7 +188,7 @@ func (tm *TaskManager) cancelAttempt(ex *weirpb.ExecutionAttemptID) {
 	tm.mu.Unlock()
 	if e != nil && e.exec.GetAttempt() == ex.GetAttempt() {
 		e.log.Info("canceling task")
-		e.task.Cancel()
+		tm.cancelTask(e)
 	}
 }
 
@@ -200,7 +204,7 @@ func (tm *TaskManager) releaseJob(ctx context.Context, jobID string) error {
 	}
 	tm.mu.Unlock()
 	for _, e := range entries {
-		e.task.Cancel()
+		tm.cancelTask(e)
 	}
 	for _, e := range entries {
 		select {
@@ -227,7 +231,7 @@ func (tm *TaskManager) cancelAllTasks() int {
 	tm.mu.Unlock()
 	for _, e := range all {
 		e.log.Info("canceling task of the lost registration with the JobManager")
-		e.task.Cancel()
+		tm.cancelTask(e)
 	}
 	return len(all)
 }
