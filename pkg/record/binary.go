@@ -122,6 +122,22 @@ var errTruncated = errors.New("unexpected end of input")
 type binReader struct {
 	src []byte
 	off int
+	// prealloc is how many more list elements and fields may be allocated up front from counts read in the input.
+	// Every element and field takes at least one byte of input, so in input that decodes they never exceed
+	// len(src) in total, and slices are sized exactly; a count that lies (a list of a million claimed at every
+	// level of nesting) exhausts it, and the slices then grow with what is actually decoded, so that allocation
+	// stays proportional to the input, not to the counts read from it.
+	prealloc uint64
+}
+
+// reserve returns the capacity to allocate for n elements claimed by the input: n while the budget lasts, else 0.
+func (br *binReader) reserve(n uint64) int {
+	if n > br.prealloc {
+		br.prealloc = 0
+		return 0
+	}
+	br.prealloc -= n
+	return int(n)
 }
 
 func (br *binReader) errorf(format string, args ...any) error {
@@ -158,7 +174,7 @@ func (br *binReader) bytes(n uint64, what string) ([]byte, error) {
 // on bytes left over after the record.
 func (d *Decoder) Decode(src []byte, r *Record) error {
 	r.Reset()
-	br := binReader{src: src}
+	br := binReader{src: src, prealloc: uint64(len(src))}
 	fs, err := d.decodeFields(&br, r.Fields, 0)
 	r.Fields = fs
 	if err == nil && br.off != len(src) {
@@ -182,8 +198,9 @@ func (d *Decoder) decodeFields(br *binReader, fs []Field, depth int) ([]Field, e
 		return fs, br.errorf("field count %d exceeds what %d remaining bytes can hold", n, len(br.src)-br.off)
 	}
 	if fs == nil && n > 0 {
-		fs = make([]Field, 0, n)
+		fs = make([]Field, 0, br.reserve(n))
 	}
+	var index fieldIndex
 	for i := uint64(0); i < n; i++ {
 		nameLen, err := br.uvarint("field name length")
 		if err != nil {
@@ -194,11 +211,9 @@ func (d *Decoder) decodeFields(br *binReader, fs []Field, depth int) ([]Field, e
 		if err != nil {
 			return fs, err
 		}
-		for j := range fs {
-			if fs[j].Name == string(nb) {
-				br.off = nameStart
-				return fs, br.errorf("duplicate field %q", nb)
-			}
+		if findField(&index, fs, nb) >= 0 {
+			br.off = nameStart
+			return fs, br.errorf("duplicate field %q", nb)
 		}
 		name := d.name(nb)
 		v, err := d.decodeValue(br, depth)
@@ -206,6 +221,7 @@ func (d *Decoder) decodeFields(br *binReader, fs []Field, depth int) ([]Field, e
 			return fs, fmt.Errorf("field %q: %w", name, err)
 		}
 		fs = append(fs, Field{Name: name, Value: v})
+		index.added(fs)
 	}
 	return fs, nil
 }
@@ -275,11 +291,13 @@ func (d *Decoder) decodeValue(br *binReader, depth int) (Value, error) {
 		if n == 0 {
 			return List(nil), nil
 		}
-		vs := make([]Value, n)
-		for i := range vs {
-			if vs[i], err = d.decodeValue(br, depth+1); err != nil {
+		vs := make([]Value, 0, br.reserve(n))
+		for i := uint64(0); i < n; i++ {
+			v, err := d.decodeValue(br, depth+1)
+			if err != nil {
 				return Value{}, fmt.Errorf("list element %d: %w", i, err)
 			}
+			vs = append(vs, v)
 		}
 		return List(vs), nil
 	default: // KindMap

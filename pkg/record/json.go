@@ -249,6 +249,7 @@ func (jr *jsonReader) object(fs []Field, depth int) ([]Field, error) {
 		jr.off++
 		return fs, nil
 	}
+	var index fieldIndex
 	for {
 		jr.skipSpace()
 		if jr.off >= len(jr.src) || jr.src[jr.off] != '"' {
@@ -266,16 +267,11 @@ func (jr *jsonReader) object(fs []Field, depth int) ([]Field, error) {
 		if err != nil {
 			return fs, err
 		}
-		dup := false
-		for i := range fs {
-			if fs[i].Name == name {
-				fs[i].Value = v
-				dup = true
-				break
-			}
-		}
-		if !dup {
+		if i := findField(&index, fs, name); i >= 0 {
+			fs[i].Value = v
+		} else {
 			fs = append(fs, Field{Name: name, Value: v})
+			index.added(fs)
 		}
 		jr.skipSpace()
 		if jr.off >= len(jr.src) {

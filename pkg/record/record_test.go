@@ -2,10 +2,14 @@ package record
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/weirstream/weir/pkg/internal/fuzzcheck"
 )
 
 func rec(fs ...Field) *Record { return &Record{Fields: fs} }
@@ -428,60 +432,60 @@ func TestDecodeZeroAlloc(t *testing.T) {
 	}
 }
 
-func FuzzDecode(f *testing.F) {
-	f.Add(sample().AppendBinary(nil))
-	f.Add([]byte{})
-	f.Add([]byte{1, 1, 'a', 5, 2, 2, 2})
-	f.Add([]byte{2, 1, 'a', 0, 1, 'a', 0})
-	f.Add(rec(Field{"m", Map(rec(Field{"l", List([]Value{Float(1), Null()})}))}).AppendBinary(nil))
-	f.Fuzz(func(t *testing.T, b []byte) {
+// TestDecodeAllocationBoundedByInput: counts that lie at every level of nesting (each list claims as many elements
+// as there are bytes left) must not make the decoder allocate for them all.
+func TestDecodeAllocationBoundedByInput(t *testing.T) {
+	const size, depth = 64 << 10, 100
+	lists := []byte{1, 1, 'a'}
+	maps := []byte{1, 1, 'a'}
+	for i := 0; i < depth; i++ {
+		lists = append(lists, byte(KindList))
+		lists = binary.AppendUvarint(lists, uint64(size-len(lists)-3)) // 3-byte varints throughout
+		maps = append(maps, byte(KindMap))
+		maps = binary.AppendUvarint(maps, uint64(size-len(maps)-3)/2)
+		maps = append(maps, 1, 'b')
+	}
+	for _, b := range [][]byte{lists, maps} {
+		b = append(b, make([]byte, size-len(b))...)
 		var d Decoder
 		var r Record
-		if err := d.Decode(b, &r); err != nil {
-			return
-		}
-		// Whatever decoded must re-encode to the same bytes (the encoding
-		// is canonical) and decode to an equal record.
-		enc := r.AppendBinary(nil)
-		if !bytes.Equal(enc, b) {
-			t.Fatalf("re-encoding %v gave %v", b, enc)
-		}
-		var r2 Record
-		if err := d.Decode(enc, &r2); err != nil {
-			t.Fatalf("decode of re-encoding: %v", err)
-		}
-		if !r2.Equal(&r) {
-			t.Fatalf("round trip changed %s to %s", &r, &r2)
-		}
-		// And the JSON form must be valid JSON that we can read back.
-		js := r.AppendJSON(nil)
-		if !json.Valid(js) {
-			t.Fatalf("invalid JSON %s", js)
-		}
-		if err := d.DecodeJSON(js, &r2); err != nil {
-			t.Fatalf("DecodeJSON(%s): %v", js, err)
-		}
-	})
+		fuzzcheck.BoundedAlloc(t, "Decode", len(b), decodeAllocBase, decodeAllocPerByte, func() {
+			if err := d.Decode(b, &r); err == nil {
+				t.Fatal("decoded a record whose counts exceed its bytes")
+			}
+		})
+	}
 }
 
-func FuzzDecodeJSON(f *testing.F) {
-	f.Add([]byte(`{"key":1,"seq":2}`))
-	f.Add(sample().AppendJSON(nil))
-	f.Add([]byte(`{"s":"\ud83d\ude00","a":[1,2.5,{"x":null}]}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var d Decoder
-		var r Record
-		err := d.DecodeJSON(b, &r)
-		if err != nil {
-			return
-		}
-		if !json.Valid(b) {
-			t.Fatalf("accepted invalid JSON %q", b)
-		}
-		// Binary round trip of whatever JSON decoded to.
-		var r2 Record
-		if err := d.Decode(r.AppendBinary(nil), &r2); err != nil || !r2.Equal(&r) {
-			t.Fatalf("binary round trip of %s: %v %s", &r, err, &r2)
-		}
-	})
+// TestManyFields covers the decoders' switch from scanning to a map to find duplicate names.
+func TestManyFields(t *testing.T) {
+	var r Record
+	for i := range 3 * indexFieldsFrom {
+		r.Set(fmt.Sprintf("f%d", i), Int(int64(i)))
+	}
+	var d Decoder
+	var got Record
+	if err := d.Decode(r.AppendBinary(nil), &got); err != nil || !got.Equal(&r) {
+		t.Fatalf("binary round trip: %v, %s", err, &got)
+	}
+	if err := d.DecodeJSON(r.AppendJSON(nil), &got); err != nil || !got.Equal(&r) {
+		t.Fatalf("JSON round trip: %v, %s", err, &got)
+	}
+
+	// A duplicate of field 5 as field 2*indexFieldsFrom: rejected in binary, last value wins in JSON.
+	dup := r.Clone()
+	dup.Fields[2*indexFieldsFrom].Name = "f5"
+	err := d.Decode(dup.AppendBinary(nil), &got)
+	if err == nil || !strings.Contains(err.Error(), `duplicate field "f5"`) {
+		t.Fatalf("binary duplicate: err = %v", err)
+	}
+	if err := d.DecodeJSON(dup.AppendJSON(nil), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := r.Clone()
+	want.Fields[5].Value = Int(2 * indexFieldsFrom)
+	want.Fields = append(want.Fields[:2*indexFieldsFrom], want.Fields[2*indexFieldsFrom+1:]...)
+	if !got.Equal(want) {
+		t.Fatalf("JSON duplicate:\n got %s\nwant %s", &got, want)
+	}
 }
