@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -208,6 +209,35 @@ func TestParseYAMLErrors(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("ParseYAML(%q) err = %v, want %s", tt.doc, err, tt.want)
 		}
+	}
+}
+
+// TestParseYAMLAliasBomb: aliases that repeat mappings of aliases ("billion laughs") must not expand without bound.
+func TestParseYAMLAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("l0: &l0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10}\n")
+	for l := 1; l < 9; l++ { // 10^9 keys
+		fmt.Fprintf(&b, "l%d: &l%d {", l, l)
+		for i := range 10 {
+			fmt.Fprintf(&b, "k%d: *l%d, ", i, l-1)
+		}
+		b.WriteString("}\n")
+	}
+	_, err := ParseYAML([]byte(b.String()))
+	if want := "line 2: configuration has more than 10000 keys (do YAML aliases repeat a mapping?)"; err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
+	}
+
+	// One key per level, each level's key nesting the previous one's: quadratic in the document's size.
+	b.Reset()
+	b.WriteString("l0: &l0 {v: 1}\n")
+	long := strings.Repeat("k", 100)
+	for l := 1; l < 20; l++ {
+		fmt.Fprintf(&b, "l%d: &l%d {%s: *l%d}\n", l, l, long, l-1)
+	}
+	_, err = ParseYAML([]byte(b.String()))
+	if want := `line 2: key "l11.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"... is longer than 1024 bytes`; err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
 	}
 }
 

@@ -35,6 +35,10 @@
 //   - An unknown key is not an error: it is kept (so it still travels with
 //     ToMap) and reported as a warning for the caller to log, because a typo
 //     should not stop a cluster but must not go unnoticed either.
+//   - A document flattens to at most 10,000 keys of at most 1,024 bytes each:
+//     YAML aliases would otherwise let a few hundred bytes expand to
+//     millions of keys (a "billion laughs"), which a job file's config:
+//     section must not be able to do to the JobManager.
 //   - Errors name the key, the value and what was expected:
 //     invalid value "abc" for key "heartbeat.interval": want a duration like 500ms, 10 s or 2 min
 package config

@@ -45,11 +45,22 @@ func FlattenNode(n *yaml.Node) (map[string]string, error) {
 		return nil, fmt.Errorf("line %d: configuration must be a mapping of keys to values", n.Line)
 	}
 	out := map[string]string{}
-	if err := flattenNode(n, "", out); err != nil {
+	budget := maxKeys
+	if err := flattenNode(n, "", out, &budget); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
+
+// maxKeys bounds the keys a configuration document flattens to. weir has a few dozen options; the bound is there
+// because YAML aliases make a small document expand exponentially (a mapping of ten aliases to a mapping of ten
+// aliases to ..., the "billion laughs"): a 600-byte document would otherwise flatten to millions of keys and take
+// the JobManager's memory with it.
+const maxKeys = 10_000
+
+// maxKeyLen bounds a flattened key, for the same reason: aliases nest a long key inside itself as often as the
+// document repeats it, and keys are kept and sent to every TaskManager. Flink's longest key has under 80 bytes.
+const maxKeyLen = 1024
 
 func resolveAlias(n *yaml.Node) *yaml.Node {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
@@ -58,9 +69,12 @@ func resolveAlias(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-func flattenNode(m *yaml.Node, prefix string, out map[string]string) error {
+func flattenNode(m *yaml.Node, prefix string, out map[string]string, budget *int) error {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		kn, vn := resolveAlias(m.Content[i]), resolveAlias(m.Content[i+1])
+		if *budget--; *budget < 0 {
+			return fmt.Errorf("line %d: configuration has more than %d keys (do YAML aliases repeat a mapping?)", kn.Line, maxKeys)
+		}
 		if kn.Kind != yaml.ScalarNode {
 			return fmt.Errorf("line %d: configuration keys must be strings", kn.Line)
 		}
@@ -68,9 +82,12 @@ func flattenNode(m *yaml.Node, prefix string, out map[string]string) error {
 			return fmt.Errorf("line %d: YAML merge keys (<<) are not supported in configuration", kn.Line)
 		}
 		key := joinKey(prefix, kn.Value)
+		if len(key) > maxKeyLen {
+			return fmt.Errorf("line %d: key %q... is longer than %d bytes", kn.Line, key[:64], maxKeyLen)
+		}
 		switch vn.Kind {
 		case yaml.MappingNode:
-			if err := flattenNode(vn, key, out); err != nil {
+			if err := flattenNode(vn, key, out, budget); err != nil {
 				return err
 			}
 		case yaml.ScalarNode:
