@@ -257,9 +257,14 @@ func (c *remoteChannel) readFrames(r *bufio.Reader) error {
 			it := receivedItem{buf: b}
 			if typ == frameBuffer {
 				if n-4 > len(b.data) {
-					b.data = make([]byte, n-4) // a record larger than a segment (bounded by MaxFrameSize)
-				}
-				if _, err := io.ReadFull(r, b.data[:n-4]); err != nil {
+					// A record larger than a segment (bounded by MaxFrameSize).
+					data, err := readGrowing(r, n-4, len(b.data))
+					if err != nil {
+						b.Recycle()
+						return connErr(err)
+					}
+					b.data = data
+				} else if _, err := io.ReadFull(r, b.data[:n-4]); err != nil {
 					b.Recycle()
 					return connErr(err)
 				}
@@ -330,6 +335,25 @@ func (c *remoteChannel) readFrames(r *bufio.Reader) error {
 		default:
 			return fmt.Errorf("%w: unknown frame type %d", errProtocol, typ)
 		}
+	}
+}
+
+// readGrowing reads n bytes into a new slice that grows, from a first chunk of the given size, with the bytes that
+// arrive: a producer that announces a frame of MaxFrameSize and sends ten bytes of it costs the consumer ten bytes
+// and a chunk, not MaxFrameSize.
+func readGrowing(r io.Reader, n, chunk int) ([]byte, error) {
+	buf := make([]byte, min(n, max(chunk, 64<<10)))
+	read := 0
+	for {
+		k, err := io.ReadFull(r, buf[read:])
+		read += k
+		if err != nil {
+			return nil, err
+		}
+		if read == n {
+			return buf, nil
+		}
+		buf = append(buf, make([]byte, min(n-read, len(buf)))...)
 	}
 }
 

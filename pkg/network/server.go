@@ -254,6 +254,23 @@ func (m *Manager) removePartition(p *ResultPartition) {
 // background, retrying until PartitionRequestTimeout, after which PollNext reports an error naming the partition
 // and address.
 func (m *Manager) CreateInputGate(channels []ChannelSpec) (*InputGate, error) {
+	g, err := m.newInputGate(channels)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range g.channels {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			c.run(g.ctx)
+		}()
+	}
+	return g, nil
+}
+
+// newInputGate registers a gate whose channels are not started: CreateInputGate starts them; tests and fuzz targets
+// drive a channel themselves.
+func (m *Manager) newInputGate(channels []ChannelSpec) (*InputGate, error) {
 	for i, s := range channels {
 		if s.Partition == "" || len(s.Partition) > maxPartitionIDLen || s.Subpartition < 0 || s.ProducerAddress == "" {
 			return nil, fmt.Errorf("create input gate: channel %d: invalid spec %+v", i, s)
@@ -282,20 +299,12 @@ func (m *Manager) CreateInputGate(channels []ChannelSpec) (*InputGate, error) {
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.closed {
-		m.mu.Unlock()
 		g.cancel()
 		return nil, fmt.Errorf("create input gate: %w", errManagerClosed)
 	}
 	m.gates[g] = struct{}{}
-	m.mu.Unlock()
-	for _, c := range g.channels {
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			c.run(g.ctx)
-		}()
-	}
 	return g, nil
 }
 
