@@ -218,9 +218,8 @@ func writeChannelState(loc snapshot.Location, name string, kind snapshot.StateKi
 	if err != nil {
 		return snapshot.StateObject{}, err
 	}
-	var hdr [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(hdr[:], uint64(layout))
-	if _, err := sw.Write(hdr[:n]); err != nil {
+	hdr, offs := channelStateHeader(layout, c)
+	if _, err := sw.Write(hdr); err != nil {
 		_ = sw.Abort()
 		return snapshot.StateObject{}, fmt.Errorf("write channel state: %w", err)
 	}
@@ -232,11 +231,49 @@ func writeChannelState(loc snapshot.Location, name string, kind snapshot.StateKi
 	if err != nil {
 		return snapshot.StateObject{}, err
 	}
-	offs := make([]int64, len(c.offsets))
-	for i, o := range c.offsets {
-		offs[i] = o + int64(n)
-	}
 	return snapshot.StateObject{Kind: kind, StateHandle: h, Channel: &snapshot.ChannelStateInfo{Gate: gate, Channel: channel, Offsets: offs}}, nil
+}
+
+// channelStateHeader returns the header of the object holding c (uvarint(layout)) and the offsets of c's buffers
+// in the object: the object is the header followed by c.data.
+func channelStateHeader(layout int, c *channelData) (hdr []byte, offs []int64) {
+	hdr = binary.AppendUvarint(nil, uint64(layout))
+	offs = make([]int64, len(c.offsets))
+	for i, o := range c.offsets {
+		offs[i] = o + int64(len(hdr))
+	}
+	return hdr, offs
+}
+
+// channelStateLayout reads the header of a channel state object: the layout it was written for and the header's
+// length.
+func channelStateLayout(b []byte) (layout uint64, n int, err error) {
+	layout, n = binary.Uvarint(b)
+	if n <= 0 {
+		return 0, 0, fmt.Errorf("%w: malformed header", snapshot.ErrCorrupt)
+	}
+	return layout, n, nil
+}
+
+// splitChannelBuffers splits a channel state object b, whose header has n bytes, into its buffers at offs (the
+// object's ChannelStateInfo.Offsets). The buffers alias b. Offsets that do not start right after the header, go
+// backwards or point beyond b are corrupt data, never a panic.
+func splitChannelBuffers(b []byte, n int, offs []int64) ([][]byte, error) {
+	if len(offs) == 0 || offs[0] != int64(n) {
+		return nil, fmt.Errorf("%w: buffer offsets %v do not start after the %d-byte header", snapshot.ErrCorrupt, offs, n)
+	}
+	bufs := make([][]byte, 0, len(offs))
+	for i, off := range offs {
+		end := int64(len(b))
+		if i+1 < len(offs) {
+			end = offs[i+1]
+		}
+		if off > end || end > int64(len(b)) {
+			return nil, fmt.Errorf("%w: buffer offsets %v out of order or beyond the %d bytes", snapshot.ErrCorrupt, offs, len(b))
+		}
+		bufs = append(bufs, b[off:end])
+	}
+	return bufs, nil
 }
 
 // writeChannels writes the channel state of j into ts and returns its
@@ -407,9 +444,9 @@ func (t *Task) readChannel(cr *channelRestore, rc restoredChannel, layout int) (
 	if err != nil {
 		return nil, fail(err)
 	}
-	old, n := binary.Uvarint(b)
-	if n <= 0 {
-		return nil, fail(fmt.Errorf("%w: malformed header", snapshot.ErrCorrupt))
+	old, n, err := channelStateLayout(b)
+	if err != nil {
+		return nil, fail(err)
 	}
 	if old != uint64(layout) {
 		kind := "the producer's parallelism (channels of the input)"
@@ -418,20 +455,9 @@ func (t *Task) readChannel(cr *channelRestore, rc restoredChannel, layout int) (
 		}
 		return nil, rescaleError(cr.checkpoint, fmt.Sprintf("%s: %s was %d and is %d", what, kind, old, layout))
 	}
-	offs := rc.obj.Channel.Offsets
-	if len(offs) == 0 || offs[0] != int64(n) {
-		return nil, fail(fmt.Errorf("%w: buffer offsets %v do not start after the %d-byte header", snapshot.ErrCorrupt, offs, n))
-	}
-	bufs := make([][]byte, 0, len(offs))
-	for i, off := range offs {
-		end := int64(len(b))
-		if i+1 < len(offs) {
-			end = offs[i+1]
-		}
-		if off > end || end > int64(len(b)) {
-			return nil, fail(fmt.Errorf("%w: buffer offsets %v out of order or beyond the %d bytes", snapshot.ErrCorrupt, offs, len(b)))
-		}
-		bufs = append(bufs, b[off:end])
+	bufs, err := splitChannelBuffers(b, n, rc.obj.Channel.Offsets)
+	if err != nil {
+		return nil, fail(err)
 	}
 	return bufs, nil
 }
