@@ -56,6 +56,11 @@ type aggSpec struct {
 
 const aggWant = "want count, sum(f), min(f), max(f) or avg(f)"
 
+// maxAggregates bounds the output fields of an aggregate (docs/jobs.md,
+// "Limits"): every key holds an accumulator per field, and a checkpoint
+// copies them all.
+const maxAggregates = 256
+
 // parseAggregates returns the aggregates sorted by output field, the order
 // in which new fields are appended to the emitted record.
 func parseAggregates(p operator.Properties) ([]aggSpec, error) {
@@ -69,6 +74,9 @@ func parseAggregates(p operator.Properties) ([]aggSpec, error) {
 	}
 	if len(m) == 0 {
 		return nil, fmt.Errorf("property %q: want at least one output field", prop)
+	}
+	if len(m) > maxAggregates {
+		return nil, fmt.Errorf("property %q: %d output fields, more than the maximum of %d", prop, len(m), maxAggregates)
 	}
 	specs := make([]aggSpec, 0, len(m))
 	for out, v := range m {

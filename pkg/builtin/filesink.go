@@ -50,7 +50,7 @@ type fileSinkConfig struct {
 func parseFileSink(p operator.Properties) (fileSinkConfig, error) {
 	var c fileSinkConfig
 	var err error
-	if c.dir, err = p.RequiredString("path"); err != nil {
+	if c.dir, err = pathProperty(p, "path"); err != nil {
 		return c, err
 	}
 	format, err := p.String("format", formatJSON)

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/weirstream/weir/pkg/operator"
@@ -24,7 +27,8 @@ func init() {
 		Properties: []operator.PropertySpec{
 			{Name: "path", Required: true, Description: "a file, or a directory whose files (not subdirectories; names starting with '.' or '_' ignored) are read in name order"},
 			{Name: "format", Description: "text (default: each line becomes {\"line\": \"...\"}) or json (one object per line; blank lines skipped)"},
-			{Name: "monitor-interval", Description: "duration; when set, watch the directory for new files at this interval (unbounded); when absent, read the files present at start and end (bounded)"},
+			{Name: "monitor-interval", Description: "duration, 100ms to 24h; when set, watch the directory for new files at this interval (unbounded); when absent, read the files present at start and end (bounded)"},
+			{Name: "max-line-bytes", Description: "memory size, 1 byte to 64 mb, default 1 mb: the longest line read, without its line break; a longer one fails the job, naming the file and the line's byte offset"},
 		},
 		Validate: func(p operator.Properties) error {
 			_, err := parseFileSource(p)
@@ -49,6 +53,40 @@ type fileSourceConfig struct {
 	path    string
 	json    bool
 	monitor time.Duration // 0 = bounded
+	maxLine int64         // bytes of a line, without its line break
+}
+
+// Documented ranges of the file-source's properties (docs/jobs.md,
+// "Limits"). A line is held whole in memory, and becomes one record, which
+// cannot cross the network beyond 64 MiB (network's MaxFrameSize). A scan
+// of a monitored directory reads the whole directory, so it is not done
+// more often than every 100ms.
+const (
+	defaultMaxLineBytes = 1 << 20
+	maxMaxLineBytes     = 64 << 20
+	minMonitorInterval  = 100 * time.Millisecond
+	maxMonitorInterval  = 24 * time.Hour
+)
+
+// maxPathBytes bounds the path properties of file-source and file-sink:
+// Linux's PATH_MAX.
+const maxPathBytes = 4096
+
+// pathProperty reads a required path property (file-source and
+// file-sink): not empty, at most maxPathBytes, no NUL byte (which no file
+// name can hold). Whether it exists is for the TaskManager to find out.
+func pathProperty(p operator.Properties, name string) (string, error) {
+	path, err := p.RequiredString(name)
+	if err != nil {
+		return "", err
+	}
+	if len(path) > maxPathBytes {
+		return "", fmt.Errorf("property %q: a path of %d bytes, more than the maximum of %d", name, len(path), maxPathBytes)
+	}
+	if i := strings.IndexByte(path, 0); i >= 0 {
+		return "", fmt.Errorf("property %q: path %q has a NUL byte at byte %d", name, path, i)
+	}
+	return path, nil
 }
 
 // parseFileSource checks the properties. The path's existence is not
@@ -57,7 +95,7 @@ type fileSourceConfig struct {
 func parseFileSource(p operator.Properties) (fileSourceConfig, error) {
 	var c fileSourceConfig
 	var err error
-	if c.path, err = p.RequiredString("path"); err != nil {
+	if c.path, err = pathProperty(p, "path"); err != nil {
 		return c, err
 	}
 	format, err := p.String("format", formatText)
@@ -71,11 +109,14 @@ func parseFileSource(p operator.Properties) (fileSourceConfig, error) {
 	default:
 		return c, fmt.Errorf("property %q: want %q or %q, got %q", "format", formatText, formatJSON, format)
 	}
-	if c.monitor, err = p.Duration("monitor-interval", 0); err != nil {
+	if d, err := p.Duration("monitor-interval", 0); err == nil && d == 0 && p["monitor-interval"] != nil {
+		return c, fmt.Errorf("property %q: want a duration between 100ms and 24h, got 0 (leave it out for a bounded source)", "monitor-interval")
+	}
+	if c.monitor, err = p.DurationIn("monitor-interval", 0, minMonitorInterval, maxMonitorInterval); err != nil {
 		return c, err
 	}
-	if p["monitor-interval"] != nil && c.monitor == 0 {
-		return c, fmt.Errorf("property %q: want a duration > 0, got %v (leave it out for a bounded source)", "monitor-interval", c.monitor)
+	if c.maxLine, err = p.MemorySizeIn("max-line-bytes", defaultMaxLineBytes, 1, maxMaxLineBytes); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -160,6 +201,9 @@ func (s *fileSource) Open(ctx *operator.Context) error {
 		return fmt.Errorf("file-source: %w", err)
 	}
 	if !fi.IsDir() {
+		if !fi.Mode().IsRegular() {
+			return notRegular(s.cfg.path, fi.Mode())
+		}
 		if s.cfg.monitor > 0 {
 			return fmt.Errorf("file-source: monitor-interval needs a directory, %s is a file", s.cfg.path)
 		}
@@ -385,8 +429,17 @@ func (s *fileSource) RestoreState(r *operator.RestoredState) error {
 	return nil
 }
 
+// A PollNext returns after maxBatch records, and also after reading
+// maxPollLines lines or maxPollBytes bytes (and the line that crosses it),
+// however few of them became records (blank lines in json format): the task
+// gets its mailbox back after a bounded amount of reading.
+const (
+	maxPollLines = 4 * maxBatch
+	maxPollBytes = 1 << 20
+)
+
 func (s *fileSource) PollNext(out operator.Collector) (operator.SourceStatus, time.Duration, error) {
-	for emitted := 0; emitted < maxBatch; {
+	for emitted, lines, read := 0, 0, int64(0); emitted < maxBatch && lines < maxPollLines && read < maxPollBytes; lines++ {
 		if s.f == nil {
 			if s.pos.FileIndex >= len(s.files) {
 				if s.cfg.monitor == 0 {
@@ -409,7 +462,13 @@ func (s *fileSource) PollNext(out operator.Collector) (operator.SourceStatus, ti
 				return operator.MoreAvailable, 0, err
 			}
 		}
+		start := s.pos.Offset
 		line, err := s.readLine()
+		read += s.pos.Offset - start
+		if err == errLineTooLong {
+			return operator.MoreAvailable, 0, fmt.Errorf("file-source: %s: line %d, at byte offset %d, is longer than max-line-bytes (%d bytes)",
+				s.f.Name(), s.pos.Line+1, start, s.cfg.maxLine)
+		}
 		if err != nil && err != io.EOF {
 			return operator.MoreAvailable, 0, fmt.Errorf("file-source: read %s: %w", s.f.Name(), err)
 		}
@@ -443,9 +502,20 @@ func (s *fileSource) PollNext(out operator.Collector) (operator.SourceStatus, ti
 
 func (s *fileSource) openFile() error {
 	name := s.filePath(s.pos.FileIndex)
-	f, err := os.Open(name)
+	// Non-blocking, so that opening a named pipe does not wait for a
+	// writer (forever, and out of the task's reach): it is refused below.
+	// Reads of a regular file ignore the flag.
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("file-source: %w", err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(name, fi.Mode())
+	}
+	if err != nil {
+		f.Close()
+		return err
 	}
 	if s.pos.Offset > 0 {
 		if _, err := f.Seek(s.pos.Offset, io.SeekStart); err != nil {
@@ -462,30 +532,84 @@ func (s *fileSource) openFile() error {
 	return nil
 }
 
+// notRegular is the error for a path that is not a regular file: a
+// device (/dev/zero never ends), a named pipe (whose reads wait for a
+// writer) or a socket cannot be read to an end, nor resumed at an offset.
+func notRegular(path string, m fs.FileMode) error {
+	kind := "not a regular file"
+	switch {
+	case m&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case m&fs.ModeDevice != 0:
+		kind = "a block device"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	}
+	return fmt.Errorf("file-source: %s is %s: file-source reads regular files only", path, kind)
+}
+
+// errLineTooLong is readLine's error for a line longer than max-line-bytes.
+var errLineTooLong = errors.New("line too long")
+
 // readLine returns the next line with its newline, advancing the offset;
-// at the end of the file it returns what is left and io.EOF.
+// at the end of the file it returns what is left and io.EOF. A line longer
+// than cfg.maxLine, not counting its line break (\n or \r\n), is
+// errLineTooLong, found without holding more than cfg.maxLine+1 bytes of it.
 func (s *fileSource) readLine() ([]byte, error) {
+	if cap(s.long) > defaultMaxLineBytes {
+		s.long = nil // do not keep the memory of one long line for good
+	}
 	s.long = s.long[:0]
 	for {
 		b, err := s.br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
-			s.long = append(s.long, b...)
+			// Room for a \r that turns out to precede the \n.
+			if int64(len(s.long)+len(b)) > s.cfg.maxLine+1 {
+				return nil, errLineTooLong
+			}
+			s.appendLong(b)
 			continue
 		}
 		if len(s.long) > 0 {
-			s.long = append(s.long, b...)
+			if int64(len(s.long)+len(b)) > s.cfg.maxLine+2 {
+				return nil, errLineTooLong
+			}
+			s.appendLong(b)
 			b = s.long
+		}
+		if int64(len(b)) > s.cfg.maxLine && int64(len(trimLineBreak(b))) > s.cfg.maxLine {
+			return nil, errLineTooLong
 		}
 		s.pos.Offset += int64(len(b))
 		return b, err
 	}
 }
 
+// appendLong appends b to the long line, growing it as append does but
+// never beyond what the longest line allowed needs (readLine checks that
+// it fits).
+func (s *fileSource) appendLong(b []byte) {
+	if need := len(s.long) + len(b); need > cap(s.long) {
+		grown := make([]byte, len(s.long), min(max(2*cap(s.long), need), int(s.cfg.maxLine)+2))
+		copy(grown, s.long)
+		s.long = grown
+	}
+	s.long = append(s.long, b...)
+}
+
+// trimLineBreak returns line without its \n or \r\n (or a \r at the end
+// of the file).
+func trimLineBreak(line []byte) []byte {
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	return bytes.TrimSuffix(line, []byte{'\r'})
+}
+
 // parse fills s.rec from line; it reports false for a line that yields no
 // record (a blank line in json format).
 func (s *fileSource) parse(line []byte) (bool, error) {
-	line = bytes.TrimSuffix(line, []byte{'\n'})
-	line = bytes.TrimSuffix(line, []byte{'\r'})
+	line = trimLineBreak(line)
 	if !s.cfg.json {
 		s.rec.Reset()
 		s.rec.Fields = append(s.rec.Fields, record.Field{Name: "line", Value: record.String(string(line))})

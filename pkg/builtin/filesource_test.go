@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -512,5 +513,144 @@ func TestFileSourceSingleFileRestore(t *testing.T) {
 		if len(want) == 0 && len(tail.out) != 0 || len(want) > 0 && (len(tail.out) != 88 || tail.out[0] != want[0]) {
 			t.Fatalf("subtask %d read %d lines from %v", sub, len(tail.out), tail.out[:min(1, len(tail.out))])
 		}
+	}
+}
+
+// TestFileSourceMaxLineBytes: a line longer than max-line-bytes (without
+// its line break) fails with the file, the line and its byte offset; a
+// line of exactly max-line-bytes is read.
+func TestFileSourceMaxLineBytes(t *testing.T) {
+	dir := t.TempDir()
+	x, y := strings.Repeat("x", 1000), strings.Repeat("y", 1001)
+	writeFiles(t, dir, map[string]string{"f": "ok\n" + x + "\r\n" + y + "\nz\n", "g": x + "\r"})
+	src := newSource(t, "file-source", operator.Properties{"path": dir, "max-line-bytes": 1000})
+	if err := src.Open(testCtx("files", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var c collector
+	_, _, err := src.PollNext(&c)
+	want := "file-source: " + filepath.Join(dir, "f") + ": line 3, at byte offset 1005, is longer than max-line-bytes (1000 bytes)"
+	if errString(err) != want {
+		t.Fatalf("err = %q\nwant %q", errString(err), want)
+	}
+	if !slices.Equal(c.out, []string{`{"line":"ok"}`, `{"line":"` + x + `"}`}) {
+		t.Fatalf("records before the long line: %.80q", c.out)
+	}
+
+	// A \r at the end of the file is a line break too.
+	src = newSource(t, "file-source", operator.Properties{"path": filepath.Join(dir, "g"), "max-line-bytes": 1000})
+	if err := src.Open(testCtx("files", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	c = collector{}
+	drain(t, src, &c, 3)
+	if !slices.Equal(c.out, []string{`{"line":"` + x + `"}`}) {
+		t.Fatalf("g: %.80q", c.out)
+	}
+}
+
+// TestFileSourceEndlessLine: a file without a line break (as /dev/zero
+// would be) fails once max-line-bytes are read, holding no more than that.
+func TestFileSourceEndlessLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "zeros")
+	if err := os.WriteFile(path, make([]byte, 5<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := newSource(t, "file-source", operator.Properties{"path": path, "max-line-bytes": "1000 kb"}).(*fileSource)
+	if err := src.Open(testCtx("files", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	_, _, err := src.PollNext(&collector{})
+	if want := "file-source: " + path + ": line 1, at byte offset 0, is longer than max-line-bytes (1024000 bytes)"; errString(err) != want {
+		t.Fatalf("err = %q\nwant %q", errString(err), want)
+	}
+	if n := cap(src.long); n > 1000<<10+2 {
+		t.Fatalf("%d bytes held for the line, more than max-line-bytes + 2", n)
+	}
+}
+
+// TestFileSourceNotRegular: devices, named pipes and sockets cannot be
+// read to an end nor resumed at an offset; they are refused at once,
+// without blocking on a pipe that has no writer.
+func TestFileSourceNotRegular(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		src := newSource(t, "file-source", operator.Properties{"path": "/dev/zero"})
+		err := src.Open(testCtx("files", 0, 1))
+		if want := "file-source: /dev/zero is a character device: file-source reads regular files only"; errString(err) != want {
+			t.Errorf("/dev/zero: err = %q, want %q", errString(err), want)
+		}
+	}
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "b-pipe")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	writeFiles(t, dir, map[string]string{"a": "first\n"})
+	src := newSource(t, "file-source", operator.Properties{"path": fifo})
+	if err := src.Open(testCtx("files", 0, 1)); errString(err) != "file-source: "+fifo+" is a named pipe: file-source reads regular files only" {
+		t.Errorf("named pipe: err = %q", errString(err))
+	}
+	// In a directory, the pipe is refused when its turn comes.
+	src = newSource(t, "file-source", operator.Properties{"path": dir})
+	if err := src.Open(testCtx("files", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	done := make(chan error, 1)
+	var c collector
+	go func() {
+		_, _, err := src.PollNext(&c)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if want := "file-source: " + fifo + " is a named pipe: file-source reads regular files only"; errString(err) != want {
+			t.Fatalf("err = %q, want %q", errString(err), want)
+		}
+		if !slices.Equal(c.out, []string{`{"line":"first"}`}) {
+			t.Fatalf("records before the pipe: %q", c.out)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("PollNext blocked on a named pipe")
+	}
+}
+
+// TestFileSourcePollIsBounded: a PollNext returns after a bounded amount
+// of reading even when the lines read give no records (blank lines in json
+// format), and after about maxPollBytes of long lines.
+func TestFileSourcePollIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"blank.json": strings.Repeat("\n", 3*maxPollLines) + "{\"a\":1}\n",
+		"long.txt":   strings.Repeat(strings.Repeat("l", 99_999)+"\n", 30),
+	})
+	src := newSource(t, "file-source", operator.Properties{"path": filepath.Join(dir, "blank.json"), "format": "json"}).(*fileSource)
+	if err := src.Open(testCtx("files", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var c collector
+	for i := 1; i <= 3; i++ {
+		if st, _, err := src.PollNext(&c); st != operator.MoreAvailable || err != nil || len(c.out) != 0 || src.position().Line != int64(i*maxPollLines) {
+			t.Fatalf("poll %d: %v, %v, %d records, at %+v; want none, at line %d", i, st, err, len(c.out), src.position(), i*maxPollLines)
+		}
+	}
+	drain(t, src, &c, 1)
+	if !slices.Equal(c.out, []string{`{"a":1}`}) {
+		t.Fatalf("records: %q", c.out)
+	}
+
+	src = newSource(t, "file-source", operator.Properties{"path": filepath.Join(dir, "long.txt")}).(*fileSource)
+	if err := src.Open(testCtx("files", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var d discard
+	if _, _, err := src.PollNext(&d); err != nil || d.n != 11 {
+		t.Fatalf("first poll: %v, %d records of 100000 bytes; want 11 (the one that crosses %d bytes included)", err, d.n, maxPollBytes)
 	}
 }

@@ -1,8 +1,10 @@
 package builtin
 
 import (
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/weirstream/weir/pkg/operator"
@@ -76,7 +78,17 @@ func TestValidate(t *testing.T) {
 		{"file-source", operator.Properties{"path": 5}, `property "path": want a string, got 5`},
 		{"file-source", operator.Properties{"path": "/in", "format": "csv"}, `property "format": want "text" or "json", got "csv"`},
 		{"file-source", operator.Properties{"path": "/in", "monitor-interval": "soon"}, `property "monitor-interval": want a duration like 500ms, 10 s or 2 min, got "soon"`},
-		{"file-source", operator.Properties{"path": "/in", "monitor-interval": "0s"}, `property "monitor-interval": want a duration > 0, got 0s (leave it out for a bounded source)`},
+		{"file-source", operator.Properties{"path": "/in", "monitor-interval": "0s"}, `property "monitor-interval": want a duration between 100ms and 24h, got 0 (leave it out for a bounded source)`},
+		{"file-source", operator.Properties{"path": "/in", "monitor-interval": "100ms", "max-line-bytes": "64 mb"}, ""},
+		{"file-source", operator.Properties{"path": "/in", "monitor-interval": "24h", "max-line-bytes": 1}, ""},
+		{"file-source", operator.Properties{"path": "/in", "monitor-interval": "99ms"}, `property "monitor-interval": want a duration between 100ms and 24h, got "99ms"`},
+		{"file-source", operator.Properties{"path": "/in", "monitor-interval": int64(math.MaxInt64) / 1e6}, `property "monitor-interval": want a duration between 100ms and 24h, got 9223372036854`},
+		{"file-source", operator.Properties{"path": "/in", "max-line-bytes": 0}, `property "max-line-bytes": want a memory size between 1 byte and 64 mb, got 0`},
+		{"file-source", operator.Properties{"path": "/in", "max-line-bytes": "1 gb"}, `property "max-line-bytes": want a memory size between 1 byte and 64 mb, got "1 gb"`},
+		{"file-source", operator.Properties{"path": "/in", "max-line-bytes": "lots"}, `property "max-line-bytes": want a memory size like 64kb or 1 mb, or a number of bytes, got "lots"`},
+		{"file-source", operator.Properties{"path": "/" + strings.Repeat("p", 4095)}, ""},
+		{"file-source", operator.Properties{"path": "/" + strings.Repeat("p", 4096)}, `property "path": a path of 4097 bytes, more than the maximum of 4096`},
+		{"file-source", operator.Properties{"path": "/in\x00/x"}, `property "path": path "/in\x00/x" has a NUL byte at byte 3`},
 
 		{"map", operator.Properties{"expr": `{"a": record.b}`}, ""},
 		{"map", operator.Properties{}, `property "expr" is required`},
@@ -102,11 +114,16 @@ func TestValidate(t *testing.T) {
 			`property "aggregates": field "c": unknown aggregate "sum(x": want count, sum(f), min(f), max(f) or avg(f)`},
 		{"aggregate", operator.Properties{"aggregates": map[string]any{"n": 5}},
 			`property "aggregates": field "n": want a string (count, sum(f), min(f), max(f) or avg(f)), got 5`},
+		{"aggregate", operator.Properties{"aggregates": manyAggregates(256)}, ""},
+		{"aggregate", operator.Properties{"aggregates": manyAggregates(257)}, `property "aggregates": 257 output fields, more than the maximum of 256`},
 		{"aggregate", operator.Properties{"aggregates": map[string]any{"": "count"}},
 			`property "aggregates": output field names must not be empty`},
 
 		{"file-sink", operator.Properties{"path": "/out", "format": "text", "rate": 100}, ""},
 		{"file-sink", operator.Properties{}, `property "path" is required`},
+		{"file-sink", operator.Properties{"path": "/out", "rate": 0.001}, ""},
+		{"file-sink", operator.Properties{"path": strings.Repeat("o", 4097)}, `property "path": a path of 4097 bytes, more than the maximum of 4096`},
+		{"file-sink", operator.Properties{"path": "/out\x00"}, `property "path": path "/out\x00" has a NUL byte at byte 4`},
 		{"file-sink", operator.Properties{"path": "/out", "format": "csv"}, `property "format": want "json" or "text", got "csv"`},
 		{"file-sink", operator.Properties{"path": "/out", "rate": -2.5}, `property "rate": want 0 (unlimited) or records per second between 0.001 and 1000000000, got -2.5`},
 		{"file-sink", operator.Properties{"path": "/out", "rate": 2e9}, `property "rate": want 0 (unlimited) or records per second between 0.001 and 1000000000, got 2e+09`},
@@ -134,12 +151,36 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+func manyAggregates(n int) map[string]any {
+	m := make(map[string]any, n)
+	for i := 0; i < n; i++ {
+		m[fmt.Sprintf("n%d", i)] = "count"
+	}
+	return m
+}
+
+// TestExprLimits: CEL's parser bounds an expression to 100,000 code
+// points and 250 levels of nesting (docs/jobs.md, "Limits").
+func TestExprLimits(t *testing.T) {
+	for _, typ := range []string{"map", "filter", "flat-map"} {
+		ty, _ := operator.Lookup(typ)
+		long := "record.a == '" + strings.Repeat("x", 100_000) + "'"
+		if err := ty.Validate(operator.Properties{"expr": long}); err == nil || !strings.Contains(err.Error(), "size exceeds limit: size: 100014, limit 100000") {
+			t.Errorf("%s: %d characters: %.80v", typ, len(long), err)
+		}
+		deep := strings.Repeat("(", 300) + "true" + strings.Repeat(")", 300)
+		if err := ty.Validate(operator.Properties{"expr": deep}); err == nil || !strings.Contains(err.Error(), "recursion limit exceeded: 250") {
+			t.Errorf("%s: 300 levels: %.80v", typ, err)
+		}
+	}
+}
+
 // TestPropertySpecs keeps the documented properties in step with the ones
 // the parse functions read.
 func TestPropertySpecs(t *testing.T) {
 	want := map[string][]string{
 		"sequence":       {"keys", "count", "rate"},
-		"file-source":    {"path", "format", "monitor-interval"},
+		"file-source":    {"path", "format", "monitor-interval", "max-line-bytes"},
 		"map":            {"expr"},
 		"filter":         {"expr"},
 		"flat-map":       {"expr"},
