@@ -3,6 +3,7 @@ package builtin
 import (
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -237,6 +238,41 @@ func TestCheckpointHooks(t *testing.T) {
 		if s != tt.snapshotter || l != tt.listener || f != tt.finalCkp {
 			t.Errorf("%s: Snapshotter %v, CheckpointListener %v, FinalCheckpointer %v; want %v, %v, %v",
 				tt.typ, s, l, f, tt.snapshotter, tt.listener, tt.finalCkp)
+		}
+	}
+}
+
+// TestLimitsDocumented: docs/jobs.md's "Limits" gives the range of every
+// property of every type, under a heading that names the type.
+func TestLimitsDocumented(t *testing.T) {
+	data, err := os.ReadFile("../../docs/jobs.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, limits, ok := strings.Cut(string(data), "\n## Limits\n")
+	if !ok {
+		t.Fatal(`docs/jobs.md has no "## Limits" section`)
+	}
+	sections := map[string]string{} // heading -> text
+	for _, sec := range strings.Split(limits, "\n### ")[1:] {
+		heading, body, _ := strings.Cut(sec, "\n")
+		sections[heading] = body
+	}
+	for _, ty := range operator.Types() {
+		found := false
+		for heading, body := range sections {
+			if !slices.Contains(strings.FieldsFunc(heading, func(r rune) bool { return r == ' ' || r == ',' }), ty.Name) {
+				continue
+			}
+			found = true
+			for _, p := range ty.Properties {
+				if !strings.Contains(body, "| `"+p.Name+"` |") {
+					t.Errorf("docs/jobs.md, Limits, %q: no range for %s's property %q", heading, ty.Name, p.Name)
+				}
+			}
+		}
+		if !found && !strings.HasPrefix(ty.Name, "test-") {
+			t.Errorf("docs/jobs.md, Limits: no section for %s", ty.Name)
 		}
 	}
 }
