@@ -77,6 +77,10 @@ type Option struct {
 	// Min and Max bound TypeInt and TypeFloat values, and TypeDuration
 	// (in nanoseconds) and TypeMemorySize (in bytes) values; nil = unbounded.
 	Min, Max *float64
+	// AbsolutePathOrURI: a TypeString value names a directory that the
+	// JobManager and every TaskManager resolve each on its own, so it must
+	// be an absolute path or a URI (IsAbsolutePathOrURI).
+	AbsolutePathOrURI bool
 }
 
 func bound(f float64) *float64 { return &f }
@@ -152,6 +156,9 @@ func (o *Option) parse(raw string) (any, error) {
 	)
 	switch o.Type {
 	case TypeString:
+		if o.AbsolutePathOrURI && !IsAbsolutePathOrURI(raw) {
+			return nil, &ValueError{Key: o.Key, Value: raw, Want: wantAbsolute}
+		}
 		return raw, nil
 	case TypeEnum:
 		for _, e := range o.Values {

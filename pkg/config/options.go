@@ -214,12 +214,12 @@ var (
 		Description:  "Where checkpoints are stored. Unset: filesystem when execution.checkpointing.dir is set, else jobmanager (in memory, lost with the JobManager).",
 	}
 	CheckpointsDir = &Option{
-		Key: "execution.checkpointing.dir", Type: TypeString,
+		Key: "execution.checkpointing.dir", Type: TypeString, AbsolutePathOrURI: true,
 		FallbackKeys: []string{"state.checkpoints.dir"},
 		Description:  "URI of the directory for checkpoint data and metadata (e.g. file:///var/weir/checkpoints).",
 	}
 	SavepointDir = &Option{
-		Key: "execution.checkpointing.savepoint-dir", Type: TypeString,
+		Key: "execution.checkpointing.savepoint-dir", Type: TypeString, AbsolutePathOrURI: true,
 		FallbackKeys: []string{"state.savepoints.dir"},
 		Description:  "Default URI of the directory for savepoints when a savepoint is triggered without a target directory.",
 	}
