@@ -48,6 +48,10 @@ func (jm *JobManager) savepoint(ctx context.Context, jobID, target string, stop,
 	if stop {
 		what = "be stopped with a savepoint"
 	}
+	if target != "" && !config.IsAbsolutePathOrURI(target) {
+		return "", status.Errorf(codes.InvalidArgument, "savepoint directory %q is a relative path: give an absolute path or a URI such as file:///var/weir/savepoints, "+
+			"since the JobManager and each TaskManager would resolve it against its own working directory", target)
+	}
 	jm.mu.Lock()
 	st, ok := jm.sched.JobState(jobID)
 	if !ok {
