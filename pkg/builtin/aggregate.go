@@ -20,7 +20,7 @@ func init() {
 		Kind:  operator.KindTransform,
 		Keyed: true,
 		Properties: []operator.PropertySpec{
-			{Name: "aggregates", Required: true, Description: "map of output field to count, sum(f), min(f), max(f) or avg(f); per key of the hash input, each input record is emitted with the running values set"},
+			{Name: "aggregates", Required: true, Description: "map of 1 to 256 output fields to count, sum(f), min(f), max(f) or avg(f); per key of the hash input, each input record is emitted with the running values set"},
 		},
 		Validate: func(p operator.Properties) error {
 			_, err := parseAggregates(p)

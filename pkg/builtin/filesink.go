@@ -23,9 +23,9 @@ func init() {
 		Name: "file-sink",
 		Kind: operator.KindSink,
 		Properties: []operator.PropertySpec{
-			{Name: "path", Required: true, Description: "directory of the part files (created if missing); subtask s writes part-<s>-<n>, hidden as .part-<s>-<n>.inprogress until committed: at end of input, or with checkpointing when the checkpoint that covers it completes (two-phase commit)"},
+			{Name: "path", Required: true, Description: "directory of the part files (created if missing), at most 4096 bytes; subtask s writes part-<s>-<n>, hidden as .part-<s>-<n>.inprogress until committed: at end of input, or with checkpointing when the checkpoint that covers it completes (two-phase commit)"},
 			{Name: "format", Description: "json (default: each record as one JSON object per line) or text (the record's \"line\" field per line)"},
-			{Name: "rate", Description: "records per second per subtask, 0 or absent = unlimited; a faster input is slowed down (backpressure)"},
+			{Name: "rate", Description: "records per second per subtask, 0.001 to 10^9; 0 or absent = unlimited; a faster input is slowed down (backpressure)"},
 		},
 		Validate: func(p operator.Properties) error {
 			_, err := parseFileSink(p)

@@ -25,7 +25,7 @@ func init() {
 		Name: "file-source",
 		Kind: operator.KindSource,
 		Properties: []operator.PropertySpec{
-			{Name: "path", Required: true, Description: "a file, or a directory whose files (not subdirectories; names starting with '.' or '_' ignored) are read in name order"},
+			{Name: "path", Required: true, Description: "at most 4096 bytes: a regular file, or a directory whose regular files (not subdirectories; names starting with '.' or '_' ignored) are read in name order"},
 			{Name: "format", Description: "text (default: each line becomes {\"line\": \"...\"}) or json (one object per line; blank lines skipped)"},
 			{Name: "monitor-interval", Description: "duration, 100ms to 24h; when set, watch the directory for new files at this interval (unbounded); when absent, read the files present at start and end (bounded)"},
 			{Name: "max-line-bytes", Description: "memory size, 1 byte to 64 mb, default 1 mb: the longest line read, without its line break; a longer one fails the job, naming the file and the line's byte offset"},
