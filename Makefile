@@ -15,7 +15,7 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w"
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: all build run stop test unit e2e check bench bench-backpressure proto clean
+.PHONY: all build run stop test unit e2e check tools bench bench-backpressure proto clean
 
 all: build
 
@@ -36,10 +36,14 @@ check:
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-unit:
+# Test tools (MinIO for the s3:// tests): built once into ~/.cache/weir-tools.
+tools:
+	@.ci/tools.sh
+
+unit: tools
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/)
 
-e2e:
+e2e: build tools
 	$(GO) test -count=1 -timeout 15m ./test/e2e/
 
 bench: build

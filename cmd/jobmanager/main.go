@@ -22,6 +22,7 @@ import (
 	"github.com/weirstream/weir/pkg/daemon"
 	"github.com/weirstream/weir/pkg/jobmanager"
 	"github.com/weirstream/weir/pkg/metrics"
+	"github.com/weirstream/weir/pkg/snapshot/s3"
 )
 
 func main() {
@@ -34,6 +35,11 @@ func start(cfg *config.Config, log *zap.Logger) (func(context.Context) error, er
 	host := cfg.String(config.JobManagerBindHost)
 	if host == "" {
 		host = cfg.String(config.JobManagerRPCAddress)
+	}
+	// Checkpoint storage drivers beyond the built-in file and jobmanager,
+	// configured by this daemon's own s3.* keys.
+	if err := s3.Register(cfg); err != nil {
+		return nil, err
 	}
 	reg := metrics.NewRegistry()
 	lo, hi := cfg.PortRange(config.MetricsPromPort)

@@ -18,11 +18,17 @@ import (
 
 	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/pkg/daemon"
+	"github.com/weirstream/weir/pkg/snapshot/s3"
 	"github.com/weirstream/weir/pkg/taskmanager"
 )
 
 func main() {
 	daemon.Main("taskmanager", func(cfg *config.Config, log *zap.Logger) (func(context.Context) error, error) {
+		// Checkpoint storage drivers beyond the built-in file and
+		// jobmanager, configured by this daemon's own s3.* keys.
+		if err := s3.Register(cfg); err != nil {
+			return nil, err
+		}
 		tm, err := taskmanager.New(cfg, log, taskmanager.Options{Stdout: os.Stdout})
 		if err != nil {
 			return nil, err

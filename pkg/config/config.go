@@ -78,6 +78,22 @@ func (c *Config) With(overrides map[string]string) (*Config, []string, error) {
 	return build(c, layer{overrides, ""})
 }
 
+// WithJob is With for a job's config: section: it also refuses cluster
+// options (Option.Cluster), naming the key and never its value, since they
+// are the daemons' own (credentials among them).
+func (c *Config) WithJob(overrides map[string]string) (*Config, []string, error) {
+	var errs []error
+	for _, k := range sortedKeys(overrides) {
+		if o, ok := Lookup(k); ok && o.Cluster {
+			errs = append(errs, fmt.Errorf("key %q is a cluster option: set it in the configuration of the JobManager and TaskManagers, not in a job", k))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return c.With(overrides)
+}
+
 // layer is one source of values: a file, the -D flags, a job's config.
 type layer struct {
 	values map[string]string
@@ -220,12 +236,40 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // ToMap returns the explicitly set keys (canonical names; unknown keys as
-// written) and their values as set. FromMap(c.ToMap()) equals c.
+// written) and their values as set, except secrets (Option.Secret), which
+// never leave the process: FromMap(c.ToMap()) equals c without them. It is
+// what the JobManager sends to TaskManagers.
 func (c *Config) ToMap() map[string]string {
 	if c == nil {
 		return map[string]string{}
 	}
-	return maps.Clone(c.raw)
+	m := maps.Clone(c.raw)
+	for k := range m {
+		if o, ok := byKey[k]; ok && o.Secret {
+			delete(m, k)
+		}
+	}
+	return m
+}
+
+// RedactedValue stands for the value of a secret wherever configuration is
+// shown.
+const RedactedValue = "******"
+
+// Redacted returns the explicitly set keys and their values as set, with
+// the value of every secret replaced by RedactedValue: the form in which a
+// configuration may be logged or shown.
+func (c *Config) Redacted() map[string]string {
+	if c == nil {
+		return map[string]string{}
+	}
+	m := maps.Clone(c.raw)
+	for k := range m {
+		if o, ok := byKey[k]; ok && o.Secret {
+			m[k] = RedactedValue
+		}
+	}
+	return m
 }
 
 // Get returns the value set for key (a canonical, older or unknown key) as

@@ -33,6 +33,12 @@ func optionsTable() string {
 		if len(o.FallbackKeys) > 0 {
 			desc += " Older name: `" + strings.Join(o.FallbackKeys, "`, `") + "`."
 		}
+		if o.Cluster {
+			desc += " Cluster option: set in the daemons' configuration; refused in a job's `config:`."
+		}
+		if o.Secret {
+			desc += " Secret: never logged, shown or sent to TaskManagers."
+		}
 		b.WriteString("| `" + o.Key + "` | " + esc(typ) + " | " + esc(def) + " | " + esc(desc) + " |\n")
 	}
 	return b.String()

@@ -81,6 +81,14 @@ type Option struct {
 	// JobManager and every TaskManager resolve each on its own, so it must
 	// be an absolute path or a URI (IsAbsolutePathOrURI).
 	AbsolutePathOrURI bool
+	// Cluster options are read by each daemon from its own configuration
+	// (file and -D flags), never from a job: WithJob refuses a job's
+	// config: that sets one.
+	Cluster bool
+	// Secret options hold credentials: their value never leaves the
+	// process (ToMap omits them), is never printed (Redacted, errors),
+	// and so never reaches a log line or a deployment descriptor.
+	Secret bool
 }
 
 func bound(f float64) *float64 { return &f }
@@ -201,6 +209,9 @@ func (o *Option) parse(raw string) (any, error) {
 		v = portRange{lo, hi}
 	default:
 		return nil, fmt.Errorf("config: option %q has unknown type %v", o.Key, o.Type)
+	}
+	if o.Secret {
+		raw = RedactedValue
 	}
 	if err == nil && ((o.Min != nil && num < *o.Min) || (o.Max != nil && num > *o.Max)) {
 		return nil, &ValueError{Key: o.Key, Value: raw, Want: o.wantInRange()}

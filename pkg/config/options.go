@@ -294,6 +294,45 @@ var (
 	}
 )
 
+// S3-compatible object storage for s3:// checkpoint and savepoint
+// directories, with Flink's keys. Cluster options: each daemon reads them
+// from its own configuration, and opens one client with them.
+var (
+	S3Endpoint = &Option{
+		Key: "s3.endpoint", Type: TypeString, Cluster: true,
+		Description: "Endpoint of the S3-compatible object store of s3:// directories: host[:port] (HTTPS), or a URL http://host:port or https://host:port. " +
+			"Unset: Amazon S3.",
+	}
+	S3AccessKey = &Option{
+		Key: "s3.access-key", Type: TypeString, Cluster: true, Secret: true, FallbackKeys: []string{"s3.access.key"},
+		Description: "Access key id for s3:// directories, with s3.secret-key. Unset: the standard chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, " +
+			"~/.aws/credentials, then the instance's IAM role).",
+	}
+	S3SecretKey = &Option{
+		Key: "s3.secret-key", Type: TypeString, Cluster: true, Secret: true, FallbackKeys: []string{"s3.secret.key"},
+		Description: "Secret access key for s3:// directories, with s3.access-key.",
+	}
+	S3Region = &Option{
+		Key: "s3.region", Type: TypeString, Cluster: true,
+		Description: "Region of the buckets of s3:// directories. Unset: asked of the store once per bucket (us-east-1 for MinIO).",
+	}
+	S3PathStyleAccess = &Option{
+		Key: "s3.path-style-access", Type: TypeBool, Default: "false", Cluster: true, FallbackKeys: []string{"s3.path.style.access"},
+		Description: "Address buckets as endpoint/bucket (path style, needed by most MinIO and on-premises stores) instead of bucket.endpoint " +
+			"(virtual-host style); an IP-address endpoint always uses path style.",
+	}
+	S3EntropyKey = &Option{
+		Key: "s3.entropy.key", Type: TypeString, Cluster: true,
+		Description: "A path segment of an s3:// checkpoint directory (e.g. _entropy_ in s3://bucket/_entropy_/checkpoints) that is replaced by " +
+			"random characters in the keys of state objects, spreading writes over key prefixes, and removed from _metadata and other paths that " +
+			"must be found by name (see docs/checkpointing.md). Unset: no entropy injection.",
+	}
+	S3EntropyLength = &Option{
+		Key: "s3.entropy.length", Type: TypeInt, Default: "4", Min: bound(1), Max: bound(64), Cluster: true,
+		Description: "Number of random characters that replace s3.entropy.key.",
+	}
+)
+
 // allOptions is the registry: an option missing here is unknown to Load and
 // panics in the getters.
 var allOptions = []*Option{
@@ -315,4 +354,5 @@ var allOptions = []*Option{
 	ExponentialDelayInitialBackoff, ExponentialDelayMaxBackoff, ExponentialDelayBackoffMultiplier,
 	ExponentialDelayResetBackoffThreshold, ExponentialDelayJitterFactor, ExponentialDelayAttemptsBeforeResetBackoff,
 	FailureRateMaxFailuresPerInterval, FailureRateInterval, FailureRateDelay,
+	S3Endpoint, S3AccessKey, S3SecretKey, S3Region, S3PathStyleAccess, S3EntropyKey, S3EntropyLength,
 }

@@ -35,6 +35,11 @@ const (
 // haTimeout bounds one call to the HA store.
 const haTimeout = 5 * time.Second
 
+// storageTimeout bounds storage I/O that no checkpoint's deadline bounds:
+// probing the storage at submission, reading a checkpoint to restore from,
+// deleting a checkpoint. A driver retries within it.
+const storageTimeout = time.Minute
+
 // checkpointing is the checkpointing of one job: what submission validated
 // and, once the tasks are deployed, the coordinator of the execution. It
 // belongs to the JobManager's mutex. It outlives the job, so that its
@@ -122,7 +127,7 @@ func checkpointSettings(cfg *config.Config) (c coordinator.Config, retention str
 // are no periodic checkpoints, and a storage that fails the probe is only
 // a warning (the job may never take a savepoint). Errors are the user's to
 // read.
-func newCheckpointing(jobID string, g *jobgraph.JobGraph, vertices []*jobgraph.JobVertex, eff *config.Config, log *zap.Logger) (*checkpointing, error) {
+func newCheckpointing(ctx context.Context, jobID string, g *jobgraph.JobGraph, vertices []*jobgraph.JobVertex, eff *config.Config, log *zap.Logger) (*checkpointing, error) {
 	cfg, retention, ok, err := checkpointSettings(eff)
 	if err != nil {
 		return nil, err
@@ -148,9 +153,20 @@ func newCheckpointing(jobID string, g *jobgraph.JobGraph, vertices []*jobgraph.J
 	}
 	storage, err := snapshot.Open(uri, storageLog)
 	if err != nil {
-		return nil, err
+		if ok {
+			return nil, err
+		}
+		// An unsupported scheme fails only the jobs that checkpoint. The
+		// savepoints of this one carry their state in the
+		// acknowledgements, as the tasks do (package taskexec).
+		log.Warn("checkpoint storage not usable: savepoints of this job keep their state in the JobManager's memory until written", zap.Error(err))
+		if storage, err = snapshot.Open("jobmanager", zap.NewNop()); err != nil {
+			return nil, err
+		}
 	}
-	if err := storage.Validate(jobID); err != nil {
+	vctx, cancel := context.WithTimeout(ctx, storageTimeout)
+	defer cancel()
+	if err := storage.Validate(vctx, jobID); err != nil {
 		if ok {
 			return nil, err
 		}
@@ -430,7 +446,11 @@ func (jm *JobManager) writeMetadata(cp *checkpointing, a coordinator.WriteMetada
 	cp.io++
 	go func() {
 		defer jm.wg.Done()
-		_, err := loc.WriteMetadata(md)
+		// Within the checkpoint's deadline: a storage that keeps failing
+		// fails the checkpoint before the coordinator expires it.
+		ctx, cancel := context.WithDeadline(context.Background(), a.Timestamp.Add(cp.cfg.Timeout))
+		_, err := loc.WriteMetadata(ctx, md)
+		cancel()
 		if err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
 			err = jm.ha.AddCompletedCheckpoint(ctx, cp.jobID, ha.CompletedCheckpoint{CheckpointID: a.CheckpointID, Location: loc.Path()})
@@ -439,7 +459,10 @@ func (jm *JobManager) writeMetadata(cp *checkpointing, a coordinator.WriteMetada
 				// Nothing refers to the written checkpoint: remove it here,
 				// since the coordinator discards only what it completed.
 				err = fmt.Errorf("record checkpoint in the HA store: %w", err)
-				if derr := loc.Dispose(); derr != nil {
+				dctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
+				derr := loc.Dispose(dctx)
+				cancel()
+				if derr != nil {
 					cp.log.Warn("dispose checkpoint", zap.Int64("checkpoint", a.CheckpointID), zap.Error(derr))
 				}
 			}
@@ -551,7 +574,9 @@ func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint
 				return
 			}
 		}
-		if err := loc.Dispose(); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
+		defer cancel()
+		if err := loc.Dispose(ctx); err != nil {
 			cp.log.Warn("discard checkpoint", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
 			return
 		}
@@ -613,7 +638,9 @@ func (jm *JobManager) latestCheckpoint(jobID string) (*snapshot.Metadata, error)
 		return nil, nil
 	}
 	latest := stored[len(stored)-1]
-	md, err := snapshot.LoadMetadata(latest.Location)
+	lctx, lcancel := context.WithTimeout(context.Background(), storageTimeout)
+	defer lcancel()
+	md, err := snapshot.LoadMetadata(lctx, latest.Location)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint %d: %w", latest.CheckpointID, err)
 	}

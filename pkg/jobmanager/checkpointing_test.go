@@ -231,7 +231,7 @@ func TestCheckpointCompletes(t *testing.T) {
 	if cp1.Path != path1 || cp1.SizeBytes != size || cp1.AlignmentMs != 3 || cp1.Failure != "" || cp1.TriggerTimeUnixMs <= 0 || cp1.DurationMs < 0 {
 		t.Fatalf("checkpoint 1: %v, want path %s, size %d", cp1, path1, size)
 	}
-	md, err := snapshot.LoadMetadata(path1)
+	md, err := snapshot.LoadMetadata(t.Context(), path1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestCheckpointCompletes(t *testing.T) {
 	}
 	c.waitCheckpoint(id, n, "COMPLETED")
 	pathN := filepath.Join(dir, id, fmt.Sprintf("chk-%d", n))
-	md, err = snapshot.LoadMetadata(pathN)
+	md, err = snapshot.LoadMetadata(t.Context(), pathN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +420,7 @@ func TestCheckpointMetadataWriteFails(t *testing.T) {
 	if prefix := "IO_EXCEPTION: write metadata of checkpoint 2: write _metadata of " + chk2 + ": "; !strings.HasPrefix(cp.Failure, prefix) {
 		t.Fatalf("checkpoint 2 failure %q, want prefix %q", cp.Failure, prefix)
 	}
-	if _, err := snapshot.LoadMetadata(filepath.Join(dir, id, "chk-1")); err != nil {
+	if _, err := snapshot.LoadMetadata(t.Context(), filepath.Join(dir, id, "chk-1")); err != nil {
 		t.Fatalf("checkpoint 1 after checkpoint 2 failed: %v", err)
 	}
 	os.Remove(chk2)
@@ -511,7 +511,7 @@ func TestCheckpointRetention(t *testing.T) {
 			chk1 := filepath.Join(dir, id, "chk-1")
 			if tc.kept {
 				expect(t, a.released, id) // the job's end was carried out
-				if _, err := snapshot.LoadMetadata(chk1); err != nil {
+				if _, err := snapshot.LoadMetadata(t.Context(), chk1); err != nil {
 					t.Fatalf("retained checkpoint: %v", err)
 				}
 				return

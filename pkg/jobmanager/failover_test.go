@@ -85,7 +85,7 @@ func TestFailoverRestoresLatestCheckpoint(t *testing.T) {
 
 	next := a.receive(5)
 	path1 := filepath.Join(dir, id, "chk-1")
-	md, err := snapshot.LoadMetadata(path1)
+	md, err := snapshot.LoadMetadata(t.Context(), path1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,11 @@ func (jm *JobManager) savepoint(ctx context.Context, jobID, target string, stop,
 		jm.mu.Unlock()
 		return "", status.Errorf(codes.FailedPrecondition, "no savepoint directory: pass one (weir savepoint JOBID DIR) or set %s", config.SavepointDir.Key)
 	}
+	// Before any task snapshots: a target no driver can write is refused.
+	if err := snapshot.CheckPointer(target); err != nil {
+		jm.mu.Unlock()
+		return "", status.Errorf(codes.InvalidArgument, "savepoint directory: %v", err)
+	}
 	jm.nextSavepoint++
 	req := jm.nextSavepoint
 	answer := make(chan savepointResult, 1) // the answer may come within feed
@@ -133,14 +138,19 @@ func (jm *JobManager) writeSavepoint(cp *checkpointing, a coordinator.WriteMetad
 	go func() {
 		defer jm.wg.Done()
 		var path string
-		dst, err := cp.storage.SavepointLocation(a.Target, cp.jobID)
+		ctx, cancel := context.WithDeadline(context.Background(), a.Timestamp.Add(cp.cfg.Timeout))
+		dst, err := cp.storage.SavepointLocation(ctx, a.Target, cp.jobID)
 		if err == nil {
 			path = dst.Path()
-			_, err = snapshot.MaterializeSavepoint(md, src.Path(), dst)
+			_, err = snapshot.MaterializeSavepoint(ctx, md, src.Path(), dst)
 		}
+		cancel()
 		if err == nil {
 			// Everything the savepoint needs is in its own directory now.
-			if derr := src.Dispose(); derr != nil {
+			dctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
+			derr := src.Dispose(dctx)
+			cancel()
+			if derr != nil {
 				cp.log.Warn("delete the temporary checkpoint directory of a savepoint", zap.Int64("checkpoint", a.CheckpointID), zap.Error(derr))
 			}
 		}
@@ -154,8 +164,10 @@ func (jm *JobManager) writeSavepoint(cp *checkpointing, a coordinator.WriteMetad
 // loadSavepoint reads the _metadata a job is to be started from: a
 // savepoint directory, a retained checkpoint's chk-<id> directory, or the
 // _metadata file itself. Errors are the user's to read and name the path.
-func loadSavepoint(path string) (*snapshot.Metadata, error) {
-	md, err := snapshot.LoadMetadata(path)
+func loadSavepoint(ctx context.Context, path string) (*snapshot.Metadata, error) {
+	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
+	defer cancel()
+	md, err := snapshot.LoadMetadata(ctx, path)
 	switch {
 	case errors.Is(err, snapshot.ErrNotSnapshot):
 		why := err.Error()

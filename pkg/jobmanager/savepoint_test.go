@@ -40,7 +40,7 @@ func writeFile(t *testing.T, s snapshot.Storage, job string, id int64, kind snap
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := loc.CreateStateFile(name)
+	w, err := loc.CreateStateFile(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestSavepointCompletes(t *testing.T) {
 	if !regexp.MustCompile(`^` + regexp.QuoteMeta(spDir) + `/savepoint-` + id[:6] + `-[0-9a-f]{12}$`).MatchString(r.path) {
 		t.Fatalf("savepoint path %q", r.path)
 	}
-	md, err := snapshot.LoadMetadata(r.path)
+	md, err := snapshot.LoadMetadata(t.Context(), r.path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func TestStopWithSavepoint(t *testing.T) {
 	}
 	c.waitState(id, "FINISHED", "")
 	expect(t, a.released, id)
-	md, err := snapshot.LoadMetadata(r.path)
+	md, err := snapshot.LoadMetadata(t.Context(), r.path)
 	if err != nil || !md.Savepoint || len(md.Operators) != 3 {
 		t.Fatalf("savepoint after the job finished: %v, %v", md, err)
 	}
@@ -312,7 +312,7 @@ func TestDisposeSavepoint(t *testing.T) {
 	}
 	s := taskStorage(t, root)
 	chk, _ := s.CheckpointLocation("job1", 3)
-	if _, err := chk.WriteMetadata(&snapshot.Metadata{JobID: "job1", CheckpointID: 3, MaxParallelism: 8}); err != nil {
+	if _, err := chk.WriteMetadata(t.Context(), &snapshot.Metadata{JobID: "job1", CheckpointID: 3, MaxParallelism: 8}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -343,11 +343,11 @@ func TestDisposeSavepoint(t *testing.T) {
 func writeSavepoint(t *testing.T, dir, job string, maxP int, types map[string]string) string {
 	t.Helper()
 	s := taskStorage(t, filepath.Join(dir, "checkpoints"))
-	loc, err := s.SavepointLocation(filepath.Join(dir, "savepoints"), job)
+	loc, err := s.SavepointLocation(t.Context(), filepath.Join(dir, "savepoints"), job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := loc.CreateStateFile("src")
+	w, _ := loc.CreateStateFile(t.Context(), "src")
 	_, _ = w.Write([]byte("offset=99"))
 	h, err := w.Close()
 	if err != nil {
@@ -366,7 +366,7 @@ func writeSavepoint(t *testing.T, dir, job string, maxP int, types map[string]st
 			{ID: "map", Type: typ("map", "jmtest-map"), Parallelism: 2, Subtasks: []snapshot.SubtaskState{{Subtask: 0}, {Subtask: 1}}},
 			{ID: "sink", Type: typ("sink", "jmtest-sink"), Parallelism: 1, Subtasks: []snapshot.SubtaskState{{Subtask: 0, State: []snapshot.StateObject{inline(snapshot.KindSinkPending, "part-9")}}}},
 		}}
-	if _, err := loc.WriteMetadata(md); err != nil {
+	if _, err := loc.WriteMetadata(t.Context(), md); err != nil {
 		t.Fatal(err)
 	}
 	return loc.Path()
@@ -390,7 +390,7 @@ func TestSubmitFromSavepoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := resp.JobId
-	md, err := snapshot.LoadMetadata(sp)
+	md, err := snapshot.LoadMetadata(t.Context(), sp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +455,7 @@ func TestSubmitFromSavepoint(t *testing.T) {
 		}
 		return ""
 	})
-	if _, err := snapshot.LoadMetadata(sp); err != nil {
+	if _, err := snapshot.LoadMetadata(t.Context(), sp); err != nil {
 		t.Fatalf("the savepoint after the job ended: %v", err)
 	}
 }
@@ -539,7 +539,7 @@ operators:
 		t.Fatalf("job from savepoint: %s", d.State)
 	}
 	// The _metadata file itself is accepted too.
-	if _, err := loadSavepoint(filepath.Join(sp, "_metadata")); err != nil {
+	if _, err := loadSavepoint(t.Context(), filepath.Join(sp, "_metadata")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -43,7 +43,7 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	// The job's config: section on top of the cluster's: what its tasks run with.
-	eff, warns, err := jm.cfg.With(g.Config)
+	eff, warns, err := jm.cfg.WithJob(g.Config)
 	if err != nil {
 		var multi interface{ Unwrap() []error }
 		if errors.As(err, &multi) && len(multi.Unwrap()) > 0 {
@@ -70,7 +70,7 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 	var restore *snapshot.Metadata
 	var dropped []string
 	if req.FromSavepoint != "" {
-		if restore, err = loadSavepoint(req.FromSavepoint); err == nil {
+		if restore, err = loadSavepoint(ctx, req.FromSavepoint); err == nil {
 			dropped, err = matchSavepoint(restore, g.MaxParallelism, vertices, req.AllowNonRestoredState)
 		}
 		if err != nil {
@@ -81,7 +81,7 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 	jobID := NewJobID()
 	log := jm.log.With(zap.String("job", jobID))
 	// Checkpointing last: it creates and probes the checkpoint directory.
-	cp, err := newCheckpointing(jobID, g, vertices, eff, log)
+	cp, err := newCheckpointing(ctx, jobID, g, vertices, eff, log)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "checkpointing: "+err.Error())
 	}
@@ -211,11 +211,11 @@ func (s *jobService) StopJob(ctx context.Context, req *weirpb.StopJobRequest) (*
 
 // DisposeSavepoint deletes exactly one savepoint; anything else (a
 // checkpoint, a directory without _metadata) is refused and left alone.
-func (s *jobService) DisposeSavepoint(_ context.Context, req *weirpb.DisposeSavepointRequest) (*weirpb.DisposeSavepointResponse, error) {
+func (s *jobService) DisposeSavepoint(ctx context.Context, req *weirpb.DisposeSavepointRequest) (*weirpb.DisposeSavepointResponse, error) {
 	if req.Path == "" {
 		return nil, status.Error(codes.InvalidArgument, "dispose savepoint: no path given")
 	}
-	if err := snapshot.DisposeSavepoint(req.Path); err != nil {
+	if err := snapshot.DisposeSavepoint(ctx, req.Path); err != nil {
 		code := codes.FailedPrecondition
 		if errors.Is(err, snapshot.ErrNotSnapshot) {
 			code = codes.InvalidArgument

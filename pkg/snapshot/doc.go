@@ -7,18 +7,34 @@
 // # Drivers
 //
 // As with database/sql, the package knows storage only through a small set
-// of primitives (create an object, publish one atomically, open, delete),
-// chosen by the URI scheme of the configured directory:
+// of primitives (Store: create an object, publish one atomically, open,
+// delete), chosen by the URI scheme of the configured directory:
 //
 //	jobmanager                 state inline in the acknowledgements, metadata
 //	                           in the JobManager's memory (lost with it; a
 //	                           warning is logged: not for production)
 //	file:///data/checkpoints   a filesystem (shared by all processes)
 //	/data/checkpoints, ./cp    the same, as a plain path
+//	s3://bucket/checkpoints    S3-compatible object storage (package s3),
+//	                           when main registered it
 //
-// The primitives are those of an object store, so that an s3:// driver is one
-// more implementation: no directory rename, and no listing needed for
-// correctness (listing is only used to clean up garbage).
+// file and jobmanager are built in. Other drivers implement Driver (which
+// resolves a pointer to a Store) and are registered by the daemons' main
+// functions with Register, never by a library package's blank import, so
+// that the pure scheduler and coordinator, which import this package, do not
+// link an S3 client. A scheme without a driver is an
+// *UnsupportedSchemeError naming the supported ones; CheckPointer tells,
+// without I/O, whether a pointer can be used.
+//
+// The primitives are those of an object store: no directory rename, and no
+// listing needed for correctness (listing is only used to clean up garbage).
+// Every primitive that does I/O takes a context.Context, and so does every
+// function and method of this package that does I/O: storage I/O ends when
+// the checkpoint's deadline passes or the task is canceled, and a driver
+// retries only within it. Optional interfaces add what only some stores
+// have: Copier (a server-side copy, for savepoints) and EntropyInjector
+// (Flink's entropy injection: state objects spread over key prefixes, their
+// handles recording where; _metadata at the path without the entropy key).
 //
 // # Layout
 //
@@ -37,7 +53,8 @@
 // each task's state with CreateStateFile, and acknowledges with the returned
 // StateHandles. Once every task has acknowledged, the JobManager assembles a
 // Metadata and calls WriteMetadata: from then on the checkpoint is complete.
-// A checkpoint that is aborted or subsumed is removed with Dispose. A
+// A checkpoint that is aborted or subsumed is removed with Dispose; state
+// that no checkpoint references (a late acknowledgement) with DisposeState. A
 // savepoint is written by the tasks into the checkpoint location like a
 // checkpoint; the JobManager then calls MaterializeSavepoint, which copies
 // the referenced state files into a SavepointLocation and writes its

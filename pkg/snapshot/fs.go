@@ -2,10 +2,10 @@ package snapshot
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -33,7 +33,14 @@ var defaultFS = &fsStore{createFile: func(name string) (osFile, error) {
 
 const writeBufferSize = 64 << 10
 
-func (s *fsStore) create(p string) (blobWriter, error) {
+// The filesystem driver's calls are local syscalls: they are not
+// interrupted by ctx (a hung NFS mount hangs them, as it would any reader);
+// ctx is checked before each one starts.
+
+func (s *fsStore) Create(ctx context.Context, p string) (BlobWriter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, err
 	}
@@ -41,21 +48,27 @@ func (s *fsStore) create(p string) (blobWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fsWriter{name: p, f: f, w: bufio.NewWriterSize(f, writeBufferSize)}, nil
+	return &fsWriter{ctx: ctx, name: p, f: f, w: bufio.NewWriterSize(f, writeBufferSize)}, nil
 }
 
 type fsWriter struct {
+	ctx  context.Context
 	name string
 	f    osFile
 	w    *bufio.Writer
 }
 
-func (w *fsWriter) Write(p []byte) (int, error) { return w.w.Write(p) }
+func (w *fsWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return w.w.Write(p)
+}
 
 // close flushes and fsyncs: a state file is durable before it is
 // acknowledged. (Its directory entry is made durable by publish, which
 // fsyncs the directory before _metadata can reference it.)
-func (w *fsWriter) close() error {
+func (w *fsWriter) Close() error {
 	err := w.w.Flush()
 	if err == nil {
 		err = w.f.Sync()
@@ -70,7 +83,7 @@ func (w *fsWriter) close() error {
 	return nil
 }
 
-func (w *fsWriter) abort() error {
+func (w *fsWriter) Abort() error {
 	_ = w.f.Close()
 	if err := os.Remove(w.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -82,7 +95,10 @@ func (w *fsWriter) abort() error {
 // it to its final name (link fails if the name exists: no overwrite), and
 // fsyncs the directory and its parent so that the name, and the names of
 // the state files written before, survive a crash.
-func (s *fsStore) publish(p string, data []byte) (err error) {
+func (s *fsStore) Publish(ctx context.Context, p string, data []byte) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -105,12 +121,12 @@ func (s *fsStore) publish(p string, data []byte) (err error) {
 	}
 	if err := os.Link(tmp, p); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s exists already; refusing to overwrite it", p)
+			return ExistsError(p)
 		}
 		// Some filesystems (FUSE, SMB) have no hard links. rename
 		// overwrites, so check first; the race is accepted there.
 		if _, serr := os.Lstat(p); serr == nil {
-			return fmt.Errorf("%s exists already; refusing to overwrite it", p)
+			return ExistsError(p)
 		}
 		if err := os.Rename(tmp, p); err != nil {
 			return err
@@ -141,7 +157,10 @@ func syncDir(dir string) error {
 	return nil
 }
 
-func (s *fsStore) open(p string, off int64) (io.ReadCloser, int64, error) {
+func (s *fsStore) Open(ctx context.Context, p string, off int64) (io.ReadCloser, int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, syscall.ENOTDIR) {
@@ -163,16 +182,27 @@ func (s *fsStore) open(p string, off int64) (io.ReadCloser, int64, error) {
 	return f, fi.Size(), nil
 }
 
-func (s *fsStore) remove(p string) error {
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+func (s *fsStore) Remove(ctx context.Context, paths ...string) error {
+	var errs []error
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func (s *fsStore) removeAll(dir string) error { return os.RemoveAll(dir) }
+func (s *fsStore) RemoveAll(ctx context.Context, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
 
-func (s *fsStore) removeDirIfEmpty(dir string) error {
+func (s *fsStore) RemoveDirIfEmpty(_ context.Context, dir string) error {
 	err := os.Remove(dir)
 	if err == nil || errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
 		return nil
@@ -180,14 +210,36 @@ func (s *fsStore) removeDirIfEmpty(dir string) error {
 	return err
 }
 
-func (s *fsStore) mkdirUnique(dir string) error {
+func (s *fsStore) MkdirUnique(ctx context.Context, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
 	return os.Mkdir(dir, 0o755)
 }
 
-func (s *fsStore) join(dir, name string) string { return filepath.Join(dir, name) }
+func (s *fsStore) Join(dir, name string) string { return filepath.Join(dir, name) }
+
+// errExists is what Publish returns, inside a *fs.PathError, when the
+// object exists already.
+var errExists = existsErr{}
+
+type existsErr struct{}
+
+func (existsErr) Error() string        { return "exists already; refusing to overwrite it" }
+func (existsErr) Is(target error) bool { return target == fs.ErrExist }
+
+// ExistsError is the error of Store.Publish for an object that exists
+// already: "<p> exists already; refusing to overwrite it", matching
+// fs.ErrExist.
+func ExistsError(p string) error { return &existsPathError{p} }
+
+type existsPathError struct{ path string }
+
+func (e *existsPathError) Error() string { return e.path + " " + errExists.Error() }
+func (e *existsPathError) Unwrap() error { return errExists }
 
 // pathErr wraps err as a *fs.PathError unless it names its path already.
 func pathErr(op, p string, err error) error {

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"context"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -106,7 +107,7 @@ func (k *KeyGroupWriter) Abort() error {
 // CRC-32C of each key group is checked at its end; a mismatch or a file
 // whose size differs from the metadata is an error naming the file. When
 // the ranges do not overlap the reader is empty.
-func OpenKeyGroups(locationPath string, o StateObject, r state.KeyGroupRange) (io.ReadCloser, error) {
+func OpenKeyGroups(ctx context.Context, locationPath string, o StateObject, r state.KeyGroupRange) (io.ReadCloser, error) {
 	if o.Kind != KindKeyed || o.KeyGroups == nil {
 		return nil, fmt.Errorf("open key groups in %s: %s state has no key groups", locationPath, o.Kind)
 	}
@@ -124,5 +125,5 @@ func OpenKeyGroups(locationPath string, o StateObject, r state.KeyGroupRange) (i
 		segs = append(segs, segment{n: end - off, crc: k.CRCs[g-k.Start]})
 	}
 	off, _ := k.span(first, o.Size)
-	return openSegments(locationPath, o.StateHandle, off, segs)
+	return openSegments(ctx, locationPath, o.StateHandle, off, segs)
 }

@@ -25,11 +25,11 @@ func TestMaterializeSavepoint(t *testing.T) {
 	writeState(t, chk, "orphan", []byte("not referenced at all"))
 	md := oneOperator("a1b2c3d4e5f6", 7, true, small, h1, h2, h1)
 
-	dst, err := s.SavepointLocation(filepath.Join(root, "savepoints"), "a1b2c3d4e5f6")
+	dst, err := s.SavepointLocation(ctx, filepath.Join(root, "savepoints"), "a1b2c3d4e5f6")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := MaterializeSavepoint(md, chk.Path(), dst)
+	n, err := MaterializeSavepoint(ctx, md, chk.Path(), dst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestMaterializeSavepoint(t *testing.T) {
 	if err := os.Rename(dst.Path(), moved); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadMetadata(moved)
+	got, err := LoadMetadata(ctx, moved)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,14 +100,14 @@ func TestMaterializeSavepointFails(t *testing.T) {
 		{"not a savepoint", oneOperator("a1b2c3d4e5f6", 3, false, good), 0, "metadata says savepoint=false, the location is a savepoint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dst, err := s.SavepointLocation(spDir, "a1b2c3d4e5f6")
+			dst, err := s.SavepointLocation(ctx, spDir, "a1b2c3d4e5f6")
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tc.disk > 0 {
 				diskFull(t, tc.disk)
 			}
-			_, err = MaterializeSavepoint(tc.md, chk.Path(), dst)
+			_, err = MaterializeSavepoint(ctx, tc.md, chk.Path(), dst)
 			if err == nil || !strings.HasPrefix(err.Error(), "materialize savepoint "+dst.Path()+": ") || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("MaterializeSavepoint = %v, want an error naming %s with %q", err, dst.Path(), tc.want)
 			}
@@ -125,7 +125,7 @@ func TestMaterializeSavepointFails(t *testing.T) {
 
 	// A checkpoint location is no savepoint target.
 	other, _ := s.CheckpointLocation("a1b2c3d4e5f6", 4)
-	if _, err := MaterializeSavepoint(oneOperator("a1b2c3d4e5f6", 3, true, good), chk.Path(), other); err == nil ||
+	if _, err := MaterializeSavepoint(ctx, oneOperator("a1b2c3d4e5f6", 3, true, good), chk.Path(), other); err == nil ||
 		!strings.Contains(err.Error(), "metadata says savepoint=true, the location is a checkpoint") {
 		t.Fatalf("into a checkpoint location: %v", err)
 	}
@@ -138,17 +138,17 @@ func TestMaterializeSavepointInline(t *testing.T) {
 	s := mustOpen(t, "jobmanager", Options{})
 	chk, _ := s.CheckpointLocation("jmsp01", 2)
 	h := writeState(t, chk, "s", []byte("inline state"))
-	dst, err := s.SavepointLocation(root, "jmsp01")
+	dst, err := s.SavepointLocation(ctx, root, "jmsp01")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := MaterializeSavepoint(oneOperator("jmsp01", 2, true, h), chk.Path(), dst); err != nil {
+	if _, err := MaterializeSavepoint(ctx, oneOperator("jmsp01", 2, true, h), chk.Path(), dst); err != nil {
 		t.Fatal(err)
 	}
 	if got := listTree(t, dst.Path()); !reflect.DeepEqual(got, []string{"./", MetadataFileName}) {
 		t.Fatalf("savepoint holds %q", got)
 	}
-	md, err := LoadMetadata(dst.Path())
+	md, err := LoadMetadata(ctx, dst.Path())
 	if err != nil {
 		t.Fatal(err)
 	}

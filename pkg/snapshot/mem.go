@@ -2,15 +2,13 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"strings"
 	"sync"
 )
-
-const jobManagerScheme = "jobmanager"
 
 // memStore holds the objects of the jobmanager storage: in this process's
 // memory, keyed by their jobmanager://<job>/chk-<id>/<name> paths, so that
@@ -23,7 +21,7 @@ type memBlobs struct {
 	objects map[string][]byte
 }
 
-func (m *memBlobs) create(p string) (blobWriter, error) {
+func (m *memBlobs) Create(_ context.Context, p string) (BlobWriter, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.objects[p]; ok {
@@ -39,20 +37,20 @@ type memWriter struct {
 }
 
 func (w *memWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
-func (w *memWriter) close() error                { return w.m.publish(w.name, w.buf.Bytes()) }
-func (w *memWriter) abort() error                { return nil }
+func (w *memWriter) Close() error                { return w.m.Publish(context.Background(), w.name, w.buf.Bytes()) }
+func (w *memWriter) Abort() error                { return nil }
 
-func (m *memBlobs) publish(p string, data []byte) error {
+func (m *memBlobs) Publish(_ context.Context, p string, data []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.objects[p]; ok {
-		return fmt.Errorf("%s exists already; refusing to overwrite it", p)
+		return ExistsError(p)
 	}
 	m.objects[p] = bytes.Clone(data)
 	return nil
 }
 
-func (m *memBlobs) open(p string, off int64) (io.ReadCloser, int64, error) {
+func (m *memBlobs) Open(_ context.Context, p string, off int64) (io.ReadCloser, int64, error) {
 	m.mu.Lock()
 	b, ok := m.objects[p]
 	m.mu.Unlock()
@@ -66,14 +64,16 @@ func (m *memBlobs) open(p string, off int64) (io.ReadCloser, int64, error) {
 	return io.NopCloser(bytes.NewReader(b[off:])), int64(len(b)), nil
 }
 
-func (m *memBlobs) remove(p string) error {
+func (m *memBlobs) Remove(_ context.Context, paths ...string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.objects, p)
+	for _, p := range paths {
+		delete(m.objects, p)
+	}
 	return nil
 }
 
-func (m *memBlobs) removeAll(dir string) error {
+func (m *memBlobs) RemoveAll(_ context.Context, dir string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	prefix := strings.TrimRight(dir, "/") + "/"
@@ -85,6 +85,6 @@ func (m *memBlobs) removeAll(dir string) error {
 	return nil
 }
 
-func (m *memBlobs) removeDirIfEmpty(string) error { return nil }
-func (m *memBlobs) mkdirUnique(string) error      { return nil }
-func (m *memBlobs) join(dir, name string) string  { return strings.TrimRight(dir, "/") + "/" + name }
+func (m *memBlobs) RemoveDirIfEmpty(context.Context, string) error { return nil }
+func (m *memBlobs) MkdirUnique(context.Context, string) error      { return nil }
+func (m *memBlobs) Join(dir, name string) string                   { return strings.TrimRight(dir, "/") + "/" + name }

@@ -148,6 +148,13 @@ type StateHandle struct {
 	// Inline holds the bytes themselves when Path is "" (jobmanager
 	// storage, or state smaller than the filesystem's inline threshold).
 	Inline []byte `json:"inline,omitempty"`
+	// Entropy is set when entropy injection (s3.entropy.key) wrote the
+	// file outside the checkpoint's directory: the random characters
+	// that, with a separator, were inserted at byte EntropyAt of the
+	// directory's path (where the entropy key was). Never in savepoints,
+	// which are self-contained.
+	Entropy   string `json:"entropy,omitempty"`
+	EntropyAt int    `json:"entropy_at,omitempty"`
 }
 
 // IsInline reports whether the bytes are in the handle rather than a file.
@@ -265,6 +272,9 @@ func (m *Metadata) Validate() error {
 		if err := op.validate(m.MaxParallelism); err != nil {
 			return fmt.Errorf("operator %q: %w", op.ID, err)
 		}
+		if m.Savepoint && op.hasEntropy() {
+			return fmt.Errorf("operator %q: a savepoint's state files have no entropy (they are in its directory)", op.ID)
+		}
 	}
 	return nil
 }
@@ -287,6 +297,17 @@ func (op *OperatorState) validate(maxP int) error {
 		}
 	}
 	return nil
+}
+
+func (op *OperatorState) hasEntropy() bool {
+	for _, st := range op.Subtasks {
+		for _, o := range st.State {
+			if o.Entropy != "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (o *StateObject) validate(maxP int) error {
@@ -344,6 +365,9 @@ func (h *StateHandle) validate() error {
 		return fmt.Errorf("negative size %d", h.Size)
 	}
 	if h.Path == "" {
+		if h.Entropy != "" || h.EntropyAt != 0 {
+			return errors.New("inline state with entropy")
+		}
 		if int64(len(h.Inline)) != h.Size {
 			return fmt.Errorf("inline state of %d bytes, size says %d", len(h.Inline), h.Size)
 		}
@@ -352,7 +376,28 @@ func (h *StateHandle) validate() error {
 	if h.Inline != nil {
 		return fmt.Errorf("state %q has both a path and inline bytes", h.Path)
 	}
+	if h.EntropyAt < 0 || (h.Entropy == "" && h.EntropyAt != 0) {
+		return fmt.Errorf("state %q has entropy %q at byte %d", h.Path, h.Entropy, h.EntropyAt)
+	}
+	if h.Entropy != "" && !validEntropy(h.Entropy) {
+		return fmt.Errorf("state %q has entropy %q: want 1 to %d lower-case letters and digits", h.Path, h.Entropy, maxEntropyLength)
+	}
 	return validFileName(h.Path)
+}
+
+// maxEntropyLength bounds the entropy of a state file (s3.entropy.length).
+const maxEntropyLength = 64
+
+func validEntropy(e string) bool {
+	if len(e) == 0 || len(e) > maxEntropyLength {
+		return false
+	}
+	for _, c := range []byte(e) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // validFileName accepts only a base name, so that every handle stays inside

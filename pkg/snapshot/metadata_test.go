@@ -16,7 +16,13 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// Idle keep-alive connections of the S3 clients (one per endpoint and
+// credentials, for the process's life) are not leaks.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"))
+}
 
 // sampleMetadata has one of each kind of state object.
 func sampleMetadata(jobID string, id int64, savepoint bool) *Metadata {
@@ -106,7 +112,7 @@ func TestMetadataTruncatedAtEveryOffset(t *testing.T) {
 		} else {
 			want = fmt.Sprintf("%s: truncated _metadata: %d bytes, header says %d", file, n, len(b))
 		}
-		_, err := LoadMetadata(dir)
+		_, err := LoadMetadata(ctx, dir)
 		if err == nil || err.Error() != want || !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("truncated at %d: got %v, want %q", n, err, want)
 		}
@@ -185,7 +191,7 @@ func TestMetadataRejected(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := writeRaw(t, c.b)
-			_, err := LoadMetadata(dir)
+			_, err := LoadMetadata(ctx, dir)
 			prefix := filepath.Join(dir, MetadataFileName) + ": "
 			if c.name == "wrong magic" {
 				prefix = "not a weir checkpoint or savepoint: " + dir + ": "
@@ -209,10 +215,10 @@ func frame(payload []byte) []byte {
 func TestLoadMetadataNotASnapshot(t *testing.T) {
 	dir := t.TempDir()
 	for _, p := range []string{dir, filepath.Join(dir, "missing"), filepath.Join(dir, MetadataFileName)} {
-		_, err := LoadMetadata(p)
+		_, err := LoadMetadata(ctx, p)
 		want := "not a weir checkpoint or savepoint: " + p + ": no _metadata"
 		if err == nil || err.Error() != want || !errors.Is(err, ErrNotSnapshot) {
-			t.Errorf("LoadMetadata(%s) = %v, want %q", p, err, want)
+			t.Errorf("LoadMetadata(ctx, %s) = %v, want %q", p, err, want)
 		}
 	}
 }

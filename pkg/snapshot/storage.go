@@ -2,12 +2,14 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,15 +27,16 @@ type Storage interface {
 	CheckpointLocation(jobID string, checkpointID int64) (Location, error)
 	// SavepointLocation creates a new, uniquely named directory
 	// savepoint-<jobid6>-<random12> in targetDir (any supported URI or
-	// path, independent of where checkpoints go) and returns it.
-	SavepointLocation(targetDir, jobID string) (Location, error)
+	// path, independent of where checkpoints go) and returns it. A
+	// savepoint never has entropy injected: it stays self-contained.
+	SavepointLocation(ctx context.Context, targetDir, jobID string) (Location, error)
 	// ResolveLocation returns the location whose Path is pointer: a
 	// TaskManager writes state where the JobManager's trigger said.
 	ResolveLocation(pointer string) (Location, error)
 	// Validate checks, at job submission, that the job's checkpoint
 	// directory can be created and written (by writing and deleting a
 	// probe file); the error names the directory and the cause.
-	Validate(jobID string) error
+	Validate(ctx context.Context, jobID string) error
 }
 
 // Location is the directory of one checkpoint or savepoint (Flink's
@@ -47,15 +50,17 @@ type Location interface {
 	// CreateStateFile opens a new state file for one task's state. name is
 	// a hint that makes files recognizable (e.g. operator id and subtask);
 	// a random suffix makes it unique. Small state may end up inline.
-	CreateStateFile(name string) (StateWriter, error)
+	// ctx bounds all I/O of the writer, up to its Close or Abort.
+	CreateStateFile(ctx context.Context, name string) (StateWriter, error)
 	// WriteMetadata validates and writes _metadata, the commit point; call
 	// it last, once every state handle it references has been returned by
 	// Close. It is atomic (all or nothing visible), durable when it returns
 	// and never overwrites an existing _metadata. It returns the size.
-	WriteMetadata(m *Metadata) (size int64, err error)
-	// Dispose deletes this checkpoint: _metadata first, then the whole
-	// directory. It touches nothing outside the directory.
-	Dispose() error
+	WriteMetadata(ctx context.Context, m *Metadata) (size int64, err error)
+	// Dispose deletes this checkpoint: _metadata first, then the state
+	// objects it references that lie outside the directory (entropy
+	// injection), then the whole directory. It touches nothing else.
+	Dispose(ctx context.Context) error
 }
 
 // StateWriter writes the bytes of one state handle. It is not safe for
@@ -92,7 +97,8 @@ type Options struct {
 }
 
 // Open returns the storage for uri with default Options: "jobmanager",
-// "file:///path", or a plain path ("/path", "./path").
+// "file:///path", a plain path ("/path", "./path"), or a pointer of a
+// registered driver ("s3://bucket/prefix"). It does no I/O.
 func Open(uri string, log *zap.Logger) (Storage, error) {
 	return OpenWithOptions(uri, log, Options{})
 }
@@ -126,6 +132,7 @@ func OpenWithOptions(uri string, log *zap.Logger, o Options) (Storage, error) {
 	if r.store == memStore {
 		return nil, fmt.Errorf("checkpoint storage %q: use plain \"jobmanager\"", uri)
 	}
+	r.native, s.entropy = removeEntropyKey(r.store, r.native)
 	s.root = r
 	return s, nil
 }
@@ -141,8 +148,56 @@ type storage struct {
 	log    *zap.Logger
 	jm     bool
 	jmMax  int64
-	root   resolved // the checkpoint directory (not for jm)
+	root   resolved // the checkpoint directory, entropy key removed (not for jm)
 	inline inlinePolicy
+	// entropy says where state objects of checkpoints under root get
+	// their random characters (at < 0: nowhere).
+	entropy entropy
+}
+
+// entropy is where, in a directory's native path without the entropy key,
+// state objects get length random characters and a separator inserted
+// (Flink's entropy injection): at a byte offset, at < 0 for none.
+type entropy struct {
+	at, length int
+}
+
+var noEntropy = entropy{at: -1}
+
+// removeEntropyKey removes the store's entropy key from native, if the
+// store injects entropy and the key is a segment of native, and returns
+// where the entropy goes.
+func removeEntropyKey(st Store, native string) (string, entropy) {
+	ei, ok := st.(EntropyInjector)
+	if !ok {
+		return native, noEntropy
+	}
+	key, n := ei.Entropy()
+	if key == "" || n <= 0 {
+		return native, noEntropy
+	}
+	segs := strings.Split(native, "/")
+	at := 0
+	for i, seg := range segs {
+		if seg == key {
+			rest := slices.Concat(segs[:i], segs[i+1:])
+			return strings.Join(rest, "/"), entropy{at: at, length: n}
+		}
+		at += len(seg) + 1
+	}
+	return native, noEntropy
+}
+
+// entropyChars are those of Flink's entropy: lower-case letters and
+// digits, valid in every object store's keys.
+const entropyChars = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+func randomEntropy(n int) string {
+	b := []byte(randomHex(n)) // random bytes; only their values matter
+	for i := range b {
+		b[i] = entropyChars[int(b[i])%len(entropyChars)]
+	}
+	return string(b[:n])
 }
 
 func (s *storage) jobDir(jobID string) (resolved, string, error) {
@@ -150,9 +205,10 @@ func (s *storage) jobDir(jobID string) (resolved, string, error) {
 		return resolved{}, "", err
 	}
 	if s.jm {
-		return resolved{store: memStore, sch: schemes[jobManagerScheme], uri: true}, jobManagerScheme + "://" + jobID, nil
+		sch, _ := lookupScheme(jobManagerScheme)
+		return resolved{store: memStore, sch: sch, uri: true}, jobManagerScheme + "://" + jobID, nil
 	}
-	return s.root, s.root.store.join(s.root.native, jobID), nil
+	return s.root, s.root.store.Join(s.root.native, jobID), nil
 }
 
 func (s *storage) CheckpointLocation(jobID string, checkpointID int64) (Location, error) {
@@ -163,10 +219,14 @@ func (s *storage) CheckpointLocation(jobID string, checkpointID int64) (Location
 	if err != nil {
 		return nil, err
 	}
-	return s.newLocation(r, r.store.join(dir, "chk-"+strconv.FormatInt(checkpointID, 10)), false), nil
+	l := s.newLocation(r, r.store.Join(dir, "chk-"+strconv.FormatInt(checkpointID, 10)), false)
+	if !s.jm {
+		l.entropy = s.entropy
+	}
+	return l, nil
 }
 
-func (s *storage) SavepointLocation(targetDir, jobID string) (Location, error) {
+func (s *storage) SavepointLocation(ctx context.Context, targetDir, jobID string) (Location, error) {
 	if err := validJobID(jobID); err != nil {
 		return nil, err
 	}
@@ -180,10 +240,11 @@ func (s *storage) SavepointLocation(targetDir, jobID string) (Location, error) {
 	if r.store == memStore {
 		return nil, fmt.Errorf("savepoint directory %q: savepoints must go to a durable directory", targetDir)
 	}
+	r.native, _ = removeEntropyKey(r.store, r.native)
 	prefix := "savepoint-" + jobID[:min(6, len(jobID))] + "-"
 	for range 5 {
-		dir := r.store.join(r.native, prefix+randomHex(6))
-		err = r.store.mkdirUnique(dir)
+		dir := r.store.Join(r.native, prefix+randomHex(6))
+		err = r.store.MkdirUnique(ctx, dir)
 		if err == nil {
 			return s.newLocation(r, dir, true), nil
 		}
@@ -201,10 +262,16 @@ func (s *storage) ResolveLocation(pointer string) (Location, error) {
 	}
 	dir := strings.TrimRight(r.native, "/")
 	base := dir[strings.LastIndexAny(dir, "/"+string(os.PathSeparator))+1:]
-	return s.newLocation(r, dir, strings.HasPrefix(base, "savepoint-")), nil
+	l := s.newLocation(r, dir, strings.HasPrefix(base, "savepoint-"))
+	// A checkpoint of this storage gets its entropy where the storage's
+	// own checkpoints do.
+	if !s.jm && !l.savepoint && r.store == s.root.store && strings.HasPrefix(dir, s.root.native+"/") {
+		l.entropy = s.entropy
+	}
+	return l, nil
 }
 
-func (s *storage) Validate(jobID string) error {
+func (s *storage) Validate(ctx context.Context, jobID string) error {
 	r, dir, err := s.jobDir(jobID)
 	if err != nil {
 		return err
@@ -212,18 +279,18 @@ func (s *storage) Validate(jobID string) error {
 	if s.jm {
 		return nil
 	}
-	probe := r.store.join(dir, ".weir-probe-"+randomHex(8))
-	w, err := r.store.create(probe)
+	probe := r.store.Join(dir, ".weir-probe-"+randomHex(8))
+	w, err := r.store.Create(ctx, probe)
 	if err == nil {
 		_, err = w.Write([]byte("weir checks that checkpoints can be written here\n"))
 		if err != nil {
-			_ = w.abort()
+			_ = w.Abort()
 		} else {
-			err = w.close()
+			err = w.Close()
 		}
 	}
 	if err == nil {
-		err = r.store.remove(probe)
+		err = r.store.Remove(ctx, probe)
 	}
 	if err != nil {
 		return fmt.Errorf("checkpoint directory %s is not usable: %w", r.display(dir), err)
@@ -238,25 +305,26 @@ func (s *storage) newLocation(r resolved, dir string, savepoint bool) *location 
 		// also for savepoints (whose _metadata is then a file holding it).
 		pol = inlinePolicy{max: s.jmMax, must: true}
 	}
-	return &location{r: r, store: r.store, dir: dir, display: r.display(dir), inline: pol, savepoint: savepoint}
+	return &location{r: r, store: r.store, dir: dir, display: r.display(dir), inline: pol, savepoint: savepoint, entropy: noEntropy}
 }
 
 type location struct {
 	r         resolved
-	store     blobStore
+	store     Store
 	dir       string // native
 	display   string
 	inline    inlinePolicy
 	savepoint bool
+	entropy   entropy // where new state objects get their entropy
 }
 
 func (l *location) Path() string { return l.display }
 
 // fileDisplay is how a file of the location is named in errors.
-func (l *location) fileDisplay(name string) string { return l.r.display(l.store.join(l.dir, name)) }
+func (l *location) fileDisplay(name string) string { return l.r.display(l.store.Join(l.dir, name)) }
 
-func (l *location) CreateStateFile(name string) (StateWriter, error) {
-	return &stateWriter{loc: l, name: fileNameFor(name)}, nil
+func (l *location) CreateStateFile(ctx context.Context, name string) (StateWriter, error) {
+	return &stateWriter{ctx: ctx, loc: l, name: fileNameFor(name)}, nil
 }
 
 // fileNameFor makes a safe, unique base name from a hint.
@@ -274,13 +342,13 @@ func fileNameFor(hint string) string {
 	return name + "-" + randomHex(8)
 }
 
-func (l *location) WriteMetadata(m *Metadata) (int64, error) {
+func (l *location) WriteMetadata(ctx context.Context, m *Metadata) (int64, error) {
 	if m.Savepoint != l.savepoint {
 		return 0, fmt.Errorf("write _metadata of %s: metadata says savepoint=%t, the location is a %s", l.display, m.Savepoint, l.kind())
 	}
 	b, err := EncodeMetadata(m)
 	if err == nil {
-		err = l.store.publish(l.store.join(l.dir, MetadataFileName), b)
+		err = l.store.Publish(ctx, l.store.Join(l.dir, MetadataFileName), b)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("write _metadata of %s: %w", l.display, err)
@@ -295,11 +363,24 @@ func (l *location) kind() string {
 	return "checkpoint"
 }
 
-func (l *location) Dispose() error {
+func (l *location) Dispose(ctx context.Context) error {
+	// With entropy, state objects lie outside the directory: the
+	// _metadata names them (pointers, not listings). A checkpoint that
+	// never completed has none; the caller disposes of the state its tasks
+	// acknowledged with DisposeState.
+	var outside []string
+	if l.entropy.at >= 0 {
+		if m, err := loadMetadataAt(ctx, l.r, l.dir); err == nil {
+			outside = objectPaths(l.store, l.dir, m.Operators, true)
+		}
+	}
 	// _metadata first: whenever it is visible, its state files exist.
-	err := l.store.remove(l.store.join(l.dir, MetadataFileName))
+	err := l.store.Remove(ctx, l.store.Join(l.dir, MetadataFileName))
 	if err == nil {
-		err = l.store.removeAll(l.dir)
+		err = l.store.Remove(ctx, outside...)
+	}
+	if err == nil {
+		err = l.store.RemoveAll(ctx, l.dir)
 	}
 	if err != nil {
 		return fmt.Errorf("dispose %s %s: %w", l.kind(), l.display, err)
@@ -307,13 +388,84 @@ func (l *location) Dispose() error {
 	return nil
 }
 
+// objectPaths returns the native paths of the state objects of ops that
+// are not inline, each once; with onlyEntropy, only those outside dir.
+// Handles are validated (Metadata.Validate), so every path stays within
+// dir or its entropy-injected twin.
+func objectPaths(st Store, dir string, ops []OperatorState, onlyEntropy bool) []string {
+	var out []string
+	seen := make(map[string]bool)
+	for _, op := range ops {
+		for _, sub := range op.Subtasks {
+			for _, o := range sub.State {
+				if o.IsInline() || (onlyEntropy && o.Entropy == "") {
+					continue
+				}
+				p, err := objectPath(st, dir, o.StateHandle)
+				if err != nil || seen[p] {
+					continue
+				}
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// objectPath returns where the file of h (not inline) is: in dir, or, if
+// it was written with entropy, in dir with the entropy inserted where the
+// key was. A checkpoint written with entropy cannot move: its state is
+// found only at the offset recorded.
+func objectPath(st Store, dir string, h StateHandle) (string, error) {
+	if h.Entropy == "" {
+		return st.Join(dir, h.Path), nil
+	}
+	at := h.EntropyAt
+	if at > len(dir) || (at > 0 && dir[at-1] != '/') {
+		return "", corruptf("state file %s was written with entropy at byte %d of its checkpoint's path, which %s does not have (a checkpoint written with entropy injection cannot be moved)", h.Path, at, dir)
+	}
+	return st.Join(dir[:at]+h.Entropy+"/"+dir[at:], h.Path), nil
+}
+
+// DisposeState deletes the files of state objects of the checkpoint in
+// locationPath that belong to no completed checkpoint: those of an
+// acknowledgement that came too late, or those a task wrote for a
+// checkpoint it then declined. Inline state needs nothing.
+func DisposeState(ctx context.Context, locationPath string, objs []StateObject) error {
+	r, err := resolve(locationPath)
+	if err != nil {
+		return fmt.Errorf("dispose state: %w", err)
+	}
+	var paths []string
+	for _, o := range objs {
+		if o.IsInline() {
+			continue
+		}
+		if err := o.StateHandle.validate(); err != nil {
+			return fmt.Errorf("dispose state in %s: %w", locationPath, err)
+		}
+		p, err := objectPath(r.store, r.native, o.StateHandle)
+		if err != nil {
+			return fmt.Errorf("dispose state in %s: %w", locationPath, err)
+		}
+		paths = append(paths, p)
+	}
+	if err := r.store.Remove(ctx, paths...); err != nil {
+		return fmt.Errorf("dispose state in %s: %w", locationPath, err)
+	}
+	return nil
+}
+
 // stateWriter keeps the first bytes in memory while they may stay inline,
 // and moves to a file when they outgrow the inline threshold.
 type stateWriter struct {
+	ctx    context.Context
 	loc    *location
 	name   string
 	buf    []byte
-	w      blobWriter // nil while inline
+	w      BlobWriter // nil while inline
+	ent    string     // entropy of the file, "" for none
 	size   int64
 	crc    uint32
 	err    error // sticky
@@ -343,22 +495,42 @@ func (w *stateWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if n, err := w.w.Write(p); err != nil {
-		w.err = fmt.Errorf("write state file %s: %w", w.loc.fileDisplay(w.name), err)
+		w.err = fmt.Errorf("write state file %s: %w", w.fileDisplay(), err)
 		return n, w.err
 	}
 	return len(p), nil
 }
 
+func (w *stateWriter) handle() StateHandle {
+	h := StateHandle{Path: w.name, Size: w.size, CRC: w.crc}
+	if w.ent != "" {
+		h.Entropy, h.EntropyAt = w.ent, w.loc.entropy.at
+	}
+	return h
+}
+
+func (w *stateWriter) fileDisplay() string {
+	if p, err := objectPath(w.loc.store, w.loc.dir, w.handle()); err == nil {
+		return w.loc.r.display(p)
+	}
+	return w.loc.fileDisplay(w.name)
+}
+
 // spill creates the file and writes what was buffered.
 func (w *stateWriter) spill() error {
-	bw, err := w.loc.store.create(w.loc.store.join(w.loc.dir, w.name))
+	if w.loc.entropy.at >= 0 {
+		w.ent = randomEntropy(w.loc.entropy.length)
+	}
+	p, err := objectPath(w.loc.store, w.loc.dir, w.handle())
+	if err == nil {
+		w.w, err = w.loc.store.Create(w.ctx, p)
+	}
 	if err != nil {
 		w.err = fmt.Errorf("create state file in %s: %w", w.loc.display, err)
 		return w.err
 	}
-	w.w = bw
-	if _, err := bw.Write(w.buf); err != nil {
-		w.err = fmt.Errorf("write state file %s: %w", w.loc.fileDisplay(w.name), err)
+	if _, err := w.w.Write(w.buf); err != nil {
+		w.err = fmt.Errorf("write state file %s: %w", w.fileDisplay(), err)
 		return w.err
 	}
 	w.buf = nil
@@ -388,10 +560,10 @@ func (w *stateWriter) Close() (StateHandle, error) {
 		}
 		return h, nil
 	}
-	if err := w.w.close(); err != nil {
-		return StateHandle{}, fmt.Errorf("close state file %s: %w", w.loc.fileDisplay(w.name), err)
+	if err := w.w.Close(); err != nil {
+		return StateHandle{}, fmt.Errorf("close state file %s: %w", w.fileDisplay(), err)
 	}
-	return StateHandle{Path: w.name, Size: w.size, CRC: w.crc}, nil
+	return w.handle(), nil
 }
 
 func (w *stateWriter) Abort() error {
@@ -401,27 +573,19 @@ func (w *stateWriter) Abort() error {
 	w.closed = true
 	w.buf = nil
 	if w.w != nil {
-		return w.w.abort()
+		return w.w.Abort()
 	}
 	return nil
-}
-
-// locate resolves a location pointer (a directory) and the file name in it.
-func locate(locationPath, name string) (resolved, string, error) {
-	r, err := resolve(locationPath)
-	if err != nil {
-		return resolved{}, "", err
-	}
-	return r, r.store.join(r.native, name), nil
 }
 
 // OpenState opens the bytes of h, a handle of the checkpoint or savepoint
 // whose directory is locationPath (Metadata.Dir). A missing file, or a size
 // that differs from h.Size, is an error at once; a CRC-32C mismatch is an
 // error at the end of the data, naming the file. The caller must read to
-// io.EOF and fail the restore on any error, discarding what it read.
-func OpenState(locationPath string, h StateHandle) (io.ReadCloser, error) {
-	return openSegments(locationPath, h, 0, []segment{{n: h.Size, crc: h.CRC}})
+// io.EOF and fail the restore on any error, discarding what it read. ctx
+// bounds opening and reading.
+func OpenState(ctx context.Context, locationPath string, h StateHandle) (io.ReadCloser, error) {
+	return openSegments(ctx, locationPath, h, 0, []segment{{n: h.Size, crc: h.CRC}})
 }
 
 type segment struct {
@@ -429,7 +593,7 @@ type segment struct {
 	crc uint32
 }
 
-func openSegments(locationPath string, h StateHandle, off int64, segs []segment) (io.ReadCloser, error) {
+func openSegments(ctx context.Context, locationPath string, h StateHandle, off int64, segs []segment) (io.ReadCloser, error) {
 	if err := h.validate(); err != nil {
 		return nil, fmt.Errorf("open state in %s: %w", locationPath, err)
 	}
@@ -444,12 +608,16 @@ func openSegments(locationPath string, h StateHandle, off int64, segs []segment)
 		rd := bytes.NewReader(h.Inline[off : off+total])
 		return &verifyingReader{rc: io.NopCloser(rd), r: rd, name: "inline state in " + locationPath, segs: segs, left: segs[0].n}, nil
 	}
-	r, p, err := locate(locationPath, h.Path)
+	r, err := resolve(locationPath)
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
+	p, err := objectPath(r.store, r.native, h)
+	if err != nil {
+		return nil, fmt.Errorf("open state in %s: %w", locationPath, err)
+	}
 	name := r.display(p)
-	rc, size, err := r.store.open(p, off)
+	rc, size, err := r.store.Open(ctx, p, off)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("state file %s is missing: %w", name, err)
@@ -531,7 +699,7 @@ func (v *verifyingReader) Close() error { return v.rc.Close() }
 // LoadMetadata reads and checks the _metadata of a checkpoint or savepoint;
 // path is its directory or the _metadata file itself. The returned
 // Metadata's Dir is the directory, for OpenState.
-func LoadMetadata(path string) (*Metadata, error) {
+func LoadMetadata(ctx context.Context, path string) (*Metadata, error) {
 	r, err := resolve(path)
 	if err != nil {
 		return nil, fmt.Errorf("load metadata: %w", err)
@@ -543,30 +711,50 @@ func LoadMetadata(path string) (*Metadata, error) {
 			break
 		}
 	}
-	file := r.store.join(dir, MetadataFileName)
-	rc, _, err := r.store.open(file, 0)
+	m, err := loadMetadataAt(ctx, r, dir)
+	if err != nil {
+		if ns, ok := err.(*notSnapshotError); ok {
+			return nil, &notSnapshotError{path: path, why: ns.why}
+		}
+		return nil, err
+	}
+	m.Dir = r.display(dir)
+	return m, nil
+}
+
+// maxMetadataSize bounds what LoadMetadata reads: metadata holds handles,
+// not state (Flink caps a checkpoint's inline state well below this).
+const maxMetadataSize = 1 << 30
+
+// loadMetadataAt reads dir/_metadata; a missing one is a
+// *notSnapshotError without a path.
+func loadMetadataAt(ctx context.Context, r resolved, dir string) (*Metadata, error) {
+	file := r.store.Join(dir, MetadataFileName)
+	rc, size, err := r.store.Open(ctx, file, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &notSnapshotError{path: path, why: "no _metadata"}
+			return nil, &notSnapshotError{why: "no _metadata"}
 		}
 		return nil, fmt.Errorf("load metadata %s: %w", r.display(file), err)
 	}
-	b, err := io.ReadAll(rc)
-	_ = rc.Close()
+	defer func() { _ = rc.Close() }()
+	if size > maxMetadataSize {
+		return nil, corruptf("%s: _metadata of %d bytes is larger than the limit of %d bytes", r.display(file), size, maxMetadataSize)
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, size))
 	if err != nil {
 		return nil, fmt.Errorf("load metadata %s: %w", r.display(file), err)
 	}
 	m, err := DecodeMetadata(b)
 	if err != nil {
 		if ns, ok := err.(*notSnapshotError); ok {
-			return nil, &notSnapshotError{path: path, why: ns.why}
+			return nil, ns
 		}
 		if ce, ok := err.(*corruptError); ok {
 			return nil, &corruptError{r.display(file) + ": " + ce.msg}
 		}
 		return nil, fmt.Errorf("%s: %w", r.display(file), err)
 	}
-	m.Dir = r.display(dir)
 	return m, nil
 }
 
@@ -574,8 +762,8 @@ func LoadMetadata(path string) (*Metadata, error) {
 // half-deleted savepoint is never mistaken for one), the state files it
 // references, then the directory if nothing else is in it. It refuses a
 // path without a valid _metadata and a checkpoint's directory.
-func DisposeSavepoint(path string) error {
-	m, err := LoadMetadata(path)
+func DisposeSavepoint(ctx context.Context, path string) error {
+	m, err := LoadMetadata(ctx, path)
 	if err != nil {
 		return fmt.Errorf("dispose savepoint: %w", err)
 	}
@@ -586,30 +774,16 @@ func DisposeSavepoint(path string) error {
 	if err != nil {
 		return fmt.Errorf("dispose savepoint: %w", err)
 	}
-	if err := r.store.remove(r.store.join(r.native, MetadataFileName)); err != nil {
+	if err := r.store.Remove(ctx, r.store.Join(r.native, MetadataFileName)); err != nil {
 		return fmt.Errorf("dispose savepoint %s: %w", m.Dir, err)
 	}
-	var errs []error
-	seen := make(map[string]bool)
-	for _, op := range m.Operators {
-		for _, st := range op.Subtasks {
-			for _, o := range st.State {
-				if o.IsInline() || seen[o.Path] {
-					continue
-				}
-				seen[o.Path] = true // validated: a base name inside the directory
-				if err := r.store.remove(r.store.join(r.native, o.Path)); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
+	// Validated handles: base names inside the directory (or its entropy
+	// twin, for a retained checkpoint used as a savepoint: never here).
+	err = r.store.Remove(ctx, objectPaths(r.store, r.native, m.Operators, false)...)
+	if err == nil {
+		err = r.store.RemoveDirIfEmpty(ctx, r.native)
 	}
-	if len(errs) == 0 {
-		if err := r.store.removeDirIfEmpty(r.native); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return fmt.Errorf("dispose savepoint %s: _metadata deleted, but: %w", m.Dir, err)
 	}
 	return nil

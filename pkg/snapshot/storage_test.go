@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"hash/crc32"
 	"io"
@@ -22,6 +23,9 @@ import (
 	"github.com/weirstream/weir/pkg/state"
 )
 
+// ctx is the context of the storage calls of tests that need no deadline.
+var ctx = context.Background()
+
 func mustOpen(t *testing.T, uri string, o Options) Storage {
 	t.Helper()
 	s, err := OpenWithOptions(uri, zap.NewNop(), o)
@@ -34,7 +38,7 @@ func mustOpen(t *testing.T, uri string, o Options) Storage {
 // writeState writes data as one state file and returns its handle.
 func writeState(t *testing.T, loc Location, name string, data []byte) StateHandle {
 	t.Helper()
-	w, err := loc.CreateStateFile(name)
+	w, err := loc.CreateStateFile(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +53,7 @@ func writeState(t *testing.T, loc Location, name string, data []byte) StateHandl
 }
 
 func readState(locationPath string, h StateHandle) ([]byte, error) {
-	rc, err := OpenState(locationPath, h)
+	rc, err := OpenState(ctx, locationPath, h)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +103,7 @@ func TestFileCheckpointRoundTrip(t *testing.T) {
 		{root + "/plain", root + "/plain", root + "/plain/job1/chk-7"},
 	} {
 		s := mustOpen(t, c.uri, Options{})
-		if err := s.Validate("job1"); err != nil {
+		if err := s.Validate(ctx, "job1"); err != nil {
 			t.Fatal(err)
 		}
 		loc, err := s.CheckpointLocation("job1", 7)
@@ -124,7 +128,7 @@ func TestFileCheckpointRoundTrip(t *testing.T) {
 			t.Fatalf("small handle %+v", small)
 		}
 		m := oneOperator("job1", 7, false, large, small)
-		size, err := loc.WriteMetadata(m)
+		size, err := loc.WriteMetadata(ctx, m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +140,7 @@ func TestFileCheckpointRoundTrip(t *testing.T) {
 			t.Fatalf("files %q", got)
 		}
 		for _, p := range []string{loc.Path(), loc.Path() + "/_metadata"} {
-			got, err := LoadMetadata(p)
+			got, err := LoadMetadata(ctx, p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +159,7 @@ func TestFileCheckpointRoundTrip(t *testing.T) {
 			}
 		}
 		// _metadata is never overwritten.
-		if _, err := loc.WriteMetadata(m); err == nil || !strings.Contains(err.Error(), "_metadata exists already; refusing to overwrite it") {
+		if _, err := loc.WriteMetadata(ctx, m); err == nil || !strings.Contains(err.Error(), "_metadata exists already; refusing to overwrite it") {
 			t.Fatalf("second WriteMetadata: %v", err)
 		}
 	}
@@ -170,14 +174,14 @@ func TestRelocation(t *testing.T) {
 	if h1.Inline != nil || h2.Path == "" {
 		t.Fatalf("want files: %+v %+v", h1, h2)
 	}
-	if _, err := loc.WriteMetadata(oneOperator("job1", 3, false, h1, h2)); err != nil {
+	if _, err := loc.WriteMetadata(ctx, oneOperator("job1", 3, false, h1, h2)); err != nil {
 		t.Fatal(err)
 	}
 	moved := filepath.Join(t.TempDir(), "elsewhere")
 	if err := os.Rename(filepath.Join(root, "job1", "chk-3"), moved); err != nil {
 		t.Fatal(err)
 	}
-	m, err := LoadMetadata("file://" + moved)
+	m, err := LoadMetadata(ctx, "file://"+moved)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +244,7 @@ func TestDisposeDeletesOnlyThatCheckpoint(t *testing.T) {
 	for _, id := range []int64{1, 10, 11} {
 		loc, _ := s.CheckpointLocation("job1", id)
 		h := writeState(t, loc, "s", []byte("x"))
-		if _, err := loc.WriteMetadata(oneOperator("job1", id, false, h)); err != nil {
+		if _, err := loc.WriteMetadata(ctx, oneOperator("job1", id, false, h)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -249,7 +253,7 @@ func TestDisposeDeletesOnlyThatCheckpoint(t *testing.T) {
 	before := listTree(t, root)
 
 	loc, _ := s.CheckpointLocation("job1", 1)
-	if err := loc.Dispose(); err != nil {
+	if err := loc.Dispose(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
@@ -262,7 +266,7 @@ func TestDisposeDeletesOnlyThatCheckpoint(t *testing.T) {
 		t.Fatalf("after Dispose:\n got %q\nwant %q", got, want)
 	}
 	// Disposing again, or a checkpoint never written, is fine.
-	if err := loc.Dispose(); err != nil {
+	if err := loc.Dispose(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -271,7 +275,7 @@ func TestSavepoints(t *testing.T) {
 	root := t.TempDir()
 	s := mustOpen(t, filepath.Join(root, "checkpoints"), Options{FileInlineThreshold: -1})
 	spDir := filepath.Join(root, "savepoints")
-	loc, err := s.SavepointLocation(spDir, "a1b2c3d4e5f6")
+	loc, err := s.SavepointLocation(ctx, spDir, "a1b2c3d4e5f6")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,37 +283,37 @@ func TestSavepoints(t *testing.T) {
 		t.Fatalf("savepoint path %q", loc.Path())
 	}
 	h := writeState(t, loc, "s", []byte("state"))
-	if _, err := loc.WriteMetadata(oneOperator("a1b2c3d4e5f6", 4, false, h)); err == nil ||
+	if _, err := loc.WriteMetadata(ctx, oneOperator("a1b2c3d4e5f6", 4, false, h)); err == nil ||
 		err.Error() != "write _metadata of "+loc.Path()+": metadata says savepoint=false, the location is a savepoint" {
 		t.Fatalf("checkpoint metadata in a savepoint: %v", err)
 	}
-	if _, err := loc.WriteMetadata(oneOperator("a1b2c3d4e5f6", 4, true, h)); err != nil {
+	if _, err := loc.WriteMetadata(ctx, oneOperator("a1b2c3d4e5f6", 4, true, h)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SavepointLocation("", "job"); err == nil ||
+	if _, err := s.SavepointLocation(ctx, "", "job"); err == nil ||
 		err.Error() != "no savepoint directory: give a target directory or set execution.checkpointing.savepoint-dir" {
 		t.Fatalf("no dir: %v", err)
 	}
 
 	// A checkpoint and a plain directory are refused and left alone.
 	cp, _ := s.CheckpointLocation("job1", 9)
-	if _, err := cp.WriteMetadata(oneOperator("job1", 9, false, writeState(t, cp, "s", []byte("c")))); err != nil {
+	if _, err := cp.WriteMetadata(ctx, oneOperator("job1", 9, false, writeState(t, cp, "s", []byte("c")))); err != nil {
 		t.Fatal(err)
 	}
-	if err := DisposeSavepoint(cp.Path()); err == nil ||
+	if err := DisposeSavepoint(ctx, cp.Path()); err == nil ||
 		err.Error() != "dispose savepoint: "+cp.Path()+" holds checkpoint 9 of job job1, not a savepoint; refusing to delete it" {
 		t.Fatalf("checkpoint: %v", err)
 	}
 	plain := filepath.Join(root, "plain")
 	_ = os.MkdirAll(plain, 0o755)
 	_ = os.WriteFile(filepath.Join(plain, "keep"), []byte("k"), 0o644)
-	if err := DisposeSavepoint(plain); err == nil ||
+	if err := DisposeSavepoint(ctx, plain); err == nil ||
 		err.Error() != "dispose savepoint: not a weir checkpoint or savepoint: "+plain+": no _metadata" {
 		t.Fatalf("plain: %v", err)
 	}
 	before := listTree(t, root)
 
-	if err := DisposeSavepoint(loc.Path()); err != nil {
+	if err := DisposeSavepoint(ctx, loc.Path()); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
@@ -323,11 +327,11 @@ func TestSavepoints(t *testing.T) {
 	}
 
 	// Files it does not reference survive, and so does the directory.
-	loc2, _ := s.SavepointLocation(spDir, "a1b2c3d4e5f6")
+	loc2, _ := s.SavepointLocation(ctx, spDir, "a1b2c3d4e5f6")
 	h2 := writeState(t, loc2, "s", []byte("state"))
-	_, _ = loc2.WriteMetadata(oneOperator("a1b2c3d4e5f6", 5, true, h2))
+	_, _ = loc2.WriteMetadata(ctx, oneOperator("a1b2c3d4e5f6", 5, true, h2))
 	_ = os.WriteFile(filepath.Join(loc2.Path(), "notes.txt"), nil, 0o644)
-	if err := DisposeSavepoint(filepath.Join(loc2.Path(), MetadataFileName)); err != nil {
+	if err := DisposeSavepoint(ctx, filepath.Join(loc2.Path(), MetadataFileName)); err != nil {
 		t.Fatal(err)
 	}
 	if got := listTree(t, loc2.Path()); !reflect.DeepEqual(got, []string{"./", "notes.txt"}) {
@@ -338,7 +342,7 @@ func TestSavepoints(t *testing.T) {
 func TestValidateStorage(t *testing.T) {
 	root := t.TempDir()
 	s := mustOpen(t, root, Options{})
-	if err := s.Validate("job1"); err != nil {
+	if err := s.Validate(ctx, "job1"); err != nil {
 		t.Fatal(err)
 	}
 	if got := listTree(t, root); !reflect.DeepEqual(got, []string{"./", "job1/"}) {
@@ -347,12 +351,12 @@ func TestValidateStorage(t *testing.T) {
 	file := filepath.Join(root, "file")
 	_ = os.WriteFile(file, nil, 0o644)
 	s = mustOpen(t, "file://"+file+"/sub", Options{})
-	err := s.Validate("job1")
+	err := s.Validate(ctx, "job1")
 	want := "checkpoint directory file://" + file + "/sub/job1 is not usable: mkdir " + file + ": not a directory"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got  %v\nwant %s", err, want)
 	}
-	if err := s.Validate("../x"); err == nil || err.Error() != `job id "../x" cannot name a directory` {
+	if err := s.Validate(ctx, "../x"); err == nil || err.Error() != `job id "../x" cannot name a directory` {
 		t.Fatalf("job id: %v", err)
 	}
 }
@@ -363,7 +367,7 @@ func TestOpenURIs(t *testing.T) {
 		{uri: "./cp", path: filepath.Join(wd, "cp") + "/j/chk-1"},
 		{uri: "file://localhost/var/cp/", path: "file:///var/cp/j/chk-1"},
 		{uri: "jobmanager", path: "jobmanager://j/chk-1"},
-		{uri: "s3://bucket/cp", err: `checkpoint storage: unknown storage scheme "s3" in "s3://bucket/cp" (known: file://, jobmanager:// or a plain path)`},
+		{uri: "hdfs:///cp", err: `checkpoint storage: unsupported storage scheme "hdfs" in "hdfs:///cp" (supported: file://, jobmanager:// or a plain path)`},
 		{uri: "file://host/cp", err: `checkpoint storage: file URI "file://host/cp" names host "host": only local paths (file:///path) are supported`},
 		{uri: "jobmanager://x", err: `checkpoint storage "jobmanager://x": use plain "jobmanager"`},
 		{uri: "", err: "checkpoint storage: empty path"},
@@ -394,7 +398,7 @@ func TestJobManagerStorage(t *testing.T) {
 	if logs.Len() != 1 || !strings.Contains(logs.All()[0].Message, "not for production") {
 		t.Fatalf("warning: %v", logs.All())
 	}
-	if err := s.Validate("jmjob"); err != nil {
+	if err := s.Validate(ctx, "jmjob"); err != nil {
 		t.Fatal(err)
 	}
 	loc, _ := s.CheckpointLocation("jmjob", 3)
@@ -406,7 +410,7 @@ func TestJobManagerStorage(t *testing.T) {
 	if !reflect.DeepEqual(h, StateHandle{Size: 8, CRC: crc32.Checksum([]byte("12345678"), castagnoli), Inline: []byte("12345678")}) {
 		t.Fatalf("handle %+v", h)
 	}
-	w, _ := tm.CreateStateFile("op-1")
+	w, _ := tm.CreateStateFile(ctx, "op-1")
 	_, err = w.Write([]byte("123456789"))
 	if err == nil || !regexp.MustCompile(`^state op-1-[0-9a-f]{16} in jobmanager://jmjob/chk-3 is larger than jobmanager storage's limit of 8 bytes; use a filesystem \(set execution.checkpointing.dir\)$`).MatchString(err.Error()) {
 		t.Fatalf("limit: %v", err)
@@ -415,10 +419,10 @@ func TestJobManagerStorage(t *testing.T) {
 		t.Fatal("Close after a failed Write succeeded")
 	}
 	m := oneOperator("jmjob", 3, false, h)
-	if _, err := loc.WriteMetadata(m); err != nil {
+	if _, err := loc.WriteMetadata(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadMetadata("jobmanager://jmjob/chk-3")
+	got, err := LoadMetadata(ctx, "jobmanager://jmjob/chk-3")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,33 +433,33 @@ func TestJobManagerStorage(t *testing.T) {
 	if b, err := readState(got.Dir, got.Operators[0].Subtasks[0].State[0].StateHandle); err != nil || string(b) != "12345678" {
 		t.Fatalf("state %q %v", b, err)
 	}
-	if err := loc.Dispose(); err != nil {
+	if err := loc.Dispose(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadMetadata(loc.Path()); err == nil || err.Error() != "not a weir checkpoint or savepoint: jobmanager://jmjob/chk-3: no _metadata" {
+	if _, err := LoadMetadata(ctx, loc.Path()); err == nil || err.Error() != "not a weir checkpoint or savepoint: jobmanager://jmjob/chk-3: no _metadata" {
 		t.Fatalf("after Dispose: %v", err)
 	}
 
 	// Savepoints go to a directory, with the state inline in _metadata.
 	dir := t.TempDir()
-	sp, err := s.SavepointLocation(dir, "jmjob")
+	sp, err := s.SavepointLocation(ctx, dir, "jmjob")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h = writeState(t, sp, "op-0", []byte("abc"))
-	if _, err := sp.WriteMetadata(oneOperator("jmjob", 4, true, h)); err != nil {
+	if _, err := sp.WriteMetadata(ctx, oneOperator("jmjob", 4, true, h)); err != nil {
 		t.Fatal(err)
 	}
 	if got := listTree(t, sp.Path()); !reflect.DeepEqual(got, []string{"./", MetadataFileName}) {
 		t.Fatalf("savepoint files %q", got)
 	}
-	if err := DisposeSavepoint(sp.Path()); err != nil {
+	if err := DisposeSavepoint(ctx, sp.Path()); err != nil {
 		t.Fatal(err)
 	}
 	if got := listTree(t, dir); !reflect.DeepEqual(got, []string{"./"}) {
 		t.Fatalf("after dispose %q", got)
 	}
-	if _, err := s.SavepointLocation("jobmanager://x", "jmjob"); err == nil ||
+	if _, err := s.SavepointLocation(ctx, "jobmanager://x", "jmjob"); err == nil ||
 		err.Error() != `savepoint directory "jobmanager://x": savepoints must go to a durable directory` {
 		t.Fatalf("jobmanager savepoint dir: %v", err)
 	}
@@ -497,13 +501,13 @@ func TestWriteErrorsNameThePath(t *testing.T) {
 	root := t.TempDir()
 	s := mustOpen(t, root, Options{FileInlineThreshold: -1})
 	good, _ := s.CheckpointLocation("job1", 1)
-	if _, err := good.WriteMetadata(oneOperator("job1", 1, false, writeState(t, good, "s", []byte("ok")))); err != nil {
+	if _, err := good.WriteMetadata(ctx, oneOperator("job1", 1, false, writeState(t, good, "s", []byte("ok")))); err != nil {
 		t.Fatal(err)
 	}
 	diskFull(t, 10)
 
 	loc, _ := s.CheckpointLocation("job1", 2)
-	w, _ := loc.CreateStateFile("op-0")
+	w, _ := loc.CreateStateFile(ctx, "op-0")
 	_, err := w.Write(bytes.Repeat(big, 3)) // larger than the write buffer: fails now
 	re := regexp.MustCompile(`^write state file ` + regexp.QuoteMeta(loc.Path()) + `/op-0-[0-9a-f]{16}: no space left on device$`)
 	if err == nil || !re.MatchString(err.Error()) || !errors.Is(err, syscall.ENOSPC) {
@@ -512,13 +516,13 @@ func TestWriteErrorsNameThePath(t *testing.T) {
 	if _, err := w.Close(); err == nil || !re.MatchString(err.Error()) {
 		t.Fatalf("Close: %v", err)
 	}
-	w, _ = loc.CreateStateFile("op-1")
+	w, _ = loc.CreateStateFile(ctx, "op-1")
 	_, _ = w.Write([]byte("more than ten bytes")) // buffered: fails at Close
 	if _, err := w.Close(); err == nil || !regexp.MustCompile(`^close state file `+regexp.QuoteMeta(loc.Path())+`/op-1-[0-9a-f]{16}: no space left on device$`).MatchString(err.Error()) {
 		t.Fatalf("Close: %v", err)
 	}
 
-	_, err = loc.WriteMetadata(oneOperator("job1", 2, false, StateHandle{Size: 0, Inline: []byte{}}))
+	_, err = loc.WriteMetadata(ctx, oneOperator("job1", 2, false, StateHandle{Size: 0, Inline: []byte{}}))
 	re = regexp.MustCompile(`^write _metadata of ` + regexp.QuoteMeta(loc.Path()) + `: write ` + regexp.QuoteMeta(loc.Path()) + `/_metadata.inprogress-[0-9a-f]{16}: no space left on device$`)
 	if err == nil || !re.MatchString(err.Error()) {
 		t.Fatalf("WriteMetadata: %v", err)
@@ -527,7 +531,7 @@ func TestWriteErrorsNameThePath(t *testing.T) {
 	if got := listTree(t, loc.Path()); !reflect.DeepEqual(got, []string{"./"}) {
 		t.Fatalf("left behind: %q", got)
 	}
-	if _, err := LoadMetadata(good.Path()); err != nil {
+	if _, err := LoadMetadata(ctx, good.Path()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -536,7 +540,7 @@ func TestKeyGroups(t *testing.T) {
 	for _, threshold := range []int{-1, 1 << 20} { // a file, and inline
 		s := mustOpen(t, t.TempDir(), Options{FileInlineThreshold: threshold})
 		loc, _ := s.CheckpointLocation("job1", 1)
-		w, _ := loc.CreateStateFile("agg-0")
+		w, _ := loc.CreateStateFile(ctx, "agg-0")
 		kw := NewKeyGroupWriter(w, state.KeyGroupRange{Start: 2, End: 7})
 		groups := map[int]string{3: "three", 4: "four!", 7: "seven"}
 		for _, g := range []int{3, 4, 7} {
@@ -558,7 +562,7 @@ func TestKeyGroups(t *testing.T) {
 			t.Fatalf("object %+v %+v", o, o.KeyGroups)
 		}
 		read := func(r state.KeyGroupRange) (string, error) {
-			rc, err := OpenKeyGroups(loc.Path(), o, r)
+			rc, err := OpenKeyGroups(ctx, loc.Path(), o, r)
 			if err != nil {
 				return "", err
 			}
@@ -598,7 +602,7 @@ func TestKeyGroups(t *testing.T) {
 func BenchmarkStateWrite(b *testing.B) {
 	s := mustOpenB(b, b.TempDir())
 	loc, _ := s.CheckpointLocation("job1", 1)
-	w, _ := loc.CreateStateFile("bench")
+	w, _ := loc.CreateStateFile(ctx, "bench")
 	kw := NewKeyGroupWriter(w, state.KeyGroupRange{Start: 0, End: 0})
 	_ = kw.StartKeyGroup(0)
 	entry := bytes.Repeat([]byte("k"), 100)

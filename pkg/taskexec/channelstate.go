@@ -1,6 +1,7 @@
 package taskexec
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -213,8 +214,8 @@ func (t *Task) stopAlignmentTimer() {
 
 // writeChannelState writes the recorded buffers of one channel as one
 // object (the encoding is in the comment at the top of this file).
-func writeChannelState(loc snapshot.Location, name string, kind snapshot.StateKind, gate, channel, layout int, c *channelData) (snapshot.StateObject, error) {
-	sw, err := loc.CreateStateFile(name)
+func writeChannelState(ctx context.Context, loc snapshot.Location, name string, kind snapshot.StateKind, gate, channel, layout int, c *channelData) (snapshot.StateObject, error) {
+	sw, err := loc.CreateStateFile(ctx, name)
 	if err != nil {
 		return snapshot.StateObject{}, err
 	}
@@ -290,7 +291,7 @@ func (w *snapshotWriter) writeChannels(loc snapshot.Location, j *writeJob, ts *s
 		}
 		gate, idx := t.channelGate[ch], t.channelIndex[ch]
 		layout := len(t.desc.GetInputs()[gate].GetChannels())
-		obj, err := writeChannelState(loc, fmt.Sprintf("%s-%d-in-%d-%d", head, t.subtask, gate, idx), snapshot.KindInputChannel, gate, idx, layout, cd)
+		obj, err := writeChannelState(w.ctx, loc, fmt.Sprintf("%s-%d-in-%d-%d", head, t.subtask, gate, idx), snapshot.KindInputChannel, gate, idx, layout, cd)
 		if err != nil {
 			return 0, 0, fmt.Errorf("input channel state of input %d channel %d: %w", gate, idx, err)
 		}
@@ -304,7 +305,7 @@ func (w *snapshotWriter) writeChannels(loc snapshot.Location, j *writeJob, ts *s
 			if len(cd.offsets) == 0 {
 				continue
 			}
-			obj, err := writeChannelState(loc, fmt.Sprintf("%s-%d-out-%d-%d", tail, t.subtask, out, sub), snapshot.KindResultSubpartition, out, sub, len(subs), cd)
+			obj, err := writeChannelState(w.ctx, loc, fmt.Sprintf("%s-%d-out-%d-%d", tail, t.subtask, out, sub), snapshot.KindResultSubpartition, out, sub, len(subs), cd)
 			if err != nil {
 				return 0, 0, fmt.Errorf("output channel state of output %d subpartition %d: %w", out, sub, err)
 			}
@@ -435,7 +436,7 @@ func (t *Task) readChannel(cr *channelRestore, rc restoredChannel, layout int) (
 	if !rc.obj.IsInline() && cr.location == "" {
 		return nil, fail(fmt.Errorf("state file %s: the restore state has no checkpoint location", rc.obj.Path))
 	}
-	rd, err := snapshot.OpenState(cr.location, rc.obj.StateHandle)
+	rd, err := snapshot.OpenState(t.ctx, cr.location, rc.obj.StateHandle)
 	if err != nil {
 		return nil, fail(err)
 	}

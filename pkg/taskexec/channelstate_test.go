@@ -702,7 +702,7 @@ func TestChannelStateRescaleRejected(t *testing.T) {
 	}
 	var cd channelData
 	cd.add([]byte{1, 'x'})
-	obj, err := writeChannelState(loc, "src-0-out-0-0", snapshot.KindResultSubpartition, 0, 0, 1, &cd)
+	obj, err := writeChannelState(t.Context(), loc, "src-0-out-0-0", snapshot.KindResultSubpartition, 0, 0, 1, &cd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -533,7 +533,7 @@ func TestSnapshotToFilesystem(t *testing.T) {
 		if objs[0].IsInline() {
 			t.Errorf("subtask %d: 30 KiB of items inline", sub)
 		}
-		rc, err := snapshot.OpenState(loc, objs[0].StateHandle)
+		rc, err := snapshot.OpenState(t.Context(), loc, objs[0].StateHandle)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -543,7 +543,7 @@ func TestSnapshotToFilesystem(t *testing.T) {
 			t.Fatalf("subtask %d: items %d %v", sub, len(items), err)
 		}
 		rng := state.KeyGroupRangeForSubtask(maxP, 2, sub)
-		kr, err := snapshot.OpenKeyGroups(loc, objs[1], rng)
+		kr, err := snapshot.OpenKeyGroups(t.Context(), loc, objs[1], rng)
 		if err != nil {
 			t.Fatal(err)
 		}

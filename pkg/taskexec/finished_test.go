@@ -228,7 +228,7 @@ func TestFinishedOnRestoreOtherSubtaskRestores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := writeItems(loc, "seq", [][]byte{[]byte("s1=5")})
+	o, err := writeItems(t.Context(), loc, "seq", [][]byte{[]byte("s1=5")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -238,7 +238,7 @@ func (r *operatorRestore) readItems(o snapshot.StateObject) ([][]byte, error) {
 	if err := r.checkLocation(o); err != nil {
 		return nil, err
 	}
-	rc, err := snapshot.OpenState(r.location, o.StateHandle)
+	rc, err := snapshot.OpenState(r.t.ctx, r.location, o.StateHandle)
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +287,7 @@ func (r *operatorRestore) readPart(p keyedPart, fn func(int, io.Reader) error) e
 	if err := r.checkLocation(p.obj); err != nil {
 		return fail(err)
 	}
-	rc, err := snapshot.OpenKeyGroups(r.location, p.obj, state.KeyGroupRange{Start: p.first, End: p.last})
+	rc, err := snapshot.OpenKeyGroups(r.t.ctx, r.location, p.obj, state.KeyGroupRange{Start: p.first, End: p.last})
 	if err != nil {
 		return fail(err)
 	}

@@ -62,7 +62,7 @@ func writeOldState(t *testing.T, st snapshot.Storage, job, op string, oldP int) 
 		for _, it := range oldItems(s) {
 			items = append(items, []byte(it))
 		}
-		itemsObj, err := writeItems(loc, fmt.Sprintf("%s-%d-items", op, s), items)
+		itemsObj, err := writeItems(t.Context(), loc, fmt.Sprintf("%s-%d-items", op, s), items)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -535,7 +535,7 @@ func TestRestoreSourceResumes(t *testing.T) {
 	}
 	ops := &snapshot.OperatorState{ID: "seq", Type: "test-resume", Parallelism: 2}
 	for s, item := range []string{"s0=5", "s1=3"} {
-		o, err := writeItems(loc, "seq", [][]byte{[]byte(item)})
+		o, err := writeItems(t.Context(), loc, "seq", [][]byte{[]byte(item)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -234,7 +234,7 @@ func TestSavepointWrittenToCheckpointLocation(t *testing.T) {
 		t.Fatalf("state %+v, want one state file", objs)
 	}
 	loc := filepath.Join(dir, job, "chk-3")
-	rc, err := snapshot.OpenState(loc, objs[0].StateHandle)
+	rc, err := snapshot.OpenState(t.Context(), loc, objs[0].StateHandle)
 	if err != nil {
 		t.Fatalf("state of the savepoint is not in the checkpoint location %s: %v", loc, err)
 	}

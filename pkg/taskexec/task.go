@@ -287,14 +287,22 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 	// savepoints.
 	t.exactlyOnce = cfg.String(config.CheckpointingMode) != "AT_LEAST_ONCE"
 	t.checkpointing = cfg.IsSet(config.CheckpointingInterval)
-	uri, err := snapshot.StorageURI(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("job configuration: %w", err)
-	}
 	// The JobManager logs the warnings about the storage; every task
 	// repeating them would only be noise.
-	if t.storage, err = snapshot.Open(uri, zap.NewNop()); err != nil {
-		return nil, fmt.Errorf("job configuration: %w", err)
+	uri, err := snapshot.StorageURI(cfg)
+	if err == nil {
+		t.storage, err = snapshot.Open(uri, zap.NewNop())
+	}
+	if err != nil {
+		if t.checkpointing {
+			return nil, fmt.Errorf("job configuration: %w", err)
+		}
+		// As on the JobManager: a storage this process cannot use (an
+		// unsupported scheme) fails only jobs that checkpoint; the
+		// savepoints of this one carry their state in the acknowledgements.
+		if t.storage, err = snapshot.Open("jobmanager", zap.NewNop()); err != nil {
+			return nil, fmt.Errorf("job configuration: %w", err)
+		}
 	}
 	t.alignedTimeout = cfg.Duration(config.AlignedCheckpointTimeout)
 	if t.alignedTimeout < 0 {

@@ -190,7 +190,7 @@ func (w *snapshotWriter) write(j *writeJob) (*weirpb.AcknowledgeCheckpointReques
 	for _, o := range j.ops {
 		var objs []snapshot.StateObject
 		if len(o.snap.Items) > 0 {
-			obj, err := writeItems(loc, fmt.Sprintf("%s-%d-items", o.id, t.subtask), o.snap.Items)
+			obj, err := writeItems(w.ctx, loc, fmt.Sprintf("%s-%d-items", o.id, t.subtask), o.snap.Items)
 			if err != nil {
 				return nil, fmt.Errorf("checkpoint %d: operator %q[%d]: %w", j.id, o.id, t.subtask, err)
 			}
@@ -235,8 +235,8 @@ func (w *snapshotWriter) write(j *writeJob) (*weirpb.AcknowledgeCheckpointReques
 
 // writeItems writes operator state items as one KindOperator state file
 // (EncodeOperatorItems).
-func writeItems(loc snapshot.Location, name string, items [][]byte) (snapshot.StateObject, error) {
-	sw, err := loc.CreateStateFile(name)
+func writeItems(ctx context.Context, loc snapshot.Location, name string, items [][]byte) (snapshot.StateObject, error) {
+	sw, err := loc.CreateStateFile(ctx, name)
 	if err != nil {
 		return snapshot.StateObject{}, err
 	}
@@ -256,7 +256,7 @@ func writeKeyed(ctx context.Context, loc snapshot.Location, name string, r state
 	if r.NumKeyGroups() <= 0 {
 		return snapshot.StateObject{}, fmt.Errorf("keyed state: empty key group range %v", r)
 	}
-	sw, err := loc.CreateStateFile(name)
+	sw, err := loc.CreateStateFile(ctx, name)
 	if err != nil {
 		return snapshot.StateObject{}, err
 	}

@@ -1,0 +1,348 @@
+// Package miniotest starts real MinIO servers for tests, as net/http/httptest
+// starts HTTP servers: on loopback, with their own credentials, data
+// directory and bucket, stopped when the test ends.
+//
+//	srv := miniotest.Start(t)
+//	// s3://<srv.Bucket>/... at srv.URL with srv.AccessKey / srv.SecretKey
+//	srv.Stop()    // the store is down: requests are refused
+//	srv.Restart() // back, same port, same data
+//
+// MinIO is a test tool, not a dependency: the server binary is built once by
+// .ci/tools.sh (go install github.com/minio/minio@Version) into a cache
+// outside the repository, and found through $WEIR_MINIO or that cache. A
+// test that needs it fails, saying how to build it, when it is missing
+// (with go test -short it is skipped).
+package miniotest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// Version is the MinIO server the tests run: a module version of
+// github.com/minio/minio, as .ci/tools.sh builds it.
+const Version = "v0.0.0-20260212201848-7aac2a2c5b7c"
+
+// EnvBinary names the environment variable that holds the path of the
+// server binary (.ci/tools.sh exports it).
+const EnvBinary = "WEIR_MINIO"
+
+// startTimeout bounds a server's start (or restart) until it is live.
+const startTimeout = 60 * time.Second
+
+// CachePath is where .ci/tools.sh puts the binary:
+// $XDG_CACHE_HOME/weir-tools/minio-<Version>/minio (~/.cache by default).
+func CachePath() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = filepath.Join(os.TempDir(), "cache")
+	}
+	return filepath.Join(dir, "weir-tools", "minio-"+Version, "minio")
+}
+
+// Binary returns the path of the MinIO server: $WEIR_MINIO if set, else
+// CachePath. The error says how to build it.
+func Binary() (string, error) {
+	p := os.Getenv(EnvBinary)
+	if p == "" {
+		p = CachePath()
+	}
+	fi, err := os.Stat(p)
+	if err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+		return p, nil
+	}
+	return "", fmt.Errorf("no MinIO server at %s: run .ci/tools.sh (it builds github.com/minio/minio@%s into %s, about 10 minutes once), "+
+		"or set %s to a minio binary", p, Version, filepath.Dir(CachePath()), EnvBinary)
+}
+
+// Server is one MinIO server of a test.
+type Server struct {
+	// Endpoint is host:port; URL is http://Endpoint.
+	Endpoint, URL string
+	// AccessKey and SecretKey are the root credentials; the secret is
+	// random, so that a test can look for it in logs.
+	AccessKey, SecretKey string
+	// Bucket is a fresh, empty bucket.
+	Bucket string
+	// Dir is the server's data directory.
+	Dir string
+
+	t                 testing.TB
+	bin               string
+	port, consolePort int
+	logPath           string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+// Start starts a server on loopback, waits until it is live, creates
+// Bucket, and stops the server when the test ends. It fails the test if
+// the binary is missing (skips it with -short) or the server does not
+// start within a minute.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		if testing.Short() {
+			t.Skip("S3 tests need a MinIO server: " + err.Error())
+		}
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	s := &Server{
+		AccessKey: "weir-test", SecretKey: "weir-secret-" + randomHex(12),
+		Bucket: "weir-test", Dir: filepath.Join(base, "data"),
+		t: t, bin: bin, logPath: filepath.Join(base, "minio.log"),
+		port: freePort(t), consolePort: freePort(t),
+	}
+	s.Endpoint = "127.0.0.1:" + strconv.Itoa(s.port)
+	s.URL = "http://" + s.Endpoint
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	s.start()
+	s.Bucket = s.NewBucket()
+	return s
+}
+
+// NewBucket creates another empty bucket and returns its name.
+func (s *Server) NewBucket() string {
+	s.t.Helper()
+	name := "weir-" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Client().MakeBucket(ctx, name, minio.MakeBucketOptions{}); err != nil {
+		s.t.Fatalf("minio: create bucket %s: %v", name, err)
+	}
+	return name
+}
+
+// Client returns a client with the root credentials, for a test to look
+// at or change the bucket behind weir's back.
+func (s *Server) Client() *minio.Client {
+	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Region: "us-east-1"})
+	if err != nil {
+		s.t.Fatalf("minio client: %v", err)
+	}
+	return c
+}
+
+// Config returns the cluster configuration of weir's s3 driver for this
+// server, as the daemons' -D key=value flags would give it.
+func (s *Server) Config() map[string]string {
+	return map[string]string{
+		"s3.endpoint": s.URL, "s3.access-key": s.AccessKey, "s3.secret-key": s.SecretKey,
+		"s3.path-style-access": "true", "s3.region": "us-east-1",
+	}
+}
+
+// Objects returns the keys in bucket under prefix, sorted.
+func (s *Server) Objects(bucket, prefix string) []string {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var keys []string
+	for o := range s.Client().ListObjectsIter(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if o.Err != nil {
+			s.t.Fatalf("minio: list s3://%s/%s: %v", bucket, prefix, o.Err)
+		}
+		keys = append(keys, o.Key)
+	}
+	return keys
+}
+
+// Uploads returns the keys of the multipart uploads in progress in bucket
+// under prefix.
+func (s *Server) Uploads(bucket, prefix string) []string {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := minio.Core{Client: s.Client()}.ListMultipartUploads(ctx, bucket, prefix, "", "", "", 1000)
+	if err != nil {
+		s.t.Fatalf("minio: list uploads in s3://%s/%s: %v", bucket, prefix, err)
+	}
+	var keys []string
+	for _, u := range res.Uploads {
+		keys = append(keys, u.Key)
+	}
+	return keys
+}
+
+// Log returns what the server has written to its log so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.logPath)
+	return string(b)
+}
+
+// start starts the process and waits until it is live.
+func (s *Server) start() {
+	s.t.Helper()
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd := exec.Command(s.bin, "server", "--quiet",
+		"--address", s.Endpoint, "--console-address", "127.0.0.1:"+strconv.Itoa(s.consolePort),
+		"--certs-dir", filepath.Join(filepath.Dir(s.Dir), "certs"), s.Dir)
+	cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "HOME="+filepath.Dir(s.Dir))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group: a signal to the test's group does not reach it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		s.t.Fatalf("start minio: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		_ = logf.Close()
+		close(done)
+	}()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	if err := s.waitLive(done); err != nil {
+		s.Stop()
+		s.t.Fatalf("minio at %s: %v\nits log:\n%s", s.Endpoint, err, tail(s.Log(), 4096))
+	}
+}
+
+// waitLive polls the liveness endpoint until it answers 200, the process
+// exits, or startTimeout passes.
+func (s *Server) waitLive(exited <-chan struct{}) error {
+	deadline := time.Now().Add(startTimeout)
+	hc := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("the server exited while starting")
+		default:
+		}
+		resp, err := hc.Get(s.URL + "/minio/health/live")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s.waitReady(deadline)
+			}
+			err = fmt.Errorf("health: HTTP %d", resp.StatusCode)
+		}
+		last = err
+		select {
+		case <-exited:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("not live within %s: %v", startTimeout, last)
+}
+
+// waitReady waits until the server serves S3 requests (it answers health
+// checks before its storage is initialized).
+func (s *Server) waitReady(deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	c := s.Client()
+	for {
+		_, err := c.ListBuckets(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not serving S3 requests within %s: %v", startTimeout, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops the server (SIGTERM, then SIGKILL after 10 s) and waits for
+// it to exit. Stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGCONT) // in case it was paused
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Restart starts a stopped server again, on the same port with the same
+// data, and waits until it serves requests.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.start()
+}
+
+// Pause stops the server's process without closing its connections
+// (SIGSTOP): requests hang rather than fail, as with a store that is
+// overloaded or cut off. Resume continues it.
+func (s *Server) Pause()  { s.signal(syscall.SIGSTOP) }
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := len(s) - n
+	if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+		i += j + 1
+	}
+	return string(bytes.TrimSpace([]byte(s[i:])))
+}
