@@ -3,6 +3,7 @@ package builtin
 import (
 	"fmt"
 
+	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/pkg/expr"
 	"github.com/weirstream/weir/pkg/operator"
 	"github.com/weirstream/weir/pkg/record"
@@ -82,6 +83,17 @@ func compileExpr(p operator.Properties, want expr.ResultType) (*expr.Program, er
 	return prog, nil
 }
 
+// setLimits gives prog the job's cost limit and the task's cancellation:
+// a runaway expression fails the job, and a canceled task stops in the
+// middle of an evaluation.
+func setLimits(prog *expr.Program, ctx *operator.Context) error {
+	l := expr.Limits{Done: ctx.Done}
+	if ctx.Config != nil {
+		l.CostLimit = uint64(ctx.Config.Int(config.ExpressionCostLimit))
+	}
+	return prog.SetLimits(l)
+}
+
 // mapOp emits the map its expression returns for each record.
 type mapOp struct {
 	prog *expr.Program
@@ -89,7 +101,10 @@ type mapOp struct {
 	out  record.Record
 }
 
-func (m *mapOp) Open(ctx *operator.Context) error { m.id = ctx.OperatorID; return nil }
+func (m *mapOp) Open(ctx *operator.Context) error {
+	m.id = ctx.OperatorID
+	return setLimits(m.prog, ctx)
+}
 
 func (m *mapOp) ProcessRecord(in *record.Record, out operator.Collector) error {
 	m.out.Reset()
@@ -108,7 +123,10 @@ type filterOp struct {
 	id   string
 }
 
-func (f *filterOp) Open(ctx *operator.Context) error { f.id = ctx.OperatorID; return nil }
+func (f *filterOp) Open(ctx *operator.Context) error {
+	f.id = ctx.OperatorID
+	return setLimits(f.prog, ctx)
+}
 
 func (f *filterOp) ProcessRecord(in *record.Record, out operator.Collector) error {
 	keep, err := f.prog.EvalBool(in)
@@ -135,7 +153,10 @@ type flatMapOp struct {
 	collectErr error
 }
 
-func (f *flatMapOp) Open(ctx *operator.Context) error { f.id = ctx.OperatorID; return nil }
+func (f *flatMapOp) Open(ctx *operator.Context) error {
+	f.id = ctx.OperatorID
+	return setLimits(f.prog, ctx)
+}
 
 func (f *flatMapOp) collect(r *record.Record) error {
 	if err := f.out.Collect(r); err != nil {

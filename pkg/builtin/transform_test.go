@@ -1,9 +1,14 @@
 package builtin
 
 import (
+	"errors"
 	"slices"
+	"strconv"
 	"testing"
+	"time"
 
+	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/expr"
 	"github.com/weirstream/weir/pkg/operator"
 	"github.com/weirstream/weir/pkg/record"
 )
@@ -109,5 +114,59 @@ func BenchmarkFilter(b *testing.B) {
 		if err := op.ProcessRecord(&r, &d); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A runaway expression fails with the operator, the expression and the
+// job's limit; a canceled task interrupts one.
+func TestTransformsCostLimit(t *testing.T) {
+	nested := "true"
+	for i := 0; i < 10; i++ {
+		nested = `[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].all(x` + string(rune('a'+i)) + `, ` + nested + `)`
+	}
+	cfg, _, err := config.FromMap(map[string]string{"weir.expression.cost-limit": "1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, src := range map[string]string{
+		"map":      `{"ok": ` + nested + `}`,
+		"filter":   nested,
+		"flat-map": `[{"ok": ` + nested + `}]`,
+	} {
+		op := newOperator(t, typ, operator.Properties{"expr": src})
+		ctx := testCtx("enrich", 0, 1)
+		ctx.Config = cfg
+		_, err := runOperator(t, op, ctx, []string{`{"seq":1}`})
+		want := typ + ` "enrich": expression ` + strconv.Quote(src) + ` exceeded the cost limit of 1000 (weir.expression.cost-limit)`
+		if errString(err) != want {
+			t.Errorf("err = %q\nwant %q", errString(err), want)
+		}
+	}
+
+	// No limit to speak of: only the cancellation stops it.
+	cfg, _, err = config.FromMap(map[string]string{"weir.expression.cost-limit": "9223372036854775807"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := newOperator(t, "filter", operator.Properties{"expr": nested})
+	ctx := testCtx("enrich", 0, 1)
+	done := make(chan struct{})
+	ctx.Config, ctx.Done = cfg, done
+	if err := op.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	result := make(chan error, 1)
+	go func() { result <- op.ProcessRecord(decodeJSON(t, `{"seq":1}`), &collector{}) }()
+	close(done)
+	select {
+	case err := <-result:
+		if !errors.Is(err, expr.ErrInterrupted) {
+			t.Fatalf("err = %v, want expr.ErrInterrupted", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("filter not interrupted 30 s after its task was canceled")
+	}
+	if err := op.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -294,6 +294,19 @@ var (
 	}
 )
 
+// User expressions (CEL in map, filter and flat-map). weir-specific.
+var (
+	ExpressionCostLimit = &Option{
+		Key: "weir.expression.cost-limit", Type: TypeInt, Default: "1000000", Min: bound(1),
+		Description: "Most cost units one evaluation of an expression (one record through a map, filter or flat-map) may use; " +
+			"past it the job fails with an error naming the operator, the expression and this limit. A unit is about one operation: " +
+			"a function call or comparison, plus one per 10 bytes of its string arguments and result and one per element of a list " +
+			"or map it returns; a step of a comprehension; a list literal 10 and a map literal 30, plus one per element; " +
+			"a value written to the output record 2 (see docs/jobs.md). The default allows at most about 0.5 s of CPU and " +
+			"45 MB of memory per record. weir-specific.",
+	}
+)
+
 // S3-compatible object storage for s3:// checkpoint and savepoint
 // directories, with Flink's keys. Cluster options: each daemon reads them
 // from its own configuration, and opens one client with them.
@@ -354,5 +367,6 @@ var allOptions = []*Option{
 	ExponentialDelayInitialBackoff, ExponentialDelayMaxBackoff, ExponentialDelayBackoffMultiplier,
 	ExponentialDelayResetBackoffThreshold, ExponentialDelayJitterFactor, ExponentialDelayAttemptsBeforeResetBackoff,
 	FailureRateMaxFailuresPerInterval, FailureRateInterval, FailureRateDelay,
+	ExpressionCostLimit,
 	S3Endpoint, S3AccessKey, S3SecretKey, S3Region, S3PathStyleAccess, S3EntropyKey, S3EntropyLength,
 }

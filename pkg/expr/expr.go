@@ -27,7 +27,11 @@
 //     record's (or a nested input map's) order is kept; any other map
 //     (built with dynamic keys) has its keys sorted.
 //   - Run-time errors name the expression and the record
-//     (`expression "..." failed on record {...}: division by zero`).
+//     (`expression "..." failed on record {...}: division by zero`), except
+//     the cost limit's, which names the expression and the limit.
+//   - One evaluation (one record, converting its result included) costs at
+//     most the cost limit, allocates at most about 45 bytes per unit of it,
+//     and stops within one comprehension step once Limits.Done is closed.
 //   - The literal fast path (below) is an optimisation only: its output
 //     and errors are exactly those of CEL evaluating the whole expression.
 //
@@ -45,6 +49,26 @@
 // and anything the fast path cannot do exactly as CEL would (a missing
 // field, an overflow) is handed to CEL, so that results, field order and
 // errors are the same as CEL's.
+//
+// # Cost
+//
+// Every evaluation has a cost limit (weir.expression.cost-limit, set with
+// SetLimits). Compile estimates with cel-go's static cost estimator the
+// most an evaluation can cost whatever the record; when that is within
+// the limit and maxUntracked (no comprehension over the record, no
+// function whose cost depends on a field's length: the usual filters and
+// map literals), evaluation runs as planned, with nothing counted. Any
+// other expression runs as a tracked program, the Program's own, which
+// counts its cost as it goes (the meter, cost.go): every function binding
+// is wrapped to count its call and the sizes of its arguments and result,
+// == and != and literals count too, and every comprehension's range is
+// wrapped so that each step counts one unit and watches Limits.Done. The
+// calls whose result can be far larger than their arguments (replace,
+// split, join, format) compute its size first and stop the evaluation
+// before allocating it. Past the limit, an evaluation fails with a
+// *CostLimitError. cel-go's own runtime cost tracker is not used: it takes
+// time in the square of a comprehension's length, counts some steps as
+// nothing, and checks the limit only after a call has allocated.
 //
 // # Concurrency
 //
@@ -68,8 +92,11 @@
 //     (CEL's map literal cost 5 to 7). Any other value costs what CEL
 //     allocates evaluating it alone.
 //   - EvalList of `record.line.split(" ").map(w, {"word": w})` on 4 words:
-//     about 56, nearly all inside CEL (split, the map macro concatenating
-//     one-element lists, one CEL map per word).
+//     about 66, nearly all inside CEL (split, the map macro concatenating
+//     one-element lists, one CEL map per word), 10 of them the meter's (a
+//     tracked program: the counted range, the literals' wrappers).
+//   - Reading a list field: 1 (a view over the record's values, whose
+//     elements are converted when read), not one per element.
 package expr
 
 import (
@@ -129,7 +156,11 @@ var env = sync.OnceValues(func() (*cel.Env, error) {
 type Program struct {
 	source string
 	want   ResultType
-	prg    cel.Program
+	ast    *cel.Ast // checked: tracked programs are planned from it
+	// maxCost is the most one evaluation can cost whatever the input
+	// (staticCost), unbounded when that depends on the input's sizes.
+	maxCost uint64
+	prg     cel.Program // without cost tracking; shared by clones
 	// keyOrders holds the constant string keys of each map literal in the
 	// expression, in source order, to order output fields (see orderKeys).
 	keyOrders [][]ref.Val
@@ -137,8 +168,26 @@ type Program struct {
 	// if the expression has another shape; see literalPlan.
 	lit *literalPlan
 
+	// limit and stop are the Limits (see SetLimits).
+	limit uint64
+	stop  <-chan struct{}
+	// tracked is this Program's own cost-tracked, interruptible program,
+	// nil when maxCost <= min(limit, maxUntracked): then no input can make
+	// an evaluation exceed the limit or last long, and it runs prg (or
+	// lit) at full speed.
+	tracked cel.Program
+
 	// Per-evaluation scratch, reused so evaluation does not allocate it.
-	act     activation
+	act activation
+	// budget is what is left of the limit for converting the result
+	// (toValue).
+	budget uint64
+	// cost is what a tracked evaluation has cost so far (see the meter
+	// in cost.go).
+	cost uint64
+	// inCopy is the copy of the input record the result contains, made
+	// once per evaluation however often the result contains the input.
+	inCopy  *record.Record
 	scratch record.Record  // the record EvalList passes to emit
 	keys    []ref.Val      // sorted keys of an unordered map
 	direct  []record.Value // per entry of lit: constant or field value
@@ -169,20 +218,53 @@ func Compile(source string, want ResultType) (*Program, error) {
 	p := &Program{
 		source:    source,
 		want:      want,
+		ast:       ast,
+		maxCost:   staticCost(e, ast),
 		prg:       prg,
 		keyOrders: mapLiteralKeys(ast.NativeRep().Expr()),
 	}
 	p.lit = planLiteral(e, ast.NativeRep(), p)
 	p.direct, p.vals = p.lit.newScratch()
+	if err := p.SetLimits(Limits{}); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
+// SetLimits sets the cost limit of every evaluation and the channel that
+// interrupts one. Compile sets the default limit and no channel; an
+// operator sets the job's weir.expression.cost-limit and its task's
+// cancellation when it opens, before the first evaluation.
+func (p *Program) SetLimits(l Limits) error {
+	if l.CostLimit == 0 {
+		l.CostLimit = DefaultCostLimit
+	}
+	p.limit, p.stop, p.tracked, p.cost = l.CostLimit, l.Done, nil, 0
+	if p.maxCost <= min(p.limit, maxUntracked) {
+		return nil
+	}
+	e, err := env()
+	if err != nil {
+		return fmt.Errorf("build CEL environment: %w", err)
+	}
+	if p.tracked, err = p.planTracked(e, p.ast); err != nil {
+		return fmt.Errorf("expression %q: plan with cost limit: %w", p.source, err)
+	}
+	return nil
+}
+
 // Clone returns a Program sharing the compiled expression but with its own
-// scratch space, for use by another goroutine.
-func (p *Program) Clone() *Program {
-	c := &Program{source: p.source, want: p.want, prg: p.prg, keyOrders: p.keyOrders, lit: p.lit}
+// scratch space, for use by another goroutine. It has the same limits.
+func (p *Program) Clone() (*Program, error) {
+	c := &Program{
+		source: p.source, want: p.want, ast: p.ast, maxCost: p.maxCost,
+		prg: p.prg, keyOrders: p.keyOrders, lit: p.lit,
+	}
 	c.direct, c.vals = c.lit.newScratch()
-	return c
+	if err := c.SetLimits(Limits{CostLimit: p.limit, Done: p.stop}); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Source returns the expression's text.
@@ -254,29 +336,63 @@ func mapLiteralKeys(e celast.Expr) [][]ref.Val {
 }
 
 // eval runs the program on in and returns a CEL value that is not an error.
-// On success p.act.in is left set, for toValue; the caller clears it.
+// On success p.act.in is left set, for toValue; the caller clears it with
+// release.
 func (p *Program) eval(in *record.Record) (ref.Val, error) {
-	return p.evalProgram(p.prg, in)
+	p.budget = p.limit
+	if p.tracked == nil {
+		return p.evalProgram(p.prg, in)
+	}
+	p.act.in = (*recordMap)(in)
+	p.cost = 0
+	out, _, err := p.tracked.Eval(&p.act)
+	p.budget -= min(p.cost, p.limit)
+	return p.result(in, out, err)
 }
 
-// evalProgram runs prg, the program or one of its literalPlan's, on in.
+// evalProgram runs prg, the untracked program or one of its literalPlan's,
+// on in.
 func (p *Program) evalProgram(prg cel.Program, in *record.Record) (ref.Val, error) {
 	p.act.in = (*recordMap)(in)
 	out, _, err := prg.Eval(&p.act)
+	return p.result(in, out, err)
+}
+
+func (p *Program) result(in *record.Record, out ref.Val, err error) (ref.Val, error) {
 	if err == nil && (out == nil || types.IsUnknownOrError(out)) {
 		err = fmt.Errorf("result is %v", out)
 	}
 	if err != nil {
-		p.act.in = nil
+		p.release()
 		return nil, p.failed(in, err)
 	}
 	return out, nil
 }
 
+// release drops what the evaluation of one record left behind: the input
+// record must not be retained.
+func (p *Program) release() {
+	p.act.in = nil
+	p.inCopy = nil
+}
+
 // maxRecordInError bounds how much of a record an error message quotes.
 const maxRecordInError = 512
 
+// errConvertBudget is toValue's error when converting the result would
+// take the evaluation past the cost limit.
+var errConvertBudget = errors.New("cost limit exceeded converting the result")
+
 func (p *Program) failed(in *record.Record, err error) error {
+	var ce interpreter.EvalCancelledError
+	switch {
+	case errors.Is(err, errConvertBudget):
+		return &CostLimitError{Source: p.source, Limit: p.limit}
+	case errors.As(err, &ce) && ce.Cause == interpreter.CostLimitExceeded:
+		return &CostLimitError{Source: p.source, Limit: p.limit}
+	case errors.As(err, &ce) && ce.Cause == interpreter.ContextCancelled:
+		return ErrInterrupted
+	}
 	js := in.AppendJSON(nil)
 	if len(js) > maxRecordInError {
 		js = append(js[:maxRecordInError], "..."...)
@@ -303,7 +419,7 @@ func (p *Program) EvalBool(in *record.Record) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	p.act.in = nil
+	p.release()
 	b, ok := out.(types.Bool)
 	if !ok {
 		return false, p.failed(in, fmt.Errorf("result is %s, want bool", out.Type().TypeName()))
@@ -319,14 +435,14 @@ func (p *Program) EvalMap(in *record.Record, out *record.Record) error {
 		return p.failed(in, errors.New("EvalMap needs distinct input and output records"))
 	}
 	out.Reset()
-	if p.lit != nil {
+	if p.lit != nil && p.tracked == nil {
 		return p.evalMapLiteral(in, out)
 	}
 	res, err := p.eval(in)
 	if err != nil {
 		return err
 	}
-	defer func() { p.act.in = nil }()
+	defer p.release()
 	m, ok := res.(traits.Mapper)
 	if !ok {
 		return p.failed(in, fmt.Errorf("result is %s, want map", res.Type().TypeName()))
@@ -344,20 +460,24 @@ func (p *Program) EvalMap(in *record.Record, out *record.Record) error {
 // valid only until it returns: it must copy what it keeps. An error from
 // emit stops the evaluation and is returned as is.
 func (p *Program) EvalList(in *record.Record, emit func(*record.Record) error) error {
-	if p.lit != nil {
+	if p.lit != nil && p.tracked == nil {
 		return p.evalListLiteral(in, emit)
 	}
 	res, err := p.eval(in)
 	if err != nil {
 		return err
 	}
-	defer func() { p.act.in = nil }()
+	defer p.release()
 	l, ok := res.(traits.Lister)
 	if !ok {
 		return p.failed(in, fmt.Errorf("result is %s, want list", res.Type().TypeName()))
 	}
 	n, _ := l.Size().(types.Int)
 	for i := types.Int(0); i < n; i++ {
+		if p.budget < convertCost {
+			return p.failed(in, errConvertBudget)
+		}
+		p.budget -= convertCost
 		el := l.Get(i)
 		m, ok := el.(traits.Mapper)
 		if !ok {

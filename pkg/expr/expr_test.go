@@ -27,6 +27,15 @@ func mustCompile(t testing.TB, src string, want ResultType) *Program {
 	return p
 }
 
+func mustClone(t testing.TB, p *Program) *Program {
+	t.Helper()
+	c, err := p.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func TestCompileErrors(t *testing.T) {
 	cases := []struct {
 		src  string
@@ -265,7 +274,7 @@ func TestEvalList(t *testing.T) {
 
 func TestClone(t *testing.T) {
 	p := mustCompile(t, "record.a == 1", ResultBool)
-	c := p.Clone()
+	c := mustClone(t, p)
 	if c.Source() != "record.a == 1" {
 		t.Fatal(c.Source())
 	}
@@ -286,11 +295,18 @@ func TestEvalAllocs(t *testing.T) {
 // TestCloneConcurrent runs clones of one Program on two goroutines; -race
 // checks that only the immutable CEL program is shared.
 func TestCloneConcurrent(t *testing.T) {
-	// Field, arithmetic and CEL entries of the literal fast path.
-	p := mustCompile(t, `{"w": record.line, "n": record.n + 1, "u": record.line.upperAscii()}`, ResultMap)
+	// Field, arithmetic and CEL entries of the literal fast path; and a
+	// tracked program, each clone's own.
+	for _, src := range []string{`{"w": record.line, "n": record.n + 1, "u": record.line.startsWith("x")}`, `{"w": record.line, "n": record.n + 1, "u": record.line.contains("x")}`} {
+		testCloneConcurrent(t, src)
+	}
+}
+
+func testCloneConcurrent(t *testing.T, src string) {
+	p := mustCompile(t, src, ResultMap)
 	errs := make(chan error, 2)
 	for g := 0; g < 2; g++ {
-		c := p.Clone()
+		c := mustClone(t, p)
 		in := mustJSON(t, `{"line":"x","n":1}`)
 		go func() {
 			var out record.Record
@@ -299,7 +315,7 @@ func TestCloneConcurrent(t *testing.T) {
 					errs <- err
 					return
 				}
-				if out.String() != `{"w":"x","n":2,"u":"X"}` {
+				if out.String() != `{"w":"x","n":2,"u":true}` {
 					errs <- errors.New("wrong output " + out.String())
 					return
 				}

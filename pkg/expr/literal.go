@@ -86,9 +86,15 @@ type literalEntry struct {
 }
 
 // planLiteral returns the fast path for the checked expression a, or nil if
-// its root is not a literal the fast path handles. p must have its
-// keyOrders set: constants are converted with them.
+// its root is not a literal the fast path handles or it is too costly to
+// run untracked. p must have its keyOrders and maxCost set: constants are
+// converted with them.
 func planLiteral(e *cel.Env, a *celast.AST, p *Program) *literalPlan {
+	if p.maxCost > maxUntracked {
+		// Never used (see SetLimits), and planning evaluates the entries
+		// that do not read the record: one could run for hours.
+		return nil
+	}
 	root := a.Expr()
 	var lits []celast.Expr
 	switch {
@@ -198,7 +204,10 @@ func planEntry(e *cel.Env, a *celast.AST, name string, v celast.Expr, p *Program
 	if err != nil || out == nil || types.IsUnknownOrError(out) {
 		return ent, true
 	}
+	// A constant is converted once, here: its size is the expression's.
+	p.budget = unbounded
 	rv, err := p.toValue(out)
+	p.budget = 0
 	if err != nil {
 		return ent, true
 	}
@@ -410,6 +419,7 @@ func lookupPath(r *record.Record, path []string) (record.Value, bool) {
 // must recognise the input record); the caller clears it and the scratch
 // with endLiteral.
 func (p *Program) evalLiteral(in *record.Record) error {
+	p.budget = p.limit
 	p.act.in = (*recordMap)(in)
 	i := 0
 	for mi := range p.lit.maps {
@@ -475,7 +485,7 @@ func (p *Program) literalInto(m *literalMap, base int, out *record.Record) error
 // endLiteral drops the references evaluation left in the scratch and the
 // activation: the input record must not be retained.
 func (p *Program) endLiteral() {
-	p.act.in = nil
+	p.release()
 	clear(p.direct)
 	clear(p.vals)
 }

@@ -43,20 +43,114 @@ func toCEL(v record.Value) ref.Val {
 		s, _ := v.AsString()
 		return types.String(s)
 	case record.KindList:
-		// Converted eagerly: lists in records are rarer than fields, and
-		// CEL's own list then gives every list operation its exact
-		// semantics.
+		// A view, converting an element when it is read: reading a list
+		// costs CEL one unit whatever its length, so a copy here would let
+		// `record.l.map(x, record.l)` allocate the square of the list for
+		// a cost proportional to it. CEL's own list type over the values
+		// gives every list operation its exact semantics.
 		vs, _ := v.AsList()
-		elems := make([]ref.Val, len(vs))
-		for i, e := range vs {
-			elems[i] = toCEL(e)
-		}
-		return types.NewRefValList(types.DefaultTypeAdapter, elems)
+		return recordList(vs)
 	case record.KindMap:
 		r, _ := v.AsMap()
 		return (*recordMap)(r)
 	}
 	return types.NullValue
+}
+
+// recordList is a record's list seen by CEL: reading an element converts
+// it alone, and iterating allocates nothing per element beyond CEL's own
+// boxing of the value. The operations that are not reads are CEL's own,
+// on a list over the same values (base).
+type recordList []record.Value
+
+var (
+	_ traits.Lister = recordList(nil)
+	_ traits.Zeroer = recordList(nil)
+)
+
+func (l recordList) base() traits.Lister {
+	return types.NewDynamicList(valueAdapter{}, []record.Value(l))
+}
+
+// Get implements traits.Indexer.
+func (l recordList) Get(index ref.Val) ref.Val {
+	if i, ok := index.(types.Int); ok && i >= 0 && int64(i) < int64(len(l)) {
+		return toCEL(l[i])
+	}
+	return l.base().Get(index) // CEL's conversions and errors
+}
+
+// Contains implements traits.Container (the `in` operator).
+func (l recordList) Contains(v ref.Val) ref.Val {
+	for _, e := range l {
+		if v.Equal(toCEL(e)) == types.True {
+			return types.True
+		}
+	}
+	return types.False
+}
+
+// Iterator implements traits.Iterable.
+func (l recordList) Iterator() traits.Iterator { return &listIterator{l: l} }
+
+// Size implements traits.Sizer.
+func (l recordList) Size() ref.Val { return types.Int(len(l)) }
+
+// IsZeroValue implements traits.Zeroer.
+func (l recordList) IsZeroValue() bool { return len(l) == 0 }
+
+// Add implements traits.Adder: CEL's concatenation, which copies nothing.
+func (l recordList) Add(other ref.Val) ref.Val { return l.base().Add(other) }
+
+// Equal implements ref.Val.
+func (l recordList) Equal(other ref.Val) ref.Val { return l.base().Equal(other) }
+
+// ConvertToNative implements ref.Val.
+func (l recordList) ConvertToNative(t reflect.Type) (any, error) { return l.base().ConvertToNative(t) }
+
+// ConvertToType implements ref.Val.
+func (l recordList) ConvertToType(t ref.Type) ref.Val { return l.base().ConvertToType(t) }
+
+// Type implements ref.Val.
+func (l recordList) Type() ref.Type { return types.ListType }
+
+// Value implements ref.Val: the []record.Value, which toValue shares.
+func (l recordList) Value() any { return []record.Value(l) }
+
+// String returns CEL's form of the list, for error messages.
+func (l recordList) String() string { return fmt.Sprint(l.base()) }
+
+type listIterator struct {
+	l recordList
+	i int
+}
+
+func (it *listIterator) HasNext() ref.Val { return types.Bool(it.i < len(it.l)) }
+
+func (it *listIterator) Next() ref.Val {
+	if it.i >= len(it.l) {
+		return nil
+	}
+	it.i++
+	return toCEL(it.l[it.i-1])
+}
+
+func (it *listIterator) ConvertToNative(reflect.Type) (any, error) {
+	return nil, fmt.Errorf("type conversion on iterators not supported")
+}
+func (it *listIterator) ConvertToType(ref.Type) ref.Val { return types.NewErr("no such overload") }
+func (it *listIterator) Equal(ref.Val) ref.Val          { return types.NewErr("no such overload") }
+func (it *listIterator) Type() ref.Type                 { return types.IteratorType }
+func (it *listIterator) Value() any                     { return nil }
+
+// valueAdapter converts the elements of a record list for CEL (base).
+type valueAdapter struct{}
+
+func (valueAdapter) NativeToValue(v any) ref.Val {
+	if rv, ok := v.(record.Value); ok {
+		return toCEL(rv)
+	}
+	return types.DefaultTypeAdapter.NativeToValue(v)
 }
 
 // Find implements traits.Mapper: only string keys can be present.
@@ -258,8 +352,18 @@ func (p *Program) orderFor(m traits.Mapper, size int) []ref.Val {
 	return nil
 }
 
-// toValue converts a CEL result to a record value.
+// convertCost is what converting one value costs: a record.Value and its
+// share of a record's fields are about 100 bytes, so that conversion
+// allocates no more per unit than CEL's own string building.
+const convertCost = 2
+
+// toValue converts a CEL result to a record value, convertCost units of
+// p.budget per value.
 func (p *Program) toValue(v ref.Val) (record.Value, error) {
+	if p.budget < convertCost {
+		return record.Value{}, errConvertBudget
+	}
+	p.budget -= convertCost
 	switch x := v.(type) {
 	case types.Null:
 		return record.Null(), nil
@@ -289,8 +393,12 @@ func (p *Program) toValue(v ref.Val) (record.Value, error) {
 		return p.toValue(x.GetValue())
 	case *recordMap:
 		if x == p.act.in {
-			// The input record is reused by the caller after evaluation.
-			return record.Map(x.rec().Clone()), nil
+			// The input record is reused by the caller after evaluation:
+			// copied, once however often the result contains it.
+			if p.inCopy == nil {
+				p.inCopy = x.rec().Clone()
+			}
+			return record.Map(p.inCopy), nil
 		}
 		return record.Map(x.rec()), nil
 	case traits.Mapper:
@@ -300,7 +408,17 @@ func (p *Program) toValue(v ref.Val) (record.Value, error) {
 		}
 		return record.Map(r), nil
 	case traits.Lister:
+		if vs, ok := x.(recordList); ok {
+			// A list of a record (toCEL's view): its values are immutable,
+			// so it is shared, not copied.
+			return record.List([]record.Value(vs)), nil
+		}
 		n, _ := x.Size().(types.Int)
+		// A list CEL built by concatenation shares its parts: its size
+		// can be far beyond what it cost. Check before allocating.
+		if n < 0 || uint64(n) > p.budget/convertCost {
+			return record.Value{}, errConvertBudget
+		}
 		vs := make([]record.Value, n)
 		for i := range vs {
 			ev, err := p.toValue(x.Get(types.Int(i)))

@@ -33,6 +33,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/pkg/record"
 	"github.com/weirstream/weir/pkg/state"
 )
@@ -67,6 +68,10 @@ type Context struct {
 	// closed: the task then reports CANCELED, whatever the error says.
 	// Checking it costs nothing per record; nil (tests) never closes.
 	Done <-chan struct{}
+	// Config is the job's configuration: the cluster's with the job's
+	// config: section on top (weir.expression.cost-limit, for one); nil
+	// (tests) means every key's default.
+	Config *config.Config
 }
 
 // Collector receives the records an operator emits. The record is borrowed.

@@ -118,12 +118,16 @@ type Task struct {
 	dropped          int64 // records dropped while deployedFinished
 
 	// Checkpointing, task goroutine only.
+	cfg         *config.Config   // the job's configuration, for operators
 	storage     snapshot.Storage // nil when checkpointing is disabled
 	exactlyOnce bool
 	// checkpointing is true when the job takes periodic checkpoints
 	// (execution.checkpointing.interval); savepoints work either way.
 	checkpointing bool
-	handler       barrier.Handler
+	// checkpointTimeout is execution.checkpointing.timeout: a snapshot's
+	// storage I/O ends that long after it starts.
+	checkpointTimeout time.Duration
+	handler           barrier.Handler
 	// uh is handler when unaligned checkpoints are enabled (EXACTLY_ONCE
 	// and execution.checkpointing.unaligned.enabled), else nil.
 	uh             *barrier.Unaligned
@@ -277,6 +281,7 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job configuration: %w", err)
 	}
+	t.cfg = cfg
 	t.bufferTimeout = cfg.Duration(config.BufferTimeout)
 	if t.bufferTimeout < 0 {
 		return nil, fmt.Errorf("job configuration: %s must not be negative, got %s", config.BufferTimeout.Key, t.bufferTimeout)
@@ -287,6 +292,7 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 	// savepoints.
 	t.exactlyOnce = cfg.String(config.CheckpointingMode) != "AT_LEAST_ONCE"
 	t.checkpointing = cfg.IsSet(config.CheckpointingInterval)
+	t.checkpointTimeout = cfg.Duration(config.CheckpointingTimeout)
 	// The JobManager logs the warnings about the storage; every task
 	// repeating them would only be noise.
 	uri, err := snapshot.StorageURI(cfg)
@@ -697,6 +703,7 @@ func (t *Task) operatorContext(c *chainOp, i int) *operator.Context {
 		Checkpointing:  t.checkpointing,
 		ExactlyOnce:    t.exactlyOnce,
 		Done:           t.cancelCh,
+		Config:         t.cfg,
 	}
 }
 
