@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -465,11 +466,13 @@ func (c *Coordinator) forwardInputsFinished(v *vertexInfo, st int) bool {
 func (c *Coordinator) acknowledge(ev Acknowledge) {
 	if c.current(ev.Task, ev.Attempt) == nil {
 		c.logf("ignored acknowledgement of checkpoint %d from task %v attempt %d: not the current attempt", ev.CheckpointID, ev.Task, ev.Attempt)
+		c.discardLate(ev)
 		return
 	}
 	p, ok := c.pending[ev.CheckpointID]
 	if !ok {
 		c.logf("ignored acknowledgement of checkpoint %d from task %v: not pending (late or unknown)", ev.CheckpointID, ev.Task)
+		c.discardLate(ev)
 		return
 	}
 	if !p.awaiting[ev.Task] {
@@ -495,6 +498,27 @@ func (c *Coordinator) acknowledge(ev Acknowledge) {
 		wm.Savepoint, wm.Target = true, p.savepoint.target
 	}
 	c.emit(wm)
+}
+
+// discardLate has the state of an ignored acknowledgement deleted, unless a
+// checkpoint may hold the same state: a retained one of that id, or a
+// pending one that recorded these bytes for the task (a duplicate).
+func (c *Coordinator) discardLate(ev Acknowledge) {
+	if len(ev.State) == 0 {
+		return
+	}
+	for _, r := range c.retained {
+		if r.ID == ev.CheckpointID {
+			return
+		}
+	}
+	p, pending := c.pending[ev.CheckpointID]
+	if pending {
+		if st, ok := p.states[ev.Task]; ok && bytes.Equal(st.State, ev.State) {
+			return
+		}
+	}
+	c.emit(DiscardState{CheckpointID: ev.CheckpointID, Task: ev.Task, State: ev.State, Ended: !pending})
 }
 
 func (c *Coordinator) decline(now time.Time, ev Decline) {

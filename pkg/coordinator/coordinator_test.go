@@ -313,7 +313,11 @@ func scenarios() []scenario {
 				step{at: 31 * s, ev: ack(0, 0, 1)},
 				cpChain2(2, 20*s, 32*s, 33*s, []Action{aborted(1, ReasonSubsumed, both...), discard(1, ReasonSubsumed)},
 					[]Action{persist(4), trig(3, 33*s, tid(0, 0))}),
-				step{at: 34 * s, ev: ack(1, 0, 1), want: []Action{logf("ignored acknowledgement of checkpoint 1 from task 1/0: not pending (late or unknown)")},
+				// A duplicate of an acknowledgement of the retained checkpoint
+				// 2 keeps its state; a late one of the aborted 1 has it deleted.
+				step{at: 34 * s, ev: ack(1, 0, 2), want: []Action{logf("ignored acknowledgement of checkpoint 2 from task 1/0: not pending (late or unknown)")}},
+				step{at: 34 * s, ev: ack(1, 0, 1), want: []Action{logf("ignored acknowledgement of checkpoint 1 from task 1/0: not pending (late or unknown)"),
+					DiscardState{CheckpointID: 1, Task: tid(1, 0), State: stateOf(1, tid(1, 0)), Ended: true}},
 					check: all(counts(1, 1, 1), func(t *testing.T, c *Coordinator) {
 						h := c.History()
 						if len(h) != 3 || h[0].ID != 3 || h[1].ID != 2 || h[2].ID != 1 || h[2].Status != StatusFailed ||
@@ -398,6 +402,10 @@ func scenarios() []scenario {
 					logf("ignored acknowledgement of checkpoint 1 from task 0/0: not awaited (duplicate, or finished at trigger)")}},
 				step{at: 11 * s, ev: Acknowledge{Task: tid(0, 1), Attempt: 1, CheckpointID: 1}, want: []Action{
 					logf("ignored acknowledgement of checkpoint 1 from task 0/1 attempt 1: not the current attempt")}},
+				// The state a stale attempt wrote belongs to no checkpoint.
+				step{at: 11 * s, ev: Acknowledge{Task: tid(0, 1), Attempt: 1, CheckpointID: 1, State: []byte("stale")}, want: []Action{
+					logf("ignored acknowledgement of checkpoint 1 from task 0/1 attempt 1: not the current attempt"),
+					DiscardState{CheckpointID: 1, Task: tid(0, 1), State: []byte("stale")}}},
 				step{at: 11 * s, ev: Acknowledge{Task: tid(9, 9), CheckpointID: 1}, want: []Action{
 					logf("ignored acknowledgement of checkpoint 1 from task 9/9 attempt 0: not the current attempt")}},
 				step{at: 11 * s, ev: Decline{Task: tid(0, 1), Attempt: 2, CheckpointID: 1}, want: []Action{
@@ -410,7 +418,8 @@ func scenarios() []scenario {
 				step{at: 12 * s, ev: Decline{Task: tid(0, 0), CheckpointID: 1}, want: []Action{
 					aborted(1, ReasonDeclined, tid(0, 0), tid(0, 1), tid(1, 0), tid(2, 0)), discard(1, ReasonDeclined)}},
 				step{at: 13 * s, ev: ack(2, 0, 1), want: []Action{
-					logf("ignored acknowledgement of checkpoint 1 from task 2/0: not pending (late or unknown)")},
+					logf("ignored acknowledgement of checkpoint 1 from task 2/0: not pending (late or unknown)"),
+					DiscardState{CheckpointID: 1, Task: tid(2, 0), State: stateOf(1, tid(2, 0)), Ended: true}},
 					check: func(t *testing.T, c *Coordinator) {
 						if h := c.History()[0]; h.NumAcknowledged != 1 || h.StateSize != 10 || h.NumTasks != 4 {
 							t.Errorf("stats %+v", h)
@@ -749,7 +758,8 @@ func scenarios() []scenario {
 					SavepointFailed{Request: 4, CheckpointID: 2, Reason: ReasonCoordinatorShutdown, Message: "the job is ending"}},
 					check: all(noNext, counts(0, 2, 0))},
 				step{at: 13 * s, ev: ack(0, 0, 1), want: []Action{
-					logf("ignored acknowledgement of checkpoint 1 from task 0/0: not pending (late or unknown)")}},
+					logf("ignored acknowledgement of checkpoint 1 from task 0/0: not pending (late or unknown)"),
+					DiscardState{CheckpointID: 1, Task: tid(0, 0), State: stateOf(1, tid(0, 0)), Ended: true}}},
 				step{at: 20 * s, ev: Tick{}},
 			),
 		},

@@ -43,6 +43,7 @@
 //			case coordinator.NotifyComplete:      // NotifyCheckpointComplete RPC to a.Tasks
 //			case coordinator.NotifyAborted:       // NotifyCheckpointAborted RPC to a.Tasks
 //			case coordinator.DiscardCheckpoint:   // go: remove from HA store, delete files
+//			case coordinator.DiscardState:        // go: delete the files of a late acknowledgement
 //			case coordinator.SavepointDone, coordinator.SavepointFailed: // answer a.Request
 //			case coordinator.FailJob:             // global failover of the job
 //			case coordinator.Log:                 // log a.Message
@@ -72,6 +73,9 @@
 // written, when a task finishes before acknowledging it, when a newer one
 // completes first, or when the coordinator stops. The tasks hear
 // NotifyAborted and the caller deletes what was written (DiscardCheckpoint).
+// A task still writing then acknowledges late: its state belongs to no
+// checkpoint and the caller deletes it too (DiscardState), so that an
+// aborted checkpoint leaves nothing behind.
 // Consecutive failures of the counted kinds (FailureReason.Counted:
 // timeouts, declines, asynchronous snapshot failures, storage failures)
 // beyond TolerableFailedCheckpoints produce FailJob; a completion resets the

@@ -333,6 +333,21 @@ type DiscardCheckpoint struct {
 	Reason       FailureReason
 }
 
+// DiscardState: delete the state files of an acknowledgement that no
+// checkpoint will reference: it came after its checkpoint had ended, or
+// from an attempt that is no longer current (Flink's CheckpointCoordinator
+// discards such late subtask state too). Without it, a task that finishes
+// writing after its checkpoint was aborted and disposed of leaves orphans.
+// State is the acknowledgement's opaque state. Ended says that the
+// checkpoint is neither pending nor retained: everything in its location
+// may go (what other late tasks wrote, a directory they recreated).
+type DiscardState struct {
+	CheckpointID int64
+	Task         TaskID
+	State        []byte
+	Ended        bool
+}
+
 // FailJob: fail the job over (tolerable failed checkpoints exceeded, or a
 // task declined a stop-with-savepoint). The coordinator has stopped itself.
 type FailJob struct{ Reason string }
@@ -363,6 +378,7 @@ func (WriteMetadata) isAction()       {}
 func (NotifyComplete) isAction()      {}
 func (NotifyAborted) isAction()       {}
 func (DiscardCheckpoint) isAction()   {}
+func (DiscardState) isAction()        {}
 func (FailJob) isAction()             {}
 func (SavepointDone) isAction()       {}
 func (SavepointFailed) isAction()     {}

@@ -381,6 +381,8 @@ func (jm *JobManager) doCheckpoint(cp *checkpointing, a coordinator.Action) {
 		}
 	case coordinator.DiscardCheckpoint:
 		jm.discard(cp, a)
+	case coordinator.DiscardState:
+		jm.discardState(cp, a)
 	case coordinator.FailJob:
 		cp.log.Error("checkpointing fails the job", zap.String("reason", a.Reason))
 		jm.stepLocked(scheduler.GlobalFailure{JobID: cp.jobID, Cause: a.Reason})
@@ -581,6 +583,52 @@ func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint
 			return
 		}
 		cp.log.Debug("checkpoint discarded", zap.Int64("checkpoint", a.CheckpointID), zap.String("path", loc.Path()), zap.String("reason", string(a.Reason)))
+	}()
+}
+
+// discardState deletes, on a goroutine of its own, the state files of an
+// acknowledgement that no checkpoint references (it came late), and, once
+// the checkpoint has ended, its location again: a task that was still
+// writing when the checkpoint was disposed of may have recreated it.
+// Callers hold jm.mu.
+func (jm *JobManager) discardState(cp *checkpointing, a coordinator.DiscardState) {
+	loc, err := cp.storage.CheckpointLocation(cp.jobID, a.CheckpointID)
+	var ts *snapshot.TaskState
+	if err == nil {
+		ts, err = snapshot.DecodeTaskState(a.State)
+	}
+	if err != nil {
+		cp.log.Warn("discard the state of a late acknowledgement", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
+		return
+	}
+	if jm.closing {
+		return
+	}
+	var objs []snapshot.StateObject
+	for _, o := range ts.Operators {
+		objs = append(objs, o...)
+	}
+	jm.wg.Add(1)
+	cp.io++
+	go func() {
+		defer jm.wg.Done()
+		defer func() {
+			jm.mu.Lock()
+			defer jm.mu.Unlock()
+			jm.ioDone(cp)
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
+		defer cancel()
+		err := snapshot.DisposeState(ctx, loc.Path(), objs)
+		if err == nil && a.Ended {
+			err = loc.Dispose(ctx)
+		}
+		if err != nil {
+			cp.log.Warn("discard the state of a late acknowledgement", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
+			return
+		}
+		cp.log.Debug("state of a late acknowledgement discarded", zap.Int64("checkpoint", a.CheckpointID),
+			zap.Int("vertex", a.Task.Vertex), zap.Int("subtask", a.Task.Subtask))
 	}()
 }
 

@@ -2,6 +2,11 @@ package jobmanager
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/weirstream/weir/pkg/snapshot"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -52,5 +58,52 @@ func TestJobConfigCannotSetClusterOptions(t *testing.T) {
 	want := `job.yaml: config: key "s3.secret-key" is a cluster option: set it in the configuration of the JobManager and TaskManagers, not in a job`
 	if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != want || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("SubmitJob = %v\nwant InvalidArgument %s", err, want)
+	}
+}
+
+// A checkpoint (here a savepoint) that a task declined (say, its disk was
+// full) is disposed of at once; a task that was still writing then
+// acknowledges late, its files recreating the checkpoint's directory. Its
+// state, and the directory, are deleted too: nothing of the aborted
+// checkpoint is left.
+func TestLateAcknowledgementLeavesNoOrphans(t *testing.T) {
+	dir := t.TempDir()
+	c, a, id, tdds := cpCluster(t, nil, fmt.Sprintf(`  execution.checkpointing.interval: 1h
+  execution.checkpointing.dir: %s
+  execution.checkpointing.tolerable-failed-checkpoints: 10`, dir))
+	store := taskStorage(t, dir)
+	res := c.asyncSavepoint(id, filepath.Join(dir, "savepoints"), false, false)
+	wantStrings(t, "savepoint triggers", collect(t, a.savepoints, 2), []string{"0/0#0 1 stop=false drain=false", "0/1#0 1 stop=false drain=false"})
+	chk1 := filepath.Join(dir, id, "chk-1")
+	a.decline(tdds["0/0#0"].Execution, 1, "CHECKPOINT_ASYNC_EXCEPTION: write state: no space left on device")
+	if r := wait(t, res); r.err == nil {
+		t.Fatal("savepoint succeeded after a decline")
+	}
+	waitGone(t, chk1)
+
+	late := writeFile(t, store, id, 1, snapshot.KindOperator, "sink-1", "written after the abort")
+	if _, err := os.Stat(filepath.Join(chk1, late.Path)); err != nil {
+		t.Fatal(err)
+	}
+	a.ack(tdds["1/1#0"].Execution, 1, &snapshot.TaskState{Operators: map[string][]snapshot.StateObject{"sink": {late}}})
+	waitGone(t, chk1)
+	if entries, err := os.ReadDir(filepath.Join(dir, id)); err != nil || len(entries) != 0 {
+		t.Fatalf("job directory holds %v, %v", entries, err)
+	}
+}
+
+// waitGone polls until path does not exist.
+func waitGone(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := os.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still exists after 5s (%v)", path, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -280,7 +280,7 @@ func splitChannelBuffers(b []byte, n int, offs []int64) ([][]byte, error) {
 // writeChannels writes the channel state of j into ts and returns its
 // bytes (in-flight data, without headers) and the size of its objects.
 // Writer goroutine.
-func (w *snapshotWriter) writeChannels(loc snapshot.Location, j *writeJob, ts *snapshot.TaskState) (inFlight, size int64, err error) {
+func (w *snapshotWriter) writeChannels(ctx context.Context, loc snapshot.Location, j *writeJob, ts *snapshot.TaskState) (inFlight, size int64, err error) {
 	t := w.t
 	c := j.channels
 	head, tail := t.chain[0].spec.ID, t.chain[len(t.chain)-1].spec.ID
@@ -291,7 +291,7 @@ func (w *snapshotWriter) writeChannels(loc snapshot.Location, j *writeJob, ts *s
 		}
 		gate, idx := t.channelGate[ch], t.channelIndex[ch]
 		layout := len(t.desc.GetInputs()[gate].GetChannels())
-		obj, err := writeChannelState(w.ctx, loc, fmt.Sprintf("%s-%d-in-%d-%d", head, t.subtask, gate, idx), snapshot.KindInputChannel, gate, idx, layout, cd)
+		obj, err := writeChannelState(ctx, loc, fmt.Sprintf("%s-%d-in-%d-%d", head, t.subtask, gate, idx), snapshot.KindInputChannel, gate, idx, layout, cd)
 		if err != nil {
 			return 0, 0, fmt.Errorf("input channel state of input %d channel %d: %w", gate, idx, err)
 		}
@@ -305,7 +305,7 @@ func (w *snapshotWriter) writeChannels(loc snapshot.Location, j *writeJob, ts *s
 			if len(cd.offsets) == 0 {
 				continue
 			}
-			obj, err := writeChannelState(w.ctx, loc, fmt.Sprintf("%s-%d-out-%d-%d", tail, t.subtask, out, sub), snapshot.KindResultSubpartition, out, sub, len(subs), cd)
+			obj, err := writeChannelState(ctx, loc, fmt.Sprintf("%s-%d-out-%d-%d", tail, t.subtask, out, sub), snapshot.KindResultSubpartition, out, sub, len(subs), cd)
 			if err != nil {
 				return 0, 0, fmt.Errorf("output channel state of output %d subpartition %d: %w", out, sub, err)
 			}

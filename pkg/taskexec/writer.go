@@ -176,41 +176,56 @@ func (w *snapshotWriter) respond(f func(CheckpointResponder) error) error {
 }
 
 // write writes the state of every operator of j into the checkpoint's
-// location and returns the acknowledgement. State files of a failed write
-// are left in the checkpoint's directory, which the JobManager disposes
-// of with the aborted checkpoint.
-func (w *snapshotWriter) write(j *writeJob) (*weirpb.AcknowledgeCheckpointRequest, error) {
+// location and returns the acknowledgement. Storage I/O ends
+// execution.checkpointing.timeout after the write starts, or when the task
+// is canceled. The state files of a failed write are deleted: they belong
+// to no checkpoint, and with entropy injection they lie outside the
+// checkpoint's directory that the JobManager disposes of.
+func (w *snapshotWriter) write(j *writeJob) (ack *weirpb.AcknowledgeCheckpointRequest, err error) {
 	t := w.t
 	loc, err := t.storage.CheckpointLocation(t.exec.GetJobId(), j.id)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %d: %w", j.id, err)
 	}
+	// The timeout counts from now, not from the trigger's timestamp: that
+	// is the JobManager's clock. The JobManager expires the checkpoint on
+	// its own; this only ends I/O that nobody waits for any more.
+	ctx, cancel := context.WithCancel(w.ctx)
+	if t.checkpointTimeout > 0 {
+		ctx, cancel = context.WithTimeout(w.ctx, t.checkpointTimeout)
+	}
+	defer cancel()
 	ts := &snapshot.TaskState{Operators: make(map[string][]snapshot.StateObject, len(j.ops))}
+	defer func() {
+		if err != nil {
+			w.discard(loc, ts)
+		}
+	}()
 	var size int64
 	for _, o := range j.ops {
-		var objs []snapshot.StateObject
 		if len(o.snap.Items) > 0 {
-			obj, err := writeItems(w.ctx, loc, fmt.Sprintf("%s-%d-items", o.id, t.subtask), o.snap.Items)
+			obj, err := writeItems(ctx, loc, fmt.Sprintf("%s-%d-items", o.id, t.subtask), o.snap.Items)
 			if err != nil {
 				return nil, fmt.Errorf("checkpoint %d: operator %q[%d]: %w", j.id, o.id, t.subtask, err)
 			}
-			objs = append(objs, obj)
-		}
-		if o.snap.WriteKeyGroup != nil {
-			obj, err := writeKeyed(w.ctx, loc, fmt.Sprintf("%s-%d-keyed", o.id, t.subtask), o.keyGroups, o.snap.WriteKeyGroup)
-			if err != nil {
-				return nil, fmt.Errorf("checkpoint %d: operator %q[%d]: %w", j.id, o.id, t.subtask, err)
-			}
-			objs = append(objs, obj)
-		}
-		for _, obj := range objs {
+			ts.Operators[o.id] = append(ts.Operators[o.id], obj)
 			size += obj.Size
 		}
-		ts.Operators[o.id] = objs
+		if o.snap.WriteKeyGroup != nil {
+			obj, err := writeKeyed(ctx, loc, fmt.Sprintf("%s-%d-keyed", o.id, t.subtask), o.keyGroups, o.snap.WriteKeyGroup)
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint %d: operator %q[%d]: %w", j.id, o.id, t.subtask, err)
+			}
+			ts.Operators[o.id] = append(ts.Operators[o.id], obj)
+			size += obj.Size
+		}
+		if ts.Operators[o.id] == nil {
+			ts.Operators[o.id] = []snapshot.StateObject{}
+		}
 	}
 	var inFlight int64
 	if j.channels != nil {
-		n, s, err := w.writeChannels(loc, j, ts)
+		n, s, err := w.writeChannels(ctx, loc, j, ts)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %d: %w", j.id, err)
 		}
@@ -231,6 +246,26 @@ func (w *snapshotWriter) write(j *writeJob) (*weirpb.AcknowledgeCheckpointReques
 
 		PersistedInFlightBytes: inFlight,
 	}, nil
+}
+
+// discardTimeout bounds deleting the state files of a failed write.
+const discardTimeout = 10 * time.Second
+
+// discard deletes the state files of a failed write. A canceled task
+// leaves them to the JobManager, which disposes of the checkpoint.
+func (w *snapshotWriter) discard(loc snapshot.Location, ts *snapshot.TaskState) {
+	if w.ctx.Err() != nil {
+		return
+	}
+	var objs []snapshot.StateObject
+	for _, o := range ts.Operators {
+		objs = append(objs, o...)
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, discardTimeout)
+	defer cancel()
+	if err := snapshot.DisposeState(ctx, loc.Path(), objs); err != nil {
+		w.t.log.Warn("cannot delete the state files of a failed checkpoint", zap.Error(err))
+	}
 }
 
 // writeItems writes operator state items as one KindOperator state file
