@@ -2,8 +2,11 @@ package coordinator
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 )
@@ -500,6 +503,10 @@ func (c *Coordinator) acknowledge(ev Acknowledge) {
 	c.emit(wm)
 }
 
+func compareTasks(a, b TaskID) int {
+	return cmp.Or(cmp.Compare(a.Vertex, b.Vertex), cmp.Compare(a.Subtask, b.Subtask))
+}
+
 // discardLate has the state of an ignored acknowledgement deleted, unless a
 // checkpoint may hold the same state: a retained one of that id, or a
 // pending one that recorded these bytes for the task (a duplicate).
@@ -644,6 +651,11 @@ func (c *Coordinator) abort(now time.Time, p *pendingCheckpoint, reason FailureR
 	s.Status, s.Duration, s.FailureReason, s.FailureMessage = StatusFailed, now.Sub(p.timestamp), reason, msg
 	c.failedCount++
 	discard := DiscardCheckpoint{CheckpointID: p.id, Reason: reason}
+	for _, t := range slices.SortedFunc(maps.Keys(p.states), compareTasks) {
+		if st := p.states[t].State; len(st) > 0 {
+			discard.States = append(discard.States, TaskStateOf{Task: t, State: st})
+		}
+	}
 	if p.savepoint != nil {
 		discard.Savepoint, discard.Target = true, p.savepoint.target
 	}

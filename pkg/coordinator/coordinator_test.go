@@ -85,6 +85,15 @@ func discard(id int64, r FailureReason) Action {
 	return DiscardCheckpoint{CheckpointID: id, Reason: r}
 }
 
+// withAcks adds to a DiscardCheckpoint the states the tasks acknowledged.
+func withAcks(a Action, tasks ...TaskID) Action {
+	d := a.(DiscardCheckpoint)
+	for _, t := range tasks {
+		d.States = append(d.States, TaskStateOf{Task: t, State: stateOf(d.CheckpointID, t)})
+	}
+	return d
+}
+
 func subsumed(id int64) Action {
 	return DiscardCheckpoint{CheckpointID: id, Path: fmt.Sprintf("/cp/chk-%d", id), Reason: ReasonSubsumed}
 }
@@ -311,7 +320,7 @@ func scenarios() []scenario {
 				step{at: 20 * s, ev: Tick{}, want: []Action{persist(3), trig(2, 20*s, tid(0, 0))}, check: counts(0, 0, 2)},
 				step{at: 30 * s, ev: Tick{}, check: nextAt(40 * s)},
 				step{at: 31 * s, ev: ack(0, 0, 1)},
-				cpChain2(2, 20*s, 32*s, 33*s, []Action{aborted(1, ReasonSubsumed, both...), discard(1, ReasonSubsumed)},
+				cpChain2(2, 20*s, 32*s, 33*s, []Action{aborted(1, ReasonSubsumed, both...), withAcks(discard(1, ReasonSubsumed), tid(0, 0))},
 					[]Action{persist(4), trig(3, 33*s, tid(0, 0))}),
 				// A duplicate of an acknowledgement of the retained checkpoint
 				// 2 keeps its state; a late one of the aborted 1 has it deleted.
@@ -416,7 +425,7 @@ func scenarios() []scenario {
 					logf("ignored metadata result of checkpoint 1: not being written")}},
 				// An acknowledged task can still decline (Flink aborts on any decline).
 				step{at: 12 * s, ev: Decline{Task: tid(0, 0), CheckpointID: 1}, want: []Action{
-					aborted(1, ReasonDeclined, tid(0, 0), tid(0, 1), tid(1, 0), tid(2, 0)), discard(1, ReasonDeclined)}},
+					aborted(1, ReasonDeclined, tid(0, 0), tid(0, 1), tid(1, 0), tid(2, 0)), withAcks(discard(1, ReasonDeclined), tid(0, 0))}},
 				step{at: 13 * s, ev: ack(2, 0, 1), want: []Action{
 					logf("ignored acknowledgement of checkpoint 1 from task 2/0: not pending (late or unknown)"),
 					DiscardState{CheckpointID: 1, Task: tid(2, 0), State: stateOf(1, tid(2, 0)), Ended: true}},
@@ -435,7 +444,7 @@ func scenarios() []scenario {
 				step{at: 11 * s, ev: ack(0, 0, 1)},
 				step{at: 11 * s, ev: ack(1, 0, 1), want: []Action{metaChain2(1, 10*s)}},
 				step{at: 12 * s, ev: MetadataWritten{CheckpointID: 1, Err: errors.New("no space")},
-					want: []Action{aborted(1, ReasonIOException, both...), discard(1, ReasonIOException)},
+					want: []Action{aborted(1, ReasonIOException, both...), withAcks(discard(1, ReasonIOException), tid(0, 0), tid(1, 0))},
 					check: func(t *testing.T, c *Coordinator) {
 						if h := c.History()[0]; h.FailureMessage != "write metadata of checkpoint 1: no space" {
 							t.Errorf("failure message %q", h.FailureMessage)
@@ -447,10 +456,10 @@ func scenarios() []scenario {
 				step{at: 21 * s, ev: ack(0, 0, 2)},
 				step{at: 21 * s, ev: ack(1, 0, 2), want: []Action{metaChain2(2, 20*s)}},
 				// The timeout covers the metadata write too.
-				step{at: 25 * s, ev: Tick{}, want: []Action{aborted(2, ReasonExpired, both...), discard(2, ReasonExpired),
+				step{at: 25 * s, ev: Tick{}, want: []Action{aborted(2, ReasonExpired, both...), withAcks(discard(2, ReasonExpired), tid(0, 0), tid(1, 0)),
 					FailJob{Reason: "exceeded checkpoint tolerable failure threshold (1): checkpoint 2 expired before completing"}}},
 				step{at: 26 * s, ev: written(2), want: []Action{
-					DiscardCheckpoint{CheckpointID: 2, Path: "/cp/chk-2", Reason: ReasonExpired}}},
+					withAcks(DiscardCheckpoint{CheckpointID: 2, Path: "/cp/chk-2", Reason: ReasonExpired}, tid(0, 0), tid(1, 0))}},
 				step{at: 26 * s, ev: written(2), want: []Action{
 					logf("ignored metadata result of checkpoint 2: not being written")}},
 			),
@@ -462,7 +471,7 @@ func scenarios() []scenario {
 				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
 				step{at: 11 * s, ev: ack(0, 0, 1)},
 				step{at: 11 * s, ev: ack(1, 0, 1), want: []Action{metaChain2(1, 10*s)}},
-				step{at: 12 * s, ev: Stop{}, want: []Action{aborted(1, ReasonCoordinatorShutdown, both...), discard(1, ReasonCoordinatorShutdown)}},
+				step{at: 12 * s, ev: Stop{}, want: []Action{aborted(1, ReasonCoordinatorShutdown, both...), withAcks(discard(1, ReasonCoordinatorShutdown), tid(0, 0), tid(1, 0))}},
 				step{at: 13 * s, ev: MetadataWritten{CheckpointID: 1, Err: errors.New("canceled")}},
 			),
 		},
@@ -590,7 +599,7 @@ func scenarios() []scenario {
 				step{at: 8 * s, ev: ack(1, 0, 2), want: []Action{WriteMetadata{CheckpointID: 2, Timestamp: at(7 * s), Savepoint: true, Target: "/t",
 					Tasks: map[TaskID]TaskState{tid(0, 0): acked(0, 0, 2), tid(1, 0): acked(1, 0, 2)}}}},
 				step{at: 9 * s, ev: MetadataWritten{CheckpointID: 2, Err: errors.New("denied")}, want: []Action{
-					aborted(2, ReasonIOException, both...), DiscardCheckpoint{CheckpointID: 2, Savepoint: true, Target: "/t", Reason: ReasonIOException},
+					aborted(2, ReasonIOException, both...), withAcks(DiscardCheckpoint{CheckpointID: 2, Savepoint: true, Target: "/t", Reason: ReasonIOException}, tid(0, 0), tid(1, 0)),
 					SavepointFailed{Request: 2, CheckpointID: 2, Reason: ReasonIOException, Message: "write metadata of checkpoint 2: denied"}},
 					check: counts(0, 2, 0)},
 			),

@@ -331,6 +331,16 @@ type DiscardCheckpoint struct {
 	Target       string
 	Path         string
 	Reason       FailureReason
+	// States are the acknowledged states of an aborted checkpoint, by
+	// task: a storage may have put their files outside the checkpoint's
+	// location (entropy injection), where only their handles find them.
+	States []TaskStateOf
+}
+
+// TaskStateOf is the acknowledged state of one task.
+type TaskStateOf struct {
+	Task  TaskID
+	State []byte
 }
 
 // DiscardState: delete the state files of an acknowledgement that no

@@ -555,6 +555,10 @@ func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint
 		cp.log.Warn("discard checkpoint", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
 		return
 	}
+	// The files of what the tasks acknowledged are in the checkpoint's
+	// location (also for a savepoint), or, with entropy injection, where
+	// only their handles say.
+	acked, chk := ackedState(cp, a)
 	if jm.closing {
 		return
 	}
@@ -578,12 +582,39 @@ func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
 		defer cancel()
-		if err := loc.Dispose(ctx); err != nil {
+		err := loc.Dispose(ctx)
+		if err == nil && len(acked) > 0 {
+			err = snapshot.DisposeState(ctx, chk, acked)
+		}
+		if err != nil {
 			cp.log.Warn("discard checkpoint", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
 			return
 		}
 		cp.log.Debug("checkpoint discarded", zap.Int64("checkpoint", a.CheckpointID), zap.String("path", loc.Path()), zap.String("reason", string(a.Reason)))
 	}()
+}
+
+// ackedState decodes the acknowledged states of an aborted checkpoint and
+// returns their objects and the location the tasks wrote them to.
+func ackedState(cp *checkpointing, a coordinator.DiscardCheckpoint) ([]snapshot.StateObject, string) {
+	if len(a.States) == 0 {
+		return nil, ""
+	}
+	loc, err := cp.storage.CheckpointLocation(cp.jobID, a.CheckpointID)
+	if err != nil {
+		return nil, ""
+	}
+	var objs []snapshot.StateObject
+	for _, s := range a.States {
+		ts, err := snapshot.DecodeTaskState(s.State)
+		if err != nil {
+			continue // a malformed state names nothing to delete
+		}
+		for _, o := range ts.Operators {
+			objs = append(objs, o...)
+		}
+	}
+	return objs, loc.Path()
 }
 
 // discardState deletes, on a goroutine of its own, the state files of an
