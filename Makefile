@@ -36,6 +36,8 @@ check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@if $(GO) list -deps ./pkg/scheduler ./pkg/coordinator | grep -q minio; then \
+	  echo "pkg/scheduler or pkg/coordinator links minio-go: storage drivers are registered by main (snapshot.Register)"; exit 1; fi
 
 # Test tools (MinIO for the s3:// tests): built once into ~/.cache/weir-tools.
 tools:

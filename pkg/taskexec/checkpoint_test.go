@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -479,6 +480,47 @@ func TestSnapshotWriteFailureDeclines(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A snapshot that fails after some of its state files were written (the
+// items, then the keyed state hits a full disk) declines, and deletes the
+// files it wrote: they belong to no checkpoint.
+func TestFailedSnapshotDeletesItsFiles(t *testing.T) {
+	job := "partial"
+	reset(job)
+	ckptLogs.Delete(job)
+	dir := t.TempDir()
+	m := newManager(t)
+	v := &vertex{index: 0, par: 1, managers: []*network.Manager{m}, ops: [][]byte{
+		opJSON(t, "drip", "test-trickle", map[string]any{"name": job}),
+		opJSON(t, "c", "test-ckpt", map[string]any{"name": job, "pad": 64 << 10, "keyed": true, "fail-keyed": true},
+			jobgraph.Input{From: "drip", Partition: jobgraph.Hash, Key: "k"}),
+	}}
+	cfg := ckptConfig("EXACTLY_ONCE")
+	cfg["execution.checkpointing.dir"] = dir
+	resp := &fakeResponder{}
+	r := startEnv(t, descriptors(job, v, nil, nil, cfg)[0], Env{Network: m, Logger: zap.NewNop(), Responder: resp})
+	feed(job) <- 1
+	if err := r.task.TriggerCheckpoint(1, 0, CheckpointOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "decline", func() bool { return len(resp.declineList()) == 1 })
+	want := `v0 1 CHECKPOINT_ASYNC_EXCEPTION: checkpoint 1: operator "c"[0]: write key group 0: no space left on device`
+	if got := resp.declineList()[0]; got != want {
+		t.Errorf("decline\n%s\nwant\n%s", got, want)
+	}
+	var files []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) != 0 {
+		t.Errorf("a failed snapshot left %q", files)
+	}
+	feed(job) <- -1
+	waitAll(t, []*running{r})
 }
 
 // Items and keyed state go to filesystem storage; the acknowledgement's

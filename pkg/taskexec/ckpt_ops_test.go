@@ -103,6 +103,7 @@ type ckptOp struct {
 	final    bool
 	pad      int64
 	keyed    bool
+	failKey  bool
 	failSnap bool
 	recs     []string
 	ctx      *operator.Context
@@ -130,6 +131,9 @@ func newCkptOp(p operator.Properties) (operator.Operator, error) {
 		return nil, err
 	}
 	if o.failSnap, err = p.Bool("fail-snapshot", false); err != nil {
+		return nil, err
+	}
+	if o.failKey, err = p.Bool("fail-keyed", false); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -177,6 +181,9 @@ func (o *ckptOp) SnapshotState(id int64) (*operator.Snapshot, error) {
 	}
 	if o.keyed {
 		s.WriteKeyGroup = func(kg int, w io.Writer) error {
+			if o.failKey {
+				return errors.New("no space left on device")
+			}
 			_, err := fmt.Fprintf(w, "k%d;", kg)
 			return err
 		}
