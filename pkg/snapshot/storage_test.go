@@ -367,7 +367,7 @@ func TestOpenURIs(t *testing.T) {
 		{uri: "./cp", path: filepath.Join(wd, "cp") + "/j/chk-1"},
 		{uri: "file://localhost/var/cp/", path: "file:///var/cp/j/chk-1"},
 		{uri: "jobmanager", path: "jobmanager://j/chk-1"},
-		{uri: "hdfs:///cp", err: `checkpoint storage: unsupported storage scheme "hdfs" in "hdfs:///cp" (supported: file://, jobmanager:// or a plain path)`},
+		{uri: "hdfs:///cp", err: `checkpoint storage: unsupported storage scheme "hdfs" in "hdfs:///cp" (supported: ` + SupportedSchemes() + `)`},
 		{uri: "file://host/cp", err: `checkpoint storage: file URI "file://host/cp" names host "host": only local paths (file:///path) are supported`},
 		{uri: "jobmanager://x", err: `checkpoint storage "jobmanager://x": use plain "jobmanager"`},
 		{uri: "", err: "checkpoint storage: empty path"},
