@@ -36,6 +36,14 @@ const (
 	// MaxSubtasks bounds the subtasks of a job: the parallelism of every
 	// job vertex (a chain of operators runs as one), added up.
 	MaxSubtasks = 100_000
+	// MaxChannels bounds the input channels of a job, added up over its
+	// edges: a forward edge has one per subtask, an all-to-all edge
+	// (rebalance, hash, broadcast) one per pair of subtasks. Channels are
+	// what deployment descriptors, connections and network buffers grow
+	// with, so a job within MaxSubtasks could still ask for billions
+	// (two vertices of 50,000 subtasks joined by a hash edge). 2^20 allows
+	// an all-to-all edge between two vertices of parallelism 1024.
+	MaxChannels = 1 << 20
 	// MaxNameLength bounds the job's name, in bytes.
 	MaxNameLength = 256
 	maxIDLength   = 64
@@ -224,13 +232,33 @@ func (p *parser) parse(data []byte) (*JobGraph, error) {
 		g.Operators[i] = d.op
 	}
 	subtasks := 0
-	for _, v := range g.Vertices() {
+	vertices := g.Vertices()
+	for _, v := range vertices {
 		subtasks += v.Parallelism
 	}
 	if subtasks > MaxSubtasks {
 		return nil, p.errf("the job has %d subtasks (the parallelism of its chains of operators, added up), more than the maximum of %d", subtasks, MaxSubtasks)
 	}
+	if n := countChannels(vertices); n > MaxChannels {
+		return nil, p.errf("the job has %d input channels (one per subtask on forward edges, one per pair of subtasks on rebalance, hash and broadcast edges), more than the maximum of %d: lower the parallelism of the operators on either side of its all-to-all edges", n, MaxChannels)
+	}
 	return g, nil
+}
+
+// countChannels counts the input channels of every vertex. The counts are
+// bounded by MaxSubtasks squared times the inputs, far from overflowing.
+func countChannels(vertices []*JobVertex) int64 {
+	var n int64
+	for _, v := range vertices {
+		for _, in := range v.Inputs {
+			if in.Partition == Forward {
+				n += int64(v.Parallelism)
+			} else {
+				n += int64(v.Parallelism) * int64(vertices[in.FromVertex].Parallelism)
+			}
+		}
+	}
+	return n
 }
 
 // countEdges counts the inputs the operators list, without checking them:

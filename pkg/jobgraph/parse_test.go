@@ -165,6 +165,9 @@ func TestParseRejects(t *testing.T) {
 		{"too many subtasks", "name: x\nmax-parallelism: 32768\nparallelism: 25001\noperators:\n" +
 			"- {id: a, type: test-source}\n- {id: b, type: test-source}\n- {id: c, type: test-source}\n- {id: d, type: test-source}\n",
 			`the job has 100004 subtasks (the parallelism of its chains of operators, added up), more than the maximum of 100000`},
+		{"too many channels", "name: x\nmax-parallelism: 2048\noperators:\n" +
+			"- {id: a, type: test-source, parallelism: 1025}\n- {id: b, type: test-sink, parallelism: 1024, input: {from: a, partition: rebalance}}\n",
+			`the job has 1049600 input channels (one per subtask on forward edges, one per pair of subtasks on rebalance, hash and broadcast edges), more than the maximum of 1048576: lower the parallelism of the operators on either side of its all-to-all edges`},
 		{"first error in file order", "name: x\noperators:\n- id: a\n  type: test-source\n  parallelism: 0\n- id: b\n  type: nope\n",
 			`operator "a": parallelism must be between 1 and 32768, is 0`},
 	}
@@ -181,6 +184,19 @@ func TestParseRejects(t *testing.T) {
 				t.Errorf("error\n got: %s\nwant: %s", err, want)
 			}
 		})
+	}
+}
+
+// An all-to-all edge between two vertices of parallelism 1024 is exactly MaxChannels: accepted.
+func TestParseMaxChannels(t *testing.T) {
+	job := "name: x\nmax-parallelism: 2048\noperators:\n" +
+		"- {id: a, type: test-source, parallelism: 1024}\n- {id: b, type: test-sink, parallelism: 1024, input: {from: a, partition: rebalance}}\n"
+	g, err := Parse([]byte(job), "job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countChannels(g.Vertices()); n != MaxChannels {
+		t.Fatalf("%d channels, want %d", n, MaxChannels)
 	}
 }
 
