@@ -5,8 +5,12 @@ import (
 	"os"
 
 	"github.com/weirstream/weir/pkg/cli"
+	"github.com/weirstream/weir/pkg/snapshot/s3"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+	// Storage drivers for the commands that read checkpoints themselves
+	// (weir checkpoint inspect), configured by their -D / --config keys
+	// as the daemons are by theirs.
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, s3.Register))
 }

@@ -49,17 +49,20 @@ const (
 
 // Main runs the weir command line with args (without the program name) and
 // returns the process exit code. Ctrl-C cancels what weir is waiting for (an
-// RPC, or `weir run` watching its job), never the job itself.
-func Main(args []string, stdout, stderr io.Writer) int {
+// RPC, or `weir run` watching its job), never the job itself. drivers
+// register the storage drivers that `weir checkpoint inspect` may use.
+func Main(args []string, stdout, stderr io.Writer, drivers ...StorageDrivers) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	return Run(ctx, args, stdout, stderr)
+	return Run(ctx, args, stdout, stderr, drivers...)
 }
 
 // Run is Main with the interrupt given as ctx: when ctx is done, weir stops
 // waiting and returns 130.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return newApp(stdout, stderr).run(ctx, args)
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, drivers ...StorageDrivers) int {
+	a := newApp(stdout, stderr)
+	a.drivers = drivers
+	return a.run(ctx, args)
 }
 
 // app holds one invocation: its outputs, the parsed global flags and the
@@ -71,6 +74,7 @@ type app struct {
 	now            func() time.Time
 	loc            *time.Location
 	pollInterval   time.Duration
+	drivers        []StorageDrivers
 
 	jobmanager string
 	timeout    time.Duration
@@ -163,6 +167,7 @@ cancels, stops and savepoints them, with Apache Flink's verbs.`,
 		a.newStopCommand(),
 		a.newSavepointCommand(),
 		a.newCheckpointsCommand(),
+		a.newCheckpointCommand(),
 		a.newTaskManagersCommand(),
 		a.newVersionCommand(),
 		a.newCompletionCommand(),

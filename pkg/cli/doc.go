@@ -1,7 +1,10 @@
 // Package cli implements the `weir` command-line client: the cobra command
 // tree, the calls to the JobManager's public gRPC API (weirpb.JobService) and
 // the formatting of what comes back, as tables for people and as JSON for
-// scripts.
+// scripts. One command reads checkpoint storage itself rather than asking the
+// JobManager: `weir checkpoint inspect` (inspect.go), with the storage drivers
+// that main hands to Main (StorageDrivers), as the daemons' mains register
+// theirs.
 //
 // The verbs are Apache Flink's (run, list, cancel, stop, savepoint,
 // checkpoints); the feel is kubectl's (-o json on every read command, quiet
