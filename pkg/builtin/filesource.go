@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weirstream/weir/pkg/internal/fsutil"
 	"github.com/weirstream/weir/pkg/operator"
 	"github.com/weirstream/weir/pkg/record"
 )
@@ -536,18 +537,7 @@ func (s *fileSource) openFile() error {
 // device (/dev/zero never ends), a named pipe (whose reads wait for a
 // writer) or a socket cannot be read to an end, nor resumed at an offset.
 func notRegular(path string, m fs.FileMode) error {
-	kind := "not a regular file"
-	switch {
-	case m&fs.ModeCharDevice != 0:
-		kind = "a character device"
-	case m&fs.ModeDevice != 0:
-		kind = "a block device"
-	case m&fs.ModeNamedPipe != 0:
-		kind = "a named pipe"
-	case m&fs.ModeSocket != 0:
-		kind = "a socket"
-	}
-	return fmt.Errorf("file-source: %s is %s: file-source reads regular files only", path, kind)
+	return fmt.Errorf("file-source: %s is %s: file-source reads regular files only", path, fsutil.Kind(m))
 }
 
 // errLineTooLong is readLine's error for a line longer than max-line-bytes.

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/internal/fsutil"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -129,24 +130,10 @@ func readJobFile(path string) ([]byte, error) {
 
 // regularFile refuses a job file that is not a regular file, naming what it is.
 func regularFile(path string, fi fs.FileInfo) error {
-	m := fi.Mode()
-	if m.IsRegular() {
+	if fi.Mode().IsRegular() {
 		return nil
 	}
-	kind := "not a regular file"
-	switch {
-	case m.IsDir():
-		kind = "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		kind = "a named pipe"
-	case m&fs.ModeSocket != 0:
-		kind = "a socket"
-	case m&fs.ModeCharDevice != 0:
-		kind = "a character device"
-	case m&fs.ModeDevice != 0:
-		kind = "a device"
-	}
-	return failf("job file %s is %s: want a regular file", path, kind)
+	return failf("job file %s is %s: want a regular file", path, fsutil.Kind(fi.Mode()))
 }
 
 // follow polls the job until it reaches a globally terminal state, printing
