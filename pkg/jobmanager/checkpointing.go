@@ -559,18 +559,7 @@ func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint
 	// location (also for a savepoint), or, with entropy injection, where
 	// only their handles say.
 	acked, chk := ackedState(cp, a)
-	if jm.closing {
-		return
-	}
-	jm.wg.Add(1)
-	cp.io++
-	go func() {
-		defer jm.wg.Done()
-		defer func() {
-			jm.mu.Lock()
-			defer jm.mu.Unlock()
-			jm.ioDone(cp)
-		}()
+	jm.goDiscard(cp, func() {
 		if !a.Savepoint {
 			ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
 			err := jm.ha.RemoveCompletedCheckpoint(ctx, cp.jobID, a.CheckpointID)
@@ -591,7 +580,7 @@ func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint
 			return
 		}
 		cp.log.Debug("checkpoint discarded", zap.Int64("checkpoint", a.CheckpointID), zap.String("path", loc.Path()), zap.String("reason", string(a.Reason)))
-	}()
+	})
 }
 
 // ackedState decodes the acknowledged states of an aborted checkpoint and
@@ -632,22 +621,11 @@ func (jm *JobManager) discardState(cp *checkpointing, a coordinator.DiscardState
 		cp.log.Warn("discard the state of a late acknowledgement", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
 		return
 	}
-	if jm.closing {
-		return
-	}
 	var objs []snapshot.StateObject
 	for _, o := range ts.Operators {
 		objs = append(objs, o...)
 	}
-	jm.wg.Add(1)
-	cp.io++
-	go func() {
-		defer jm.wg.Done()
-		defer func() {
-			jm.mu.Lock()
-			defer jm.mu.Unlock()
-			jm.ioDone(cp)
-		}()
+	jm.goDiscard(cp, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
 		defer cancel()
 		err := snapshot.DisposeState(ctx, loc.Path(), objs)
@@ -660,6 +638,27 @@ func (jm *JobManager) discardState(cp *checkpointing, a coordinator.DiscardState
 		}
 		cp.log.Debug("state of a late acknowledgement discarded", zap.Int64("checkpoint", a.CheckpointID),
 			zap.Int("vertex", a.Task.Vertex), zap.Int("subtask", a.Task.Subtask))
+	})
+}
+
+// goDiscard runs fn, which deletes state of cp, on a goroutine of its own:
+// storage I/O never runs on jm.mu. Close waits for it, and a restore waits
+// until cp has no I/O left (ioDone). Nothing starts once the JobManager is
+// closing. Callers hold jm.mu.
+func (jm *JobManager) goDiscard(cp *checkpointing, fn func()) {
+	if jm.closing {
+		return
+	}
+	jm.wg.Add(1)
+	cp.io++
+	go func() {
+		defer jm.wg.Done()
+		defer func() {
+			jm.mu.Lock()
+			defer jm.mu.Unlock()
+			jm.ioDone(cp)
+		}()
+		fn()
 	}()
 }
 
