@@ -221,6 +221,9 @@ func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, 
 	}
 }
 
+// maxResponseSize bounds what the CLI accepts in one answer.
+const maxResponseSize = 64 << 20
+
 // jobService returns the JobService client, creating the connection on first
 // use. grpc.NewClient does not dial: the first RPC does, so commands that
 // need no JobManager (version, help) never touch the network.
@@ -230,7 +233,11 @@ func (a *app) jobService() (weirpb.JobServiceClient, error) {
 	}
 	conn, err := grpc.NewClient(a.jobmanager,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(recordPeer))
+		grpc.WithUnaryInterceptor(recordPeer),
+		// The status of a job at the subtask limit (jobgraph.MaxSubtasks:
+		// 100,000 task rows of about 100 bytes) is past gRPC's default 4 MiB;
+		// the answers come from the JobManager the user chose to talk to.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseSize)))
 	if err != nil {
 		return nil, failf("invalid JobManager address %q: %v", a.jobmanager, err)
 	}
