@@ -47,11 +47,11 @@ unit: tools
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/)
 
 e2e: build tools
-	$(GO) test -count=1 -timeout 15m ./test/e2e/
+	$(GO) test -count=1 -timeout 25m ./test/e2e/
 
-bench: build
+bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
-	$(GO) test -run '^$$' -bench 'Pipeline|Recovery' -benchtime 1x -count 1 -timeout 30m ./test/e2e/
+	$(GO) test -run '^$$' -bench 'Pipeline|Recovery|CheckpointStorage' -benchtime 1x -count 1 -timeout 30m ./test/e2e/
 
 # Checkpoint duration under backpressure, aligned vs unaligned (about 2 minutes).
 bench-backpressure: build
