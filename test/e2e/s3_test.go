@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -279,6 +280,33 @@ func TestS3SavepointCopyResumeRescale(t *testing.T) {
 		if _, err := srv.Client().CopyObject(ctx, dst, minio.CopySrcOptions{Bucket: srv.Bucket, Object: k}); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	// weir reads the copy straight from S3 with the daemons' keys (-D).
+	inspectArgs := []string{"checkpoint", "inspect", "--verify", "-o", "json"}
+	for k, v := range srv.Config() {
+		inspectArgs = append(inspectArgs, "-D", k+"="+v)
+	}
+	stdout, stderr, code := c.weir(append(inspectArgs, moved)...)
+	var insp struct {
+		Kind      string `json:"kind"`
+		JobID     string `json:"job_id"`
+		SizeBytes int64  `json:"size_bytes"`
+		Operators []struct {
+			ID          string `json:"id"`
+			Parallelism int    `json:"parallelism"`
+		} `json:"operators"`
+		Valid    bool     `json:"valid"`
+		Problems []string `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &insp); err != nil || code != 0 {
+		t.Fatalf("weir checkpoint inspect %s: exit %d, %v\nstdout: %s\nstderr: %s", moved, code, err, stdout, stderr)
+	}
+	if insp.Kind != "savepoint" || insp.JobID != job1 || !insp.Valid || len(insp.Problems) != 0 || len(insp.Operators) != 3 || insp.SizeBytes == 0 {
+		t.Errorf("inspect %s: %+v, want a valid savepoint of job %s with 3 operators", moved, insp, job1)
+	}
+	if strings.Contains(stdout+stderr, srv.SecretKey) {
+		t.Errorf("weir checkpoint inspect printed the secret key")
 	}
 
 	job2 := strings.TrimSpace(c.mustWeir("run", "-d", "--from-savepoint", moved, job("s3-run2", 3)))
