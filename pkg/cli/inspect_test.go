@@ -111,7 +111,8 @@ func s3Driver(t *testing.T) inspectDriver {
 // source with small (inline) operator state, and a keyed counter with
 // keyed state in files and, on subtask 1, in-flight data of an input
 // channel (an unaligned checkpoint). It returns the checkpoint's path
-// and the displayed paths of the counter's keyed state files.
+// and the displayed paths of the counter's state files (keyed 0, keyed 1,
+// in-flight).
 func writeTestCheckpoint(t *testing.T, root string, savepoint bool) (string, []string) {
 	t.Helper()
 	ctx := context.Background()
@@ -164,11 +165,11 @@ func writeTestCheckpoint(t *testing.T, root string, savepoint bool) (string, []s
 		{Subtask: 0, State: []snapshot.StateObject{{Kind: snapshot.KindOperator, StateHandle: write("src-0", 100)}}},
 		{Subtask: 1, Finished: true, State: []snapshot.StateObject{{Kind: snapshot.KindOperator, StateHandle: write("src-1", 200)}}},
 	}}
-	k0, k1 := keyed(0, 30000), keyed(1, 40000)
+	k0, k1, in := keyed(0, 30000), keyed(1, 40000), write("count-1-in", 25000)
 	count := snapshot.OperatorState{ID: "count", Type: "keyed-count", Parallelism: 2, Subtasks: []snapshot.SubtaskState{
 		{Subtask: 0, State: []snapshot.StateObject{k0}},
 		{Subtask: 1, State: []snapshot.StateObject{k1, {
-			Kind: snapshot.KindInputChannel, StateHandle: write("count-1-in", 25000),
+			Kind: snapshot.KindInputChannel, StateHandle: in,
 			Channel: &snapshot.ChannelStateInfo{Gate: 0, Channel: 1, Offsets: []int64{0}},
 		}}},
 	}}
@@ -177,7 +178,7 @@ func writeTestCheckpoint(t *testing.T, root string, savepoint bool) (string, []s
 	if _, err := loc.WriteMetadata(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	files := []string{loc.Path() + "/" + k0.Path, loc.Path() + "/" + k1.Path}
+	files := []string{loc.Path() + "/" + k0.Path, loc.Path() + "/" + k1.Path, loc.Path() + "/" + in.Path}
 	return loc.Path(), files
 }
 
@@ -220,12 +221,14 @@ func TestCheckpointInspect(t *testing.T) {
 				Valid: true, Problems: []string{}}
 			checkInspectJSON(t, inspectApp(t, d, "--verify", "-o", "json", path+"/_metadata"), want, 0)
 
-			// A corrupt state file (same size, one byte changed) and a
-			// missing one are both found, and nothing else.
+			// A corrupt state file (same size, one byte changed), a
+			// missing one and a truncated one are all found, and nothing
+			// else.
 			b := d.get(t, files[0])
 			b[len(b)/2] ^= 0xff
 			d.put(t, files[0], b)
 			d.remove(t, files[1])
+			d.put(t, files[2], d.get(t, files[2])[:24000])
 			r := inspectApp(t, d, "--verify", "-o", "json", path)
 			var got inspectJSON
 			if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
@@ -234,18 +237,19 @@ func TestCheckpointInspect(t *testing.T) {
 			wantCorrupt := fmt.Sprintf(`operator "count" subtask 0 keyed state 0: checksum mismatch in state file %s: CRC-32C %08x, the metadata says %08x`,
 				files[0], crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)), crc32.Checksum(bytes.Repeat([]byte{'a'}, 30000), crc32.MakeTable(crc32.Castagnoli)))
 			wantMissing := fmt.Sprintf(`operator "count" subtask 1 keyed state 0: state file %s is missing: `, files[1])
-			if len(got.Problems) != 2 || got.Problems[0] != wantCorrupt || !strings.HasPrefix(got.Problems[1], wantMissing) {
-				t.Errorf("problems:\n%q\nwant:\n%q\n%q...", got.Problems, wantCorrupt, wantMissing)
+			wantTruncated := fmt.Sprintf(`operator "count" subtask 1 input-channel state 1: state file %s has 24000 bytes, the metadata says 25000 (truncated or corrupt)`, files[2])
+			if len(got.Problems) != 3 || got.Problems[0] != wantCorrupt || !strings.HasPrefix(got.Problems[1], wantMissing) || got.Problems[2] != wantTruncated {
+				t.Errorf("problems:\n%q\nwant:\n%q\n%q...\n%q", got.Problems, wantCorrupt, wantMissing, wantTruncated)
 			}
 			want.Valid, want.Problems = false, got.Problems
 			checkInspectJSON(t, r, want, 1)
-			if wantErr := "weir: " + path + " failed verification: 2 problem(s)\n"; r.stderr != wantErr {
+			if wantErr := "weir: " + path + " failed verification: 3 problem(s)\n"; r.stderr != wantErr {
 				t.Errorf("stderr %q, want %q", r.stderr, wantErr)
 			}
 
 			// The table lists the problems after the operators.
 			r = inspectApp(t, d, "--verify", path)
-			if wantTail := "\nVerified 5 state object(s): 2 problem(s):\n  " + wantCorrupt + "\n  " + wantMissing; !strings.Contains(r.stdout, wantTail) || r.code != 1 {
+			if wantTail := "\nVerified 5 state object(s): 3 problem(s):\n  " + wantCorrupt + "\n  " + wantMissing; !strings.Contains(r.stdout, wantTail) || r.code != 1 {
 				t.Errorf("exit %d, stdout:\n%s\nwant it to contain:\n%s", r.code, r.stdout, wantTail)
 			}
 
