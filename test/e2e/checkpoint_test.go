@@ -79,6 +79,40 @@ func checkKeyedCounts(t *testing.T, dir string, keys, count int64) {
 	t.Logf("checked %d committed records: every (key, seq) of %d keys x %d once, count == seq+1", len(recs), keys, count)
 }
 
+// checkGapless checks that the committed output holds, for each of keys
+// keys, seq 0..max exactly once with count == seq+1, and returns the number
+// of records.
+func checkGapless(t *testing.T, out string, keys int) int {
+	t.Helper()
+	seqs := map[int64]map[int64]bool{}
+	for _, r := range committedRecords(t, out) {
+		k, s, n := intField(t, r, "key"), intField(t, r, "seq"), intField(t, r, "count")
+		if n != s+1 {
+			t.Fatalf("key %d seq %d: count %d, want %d", k, s, n, s+1)
+		}
+		if seqs[k] == nil {
+			seqs[k] = map[int64]bool{}
+		}
+		if seqs[k][s] {
+			t.Fatalf("duplicate record for key %d seq %d", k, s)
+		}
+		seqs[k][s] = true
+	}
+	if len(seqs) != keys {
+		t.Fatalf("output has %d keys, want %d", len(seqs), keys)
+	}
+	total := 0
+	for k, ss := range seqs {
+		for s := int64(0); s < int64(len(ss)); s++ {
+			if !ss[s] {
+				t.Fatalf("key %d: seq %d missing below max %d", k, s, len(ss)-1)
+			}
+		}
+		total += len(ss)
+	}
+	return total
+}
+
 // A bounded keyed job with checkpoints every 200 ms finishes with exactly the
 // expected committed output and at least 3 completed checkpoints, in both
 // checkpointing modes.

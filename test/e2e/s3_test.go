@@ -204,40 +204,6 @@ func TestS3ExactlyOnceUnderKill(t *testing.T) {
 	checkNoOrphans(t, c, srv, []string{jobID})
 }
 
-// checkGapless checks that the committed output holds, for each of keys
-// keys, seq 0..max exactly once with count == seq+1, and returns the number
-// of records.
-func checkGapless(t *testing.T, out string, keys int) int {
-	t.Helper()
-	seqs := map[int64]map[int64]bool{}
-	for _, r := range committedRecords(t, out) {
-		k, s, n := intField(t, r, "key"), intField(t, r, "seq"), intField(t, r, "count")
-		if n != s+1 {
-			t.Fatalf("key %d seq %d: count %d, want %d", k, s, n, s+1)
-		}
-		if seqs[k] == nil {
-			seqs[k] = map[int64]bool{}
-		}
-		if seqs[k][s] {
-			t.Fatalf("duplicate record for key %d seq %d", k, s)
-		}
-		seqs[k][s] = true
-	}
-	if len(seqs) != keys {
-		t.Fatalf("output has %d keys, want %d", len(seqs), keys)
-	}
-	total := 0
-	for k, ss := range seqs {
-		for s := int64(0); s < int64(len(ss)); s++ {
-			if !ss[s] {
-				t.Fatalf("key %d: seq %d missing below max %d", k, s, len(ss)-1)
-			}
-		}
-		total += len(ss)
-	}
-	return total
-}
-
 // A savepoint to S3, stop; the savepoint's objects copied (server-side, by
 // the MinIO client, as an operator would with any S3 tool) to another
 // prefix; resumed from the copy at another parallelism: exactly-once.

@@ -85,32 +85,7 @@ func TestSavepointStopResumeRescale(t *testing.T) {
 	c.waitState(job3, 60*time.Second, "FINISHED")
 
 	// Every key: seq 0..max exactly once, count == seq+1.
-	seqs := map[int64]map[int64]bool{}
-	for _, r := range committedRecords(t, out) {
-		k, s, n := intField(t, r, "key"), intField(t, r, "seq"), intField(t, r, "count")
-		if n != s+1 {
-			t.Fatalf("key %d seq %d: count %d, want %d", k, s, n, s+1)
-		}
-		if seqs[k] == nil {
-			seqs[k] = map[int64]bool{}
-		}
-		if seqs[k][s] {
-			t.Fatalf("duplicate record for key %d seq %d", k, s)
-		}
-		seqs[k][s] = true
-	}
-	if len(seqs) != 32 {
-		t.Fatalf("output has %d keys, want 32", len(seqs))
-	}
-	total := 0
-	for k, ss := range seqs {
-		for s := int64(0); s < int64(len(ss)); s++ {
-			if !ss[s] {
-				t.Fatalf("key %d: seq %d missing below max %d", k, s, len(ss)-1)
-			}
-		}
-		total += len(ss)
-	}
+	total := checkGapless(t, out, 32)
 	t.Logf("3 runs (p=2, 3, 1) through savepoints %s, %s, %s: %d records, every key gapless and duplicate-free, count == seq+1", moved, sp2, sp3, total)
 
 	// Dispose removes exactly the first savepoint.
