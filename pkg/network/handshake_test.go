@@ -156,19 +156,7 @@ func TestPendingConnectionsPerHostAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	if err := p.EmitRecord(0, []byte("r1")); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	got, err := readAll(t, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"r1", "EndOfPartition:0"}; strings.Join(got[0], " ") != strings.Join(want, " ") {
-		t.Fatalf("consumer got %q, want %q", got[0], want)
-	}
+	sendOneRecord(t, p, g)
 	if n := m.refused.Load(); n != 1 {
 		t.Fatalf("refused %d connections, want still 1", n)
 	}
@@ -221,6 +209,12 @@ func TestRefusedConsumerRetries(t *testing.T) {
 	for _, c := range idle {
 		c.Close()
 	}
+	sendOneRecord(t, p, g)
+}
+
+// sendOneRecord sends one record and the end of the partition from p, and checks that g's consumer got exactly that.
+func sendOneRecord(t *testing.T, p *ResultPartition, g *InputGate) {
+	t.Helper()
 	if err := p.EmitRecord(0, []byte("r1")); err != nil {
 		t.Fatal(err)
 	}
