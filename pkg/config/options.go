@@ -5,6 +5,8 @@ package config
 // docs/configuration.md is generated from this list (go test ./pkg/config -update).
 
 // Cluster addresses and ports.
+import "time"
+
 var (
 	JobManagerRPCAddress = &Option{
 		Key: "jobmanager.rpc.address", Type: TypeString, Default: "127.0.0.1",
@@ -218,6 +220,13 @@ var (
 		FallbackKeys: []string{"state.checkpoints.dir"},
 		Description:  "URI of the directory for checkpoint data and metadata (e.g. file:///var/weir/checkpoints).",
 	}
+	CheckpointInlineThreshold = &Option{
+		Key: "execution.checkpointing.data-inline-threshold", Type: TypeMemorySize, Default: "20kb", Min: bound(0), Max: bound(1 << 20),
+		FallbackKeys: []string{"state.storage.fs.memory-threshold"},
+		Description: "With a checkpoint directory (file or s3), state of at most this size is sent inline in the acknowledgement and kept in the " +
+			"checkpoint's _metadata instead of an object of its own: fewer, larger writes. At most 1mb; 0 writes every piece of state as an object. " +
+			"However many operators a subtask chains, at most 1mb of its state travels inline per checkpoint; the rest is written as objects.",
+	}
 	SavepointDir = &Option{
 		Key: "execution.checkpointing.savepoint-dir", Type: TypeString, AbsolutePathOrURI: true,
 		FallbackKeys: []string{"state.savepoints.dir"},
@@ -346,6 +355,37 @@ var (
 	}
 )
 
+// JobManager high availability through etcd (docs/high-availability.md),
+// with Flink's keys where they exist.
+var (
+	HighAvailabilityType = &Option{
+		Key: "high-availability.type", Type: TypeEnum, Default: "none", Values: []string{"none", "etcd"}, Cluster: true,
+		FallbackKeys: []string{"high-availability"},
+		Description: "none: a single JobManager, whose jobs and checkpoint history are lost with it. etcd: JobManagers elect a leader " +
+			"through etcd and a standby takes over the jobs of a failed leader.",
+	}
+	HighAvailabilityEtcdEndpoints = &Option{
+		Key: "high-availability.etcd.endpoints", Type: TypeString, Cluster: true,
+		Description: "etcd endpoints as comma-separated host:port (or http://host:port) for high-availability.type: etcd.",
+	}
+	HighAvailabilityClusterID = &Option{
+		Key: "high-availability.cluster-id", Type: TypeString, Default: "default", Cluster: true,
+		Description: "Name of the cluster in etcd: every key lives under /weir/<cluster-id>/, so several clusters may share one etcd.",
+	}
+	HighAvailabilityStorageDir = &Option{
+		Key: "high-availability.storageDir", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
+		FallbackKeys: []string{"high-availability.storage-dir"},
+		Description: "Directory or s3:// URI for what is too large for etcd (job graphs); etcd holds pointers to it. Required with " +
+			"high-availability.type: etcd, and reachable from every JobManager.",
+	}
+	HighAvailabilityEtcdLeaseTTL = &Option{
+		Key: "high-availability.etcd.lease-ttl", Type: TypeDuration, Default: "15 s", Min: bound(float64(2 * time.Second)), Max: bound(float64(time.Hour)),
+		Cluster: true,
+		Description: "Time-to-live of a JobManager's etcd session: how long a dead leader keeps its leadership before a standby takes over. " +
+			"Shorter fails over faster; longer tolerates longer pauses of the leader or of etcd (see docs/high-availability.md).",
+	}
+)
+
 // allOptions is the registry: an option missing here is unknown to Load and
 // panics in the getters.
 var allOptions = []*Option{
@@ -361,7 +401,7 @@ var allOptions = []*Option{
 	Parallelism, MaxParallelism,
 	CheckpointingInterval, CheckpointingMode, CheckpointingTimeout, CheckpointingMinPause,
 	TolerableFailedCheckpoints, MaxConcurrentCheckpoints, NumRetainedCheckpoints,
-	ExternalizedCheckpointRetention, CheckpointStorage, CheckpointsDir, SavepointDir,
+	ExternalizedCheckpointRetention, CheckpointStorage, CheckpointsDir, SavepointDir, CheckpointInlineThreshold,
 	UnalignedCheckpoints, AlignedCheckpointTimeout, CheckpointsAfterTasksFinish,
 	RestartStrategy, FixedDelayAttempts, FixedDelayDelay,
 	ExponentialDelayInitialBackoff, ExponentialDelayMaxBackoff, ExponentialDelayBackoffMultiplier,
@@ -369,4 +409,5 @@ var allOptions = []*Option{
 	FailureRateMaxFailuresPerInterval, FailureRateInterval, FailureRateDelay,
 	ExpressionCostLimit,
 	S3Endpoint, S3AccessKey, S3SecretKey, S3Region, S3PathStyleAccess, S3EntropyKey, S3EntropyLength,
+	HighAvailabilityType, HighAvailabilityEtcdEndpoints, HighAvailabilityClusterID, HighAvailabilityStorageDir, HighAvailabilityEtcdLeaseTTL,
 }
