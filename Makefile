@@ -39,7 +39,7 @@ check:
 	@if $(GO) list -deps ./pkg/scheduler ./pkg/coordinator | grep -q minio; then \
 	  echo "pkg/scheduler or pkg/coordinator links minio-go: storage drivers are registered by main (snapshot.Register)"; exit 1; fi
 
-# Test tools (MinIO for the s3:// tests): built once into ~/.cache/weir-tools.
+# Test tools (MinIO for the s3:// tests, etcd for the HA tests): built once into ~/.cache/weir-tools.
 tools:
 	@.ci/tools.sh
 

@@ -1,0 +1,347 @@
+// Package etcdtest starts real etcd servers for tests, as net/http/httptest
+// starts HTTP servers: a single-member cluster on loopback, with free client
+// and peer ports and its own data directory, stopped when the test ends.
+//
+//	srv := etcdtest.Start(t)          // or StartAt(t, "127.0.0.11")
+//	// clientv3.Config{Endpoints: srv.Endpoints()}
+//	srv.Kill()    // SIGKILL: etcd is gone, its connections reset
+//	srv.Restart() // back, same ports, same data (leases are kept)
+//	srv.Stop()    // SIGSTOP: requests hang instead of failing
+//	srv.Cont()    // SIGCONT
+//
+// etcd is a test tool, not a dependency: test/tools/etcd is a module of its
+// own around go.etcd.io/etcd/server/v3's etcdmain, built once by
+// .ci/tools.sh into a cache outside the repository, and found through
+// $WEIR_ETCD or that cache. A test that needs it fails, saying how to build
+// it, when it is missing (with go test -short it is skipped).
+//
+// The server runs with --unsafe-no-fsync: the tests kill processes, not
+// machines, and a killed process loses nothing the kernel has been given,
+// so fsync would only slow the shared test machine down.
+package etcdtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Version is the etcd server the tests run: the version of
+// go.etcd.io/etcd/server/v3 in test/tools/etcd/go.mod, as .ci/tools.sh
+// builds it.
+const Version = "v3.7.3"
+
+// EnvBinary names the environment variable that holds the path of the
+// server binary (.ci/tools.sh exports it).
+const EnvBinary = "WEIR_ETCD"
+
+// startTimeout bounds a server's start (or restart) until it is healthy.
+const startTimeout = 60 * time.Second
+
+// CachePath is where .ci/tools.sh puts the binary:
+// $XDG_CACHE_HOME/weir-tools/etcd-<Version>/etcd (~/.cache by default).
+func CachePath() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = filepath.Join(os.TempDir(), "cache")
+	}
+	return filepath.Join(dir, "weir-tools", "etcd-"+Version, "etcd")
+}
+
+// Binary returns the path of the etcd server: $WEIR_ETCD if set, else
+// CachePath. The error says how to build it.
+func Binary() (string, error) {
+	p := os.Getenv(EnvBinary)
+	if p == "" {
+		p = CachePath()
+	}
+	fi, err := os.Stat(p)
+	if err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+		return p, nil
+	}
+	return "", fmt.Errorf("no etcd server at %s: run .ci/tools.sh (it builds test/tools/etcd, go.etcd.io/etcd/server/v3 %s, into %s, "+
+		"about 2 minutes once), or set %s to an etcd %s binary", p, Version, filepath.Dir(CachePath()), EnvBinary, Version)
+}
+
+// Server is one etcd server of a test.
+type Server struct {
+	// IP is the loopback address it listens on; ClientURL is
+	// http://IP:client-port.
+	IP, ClientURL string
+	// Dir is the server's data directory.
+	Dir string
+
+	t                    testing.TB
+	bin                  string
+	clientPort, peerPort int
+	logPath              string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+// Start starts a server on 127.0.0.1 (see StartAt).
+func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartAt(t, "127.0.0.1")
+}
+
+// StartAt starts a single-member etcd on the loopback address ip (any of
+// 127.0.0.0/8 on Linux: tests that need several hosts give each its own),
+// waits until it is healthy, and stops it when the test ends. It fails the
+// test if the binary is missing (skips it with -short), ip is not a
+// loopback address, or the server does not start within a minute. Its log
+// is kept in the test's temporary directory and shown if the test fails.
+func StartAt(t testing.TB, ip string) *Server {
+	t.Helper()
+	if a := net.ParseIP(ip); a == nil || a.To4() == nil || !a.IsLoopback() {
+		t.Fatalf("etcdtest: %q is not an IPv4 loopback address", ip)
+	}
+	bin, err := Binary()
+	if err != nil {
+		if testing.Short() {
+			t.Skip("etcd tests need an etcd server: " + err.Error())
+		}
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	s := &Server{
+		IP: ip, Dir: filepath.Join(base, "data"),
+		t: t, bin: bin, logPath: filepath.Join(base, "etcd.log"),
+		clientPort: freePort(t, ip), peerPort: freePort(t, ip),
+	}
+	s.ClientURL = "http://" + net.JoinHostPort(ip, strconv.Itoa(s.clientPort))
+	t.Cleanup(func() {
+		s.terminate()
+		if t.Failed() {
+			t.Logf("etcd at %s, the end of its log:\n%s", s.ClientURL, tail(s.Log(), 4096))
+		}
+	})
+	s.start()
+	return s
+}
+
+// Endpoints returns the client endpoints (host:port), as
+// high-availability.etcd.endpoints and clientv3.Config take them.
+func (s *Server) Endpoints() []string {
+	return []string{net.JoinHostPort(s.IP, strconv.Itoa(s.clientPort))}
+}
+
+// Client returns a client of the server, closed when the test ends, for a
+// test to look at or change keys behind the code under test's back.
+func (s *Server) Client() *clientv3.Client {
+	s.t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: s.Endpoints(), DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		s.t.Fatalf("etcd client of %s: %v", s.ClientURL, err)
+	}
+	s.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Log returns what the server has written to its log so far (every run).
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.logPath)
+	return string(b)
+}
+
+// Kill kills the server (SIGKILL) and waits until it has exited, as a
+// crash of its machine would leave it (nothing is lost: see the package
+// doc). Killing a dead server does nothing.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// Restart kills the server if it runs and starts it again on the same
+// ports with the same data, and waits until it is healthy. Its leases
+// survive, their time to live renewed, as after any etcd restart.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Kill()
+	s.start()
+}
+
+// Stop pauses the server (SIGSTOP) without closing its connections:
+// requests and keepalives hang rather than fail, as with an etcd that is
+// overloaded or cut off. Cont continues it.
+func (s *Server) Stop() { s.signal(syscall.SIGSTOP) }
+
+// Cont continues a server paused by Stop (SIGCONT).
+func (s *Server) Cont() { s.signal(syscall.SIGCONT) }
+
+// PID returns the server's process id, 0 when it is not running.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
+
+// start starts the process and waits until it is healthy.
+func (s *Server) start() {
+	s.t.Helper()
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	peerURL := "http://" + net.JoinHostPort(s.IP, strconv.Itoa(s.peerPort))
+	// The member's initial-* flags are ignored on a restart: its data
+	// directory holds the cluster. Short heartbeat and election timeouts
+	// make a single member lead at once after a (re)start.
+	cmd := exec.Command(s.bin,
+		"--name", "weir-test", "--data-dir", s.Dir,
+		"--listen-client-urls", s.ClientURL, "--advertise-client-urls", s.ClientURL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", "weir-test="+peerURL, "--initial-cluster-state", "new",
+		"--heartbeat-interval", "10", "--election-timeout", "100",
+		"--unsafe-no-fsync", "--log-level", "info")
+	cmd.Dir = filepath.Dir(s.Dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group: a signal to the test's group does not reach it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		s.t.Fatalf("start etcd: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		_ = logf.Close()
+		close(done)
+	}()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	if err := s.waitHealthy(done); err != nil {
+		s.Kill()
+		s.t.Fatalf("etcd at %s: %v\nits log:\n%s", s.ClientURL, err, tail(s.Log(), 4096))
+	}
+}
+
+// waitHealthy polls /health until etcd says it is healthy (it has a raft
+// leader and serves linearizable reads), the process exits, or
+// startTimeout passes.
+func (s *Server) waitHealthy(exited <-chan struct{}) error {
+	deadline := time.Now().Add(startTimeout)
+	// No keep-alive: no idle connection outlives the start.
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("the server exited while starting")
+		default:
+		}
+		last = health(hc, s.ClientURL+"/health")
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("not healthy within %s: %v", startTimeout, last)
+}
+
+func health(hc *http.Client, url string) error {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return err
+	}
+	var h struct {
+		Health string `json:"health"`
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return fmt.Errorf("health: HTTP %d %q", resp.StatusCode, b)
+	}
+	if resp.StatusCode != http.StatusOK || h.Health != "true" {
+		return fmt.Errorf("health: HTTP %d, health %q, reason %q", resp.StatusCode, h.Health, h.Reason)
+	}
+	return nil
+}
+
+// terminate stops the server for good at the end of the test: SIGTERM
+// (after SIGCONT, in case it was stopped), then SIGKILL after 10 s.
+func (s *Server) terminate() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// freePort returns a port that was free on ip a moment ago. etcd binds it
+// a little later; another process could take it in between, which would
+// fail the start with the port named in the log.
+func freePort(t testing.TB, ip string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := len(s) - n
+	if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+		i += j + 1
+	}
+	return string(bytes.TrimSpace([]byte(s[i:])))
+}
