@@ -151,7 +151,7 @@ func newCheckpointing(ctx context.Context, jobID string, g *jobgraph.JobGraph, v
 	if !ok {
 		storageLog = zap.NewNop()
 	}
-	storage, err := snapshot.Open(uri, storageLog)
+	storage, err := snapshot.OpenWithOptions(uri, storageLog, snapshot.StorageOptions(eff))
 	if err != nil {
 		if ok {
 			return nil, err

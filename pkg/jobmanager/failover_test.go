@@ -105,10 +105,7 @@ func TestFailoverRestoresLatestCheckpoint(t *testing.T) {
 		if tdd == nil {
 			t.Fatalf("no deployment of %s: %v", k, next)
 		}
-		got, err := snapshot.DecodeTaskRestore(tdd.RestoreState)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := readRestore(t, tdd.RestoreState, want)
 		if tdd.RestoreCheckpointId != 1 || !reflect.DeepEqual(got, want) {
 			t.Fatalf("restore of %s (checkpoint %d):\n%+v\nwant:\n%+v", k, tdd.RestoreCheckpointId, got, want)
 		}
@@ -258,4 +255,30 @@ func TestFailoverCancelWhileRestarting(t *testing.T) {
 		t.Fatalf("redeployed after cancel: %v", tdd.Execution)
 	default:
 	}
+}
+
+// readRestore decodes a descriptor's restore state, which must point at its
+// checkpoint's _metadata, and reads that as a TaskManager whose chain has
+// the operators of want does.
+func readRestore(t *testing.T, raw []byte, want *snapshot.TaskRestore) *snapshot.TaskRestore {
+	t.Helper()
+	r, err := snapshot.DecodeTaskRestore(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.FromMetadata || len(r.Operators) != 0 {
+		t.Fatalf("restore state %s: want a pointer to the checkpoint's _metadata", raw)
+	}
+	md, err := snapshot.LoadMetadata(t.Context(), r.Location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.CheckpointID != r.CheckpointID {
+		t.Fatalf("%s holds checkpoint %d, the restore says %d", r.Location, md.CheckpointID, r.CheckpointID)
+	}
+	var ops []string
+	for id := range want.Operators {
+		ops = append(ops, id)
+	}
+	return md.TaskRestore(ops)
 }

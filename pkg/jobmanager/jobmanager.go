@@ -194,8 +194,9 @@ func (jm *JobManager) ID() string { return jm.id }
 // accident. The largest messages it expects: a submission (a job file of
 // at most config.MaxJobFileSize and two paths of at most
 // config.MaxPathLength), a TaskManager's heartbeat (about 60 bytes per
-// task, so tens of thousands of tasks), a task's acknowledgement (a state
-// handle: references to files, not the state). gRPC refuses a larger
+// task, so tens of thousands of tasks), a task's acknowledgement (state
+// handles, with at most snapshot.MaxInlinePerLocation bytes of state
+// inline, 1.4 MiB as JSON). gRPC refuses a larger
 // message (ResourceExhausted) before any handler allocates for it.
 const maxRecvMsgSize = 4 << 20
 

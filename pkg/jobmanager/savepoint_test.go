@@ -404,10 +404,7 @@ func TestSubmitFromSavepoint(t *testing.T) {
 			if k[0] == '0' {
 				want = chain
 			}
-			got, err := snapshot.DecodeTaskRestore(tdds[k].RestoreState)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := readRestore(t, tdds[k].RestoreState, want)
 			if tdds[k].RestoreCheckpointId != 7 || !reflect.DeepEqual(got, want) {
 				t.Fatalf("restore of %s (checkpoint %d):\n%+v\nwant:\n%+v", k, tdds[k].RestoreCheckpointId, got, want)
 			}
@@ -527,10 +524,7 @@ operators:
 	}
 	tdds := a.receive(2)
 	for _, k := range []string{"0/0#0", "0/1#0"} {
-		got, err := snapshot.DecodeTaskRestore(tdds[k].RestoreState)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := readRestore(t, tdds[k].RestoreState, &snapshot.TaskRestore{Operators: map[string]*snapshot.OperatorState{"src": nil}})
 		if got.Location != sp || len(got.Operators) != 1 || got.Operators["src"] == nil {
 			t.Fatalf("restore of %s: %+v", k, got)
 		}

@@ -185,9 +185,12 @@ func (eg *ExecutionGraph) deploymentDescriptor(v *ExecutionJobVertex, st int, sl
 }
 
 // setRestore prepares what the next attempts restore from: for each vertex
-// the snapshot.TaskRestore of its chain's operators that have state in the
-// checkpoint (entries copied unchanged: the TaskManager picks its
-// subtask's part). md nil clears it: the attempts start from scratch.
+// the snapshot.TaskRestore of its chain's operators. From a durable
+// directory it is only a pointer to the checkpoint's _metadata, which the
+// TaskManagers read themselves; from jobmanager storage it carries the
+// entries of every old subtask (the TaskManager picks its subtask's part)
+// and must fit in maxRestoreBytes. md nil clears it: the attempts start
+// from scratch.
 func (eg *ExecutionGraph) setRestore(md *snapshot.Metadata) error {
 	if md == nil {
 		eg.RestoreCheckpointID = 0
@@ -199,24 +202,24 @@ func (eg *ExecutionGraph) setRestore(md *snapshot.Metadata) error {
 	if md.Dir == "" {
 		return fmt.Errorf("checkpoint %d has no location", md.CheckpointID)
 	}
-	byID := make(map[string]*snapshot.OperatorState, len(md.Operators))
-	for i := range md.Operators {
-		byID[md.Operators[i].ID] = &md.Operators[i]
-	}
+	pointer := snapshot.ReadableByTaskManagers(md.Dir)
 	restores := make([][]byte, len(eg.Vertices))
 	for i, v := range eg.Vertices {
-		tr := &snapshot.TaskRestore{CheckpointID: md.CheckpointID, Location: md.Dir}
-		for _, op := range v.JobVertex.Operators {
-			if os, ok := byID[op.ID]; ok && hasState(os) {
-				if tr.Operators == nil {
-					tr.Operators = map[string]*snapshot.OperatorState{}
-				}
-				tr.Operators[op.ID] = os
-			}
+		ids := make([]string, len(v.JobVertex.Operators))
+		for j, op := range v.JobVertex.Operators {
+			ids[j] = op.ID
+		}
+		tr := md.TaskRestore(ids)
+		if pointer && len(tr.Operators) > 0 {
+			tr.Operators, tr.FromMetadata = nil, true
 		}
 		b, err := snapshot.EncodeTaskRestore(tr)
 		if err != nil {
 			return fmt.Errorf("encode restore state of %s: %w", v.Name, err)
+		}
+		if len(b) > maxRestoreBytes {
+			return fmt.Errorf("restore of %s from checkpoint %d: its subtasks would each receive %d bytes of state handles, more than the %d a deployment may carry; "+
+				"jobmanager checkpoint storage cannot restore this job at this parallelism: set execution.checkpointing.dir", v.Name, md.CheckpointID, len(b), maxRestoreBytes)
 		}
 		restores[i] = b
 	}
@@ -227,17 +230,10 @@ func (eg *ExecutionGraph) setRestore(md *snapshot.Metadata) error {
 	return nil
 }
 
-// hasState reports whether a checkpoint holds anything of an operator: a
-// state object, or a subtask that had finished (FLIP-147: it is restored as
-// finished).
-func hasState(os *snapshot.OperatorState) bool {
-	for _, st := range os.Subtasks {
-		if st.Finished || len(st.State) > 0 {
-			return true
-		}
-	}
-	return false
-}
+// maxRestoreBytes bounds the restore state in one deployment descriptor,
+// far below gRPC's 4 MiB message limit. Only jobmanager storage comes near
+// it: a durable checkpoint is sent as a pointer.
+const maxRestoreBytes = 1 << 20
 
 // subtasks iterates over the current attempts of every subtask, in vertex
 // and subtask order. It counts what it visits (visited): the tests check

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -426,20 +427,13 @@ func TestRestoreDescriptors(t *testing.T) {
 	if len(restores) != 7 {
 		t.Fatalf("%d deployments, want 7", len(restores))
 	}
-	want := func(ops ...int) *snapshot.TaskRestore {
-		r := &snapshot.TaskRestore{CheckpointID: 9, Location: "file:///cp/j/chk-9"}
-		for _, i := range ops {
-			if r.Operators == nil {
-				r.Operators = map[string]*snapshot.OperatorState{}
-			}
-			r.Operators[md.Operators[i].ID] = &md.Operators[i]
-		}
-		return r
-	}
+	// A durable checkpoint is a pointer: the TaskManagers read its
+	// _metadata (taskexec). Every vertex here has state in it.
+	pointer := &snapshot.TaskRestore{CheckpointID: 9, Location: "file:///cp/j/chk-9", FromMetadata: true}
 	for id, w := range map[string]*snapshot.TaskRestore{
-		"j/0/0#1": want(4), "j/0/1#1": want(4), // src
-		"j/1/0#1": want(1), "j/1/1#1": want(1), // map (nothing) -> filter (a finished subtask)
-		"j/2/0#1": want(0), "j/2/1#1": want(0), "j/2/2#1": want(0), // agg: every old subtask's state
+		"j/0/0#1": pointer, "j/0/1#1": pointer, // src
+		"j/1/0#1": pointer, "j/1/1#1": pointer, // map (nothing) -> filter (a finished subtask)
+		"j/2/0#1": pointer, "j/2/1#1": pointer, "j/2/2#1": pointer, // agg
 	} {
 		if !reflect.DeepEqual(restores[id], w) {
 			t.Errorf("restore of %s:\n%+v\nwant:\n%+v", id, restores[id], w)
@@ -521,7 +515,7 @@ func TestSubmitWithRestore(t *testing.T) {
 		}
 		want := &snapshot.TaskRestore{CheckpointID: 4, Location: "/sp/savepoint-j-1"}
 		if d.TDD.Execution.Vertex == 0 {
-			want.Operators = map[string]*snapshot.OperatorState{"src": &md.Operators[1]}
+			want.FromMetadata = true // the only vertex with state in the savepoint
 		}
 		if !reflect.DeepEqual(r, want) {
 			t.Fatalf("restore of %v:\n%+v\nwant:\n%+v", d.TDD.Execution, r, want)
@@ -541,5 +535,81 @@ func TestSubmitWithRestore(t *testing.T) {
 	}
 	if want := "job k CREATED -> FAILED: restore the job from checkpoint 5: checkpoint 5 has no location"; !strings.Contains(strings.Join(got, "\n"), want) {
 		t.Fatalf("actions:\n%s\nwant %q", strings.Join(got, "\n"), want)
+	}
+}
+
+// Deployment descriptors stay small whatever the parallelism: a durable
+// checkpoint travels as a pointer of constant size; jobmanager storage
+// carries the entries of every old subtask, and a restore that would put
+// more than maxRestoreBytes into each descriptor fails the restart with a
+// reason instead of deploying descriptors gRPC would refuse.
+func TestRestoreDescriptorSize(t *testing.T) {
+	// src had 20,000 subtasks, each with an inline position of 100 bytes:
+	// about 4 MB of entries that every new subtask of src would inherit.
+	wide := func(dir string) *snapshot.Metadata {
+		md := checkpointMD(9)
+		md.Dir = dir
+		src := &md.Operators[1]
+		src.Parallelism, src.Subtasks = 20000, make([]snapshot.SubtaskState, 20000)
+		for i := range src.Subtasks {
+			pos := bytes.Repeat([]byte{'p'}, 100)
+			src.Subtasks[i] = snapshot.SubtaskState{Subtask: i, State: []snapshot.StateObject{
+				{Kind: snapshot.KindOperator, StateHandle: snapshot.StateHandle{Size: 100, Inline: pos}}}}
+		}
+		return md
+	}
+	restart := func(md *snapshot.Metadata) (*Scheduler, []Action) {
+		s := New(spread)
+		s.Step(t0, reg("a", 2))
+		s.Step(t0, submitWith("j", pipeline(1, 1), fixed(5, 0)))
+		if acts := s.Step(t0, TaskManagerLost{ID: "a", Reason: "gone"}); render(acts[len(acts)-1]) != "load j #1" {
+			t.Fatalf("no restore requested: %v", acts)
+		}
+		s.Step(t0, reg("b", 2))
+		return s, s.Step(t0, RestoreLoaded{JobID: "j", Request: 1, Checkpoint: md})
+	}
+	restores := func(acts []Action) map[int32][]byte {
+		m := map[int32][]byte{}
+		for _, a := range acts {
+			if d, ok := a.(Deploy); ok {
+				m[d.TDD.Execution.Vertex] = d.TDD.RestoreState
+			}
+		}
+		return m
+	}
+
+	_, acts := restart(wide("s3://state/cp/j/chk-9"))
+	got := restores(acts)
+	if want := `{"checkpoint_id":9,"location":"s3://state/cp/j/chk-9","from_metadata":true}`; string(got[0]) != want {
+		t.Fatalf("restore of src from s3: %s, want %s", got[0], want)
+	}
+	if want := `{"checkpoint_id":9,"location":"s3://state/cp/j/chk-9"}`; string(got[1]) != want {
+		t.Fatalf("restore of the stateless sink: %s, want %s", got[1], want)
+	}
+
+	// jobmanager storage: the entries themselves, while they fit.
+	small := checkpointMD(9)
+	small.Dir = "jobmanager://j/chk-9"
+	_, acts = restart(small)
+	r, err := snapshot.DecodeTaskRestore(restores(acts)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (&snapshot.TaskRestore{CheckpointID: 9, Location: small.Dir, Operators: map[string]*snapshot.OperatorState{"src": &small.Operators[1]}}); !reflect.DeepEqual(r, want) {
+		t.Fatalf("restore from jobmanager storage:\n%+v\nwant:\n%+v", r, want)
+	}
+
+	s, acts := restart(wide("jobmanager://j/chk-9"))
+	if d := restores(acts); len(d) != 0 {
+		t.Fatalf("deployed %d descriptors of a restore that does not fit", len(d))
+	}
+	v, _ := s.JobDetails("j")
+	if len(v.Exceptions) == 0 {
+		t.Fatal("no exception recorded for the failed restore")
+	}
+	const want = "restore the job from checkpoint 9: restore of "
+	if msg := v.Exceptions[0].Message; !strings.HasPrefix(msg, want) ||
+		!strings.Contains(msg, "more than the 1048576 a deployment may carry; jobmanager checkpoint storage cannot restore this job at this parallelism: set execution.checkpointing.dir") {
+		t.Fatalf("exception: %q", msg)
 	}
 }

@@ -23,3 +23,14 @@ func StorageURI(cfg *config.Config) (string, error) {
 	}
 	return dir, nil
 }
+
+// StorageOptions returns the Options that cfg sets: the inline threshold
+// (execution.checkpointing.data-inline-threshold; 0 there means never
+// inline).
+func StorageOptions(cfg *config.Config) Options {
+	o := Options{FileInlineThreshold: int(cfg.MemorySize(config.CheckpointInlineThreshold))}
+	if o.FileInlineThreshold == 0 {
+		o.FileInlineThreshold = -1
+	}
+	return o
+}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 )
@@ -80,9 +81,17 @@ type StateWriter interface {
 const (
 	// DefaultFileInlineThreshold is Flink's state.storage.fs.memory-threshold.
 	DefaultFileInlineThreshold = 20 << 10
-	// DefaultJobManagerMaxStateSize is the limit of Flink's
-	// JobManagerCheckpointStorage for one piece of state.
-	DefaultJobManagerMaxStateSize = 5 << 20
+	// DefaultJobManagerMaxStateSize bounds, with jobmanager storage, all
+	// the state one subtask acknowledges for one checkpoint (Flink's
+	// JobManagerCheckpointStorage bounds each piece of state by 5 MiB, which
+	// an acknowledgement of several pieces can exceed gRPC's limit with).
+	DefaultJobManagerMaxStateSize = 1 << 20
+	// MaxInlinePerLocation bounds the inline bytes of all the state written
+	// to one Location (what one subtask acknowledges for one checkpoint)
+	// with file and object storage: however many operators a task chains,
+	// its acknowledgement stays far below gRPC's 4 MiB message limit; the
+	// state that does not fit is written as objects.
+	MaxInlinePerLocation = 1 << 20
 )
 
 // Options tunes a Storage; the zero value gives the defaults.
@@ -91,8 +100,9 @@ type Options struct {
 	// many bytes is kept inline in the metadata rather than in a file of
 	// its own. 0 means DefaultFileInlineThreshold; negative, never.
 	FileInlineThreshold int
-	// JobManagerMaxStateSize: with jobmanager storage, the most bytes one
-	// state handle may hold. 0 means DefaultJobManagerMaxStateSize.
+	// JobManagerMaxStateSize: with jobmanager storage, the most bytes of
+	// state one Location (one subtask's acknowledgement) may hold. 0 means
+	// DefaultJobManagerMaxStateSize.
 	JobManagerMaxStateSize int
 }
 
@@ -117,11 +127,11 @@ func OpenWithOptions(uri string, log *zap.Logger, o Options) (Storage, error) {
 	s := &storage{
 		log:    log,
 		jmMax:  int64(o.JobManagerMaxStateSize),
-		inline: inlinePolicy{max: int64(o.FileInlineThreshold)},
+		inline: inlinePolicy{max: int64(o.FileInlineThreshold), budget: MaxInlinePerLocation},
 	}
 	if uri == jobManagerScheme || uri == jobManagerScheme+"://" {
 		s.jm = true
-		s.inline = inlinePolicy{max: s.jmMax, must: true}
+		s.inline = inlinePolicy{max: s.jmMax, budget: s.jmMax, must: true}
 		log.Warn("checkpoint storage is jobmanager: checkpoints are kept in the JobManager's memory and lost when it fails; not for production, set execution.checkpointing.dir to a durable directory")
 		return s, nil
 	}
@@ -137,11 +147,13 @@ func OpenWithOptions(uri string, log *zap.Logger, o Options) (Storage, error) {
 	return s, nil
 }
 
-// inlinePolicy says which state stays inline: up to max bytes; beyond, a
-// file, or an error if must (jobmanager storage has no files).
+// inlinePolicy says which state stays inline: pieces of up to max bytes,
+// while the location's budget of inline bytes lasts; beyond, a file, or an
+// error if must (jobmanager storage has no files).
 type inlinePolicy struct {
-	max  int64
-	must bool
+	max    int64
+	budget int64 // of all the inline state of one location
+	must   bool
 }
 
 type storage struct {
@@ -303,9 +315,11 @@ func (s *storage) newLocation(r resolved, dir string, savepoint bool) *location 
 	if s.jm || r.store == memStore {
 		// State of jobmanager storage is carried in the acknowledgements,
 		// also for savepoints (whose _metadata is then a file holding it).
-		pol = inlinePolicy{max: s.jmMax, must: true}
+		pol = inlinePolicy{max: s.jmMax, budget: s.jmMax, must: true}
 	}
-	return &location{r: r, store: r.store, dir: dir, display: r.display(dir), inline: pol, savepoint: savepoint, entropy: noEntropy}
+	l := &location{r: r, store: r.store, dir: dir, display: r.display(dir), inline: pol, savepoint: savepoint, entropy: noEntropy}
+	l.inlineLeft.Store(pol.budget)
+	return l
 }
 
 type location struct {
@@ -316,6 +330,9 @@ type location struct {
 	inline    inlinePolicy
 	savepoint bool
 	entropy   entropy // where new state objects get their entropy
+	// inlineLeft is what is left of inline.budget: state writers of one
+	// location may run concurrently (one per operator of a chain).
+	inlineLeft atomic.Int64
 }
 
 func (l *location) Path() string { return l.display }
@@ -479,12 +496,8 @@ func (w *stateWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, fmt.Errorf("write state %s: writer is closed", w.name)
 	}
-	if w.w == nil && w.size+int64(len(p)) > w.loc.inline.max {
-		if w.loc.inline.must {
-			w.err = fmt.Errorf("state %s in %s is larger than jobmanager storage's limit of %d bytes; use a filesystem (set execution.checkpointing.dir)", w.name, w.loc.display, w.loc.inline.max)
-			return 0, w.err
-		}
-		if err := w.spill(); err != nil {
+	if w.w == nil && w.size+int64(len(p)) > min(w.loc.inline.max, w.loc.inlineLeft.Load()) {
+		if err := w.outgrowInline(w.size + int64(len(p))); err != nil {
 			return 0, err
 		}
 	}
@@ -516,6 +529,34 @@ func (w *stateWriter) fileDisplay() string {
 	return w.loc.fileDisplay(w.name)
 }
 
+// takeInline takes w.size bytes of the location's inline budget; false
+// when too few are left.
+func (w *stateWriter) takeInline() bool {
+	for {
+		left := w.loc.inlineLeft.Load()
+		if w.size > left {
+			return false
+		}
+		if w.loc.inlineLeft.CompareAndSwap(left, left-w.size) {
+			return true
+		}
+	}
+}
+
+// outgrowInline moves inline state of size bytes that no longer may stay
+// inline to a file, or fails with jobmanager storage, which has none.
+func (w *stateWriter) outgrowInline(size int64) error {
+	if !w.loc.inline.must {
+		return w.spill()
+	}
+	if size > w.loc.inline.max {
+		w.err = fmt.Errorf("state %s in %s is larger than jobmanager storage's limit of %d bytes; use a filesystem (set execution.checkpointing.dir)", w.name, w.loc.display, w.loc.inline.max)
+	} else {
+		w.err = fmt.Errorf("state %s in %s: the state of this subtask for this checkpoint is more than jobmanager storage's limit of %d bytes; use a filesystem (set execution.checkpointing.dir)", w.name, w.loc.display, w.loc.inline.budget)
+	}
+	return w.err
+}
+
 // spill creates the file and writes what was buffered.
 func (w *stateWriter) spill() error {
 	if w.loc.entropy.at >= 0 {
@@ -545,9 +586,11 @@ func (w *stateWriter) Close() (StateHandle, error) {
 		_ = w.Abort()
 		return StateHandle{}, w.err
 	}
-	if w.w == nil && w.size > w.loc.inline.max {
-		// Negative threshold: never inline, also empty state.
-		if err := w.spill(); err != nil {
+	// The inline bytes are taken from the location's budget only now: a
+	// writer that spills gives nothing back. A negative threshold: never
+	// inline, also empty state.
+	if w.w == nil && (w.size > w.loc.inline.max || !w.takeInline()) {
+		if err := w.outgrowInline(w.size); err != nil {
 			_ = w.Abort()
 			return StateHandle{}, err
 		}

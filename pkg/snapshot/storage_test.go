@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -20,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/pkg/state"
 )
 
@@ -418,6 +420,14 @@ func TestJobManagerStorage(t *testing.T) {
 	if _, err := w.Close(); err == nil {
 		t.Fatal("Close after a failed Write succeeded")
 	}
+	// The limit is for all the state of the location (one subtask's
+	// acknowledgement): op-0 used it up.
+	w, _ = tm.CreateStateFile(ctx, "op-2")
+	_, err = w.Write([]byte("x"))
+	if err == nil || !regexp.MustCompile(`^state op-2-[0-9a-f]{16} in jobmanager://jmjob/chk-3: the state of this subtask for this checkpoint is more than jobmanager storage's limit of 8 bytes; use a filesystem \(set execution.checkpointing.dir\)$`).MatchString(err.Error()) {
+		t.Fatalf("limit of the location: %v", err)
+	}
+	_ = w.Abort()
 	m := oneOperator("jmjob", 3, false, h)
 	if _, err := loc.WriteMetadata(ctx, m); err != nil {
 		t.Fatal(err)
@@ -624,4 +634,57 @@ func mustOpenB(b *testing.B, dir string) Storage {
 		b.Fatal(err)
 	}
 	return s
+}
+
+// However many pieces of state one location (one subtask's
+// acknowledgement) gets, at most MaxInlinePerLocation bytes of them stay
+// inline; the others become files, each piece whole. A piece above the
+// threshold is a file; the threshold 0 (config) inlines nothing.
+func TestInlineBudgetPerLocation(t *testing.T) {
+	root := t.TempDir()
+	s := mustOpen(t, root, Options{FileInlineThreshold: 20 << 10})
+	loc, err := s.CheckpointLocation("j", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	piece := bytes.Repeat([]byte{'s'}, 20<<10)
+	inline, files := 0, 0
+	for i := range 60 {
+		h := writeState(t, loc, fmt.Sprintf("op-%d", i), piece)
+		if h.IsInline() {
+			inline++
+			if files > 0 {
+				t.Fatalf("piece %d inline after a piece went to a file", i)
+			}
+		} else {
+			files++
+		}
+		if b, err := readState(loc.Path(), h); err != nil || !bytes.Equal(b, piece) {
+			t.Fatalf("piece %d: %d bytes, %v", i, len(b), err)
+		}
+	}
+	if want := MaxInlinePerLocation / (20 << 10); inline != want || files != 60-want {
+		t.Fatalf("%d pieces inline and %d in files, want %d and %d", inline, files, want, 60-want)
+	}
+	// Another location has a budget of its own.
+	other, _ := s.CheckpointLocation("j", 2)
+	if h := writeState(t, other, "op", piece); !h.IsInline() {
+		t.Fatal("first piece of another location is not inline")
+	}
+	if h := writeState(t, other, "big", append(piece, 'x')); h.IsInline() {
+		t.Fatal("a piece above the threshold is inline")
+	}
+
+	if o := StorageOptions(config.New()); o.FileInlineThreshold != 20<<10 {
+		t.Fatalf("default threshold %d", o.FileInlineThreshold)
+	}
+	cfg, _, err := config.New().With(map[string]string{"state.storage.fs.memory-threshold": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	none := mustOpen(t, root, StorageOptions(cfg))
+	loc3, _ := none.CheckpointLocation("j", 3)
+	if h := writeState(t, loc3, "tiny", []byte("t")); h.IsInline() {
+		t.Fatal("inline with data-inline-threshold 0")
+	}
 }

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // TaskState is what one subtask attempt acknowledges for a checkpoint: the
@@ -44,6 +45,51 @@ type TaskRestore struct {
 	// Operators holds the chain's operators that have state in the
 	// checkpoint, by operator id. An operator missing here starts empty.
 	Operators map[string]*OperatorState `json:"operators,omitempty"`
+	// FromMetadata says that Operators is not sent: the TaskManager reads
+	// the _metadata at Location and takes the entries of its chain's
+	// operators itself (Metadata.TaskRestore). A descriptor then stays
+	// the same small size whatever the parallelism: carrying the entries,
+	// every subtask would get those of every old subtask, and a job's
+	// descriptors would grow with the square of its parallelism.
+	FromMetadata bool `json:"from_metadata,omitempty"`
+}
+
+// TaskRestore returns the restore of a subtask whose chain has the given
+// operators: their entries of md, unchanged (the TaskManager picks its
+// subtask's part), those of operators without state left out.
+func (md *Metadata) TaskRestore(operatorIDs []string) *TaskRestore {
+	tr := &TaskRestore{CheckpointID: md.CheckpointID, Location: md.Dir}
+	for _, id := range operatorIDs {
+		for i := range md.Operators {
+			if os := &md.Operators[i]; os.ID == id && os.hasState() {
+				if tr.Operators == nil {
+					tr.Operators = map[string]*OperatorState{}
+				}
+				tr.Operators[id] = os
+			}
+		}
+	}
+	return tr
+}
+
+// hasState reports whether a checkpoint holds anything of an operator: a
+// state object, or a subtask that had finished (FLIP-147: it is restored as
+// finished).
+func (os *OperatorState) hasState() bool {
+	for _, st := range os.Subtasks {
+		if st.Finished || len(st.State) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadableByTaskManagers reports whether the TaskManagers can read the
+// checkpoint or savepoint at pointer themselves: every durable directory,
+// not jobmanager storage, which lives in the JobManager's memory.
+func ReadableByTaskManagers(pointer string) bool {
+	scheme, _, isURI := strings.Cut(pointer, "://")
+	return !isURI || scheme != jobManagerScheme
 }
 
 // EncodeTaskRestore returns the wire form of r.

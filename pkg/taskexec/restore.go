@@ -69,7 +69,34 @@ func (t *Task) decodeRestore() (*snapshot.TaskRestore, error) {
 		}
 		r.CheckpointID = d
 	}
+	if r.FromMetadata {
+		if err := t.loadRestore(r); err != nil {
+			return nil, fmt.Errorf("restore subtask %d from checkpoint %d: %w", t.subtask, r.CheckpointID, err)
+		}
+	}
 	return r, nil
+}
+
+// loadRestore fills in the operators of a restore that points at its
+// checkpoint's _metadata. Task goroutine only.
+func (t *Task) loadRestore(r *snapshot.TaskRestore) error {
+	load := t.env.Metadata
+	if load == nil {
+		load = snapshot.LoadMetadata
+	}
+	md, err := load(t.ctx, r.Location)
+	if err != nil {
+		return err
+	}
+	if md.CheckpointID != r.CheckpointID {
+		return fmt.Errorf("%s holds checkpoint %d", r.Location, md.CheckpointID)
+	}
+	ids := make([]string, len(t.chain))
+	for i, c := range t.chain {
+		ids[i] = c.spec.ID
+	}
+	r.Operators, r.FromMetadata = md.TaskRestore(ids).Operators, false
+	return nil
 }
 
 // restoreState restores every Snapshotter of the chain from r (nil: the

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -100,10 +102,15 @@ func restoredVertex(t *testing.T, m *network.Manager, name string, par int, prop
 // each ended.
 func runRestored(t *testing.T, job string, v *vertex, r *snapshot.TaskRestore) []Result {
 	t.Helper()
-	m := v.managers[0]
+	return runRestoredEnv(t, job, v, r, Env{Network: v.managers[0], Logger: zap.NewNop()})
+}
+
+// runRestoredEnv is runRestored with the tasks' Env.
+func runRestoredEnv(t *testing.T, job string, v *vertex, r *snapshot.TaskRestore, env Env) []Result {
+	t.Helper()
 	var rs []*running
 	for _, d := range descriptors(job, v, nil, nil, nil) {
-		rs = append(rs, startEnv(t, withRestore(t, d, r), Env{Network: m, Logger: zap.NewNop()}))
+		rs = append(rs, startEnv(t, withRestore(t, d, r), env))
 	}
 	var out []Result
 	for _, r := range rs {
@@ -129,12 +136,15 @@ func TestRestoreRescaled(t *testing.T) {
 		{"file", 3, 2},
 		{"jobmanager", 2, 3},
 		{"jobmanager", 1, 2},
+		// The descriptor points at the _metadata; the subtasks read it
+		// once, through one MetadataCache.
+		{"file-metadata", 2, 3},
 	} {
 		t.Run(fmt.Sprintf("%s/%d-to-%d", tc.storage, tc.oldP, tc.newP), func(t *testing.T) {
 			job := fmt.Sprintf("restore-%s-%d-%d", tc.storage, tc.oldP, tc.newP)
 			var st snapshot.Storage
 			var err error
-			if tc.storage == "file" {
+			if tc.storage != "jobmanager" {
 				st, err = snapshot.OpenWithOptions(t.TempDir(), zap.NewNop(), snapshot.Options{FileInlineThreshold: -1})
 			} else {
 				st, err = snapshot.Open("jobmanager", zap.NewNop())
@@ -157,8 +167,24 @@ func TestRestoreRescaled(t *testing.T) {
 				// Not in the chain: ignored.
 				"gone": {ID: "gone", Type: "test-ckpt", Parallelism: 1, Subtasks: []snapshot.SubtaskState{{State: []snapshot.StateObject{{Kind: snapshot.KindOperator, StateHandle: snapshot.StateHandle{Path: "missing"}}}}}},
 			}}
+			env := Env{Logger: zap.NewNop()}
+			var loads atomic.Int32
+			if tc.storage == "file-metadata" {
+				md := &snapshot.Metadata{JobID: job, CheckpointID: restoreID, MaxParallelism: maxP, Operators: []snapshot.OperatorState{*ops, *r.Operators["gone"]}}
+				if _, err := loc.WriteMetadata(t.Context(), md); err != nil {
+					t.Fatal(err)
+				}
+				r = &snapshot.TaskRestore{CheckpointID: restoreID, Location: loc.Path(), FromMetadata: true}
+				cache := NewMetadataCache(time.Minute)
+				cache.load = func(ctx context.Context, location string) (*snapshot.Metadata, error) {
+					loads.Add(1)
+					return snapshot.LoadMetadata(ctx, location)
+				}
+				env.Metadata = cache.Load
+			}
 			m := newManager(t)
-			for s, res := range runRestored(t, job, restoredVertex(t, m, job, tc.newP, nil), r) {
+			env.Network = m
+			for s, res := range runRestoredEnv(t, job, restoredVertex(t, m, job, tc.newP, nil), r, env) {
 				if res.State != Finished {
 					t.Fatalf("subtask %d: %s %v", s, res.State, res.Err)
 				}
@@ -199,6 +225,9 @@ func TestRestoreRescaled(t *testing.T) {
 				if want := min(1, kg%5); n != want {
 					t.Errorf("key group %d restored %d times, want %d", kg, n, want)
 				}
+			}
+			if n := loads.Load(); tc.storage == "file-metadata" && n != 1 {
+				t.Errorf("the _metadata was read %d times by %d subtasks, want once", n, tc.newP)
 			}
 		})
 	}

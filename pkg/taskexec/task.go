@@ -63,6 +63,11 @@ type Env struct {
 	Responder CheckpointResponder
 	// Now is the clock of checkpoint alignment; nil means time.Now.
 	Now func() time.Time
+	// Metadata reads the checkpoint a restore points at (a descriptor's
+	// restore state with FromMetadata); nil reads it with
+	// snapshot.LoadMetadata each time. A TaskManager shares one
+	// MetadataCache between its tasks.
+	Metadata func(ctx context.Context, location string) (*snapshot.Metadata, error)
 }
 
 // Result is how a task attempt ended.
@@ -297,7 +302,7 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 	// repeating them would only be noise.
 	uri, err := snapshot.StorageURI(cfg)
 	if err == nil {
-		t.storage, err = snapshot.Open(uri, zap.NewNop())
+		t.storage, err = snapshot.OpenWithOptions(uri, zap.NewNop(), snapshot.StorageOptions(cfg))
 	}
 	if err != nil {
 		if t.checkpointing {

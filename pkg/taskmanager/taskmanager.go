@@ -71,6 +71,9 @@ type TaskManager struct {
 
 	taskMetrics  *taskexec.Metrics
 	tasksRunning prometheus.Gauge
+	// restoreMetadata: the tasks of a job restoring on this TaskManager
+	// read their checkpoint's _metadata once.
+	restoreMetadata *taskexec.MetadataCache
 
 	// The cancellation watchdog (watchdog.go).
 	cancelTimeout  time.Duration // task.cancellation.timeout; 0: never fatal
@@ -177,6 +180,7 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	if reg == nil {
 		reg = metrics.NewRegistry()
 	}
+	tm.restoreMetadata = taskexec.NewMetadataCache(time.Minute)
 	if tm.taskMetrics, err = taskexec.NewMetrics(reg); err != nil {
 		return nil, err
 	}

@@ -60,6 +60,7 @@ func (tm *TaskManager) submit(d *weirpb.TaskDeploymentDescriptor) error {
 		Stdout:    tm.stdout,
 		Metrics:   tm.taskMetrics,
 		Responder: responder{tm: tm},
+		Metadata:  tm.restoreMetadata.Load,
 		OnRunning: func() {
 			e.running = true
 			tm.tasksRunning.Inc()
