@@ -51,6 +51,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// HA stores the durable facts; nil means ha.NewStandalone().
 	HA HAServices
+	// LeaderEpoch is this JobManager's leader epoch, sent with every call
+	// to a TaskManager so that a TaskManager rejects the calls of a
+	// deposed leader; nil sends none (standalone).
+	LeaderEpoch func() int64
 }
 
 // JobManager is a running JobManager.
@@ -58,7 +62,8 @@ type JobManager struct {
 	log        *zap.Logger
 	cfg        *config.Config
 	ha         HAServices
-	id         string // this process's JobManager id
+	epoch      func() int64 // Options.LeaderEpoch
+	id         string       // this process's JobManager id
 	hbInterval time.Duration
 	hbTimeout  time.Duration
 	lis        net.Listener
@@ -124,6 +129,7 @@ func Start(opts Options) (*JobManager, error) {
 		log:        log,
 		cfg:        cfg,
 		ha:         store,
+		epoch:      opts.LeaderEpoch,
 		id:         randomHex(16),
 		hbInterval: cfg.Duration(config.HeartbeatInterval),
 		hbTimeout:  cfg.Duration(config.HeartbeatTimeout),
@@ -326,7 +332,7 @@ func (jm *JobManager) do(a scheduler.Action) {
 			})
 		}
 	case scheduler.TaskManagerAdded:
-		te, err := newTaskExecutor(a.ID, a.Instance, a.RPCAddress, jm.hbTimeout)
+		te, err := newTaskExecutor(a.ID, a.Instance, a.RPCAddress, jm.hbTimeout, jm.epoch)
 		if err != nil {
 			// RegisterTaskManager checked the address; this is a bug, not input.
 			jm.log.Error("cannot create TaskManager client", zap.String("taskmanager", a.ID), zap.Error(err))

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/weirstream/weir/pkg/internal/leaderepoch"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -30,11 +31,19 @@ type taskExecutor struct {
 	wake  chan struct{} // capacity 1: "the queue is not empty"
 }
 
-func newTaskExecutor(id string, instance uint64, addr string, timeout time.Duration) (*taskExecutor, error) {
+// newTaskExecutor returns the client of one TaskManager registration.
+// Every call carries the leader epoch that epoch returns when it is sent
+// (leaderepoch: the TaskManager rejects an epoch below the highest it has
+// seen); nil, or an epoch of 0, sends none (standalone: nothing to fence).
+func newTaskExecutor(id string, instance uint64, addr string, timeout time.Duration, epoch func() int64) (*taskExecutor, error) {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if epoch != nil {
+		opts = append(opts, grpc.WithUnaryInterceptor(leaderepoch.UnaryClientInterceptor(epoch)))
+	}
 	// grpc.NewClient does not connect; the first call does, and calls wait
 	// for the connection, so a TaskManager that is still starting its
 	// server gets its tasks once it listens.
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, err
 	}

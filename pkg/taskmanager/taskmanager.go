@@ -71,6 +71,7 @@ type TaskManager struct {
 
 	taskMetrics  *taskexec.Metrics
 	tasksRunning prometheus.Gauge
+	fence        *leaderFence // rejects calls of a deposed JobManager leader (fencing.go)
 	// restoreMetadata: the tasks of a job restoring on this TaskManager
 	// read their checkpoint's _metadata once.
 	restoreMetadata *taskexec.MetadataCache
@@ -191,6 +192,9 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	if err := reg.Register(tm.tasksRunning); err != nil {
 		return nil, fmt.Errorf("register taskmanager metrics: %w", err)
 	}
+	if tm.fence, err = newLeaderFence(reg, tm.log); err != nil {
+		return nil, err
+	}
 	if !opts.NoMetricsServer {
 		lo, hi = cfg.PortRange(config.MetricsPromPort)
 		if tm.metricsSrv, err = metrics.Serve(tm.log, host, lo, hi, reg); err != nil {
@@ -219,7 +223,7 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	}
 	tm.jm = weirpb.NewJobManagerGatewayClient(tm.conn)
 
-	tm.grpcSrv = grpc.NewServer()
+	tm.grpcSrv = grpc.NewServer(grpc.UnaryInterceptor(tm.fence.unary))
 	weirpb.RegisterTaskExecutorGatewayServer(tm.grpcSrv, &gateway{tm: tm})
 	tm.health = health.NewServer()
 	healthpb.RegisterHealthServer(tm.grpcSrv, tm.health)
