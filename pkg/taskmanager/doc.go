@@ -18,7 +18,12 @@
 //     taskexec tells the protocol); so is the unaligned flag of a
 //     checkpoint (the task decides from the job configuration whether it
 //     is unaligned at once or aligned until the aligned-checkpoint timeout),
-//   - the Prometheus endpoint with the task metrics.
+//   - the Prometheus endpoint with the task metrics;
+//   - the leader fence (fencing.go): every TaskExecutorGateway call
+//     carries its JobManager's leader epoch, and a call with an epoch
+//     below the highest seen is rejected (FailedPrecondition) and counted
+//     in weir_taskmanager_rejected_leader_calls_total, so a JobManager
+//     that lost its leadership cannot act here once its successor has.
 //
 // # Life cycle of the connection to the JobManager
 //
@@ -49,6 +54,9 @@
 //
 //   - Slots are counted by the JobManager; a TaskManager only reports
 //     taskmanager.numberOfTaskSlots and runs what it is given.
+//   - Leader fencing: the highest leader epoch seen never goes down, and
+//     no call with a lower one reaches a handler (a call without an epoch
+//     is epoch 0: standalone JobManagers do not fence).
 //   - Fencing: never two attempts of the same (job, vertex, subtask) at once.
 //     A newer attempt is accepted at once, cancels the older one, and starts
 //     only after the older one's Run has returned (its partitions released).
