@@ -28,6 +28,157 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ListJobManagersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobManagersRequest) Reset() {
+	*x = ListJobManagersRequest{}
+	mi := &file_weir_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobManagersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobManagersRequest) ProtoMessage() {}
+
+func (x *ListJobManagersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobManagersRequest.ProtoReflect.Descriptor instead.
+func (*ListJobManagersRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{0}
+}
+
+type ListJobManagersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by address.
+	Jobmanagers   []*JobManagerInfo `protobuf:"bytes,1,rep,name=jobmanagers,proto3" json:"jobmanagers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobManagersResponse) Reset() {
+	*x = ListJobManagersResponse{}
+	mi := &file_weir_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobManagersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobManagersResponse) ProtoMessage() {}
+
+func (x *ListJobManagersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobManagersResponse.ProtoReflect.Descriptor instead.
+func (*ListJobManagersResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListJobManagersResponse) GetJobmanagers() []*JobManagerInfo {
+	if x != nil {
+		return x.Jobmanagers
+	}
+	return nil
+}
+
+type JobManagerInfo struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"` // host:port of its RPC endpoint
+	Leader  bool                   `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Leader: since when it leads; standby: since when it stands by.
+	SinceUnixMs int64 `protobuf:"varint,3,opt,name=since_unix_ms,json=sinceUnixMs,proto3" json:"since_unix_ms,omitempty"`
+	// Leader: its epoch (the fencing token TaskManagers check); else 0.
+	Epoch         int64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobManagerInfo) Reset() {
+	*x = JobManagerInfo{}
+	mi := &file_weir_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobManagerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobManagerInfo) ProtoMessage() {}
+
+func (x *JobManagerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobManagerInfo.ProtoReflect.Descriptor instead.
+func (*JobManagerInfo) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *JobManagerInfo) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *JobManagerInfo) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+func (x *JobManagerInfo) GetSinceUnixMs() int64 {
+	if x != nil {
+		return x.SinceUnixMs
+	}
+	return 0
+}
+
+func (x *JobManagerInfo) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type SubmitJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The job file as the user wrote it (YAML or JSON).
@@ -43,7 +194,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_weir_proto_msgTypes[0]
+	mi := &file_weir_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -55,7 +206,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[0]
+	mi := &file_weir_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -68,7 +219,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{0}
+	return file_weir_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SubmitJobRequest) GetJobSpec() []byte {
@@ -108,7 +259,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_weir_proto_msgTypes[1]
+	mi := &file_weir_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -120,7 +271,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[1]
+	mi := &file_weir_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -133,7 +284,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{1}
+	return file_weir_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SubmitJobResponse) GetJobId() string {
@@ -151,7 +302,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_weir_proto_msgTypes[2]
+	mi := &file_weir_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -163,7 +314,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[2]
+	mi := &file_weir_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -176,7 +327,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{2}
+	return file_weir_proto_rawDescGZIP(), []int{5}
 }
 
 type ListJobsResponse struct {
@@ -188,7 +339,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_weir_proto_msgTypes[3]
+	mi := &file_weir_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -200,7 +351,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[3]
+	mi := &file_weir_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -213,7 +364,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{3}
+	return file_weir_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListJobsResponse) GetJobs() []*JobSummary {
@@ -236,7 +387,7 @@ type JobSummary struct {
 
 func (x *JobSummary) Reset() {
 	*x = JobSummary{}
-	mi := &file_weir_proto_msgTypes[4]
+	mi := &file_weir_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -248,7 +399,7 @@ func (x *JobSummary) String() string {
 func (*JobSummary) ProtoMessage() {}
 
 func (x *JobSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[4]
+	mi := &file_weir_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -261,7 +412,7 @@ func (x *JobSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSummary.ProtoReflect.Descriptor instead.
 func (*JobSummary) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{4}
+	return file_weir_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JobSummary) GetId() string {
@@ -308,7 +459,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_weir_proto_msgTypes[5]
+	mi := &file_weir_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +471,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[5]
+	mi := &file_weir_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +484,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{5}
+	return file_weir_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -367,7 +518,7 @@ type JobDetails struct {
 
 func (x *JobDetails) Reset() {
 	*x = JobDetails{}
-	mi := &file_weir_proto_msgTypes[6]
+	mi := &file_weir_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -379,7 +530,7 @@ func (x *JobDetails) String() string {
 func (*JobDetails) ProtoMessage() {}
 
 func (x *JobDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[6]
+	mi := &file_weir_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -392,7 +543,7 @@ func (x *JobDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobDetails.ProtoReflect.Descriptor instead.
 func (*JobDetails) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{6}
+	return file_weir_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *JobDetails) GetId() string {
@@ -495,7 +646,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_weir_proto_msgTypes[7]
+	mi := &file_weir_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +658,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[7]
+	mi := &file_weir_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +671,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{7}
+	return file_weir_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TaskStatus) GetOperator() string {
@@ -590,7 +741,7 @@ type JobException struct {
 
 func (x *JobException) Reset() {
 	*x = JobException{}
-	mi := &file_weir_proto_msgTypes[8]
+	mi := &file_weir_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +753,7 @@ func (x *JobException) String() string {
 func (*JobException) ProtoMessage() {}
 
 func (x *JobException) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[8]
+	mi := &file_weir_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +766,7 @@ func (x *JobException) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobException.ProtoReflect.Descriptor instead.
 func (*JobException) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{8}
+	return file_weir_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *JobException) GetTimeUnixMs() int64 {
@@ -651,7 +802,7 @@ type CheckpointStats struct {
 
 func (x *CheckpointStats) Reset() {
 	*x = CheckpointStats{}
-	mi := &file_weir_proto_msgTypes[9]
+	mi := &file_weir_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +814,7 @@ func (x *CheckpointStats) String() string {
 func (*CheckpointStats) ProtoMessage() {}
 
 func (x *CheckpointStats) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[9]
+	mi := &file_weir_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +827,7 @@ func (x *CheckpointStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointStats.ProtoReflect.Descriptor instead.
 func (*CheckpointStats) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{9}
+	return file_weir_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CheckpointStats) GetCompleted() int64 {
@@ -726,7 +877,7 @@ type CheckpointInfo struct {
 
 func (x *CheckpointInfo) Reset() {
 	*x = CheckpointInfo{}
-	mi := &file_weir_proto_msgTypes[10]
+	mi := &file_weir_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +889,7 @@ func (x *CheckpointInfo) String() string {
 func (*CheckpointInfo) ProtoMessage() {}
 
 func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[10]
+	mi := &file_weir_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +902,7 @@ func (x *CheckpointInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointInfo.ProtoReflect.Descriptor instead.
 func (*CheckpointInfo) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{10}
+	return file_weir_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CheckpointInfo) GetId() int64 {
@@ -840,7 +991,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_weir_proto_msgTypes[11]
+	mi := &file_weir_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +1003,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[11]
+	mi := &file_weir_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1016,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{11}
+	return file_weir_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -883,7 +1034,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_weir_proto_msgTypes[12]
+	mi := &file_weir_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1046,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[12]
+	mi := &file_weir_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1059,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{12}
+	return file_weir_proto_rawDescGZIP(), []int{15}
 }
 
 type ListTaskManagersRequest struct {
@@ -919,7 +1070,7 @@ type ListTaskManagersRequest struct {
 
 func (x *ListTaskManagersRequest) Reset() {
 	*x = ListTaskManagersRequest{}
-	mi := &file_weir_proto_msgTypes[13]
+	mi := &file_weir_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1082,7 @@ func (x *ListTaskManagersRequest) String() string {
 func (*ListTaskManagersRequest) ProtoMessage() {}
 
 func (x *ListTaskManagersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[13]
+	mi := &file_weir_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1095,7 @@ func (x *ListTaskManagersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTaskManagersRequest.ProtoReflect.Descriptor instead.
 func (*ListTaskManagersRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{13}
+	return file_weir_proto_rawDescGZIP(), []int{16}
 }
 
 type ListTaskManagersResponse struct {
@@ -956,7 +1107,7 @@ type ListTaskManagersResponse struct {
 
 func (x *ListTaskManagersResponse) Reset() {
 	*x = ListTaskManagersResponse{}
-	mi := &file_weir_proto_msgTypes[14]
+	mi := &file_weir_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1119,7 @@ func (x *ListTaskManagersResponse) String() string {
 func (*ListTaskManagersResponse) ProtoMessage() {}
 
 func (x *ListTaskManagersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[14]
+	mi := &file_weir_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1132,7 @@ func (x *ListTaskManagersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTaskManagersResponse.ProtoReflect.Descriptor instead.
 func (*ListTaskManagersResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{14}
+	return file_weir_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListTaskManagersResponse) GetTaskmanagers() []*TaskManagerInfo {
@@ -1006,7 +1157,7 @@ type TaskManagerInfo struct {
 
 func (x *TaskManagerInfo) Reset() {
 	*x = TaskManagerInfo{}
-	mi := &file_weir_proto_msgTypes[15]
+	mi := &file_weir_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1169,7 @@ func (x *TaskManagerInfo) String() string {
 func (*TaskManagerInfo) ProtoMessage() {}
 
 func (x *TaskManagerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[15]
+	mi := &file_weir_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1182,7 @@ func (x *TaskManagerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskManagerInfo.ProtoReflect.Descriptor instead.
 func (*TaskManagerInfo) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{15}
+	return file_weir_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TaskManagerInfo) GetId() string {
@@ -1092,7 +1243,7 @@ type ListCheckpointsRequest struct {
 
 func (x *ListCheckpointsRequest) Reset() {
 	*x = ListCheckpointsRequest{}
-	mi := &file_weir_proto_msgTypes[16]
+	mi := &file_weir_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1255,7 @@ func (x *ListCheckpointsRequest) String() string {
 func (*ListCheckpointsRequest) ProtoMessage() {}
 
 func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[16]
+	mi := &file_weir_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1268,7 @@ func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{16}
+	return file_weir_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListCheckpointsRequest) GetJobId() string {
@@ -1136,7 +1287,7 @@ type ListCheckpointsResponse struct {
 
 func (x *ListCheckpointsResponse) Reset() {
 	*x = ListCheckpointsResponse{}
-	mi := &file_weir_proto_msgTypes[17]
+	mi := &file_weir_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1299,7 @@ func (x *ListCheckpointsResponse) String() string {
 func (*ListCheckpointsResponse) ProtoMessage() {}
 
 func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[17]
+	mi := &file_weir_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1312,7 @@ func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{17}
+	return file_weir_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListCheckpointsResponse) GetCheckpoints() []*CheckpointInfo {
@@ -1181,7 +1332,7 @@ type TriggerSavepointRequest struct {
 
 func (x *TriggerSavepointRequest) Reset() {
 	*x = TriggerSavepointRequest{}
-	mi := &file_weir_proto_msgTypes[18]
+	mi := &file_weir_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1344,7 @@ func (x *TriggerSavepointRequest) String() string {
 func (*TriggerSavepointRequest) ProtoMessage() {}
 
 func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[18]
+	mi := &file_weir_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1357,7 @@ func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointRequest.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{18}
+	return file_weir_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TriggerSavepointRequest) GetJobId() string {
@@ -1232,7 +1383,7 @@ type TriggerSavepointResponse struct {
 
 func (x *TriggerSavepointResponse) Reset() {
 	*x = TriggerSavepointResponse{}
-	mi := &file_weir_proto_msgTypes[19]
+	mi := &file_weir_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1244,7 +1395,7 @@ func (x *TriggerSavepointResponse) String() string {
 func (*TriggerSavepointResponse) ProtoMessage() {}
 
 func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[19]
+	mi := &file_weir_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1257,7 +1408,7 @@ func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointResponse.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{19}
+	return file_weir_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TriggerSavepointResponse) GetPath() string {
@@ -1278,7 +1429,7 @@ type StopJobRequest struct {
 
 func (x *StopJobRequest) Reset() {
 	*x = StopJobRequest{}
-	mi := &file_weir_proto_msgTypes[20]
+	mi := &file_weir_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1441,7 @@ func (x *StopJobRequest) String() string {
 func (*StopJobRequest) ProtoMessage() {}
 
 func (x *StopJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[20]
+	mi := &file_weir_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1454,7 @@ func (x *StopJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopJobRequest.ProtoReflect.Descriptor instead.
 func (*StopJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{20}
+	return file_weir_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StopJobRequest) GetJobId() string {
@@ -1336,7 +1487,7 @@ type StopJobResponse struct {
 
 func (x *StopJobResponse) Reset() {
 	*x = StopJobResponse{}
-	mi := &file_weir_proto_msgTypes[21]
+	mi := &file_weir_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1499,7 @@ func (x *StopJobResponse) String() string {
 func (*StopJobResponse) ProtoMessage() {}
 
 func (x *StopJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[21]
+	mi := &file_weir_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1512,7 @@ func (x *StopJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopJobResponse.ProtoReflect.Descriptor instead.
 func (*StopJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{21}
+	return file_weir_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StopJobResponse) GetPath() string {
@@ -1380,7 +1531,7 @@ type DisposeSavepointRequest struct {
 
 func (x *DisposeSavepointRequest) Reset() {
 	*x = DisposeSavepointRequest{}
-	mi := &file_weir_proto_msgTypes[22]
+	mi := &file_weir_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1543,7 @@ func (x *DisposeSavepointRequest) String() string {
 func (*DisposeSavepointRequest) ProtoMessage() {}
 
 func (x *DisposeSavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[22]
+	mi := &file_weir_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1556,7 @@ func (x *DisposeSavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisposeSavepointRequest.ProtoReflect.Descriptor instead.
 func (*DisposeSavepointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{22}
+	return file_weir_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DisposeSavepointRequest) GetPath() string {
@@ -1423,7 +1574,7 @@ type DisposeSavepointResponse struct {
 
 func (x *DisposeSavepointResponse) Reset() {
 	*x = DisposeSavepointResponse{}
-	mi := &file_weir_proto_msgTypes[23]
+	mi := &file_weir_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1586,7 @@ func (x *DisposeSavepointResponse) String() string {
 func (*DisposeSavepointResponse) ProtoMessage() {}
 
 func (x *DisposeSavepointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[23]
+	mi := &file_weir_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1599,7 @@ func (x *DisposeSavepointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisposeSavepointResponse.ProtoReflect.Descriptor instead.
 func (*DisposeSavepointResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{23}
+	return file_weir_proto_rawDescGZIP(), []int{26}
 }
 
 type Ack struct {
@@ -1459,7 +1610,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_weir_proto_msgTypes[24]
+	mi := &file_weir_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1622,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[24]
+	mi := &file_weir_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1635,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{24}
+	return file_weir_proto_rawDescGZIP(), []int{27}
 }
 
 type RegisterTaskManagerRequest struct {
@@ -1493,13 +1644,17 @@ type RegisterTaskManagerRequest struct {
 	RpcAddress    string                 `protobuf:"bytes,2,opt,name=rpc_address,json=rpcAddress,proto3" json:"rpc_address,omitempty"`
 	DataAddress   string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
 	NumSlots      int32                  `protobuf:"varint,4,opt,name=num_slots,json=numSlots,proto3" json:"num_slots,omitempty"`
+	// The tasks this TaskManager runs, or ran and has not released, when it
+	// registers with a new leader after a JobManager failover: the leader
+	// adopts them or cancels them (failover without restarting tasks).
+	Tasks         []*ReportedTask `protobuf:"bytes,5,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterTaskManagerRequest) Reset() {
 	*x = RegisterTaskManagerRequest{}
-	mi := &file_weir_proto_msgTypes[25]
+	mi := &file_weir_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1666,7 @@ func (x *RegisterTaskManagerRequest) String() string {
 func (*RegisterTaskManagerRequest) ProtoMessage() {}
 
 func (x *RegisterTaskManagerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[25]
+	mi := &file_weir_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1679,7 @@ func (x *RegisterTaskManagerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskManagerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterTaskManagerRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{25}
+	return file_weir_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RegisterTaskManagerRequest) GetTaskmanagerId() string {
@@ -1555,6 +1710,65 @@ func (x *RegisterTaskManagerRequest) GetNumSlots() int32 {
 	return 0
 }
 
+func (x *RegisterTaskManagerRequest) GetTasks() []*ReportedTask {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+type ReportedTask struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Execution     *ExecutionAttemptID    `protobuf:"bytes,1,opt,name=execution,proto3" json:"execution,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // DEPLOYING, RUNNING, FINISHED, CANCELING, CANCELED, FAILED
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportedTask) Reset() {
+	*x = ReportedTask{}
+	mi := &file_weir_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportedTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportedTask) ProtoMessage() {}
+
+func (x *ReportedTask) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportedTask.ProtoReflect.Descriptor instead.
+func (*ReportedTask) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReportedTask) GetExecution() *ExecutionAttemptID {
+	if x != nil {
+		return x.Execution
+	}
+	return nil
+}
+
+func (x *ReportedTask) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 type RegisterTaskManagerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Identifies the JobManager process; a TaskManager re-registers when it
@@ -1563,13 +1777,16 @@ type RegisterTaskManagerResponse struct {
 	// Heartbeat settings the TaskManager must use.
 	HeartbeatIntervalMs int64 `protobuf:"varint,2,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
 	HeartbeatTimeoutMs  int64 `protobuf:"varint,3,opt,name=heartbeat_timeout_ms,json=heartbeatTimeoutMs,proto3" json:"heartbeat_timeout_ms,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The leader's epoch (0: not fencing, standalone): the TaskManager rejects
+	// calls of any JobManager with a lower one from now on.
+	LeaderEpoch   int64 `protobuf:"varint,4,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterTaskManagerResponse) Reset() {
 	*x = RegisterTaskManagerResponse{}
-	mi := &file_weir_proto_msgTypes[26]
+	mi := &file_weir_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1798,7 @@ func (x *RegisterTaskManagerResponse) String() string {
 func (*RegisterTaskManagerResponse) ProtoMessage() {}
 
 func (x *RegisterTaskManagerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[26]
+	mi := &file_weir_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1811,7 @@ func (x *RegisterTaskManagerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskManagerResponse.ProtoReflect.Descriptor instead.
 func (*RegisterTaskManagerResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{26}
+	return file_weir_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RegisterTaskManagerResponse) GetJobmanagerId() string {
@@ -1618,6 +1835,13 @@ func (x *RegisterTaskManagerResponse) GetHeartbeatTimeoutMs() int64 {
 	return 0
 }
 
+func (x *RegisterTaskManagerResponse) GetLeaderEpoch() int64 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
 type TaskManagerHeartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskmanagerId string                 `protobuf:"bytes,1,opt,name=taskmanager_id,json=taskmanagerId,proto3" json:"taskmanager_id,omitempty"`
@@ -1629,7 +1853,7 @@ type TaskManagerHeartbeat struct {
 
 func (x *TaskManagerHeartbeat) Reset() {
 	*x = TaskManagerHeartbeat{}
-	mi := &file_weir_proto_msgTypes[27]
+	mi := &file_weir_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +1865,7 @@ func (x *TaskManagerHeartbeat) String() string {
 func (*TaskManagerHeartbeat) ProtoMessage() {}
 
 func (x *TaskManagerHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[27]
+	mi := &file_weir_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +1878,7 @@ func (x *TaskManagerHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskManagerHeartbeat.ProtoReflect.Descriptor instead.
 func (*TaskManagerHeartbeat) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{27}
+	return file_weir_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TaskManagerHeartbeat) GetTaskmanagerId() string {
@@ -1682,7 +1906,7 @@ type TaskMetrics struct {
 
 func (x *TaskMetrics) Reset() {
 	*x = TaskMetrics{}
-	mi := &file_weir_proto_msgTypes[28]
+	mi := &file_weir_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1918,7 @@ func (x *TaskMetrics) String() string {
 func (*TaskMetrics) ProtoMessage() {}
 
 func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[28]
+	mi := &file_weir_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1931,7 @@ func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskMetrics.ProtoReflect.Descriptor instead.
 func (*TaskMetrics) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{28}
+	return file_weir_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TaskMetrics) GetExecution() *ExecutionAttemptID {
@@ -1742,7 +1966,7 @@ type JobManagerHeartbeat struct {
 
 func (x *JobManagerHeartbeat) Reset() {
 	*x = JobManagerHeartbeat{}
-	mi := &file_weir_proto_msgTypes[29]
+	mi := &file_weir_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +1978,7 @@ func (x *JobManagerHeartbeat) String() string {
 func (*JobManagerHeartbeat) ProtoMessage() {}
 
 func (x *JobManagerHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[29]
+	mi := &file_weir_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +1991,7 @@ func (x *JobManagerHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobManagerHeartbeat.ProtoReflect.Descriptor instead.
 func (*JobManagerHeartbeat) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{29}
+	return file_weir_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *JobManagerHeartbeat) GetJobmanagerId() string {
@@ -1797,7 +2021,7 @@ type ExecutionAttemptID struct {
 
 func (x *ExecutionAttemptID) Reset() {
 	*x = ExecutionAttemptID{}
-	mi := &file_weir_proto_msgTypes[30]
+	mi := &file_weir_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +2033,7 @@ func (x *ExecutionAttemptID) String() string {
 func (*ExecutionAttemptID) ProtoMessage() {}
 
 func (x *ExecutionAttemptID) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[30]
+	mi := &file_weir_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +2046,7 @@ func (x *ExecutionAttemptID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionAttemptID.ProtoReflect.Descriptor instead.
 func (*ExecutionAttemptID) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{30}
+	return file_weir_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExecutionAttemptID) GetJobId() string {
@@ -1868,7 +2092,7 @@ type TaskExecutionState struct {
 
 func (x *TaskExecutionState) Reset() {
 	*x = TaskExecutionState{}
-	mi := &file_weir_proto_msgTypes[31]
+	mi := &file_weir_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +2104,7 @@ func (x *TaskExecutionState) String() string {
 func (*TaskExecutionState) ProtoMessage() {}
 
 func (x *TaskExecutionState) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[31]
+	mi := &file_weir_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2117,7 @@ func (x *TaskExecutionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskExecutionState.ProtoReflect.Descriptor instead.
 func (*TaskExecutionState) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{31}
+	return file_weir_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TaskExecutionState) GetTaskmanagerId() string {
@@ -1953,7 +2177,7 @@ type AcknowledgeCheckpointRequest struct {
 
 func (x *AcknowledgeCheckpointRequest) Reset() {
 	*x = AcknowledgeCheckpointRequest{}
-	mi := &file_weir_proto_msgTypes[32]
+	mi := &file_weir_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2189,7 @@ func (x *AcknowledgeCheckpointRequest) String() string {
 func (*AcknowledgeCheckpointRequest) ProtoMessage() {}
 
 func (x *AcknowledgeCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[32]
+	mi := &file_weir_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2202,7 @@ func (x *AcknowledgeCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{32}
+	return file_weir_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AcknowledgeCheckpointRequest) GetExecution() *ExecutionAttemptID {
@@ -2041,7 +2265,7 @@ type DeclineCheckpointRequest struct {
 
 func (x *DeclineCheckpointRequest) Reset() {
 	*x = DeclineCheckpointRequest{}
-	mi := &file_weir_proto_msgTypes[33]
+	mi := &file_weir_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2277,7 @@ func (x *DeclineCheckpointRequest) String() string {
 func (*DeclineCheckpointRequest) ProtoMessage() {}
 
 func (x *DeclineCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[33]
+	mi := &file_weir_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2290,7 @@ func (x *DeclineCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*DeclineCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{33}
+	return file_weir_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeclineCheckpointRequest) GetExecution() *ExecutionAttemptID {
@@ -2115,7 +2339,7 @@ type TaskDeploymentDescriptor struct {
 
 func (x *TaskDeploymentDescriptor) Reset() {
 	*x = TaskDeploymentDescriptor{}
-	mi := &file_weir_proto_msgTypes[34]
+	mi := &file_weir_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2351,7 @@ func (x *TaskDeploymentDescriptor) String() string {
 func (*TaskDeploymentDescriptor) ProtoMessage() {}
 
 func (x *TaskDeploymentDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[34]
+	mi := &file_weir_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2364,7 @@ func (x *TaskDeploymentDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDeploymentDescriptor.ProtoReflect.Descriptor instead.
 func (*TaskDeploymentDescriptor) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{34}
+	return file_weir_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TaskDeploymentDescriptor) GetExecution() *ExecutionAttemptID {
@@ -2226,7 +2450,7 @@ type InputGateDeploymentDescriptor struct {
 
 func (x *InputGateDeploymentDescriptor) Reset() {
 	*x = InputGateDeploymentDescriptor{}
-	mi := &file_weir_proto_msgTypes[35]
+	mi := &file_weir_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2238,7 +2462,7 @@ func (x *InputGateDeploymentDescriptor) String() string {
 func (*InputGateDeploymentDescriptor) ProtoMessage() {}
 
 func (x *InputGateDeploymentDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[35]
+	mi := &file_weir_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2251,7 +2475,7 @@ func (x *InputGateDeploymentDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputGateDeploymentDescriptor.ProtoReflect.Descriptor instead.
 func (*InputGateDeploymentDescriptor) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{35}
+	return file_weir_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *InputGateDeploymentDescriptor) GetInputIndex() int32 {
@@ -2294,7 +2518,7 @@ type InputChannelDeploymentDescriptor struct {
 
 func (x *InputChannelDeploymentDescriptor) Reset() {
 	*x = InputChannelDeploymentDescriptor{}
-	mi := &file_weir_proto_msgTypes[36]
+	mi := &file_weir_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2530,7 @@ func (x *InputChannelDeploymentDescriptor) String() string {
 func (*InputChannelDeploymentDescriptor) ProtoMessage() {}
 
 func (x *InputChannelDeploymentDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[36]
+	mi := &file_weir_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2543,7 @@ func (x *InputChannelDeploymentDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputChannelDeploymentDescriptor.ProtoReflect.Descriptor instead.
 func (*InputChannelDeploymentDescriptor) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{36}
+	return file_weir_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *InputChannelDeploymentDescriptor) GetPartitionId() string {
@@ -2364,7 +2588,7 @@ type ResultPartitionDeploymentDescriptor struct {
 
 func (x *ResultPartitionDeploymentDescriptor) Reset() {
 	*x = ResultPartitionDeploymentDescriptor{}
-	mi := &file_weir_proto_msgTypes[37]
+	mi := &file_weir_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2600,7 @@ func (x *ResultPartitionDeploymentDescriptor) String() string {
 func (*ResultPartitionDeploymentDescriptor) ProtoMessage() {}
 
 func (x *ResultPartitionDeploymentDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[37]
+	mi := &file_weir_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2613,7 @@ func (x *ResultPartitionDeploymentDescriptor) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use ResultPartitionDeploymentDescriptor.ProtoReflect.Descriptor instead.
 func (*ResultPartitionDeploymentDescriptor) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{37}
+	return file_weir_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ResultPartitionDeploymentDescriptor) GetPartitionId() string {
@@ -2436,7 +2660,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_weir_proto_msgTypes[38]
+	mi := &file_weir_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2448,7 +2672,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[38]
+	mi := &file_weir_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2461,7 +2685,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{38}
+	return file_weir_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CancelTaskRequest) GetExecution() *ExecutionAttemptID {
@@ -2480,7 +2704,7 @@ type ReleaseJobRequest struct {
 
 func (x *ReleaseJobRequest) Reset() {
 	*x = ReleaseJobRequest{}
-	mi := &file_weir_proto_msgTypes[39]
+	mi := &file_weir_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2492,7 +2716,7 @@ func (x *ReleaseJobRequest) String() string {
 func (*ReleaseJobRequest) ProtoMessage() {}
 
 func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[39]
+	mi := &file_weir_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2505,7 +2729,7 @@ func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{39}
+	return file_weir_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReleaseJobRequest) GetJobId() string {
@@ -2530,7 +2754,7 @@ type TriggerCheckpointRequest struct {
 
 func (x *TriggerCheckpointRequest) Reset() {
 	*x = TriggerCheckpointRequest{}
-	mi := &file_weir_proto_msgTypes[40]
+	mi := &file_weir_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2766,7 @@ func (x *TriggerCheckpointRequest) String() string {
 func (*TriggerCheckpointRequest) ProtoMessage() {}
 
 func (x *TriggerCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[40]
+	mi := &file_weir_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2779,7 @@ func (x *TriggerCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*TriggerCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{40}
+	return file_weir_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TriggerCheckpointRequest) GetExecution() *ExecutionAttemptID {
@@ -2617,7 +2841,7 @@ type NotifyCheckpointRequest struct {
 
 func (x *NotifyCheckpointRequest) Reset() {
 	*x = NotifyCheckpointRequest{}
-	mi := &file_weir_proto_msgTypes[41]
+	mi := &file_weir_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +2853,7 @@ func (x *NotifyCheckpointRequest) String() string {
 func (*NotifyCheckpointRequest) ProtoMessage() {}
 
 func (x *NotifyCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[41]
+	mi := &file_weir_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +2866,7 @@ func (x *NotifyCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*NotifyCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{41}
+	return file_weir_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *NotifyCheckpointRequest) GetExecution() *ExecutionAttemptID {
@@ -2664,7 +2888,15 @@ var File_weir_proto protoreflect.FileDescriptor
 const file_weir_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"weir.proto\x12\aweir.v1\"\xaa\x01\n" +
+	"weir.proto\x12\aweir.v1\"\x18\n" +
+	"\x16ListJobManagersRequest\"T\n" +
+	"\x17ListJobManagersResponse\x129\n" +
+	"\vjobmanagers\x18\x01 \x03(\v2\x17.weir.v1.JobManagerInfoR\vjobmanagers\"|\n" +
+	"\x0eJobManagerInfo\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\bR\x06leader\x12\"\n" +
+	"\rsince_unix_ms\x18\x03 \x01(\x03R\vsinceUnixMs\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x03R\x05epoch\"\xaa\x01\n" +
 	"\x10SubmitJobRequest\x12\x19\n" +
 	"\bjob_spec\x18\x01 \x01(\fR\ajobSpec\x12\x1b\n" +
 	"\tfile_name\x18\x02 \x01(\tR\bfileName\x12%\n" +
@@ -2773,17 +3005,22 @@ const file_weir_proto_rawDesc = "" +
 	"\x17DisposeSavepointRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\"\x1a\n" +
 	"\x18DisposeSavepointResponse\"\x05\n" +
-	"\x03Ack\"\xa4\x01\n" +
+	"\x03Ack\"\xd1\x01\n" +
 	"\x1aRegisterTaskManagerRequest\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x12\x1f\n" +
 	"\vrpc_address\x18\x02 \x01(\tR\n" +
 	"rpcAddress\x12!\n" +
 	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\x12\x1b\n" +
-	"\tnum_slots\x18\x04 \x01(\x05R\bnumSlots\"\xa8\x01\n" +
+	"\tnum_slots\x18\x04 \x01(\x05R\bnumSlots\x12+\n" +
+	"\x05tasks\x18\x05 \x03(\v2\x15.weir.v1.ReportedTaskR\x05tasks\"_\n" +
+	"\fReportedTask\x129\n" +
+	"\texecution\x18\x01 \x01(\v2\x1b.weir.v1.ExecutionAttemptIDR\texecution\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"\xcb\x01\n" +
 	"\x1bRegisterTaskManagerResponse\x12#\n" +
 	"\rjobmanager_id\x18\x01 \x01(\tR\fjobmanagerId\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x120\n" +
-	"\x14heartbeat_timeout_ms\x18\x03 \x01(\x03R\x12heartbeatTimeoutMs\"i\n" +
+	"\x14heartbeat_timeout_ms\x18\x03 \x01(\x03R\x12heartbeatTimeoutMs\x12!\n" +
+	"\fleader_epoch\x18\x04 \x01(\x03R\vleaderEpoch\"i\n" +
 	"\x14TaskManagerHeartbeat\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x12*\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x14.weir.v1.TaskMetricsR\x05tasks\"\x88\x01\n" +
@@ -2869,7 +3106,7 @@ const file_weir_proto_rawDesc = "" +
 	"\x04stop\x18\a \x01(\bR\x04stop\"y\n" +
 	"\x17NotifyCheckpointRequest\x129\n" +
 	"\texecution\x18\x01 \x01(\v2\x1b.weir.v1.ExecutionAttemptIDR\texecution\x12#\n" +
-	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId2\xab\x05\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId2\x81\x06\n" +
 	"\n" +
 	"JobService\x12B\n" +
 	"\tSubmitJob\x12\x19.weir.v1.SubmitJobRequest\x1a\x1a.weir.v1.SubmitJobResponse\x12?\n" +
@@ -2880,7 +3117,8 @@ const file_weir_proto_rawDesc = "" +
 	"\x0fListCheckpoints\x12\x1f.weir.v1.ListCheckpointsRequest\x1a .weir.v1.ListCheckpointsResponse\x12W\n" +
 	"\x10TriggerSavepoint\x12 .weir.v1.TriggerSavepointRequest\x1a!.weir.v1.TriggerSavepointResponse\x12<\n" +
 	"\aStopJob\x12\x17.weir.v1.StopJobRequest\x1a\x18.weir.v1.StopJobResponse\x12W\n" +
-	"\x10DisposeSavepoint\x12 .weir.v1.DisposeSavepointRequest\x1a!.weir.v1.DisposeSavepointResponse2\x9e\x03\n" +
+	"\x10DisposeSavepoint\x12 .weir.v1.DisposeSavepointRequest\x1a!.weir.v1.DisposeSavepointResponse\x12T\n" +
+	"\x0fListJobManagers\x12\x1f.weir.v1.ListJobManagersRequest\x1a .weir.v1.ListJobManagersResponse2\x9e\x03\n" +
 	"\x11JobManagerGateway\x12`\n" +
 	"\x13RegisterTaskManager\x12#.weir.v1.RegisterTaskManagerRequest\x1a$.weir.v1.RegisterTaskManagerResponse\x12L\n" +
 	"\tHeartbeat\x12\x1d.weir.v1.TaskManagerHeartbeat\x1a\x1c.weir.v1.JobManagerHeartbeat(\x010\x01\x12E\n" +
@@ -2910,118 +3148,127 @@ func file_weir_proto_rawDescGZIP() []byte {
 	return file_weir_proto_rawDescData
 }
 
-var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_weir_proto_goTypes = []any{
-	(*SubmitJobRequest)(nil),                    // 0: weir.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),                   // 1: weir.v1.SubmitJobResponse
-	(*ListJobsRequest)(nil),                     // 2: weir.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),                    // 3: weir.v1.ListJobsResponse
-	(*JobSummary)(nil),                          // 4: weir.v1.JobSummary
-	(*GetJobRequest)(nil),                       // 5: weir.v1.GetJobRequest
-	(*JobDetails)(nil),                          // 6: weir.v1.JobDetails
-	(*TaskStatus)(nil),                          // 7: weir.v1.TaskStatus
-	(*JobException)(nil),                        // 8: weir.v1.JobException
-	(*CheckpointStats)(nil),                     // 9: weir.v1.CheckpointStats
-	(*CheckpointInfo)(nil),                      // 10: weir.v1.CheckpointInfo
-	(*CancelJobRequest)(nil),                    // 11: weir.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),                   // 12: weir.v1.CancelJobResponse
-	(*ListTaskManagersRequest)(nil),             // 13: weir.v1.ListTaskManagersRequest
-	(*ListTaskManagersResponse)(nil),            // 14: weir.v1.ListTaskManagersResponse
-	(*TaskManagerInfo)(nil),                     // 15: weir.v1.TaskManagerInfo
-	(*ListCheckpointsRequest)(nil),              // 16: weir.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),             // 17: weir.v1.ListCheckpointsResponse
-	(*TriggerSavepointRequest)(nil),             // 18: weir.v1.TriggerSavepointRequest
-	(*TriggerSavepointResponse)(nil),            // 19: weir.v1.TriggerSavepointResponse
-	(*StopJobRequest)(nil),                      // 20: weir.v1.StopJobRequest
-	(*StopJobResponse)(nil),                     // 21: weir.v1.StopJobResponse
-	(*DisposeSavepointRequest)(nil),             // 22: weir.v1.DisposeSavepointRequest
-	(*DisposeSavepointResponse)(nil),            // 23: weir.v1.DisposeSavepointResponse
-	(*Ack)(nil),                                 // 24: weir.v1.Ack
-	(*RegisterTaskManagerRequest)(nil),          // 25: weir.v1.RegisterTaskManagerRequest
-	(*RegisterTaskManagerResponse)(nil),         // 26: weir.v1.RegisterTaskManagerResponse
-	(*TaskManagerHeartbeat)(nil),                // 27: weir.v1.TaskManagerHeartbeat
-	(*TaskMetrics)(nil),                         // 28: weir.v1.TaskMetrics
-	(*JobManagerHeartbeat)(nil),                 // 29: weir.v1.JobManagerHeartbeat
-	(*ExecutionAttemptID)(nil),                  // 30: weir.v1.ExecutionAttemptID
-	(*TaskExecutionState)(nil),                  // 31: weir.v1.TaskExecutionState
-	(*AcknowledgeCheckpointRequest)(nil),        // 32: weir.v1.AcknowledgeCheckpointRequest
-	(*DeclineCheckpointRequest)(nil),            // 33: weir.v1.DeclineCheckpointRequest
-	(*TaskDeploymentDescriptor)(nil),            // 34: weir.v1.TaskDeploymentDescriptor
-	(*InputGateDeploymentDescriptor)(nil),       // 35: weir.v1.InputGateDeploymentDescriptor
-	(*InputChannelDeploymentDescriptor)(nil),    // 36: weir.v1.InputChannelDeploymentDescriptor
-	(*ResultPartitionDeploymentDescriptor)(nil), // 37: weir.v1.ResultPartitionDeploymentDescriptor
-	(*CancelTaskRequest)(nil),                   // 38: weir.v1.CancelTaskRequest
-	(*ReleaseJobRequest)(nil),                   // 39: weir.v1.ReleaseJobRequest
-	(*TriggerCheckpointRequest)(nil),            // 40: weir.v1.TriggerCheckpointRequest
-	(*NotifyCheckpointRequest)(nil),             // 41: weir.v1.NotifyCheckpointRequest
-	nil,                                         // 42: weir.v1.TaskDeploymentDescriptor.ConfigEntry
+	(*ListJobManagersRequest)(nil),              // 0: weir.v1.ListJobManagersRequest
+	(*ListJobManagersResponse)(nil),             // 1: weir.v1.ListJobManagersResponse
+	(*JobManagerInfo)(nil),                      // 2: weir.v1.JobManagerInfo
+	(*SubmitJobRequest)(nil),                    // 3: weir.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),                   // 4: weir.v1.SubmitJobResponse
+	(*ListJobsRequest)(nil),                     // 5: weir.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),                    // 6: weir.v1.ListJobsResponse
+	(*JobSummary)(nil),                          // 7: weir.v1.JobSummary
+	(*GetJobRequest)(nil),                       // 8: weir.v1.GetJobRequest
+	(*JobDetails)(nil),                          // 9: weir.v1.JobDetails
+	(*TaskStatus)(nil),                          // 10: weir.v1.TaskStatus
+	(*JobException)(nil),                        // 11: weir.v1.JobException
+	(*CheckpointStats)(nil),                     // 12: weir.v1.CheckpointStats
+	(*CheckpointInfo)(nil),                      // 13: weir.v1.CheckpointInfo
+	(*CancelJobRequest)(nil),                    // 14: weir.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),                   // 15: weir.v1.CancelJobResponse
+	(*ListTaskManagersRequest)(nil),             // 16: weir.v1.ListTaskManagersRequest
+	(*ListTaskManagersResponse)(nil),            // 17: weir.v1.ListTaskManagersResponse
+	(*TaskManagerInfo)(nil),                     // 18: weir.v1.TaskManagerInfo
+	(*ListCheckpointsRequest)(nil),              // 19: weir.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),             // 20: weir.v1.ListCheckpointsResponse
+	(*TriggerSavepointRequest)(nil),             // 21: weir.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil),            // 22: weir.v1.TriggerSavepointResponse
+	(*StopJobRequest)(nil),                      // 23: weir.v1.StopJobRequest
+	(*StopJobResponse)(nil),                     // 24: weir.v1.StopJobResponse
+	(*DisposeSavepointRequest)(nil),             // 25: weir.v1.DisposeSavepointRequest
+	(*DisposeSavepointResponse)(nil),            // 26: weir.v1.DisposeSavepointResponse
+	(*Ack)(nil),                                 // 27: weir.v1.Ack
+	(*RegisterTaskManagerRequest)(nil),          // 28: weir.v1.RegisterTaskManagerRequest
+	(*ReportedTask)(nil),                        // 29: weir.v1.ReportedTask
+	(*RegisterTaskManagerResponse)(nil),         // 30: weir.v1.RegisterTaskManagerResponse
+	(*TaskManagerHeartbeat)(nil),                // 31: weir.v1.TaskManagerHeartbeat
+	(*TaskMetrics)(nil),                         // 32: weir.v1.TaskMetrics
+	(*JobManagerHeartbeat)(nil),                 // 33: weir.v1.JobManagerHeartbeat
+	(*ExecutionAttemptID)(nil),                  // 34: weir.v1.ExecutionAttemptID
+	(*TaskExecutionState)(nil),                  // 35: weir.v1.TaskExecutionState
+	(*AcknowledgeCheckpointRequest)(nil),        // 36: weir.v1.AcknowledgeCheckpointRequest
+	(*DeclineCheckpointRequest)(nil),            // 37: weir.v1.DeclineCheckpointRequest
+	(*TaskDeploymentDescriptor)(nil),            // 38: weir.v1.TaskDeploymentDescriptor
+	(*InputGateDeploymentDescriptor)(nil),       // 39: weir.v1.InputGateDeploymentDescriptor
+	(*InputChannelDeploymentDescriptor)(nil),    // 40: weir.v1.InputChannelDeploymentDescriptor
+	(*ResultPartitionDeploymentDescriptor)(nil), // 41: weir.v1.ResultPartitionDeploymentDescriptor
+	(*CancelTaskRequest)(nil),                   // 42: weir.v1.CancelTaskRequest
+	(*ReleaseJobRequest)(nil),                   // 43: weir.v1.ReleaseJobRequest
+	(*TriggerCheckpointRequest)(nil),            // 44: weir.v1.TriggerCheckpointRequest
+	(*NotifyCheckpointRequest)(nil),             // 45: weir.v1.NotifyCheckpointRequest
+	nil,                                         // 46: weir.v1.TaskDeploymentDescriptor.ConfigEntry
 }
 var file_weir_proto_depIdxs = []int32{
-	4,  // 0: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobSummary
-	7,  // 1: weir.v1.JobDetails.tasks:type_name -> weir.v1.TaskStatus
-	8,  // 2: weir.v1.JobDetails.exceptions:type_name -> weir.v1.JobException
-	9,  // 3: weir.v1.JobDetails.checkpoints:type_name -> weir.v1.CheckpointStats
-	10, // 4: weir.v1.CheckpointStats.latest:type_name -> weir.v1.CheckpointInfo
-	15, // 5: weir.v1.ListTaskManagersResponse.taskmanagers:type_name -> weir.v1.TaskManagerInfo
-	10, // 6: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
-	28, // 7: weir.v1.TaskManagerHeartbeat.tasks:type_name -> weir.v1.TaskMetrics
-	30, // 8: weir.v1.TaskMetrics.execution:type_name -> weir.v1.ExecutionAttemptID
-	30, // 9: weir.v1.TaskExecutionState.execution:type_name -> weir.v1.ExecutionAttemptID
-	30, // 10: weir.v1.AcknowledgeCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	30, // 11: weir.v1.DeclineCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	30, // 12: weir.v1.TaskDeploymentDescriptor.execution:type_name -> weir.v1.ExecutionAttemptID
-	42, // 13: weir.v1.TaskDeploymentDescriptor.config:type_name -> weir.v1.TaskDeploymentDescriptor.ConfigEntry
-	35, // 14: weir.v1.TaskDeploymentDescriptor.inputs:type_name -> weir.v1.InputGateDeploymentDescriptor
-	37, // 15: weir.v1.TaskDeploymentDescriptor.outputs:type_name -> weir.v1.ResultPartitionDeploymentDescriptor
-	36, // 16: weir.v1.InputGateDeploymentDescriptor.channels:type_name -> weir.v1.InputChannelDeploymentDescriptor
-	30, // 17: weir.v1.CancelTaskRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	30, // 18: weir.v1.TriggerCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	30, // 19: weir.v1.NotifyCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	0,  // 20: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	2,  // 21: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	5,  // 22: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	11, // 23: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	13, // 24: weir.v1.JobService.ListTaskManagers:input_type -> weir.v1.ListTaskManagersRequest
-	16, // 25: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
-	18, // 26: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	20, // 27: weir.v1.JobService.StopJob:input_type -> weir.v1.StopJobRequest
-	22, // 28: weir.v1.JobService.DisposeSavepoint:input_type -> weir.v1.DisposeSavepointRequest
-	25, // 29: weir.v1.JobManagerGateway.RegisterTaskManager:input_type -> weir.v1.RegisterTaskManagerRequest
-	27, // 30: weir.v1.JobManagerGateway.Heartbeat:input_type -> weir.v1.TaskManagerHeartbeat
-	31, // 31: weir.v1.JobManagerGateway.UpdateTaskExecutionState:input_type -> weir.v1.TaskExecutionState
-	32, // 32: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:input_type -> weir.v1.AcknowledgeCheckpointRequest
-	33, // 33: weir.v1.JobManagerGateway.DeclineCheckpoint:input_type -> weir.v1.DeclineCheckpointRequest
-	34, // 34: weir.v1.TaskExecutorGateway.SubmitTask:input_type -> weir.v1.TaskDeploymentDescriptor
-	38, // 35: weir.v1.TaskExecutorGateway.CancelTask:input_type -> weir.v1.CancelTaskRequest
-	39, // 36: weir.v1.TaskExecutorGateway.ReleaseJob:input_type -> weir.v1.ReleaseJobRequest
-	40, // 37: weir.v1.TaskExecutorGateway.TriggerCheckpoint:input_type -> weir.v1.TriggerCheckpointRequest
-	41, // 38: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:input_type -> weir.v1.NotifyCheckpointRequest
-	41, // 39: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:input_type -> weir.v1.NotifyCheckpointRequest
-	1,  // 40: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	3,  // 41: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	6,  // 42: weir.v1.JobService.GetJob:output_type -> weir.v1.JobDetails
-	12, // 43: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	14, // 44: weir.v1.JobService.ListTaskManagers:output_type -> weir.v1.ListTaskManagersResponse
-	17, // 45: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	19, // 46: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	21, // 47: weir.v1.JobService.StopJob:output_type -> weir.v1.StopJobResponse
-	23, // 48: weir.v1.JobService.DisposeSavepoint:output_type -> weir.v1.DisposeSavepointResponse
-	26, // 49: weir.v1.JobManagerGateway.RegisterTaskManager:output_type -> weir.v1.RegisterTaskManagerResponse
-	29, // 50: weir.v1.JobManagerGateway.Heartbeat:output_type -> weir.v1.JobManagerHeartbeat
-	24, // 51: weir.v1.JobManagerGateway.UpdateTaskExecutionState:output_type -> weir.v1.Ack
-	24, // 52: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:output_type -> weir.v1.Ack
-	24, // 53: weir.v1.JobManagerGateway.DeclineCheckpoint:output_type -> weir.v1.Ack
-	24, // 54: weir.v1.TaskExecutorGateway.SubmitTask:output_type -> weir.v1.Ack
-	24, // 55: weir.v1.TaskExecutorGateway.CancelTask:output_type -> weir.v1.Ack
-	24, // 56: weir.v1.TaskExecutorGateway.ReleaseJob:output_type -> weir.v1.Ack
-	24, // 57: weir.v1.TaskExecutorGateway.TriggerCheckpoint:output_type -> weir.v1.Ack
-	24, // 58: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:output_type -> weir.v1.Ack
-	24, // 59: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:output_type -> weir.v1.Ack
-	40, // [40:60] is the sub-list for method output_type
-	20, // [20:40] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	2,  // 0: weir.v1.ListJobManagersResponse.jobmanagers:type_name -> weir.v1.JobManagerInfo
+	7,  // 1: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobSummary
+	10, // 2: weir.v1.JobDetails.tasks:type_name -> weir.v1.TaskStatus
+	11, // 3: weir.v1.JobDetails.exceptions:type_name -> weir.v1.JobException
+	12, // 4: weir.v1.JobDetails.checkpoints:type_name -> weir.v1.CheckpointStats
+	13, // 5: weir.v1.CheckpointStats.latest:type_name -> weir.v1.CheckpointInfo
+	18, // 6: weir.v1.ListTaskManagersResponse.taskmanagers:type_name -> weir.v1.TaskManagerInfo
+	13, // 7: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	29, // 8: weir.v1.RegisterTaskManagerRequest.tasks:type_name -> weir.v1.ReportedTask
+	34, // 9: weir.v1.ReportedTask.execution:type_name -> weir.v1.ExecutionAttemptID
+	32, // 10: weir.v1.TaskManagerHeartbeat.tasks:type_name -> weir.v1.TaskMetrics
+	34, // 11: weir.v1.TaskMetrics.execution:type_name -> weir.v1.ExecutionAttemptID
+	34, // 12: weir.v1.TaskExecutionState.execution:type_name -> weir.v1.ExecutionAttemptID
+	34, // 13: weir.v1.AcknowledgeCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	34, // 14: weir.v1.DeclineCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	34, // 15: weir.v1.TaskDeploymentDescriptor.execution:type_name -> weir.v1.ExecutionAttemptID
+	46, // 16: weir.v1.TaskDeploymentDescriptor.config:type_name -> weir.v1.TaskDeploymentDescriptor.ConfigEntry
+	39, // 17: weir.v1.TaskDeploymentDescriptor.inputs:type_name -> weir.v1.InputGateDeploymentDescriptor
+	41, // 18: weir.v1.TaskDeploymentDescriptor.outputs:type_name -> weir.v1.ResultPartitionDeploymentDescriptor
+	40, // 19: weir.v1.InputGateDeploymentDescriptor.channels:type_name -> weir.v1.InputChannelDeploymentDescriptor
+	34, // 20: weir.v1.CancelTaskRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	34, // 21: weir.v1.TriggerCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	34, // 22: weir.v1.NotifyCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	3,  // 23: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	5,  // 24: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	8,  // 25: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	14, // 26: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	16, // 27: weir.v1.JobService.ListTaskManagers:input_type -> weir.v1.ListTaskManagersRequest
+	19, // 28: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	21, // 29: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	23, // 30: weir.v1.JobService.StopJob:input_type -> weir.v1.StopJobRequest
+	25, // 31: weir.v1.JobService.DisposeSavepoint:input_type -> weir.v1.DisposeSavepointRequest
+	0,  // 32: weir.v1.JobService.ListJobManagers:input_type -> weir.v1.ListJobManagersRequest
+	28, // 33: weir.v1.JobManagerGateway.RegisterTaskManager:input_type -> weir.v1.RegisterTaskManagerRequest
+	31, // 34: weir.v1.JobManagerGateway.Heartbeat:input_type -> weir.v1.TaskManagerHeartbeat
+	35, // 35: weir.v1.JobManagerGateway.UpdateTaskExecutionState:input_type -> weir.v1.TaskExecutionState
+	36, // 36: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:input_type -> weir.v1.AcknowledgeCheckpointRequest
+	37, // 37: weir.v1.JobManagerGateway.DeclineCheckpoint:input_type -> weir.v1.DeclineCheckpointRequest
+	38, // 38: weir.v1.TaskExecutorGateway.SubmitTask:input_type -> weir.v1.TaskDeploymentDescriptor
+	42, // 39: weir.v1.TaskExecutorGateway.CancelTask:input_type -> weir.v1.CancelTaskRequest
+	43, // 40: weir.v1.TaskExecutorGateway.ReleaseJob:input_type -> weir.v1.ReleaseJobRequest
+	44, // 41: weir.v1.TaskExecutorGateway.TriggerCheckpoint:input_type -> weir.v1.TriggerCheckpointRequest
+	45, // 42: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:input_type -> weir.v1.NotifyCheckpointRequest
+	45, // 43: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:input_type -> weir.v1.NotifyCheckpointRequest
+	4,  // 44: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	6,  // 45: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	9,  // 46: weir.v1.JobService.GetJob:output_type -> weir.v1.JobDetails
+	15, // 47: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	17, // 48: weir.v1.JobService.ListTaskManagers:output_type -> weir.v1.ListTaskManagersResponse
+	20, // 49: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	22, // 50: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	24, // 51: weir.v1.JobService.StopJob:output_type -> weir.v1.StopJobResponse
+	26, // 52: weir.v1.JobService.DisposeSavepoint:output_type -> weir.v1.DisposeSavepointResponse
+	1,  // 53: weir.v1.JobService.ListJobManagers:output_type -> weir.v1.ListJobManagersResponse
+	30, // 54: weir.v1.JobManagerGateway.RegisterTaskManager:output_type -> weir.v1.RegisterTaskManagerResponse
+	33, // 55: weir.v1.JobManagerGateway.Heartbeat:output_type -> weir.v1.JobManagerHeartbeat
+	27, // 56: weir.v1.JobManagerGateway.UpdateTaskExecutionState:output_type -> weir.v1.Ack
+	27, // 57: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:output_type -> weir.v1.Ack
+	27, // 58: weir.v1.JobManagerGateway.DeclineCheckpoint:output_type -> weir.v1.Ack
+	27, // 59: weir.v1.TaskExecutorGateway.SubmitTask:output_type -> weir.v1.Ack
+	27, // 60: weir.v1.TaskExecutorGateway.CancelTask:output_type -> weir.v1.Ack
+	27, // 61: weir.v1.TaskExecutorGateway.ReleaseJob:output_type -> weir.v1.Ack
+	27, // 62: weir.v1.TaskExecutorGateway.TriggerCheckpoint:output_type -> weir.v1.Ack
+	27, // 63: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:output_type -> weir.v1.Ack
+	27, // 64: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:output_type -> weir.v1.Ack
+	44, // [44:65] is the sub-list for method output_type
+	23, // [23:44] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_weir_proto_init() }
@@ -3035,7 +3282,7 @@ func file_weir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_proto_rawDesc), len(file_weir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   43,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

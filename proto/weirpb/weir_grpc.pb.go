@@ -35,6 +35,7 @@ const (
 	JobService_TriggerSavepoint_FullMethodName = "/weir.v1.JobService/TriggerSavepoint"
 	JobService_StopJob_FullMethodName          = "/weir.v1.JobService/StopJob"
 	JobService_DisposeSavepoint_FullMethodName = "/weir.v1.JobService/DisposeSavepoint"
+	JobService_ListJobManagers_FullMethodName  = "/weir.v1.JobService/ListJobManagers"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -51,6 +52,12 @@ type JobServiceClient interface {
 	TriggerSavepoint(ctx context.Context, in *TriggerSavepointRequest, opts ...grpc.CallOption) (*TriggerSavepointResponse, error)
 	StopJob(ctx context.Context, in *StopJobRequest, opts ...grpc.CallOption) (*StopJobResponse, error)
 	DisposeSavepoint(ctx context.Context, in *DisposeSavepointRequest, opts ...grpc.CallOption) (*DisposeSavepointResponse, error)
+	// Every JobManager of the cluster and which one leads; any JobManager
+	// answers, also a standby. With high availability, the other calls are
+	// served by the leader only: a standby fails them with UNAVAILABLE and the
+	// leader's address in the trailer metadata "weir-leader-address" (empty
+	// when there is no leader at the moment), which the CLI follows.
+	ListJobManagers(ctx context.Context, in *ListJobManagersRequest, opts ...grpc.CallOption) (*ListJobManagersResponse, error)
 }
 
 type jobServiceClient struct {
@@ -151,6 +158,16 @@ func (c *jobServiceClient) DisposeSavepoint(ctx context.Context, in *DisposeSave
 	return out, nil
 }
 
+func (c *jobServiceClient) ListJobManagers(ctx context.Context, in *ListJobManagersRequest, opts ...grpc.CallOption) (*ListJobManagersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListJobManagersResponse)
+	err := c.cc.Invoke(ctx, JobService_ListJobManagers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -165,6 +182,12 @@ type JobServiceServer interface {
 	TriggerSavepoint(context.Context, *TriggerSavepointRequest) (*TriggerSavepointResponse, error)
 	StopJob(context.Context, *StopJobRequest) (*StopJobResponse, error)
 	DisposeSavepoint(context.Context, *DisposeSavepointRequest) (*DisposeSavepointResponse, error)
+	// Every JobManager of the cluster and which one leads; any JobManager
+	// answers, also a standby. With high availability, the other calls are
+	// served by the leader only: a standby fails them with UNAVAILABLE and the
+	// leader's address in the trailer metadata "weir-leader-address" (empty
+	// when there is no leader at the moment), which the CLI follows.
+	ListJobManagers(context.Context, *ListJobManagersRequest) (*ListJobManagersResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -201,6 +224,9 @@ func (UnimplementedJobServiceServer) StopJob(context.Context, *StopJobRequest) (
 }
 func (UnimplementedJobServiceServer) DisposeSavepoint(context.Context, *DisposeSavepointRequest) (*DisposeSavepointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DisposeSavepoint not implemented")
+}
+func (UnimplementedJobServiceServer) ListJobManagers(context.Context, *ListJobManagersRequest) (*ListJobManagersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListJobManagers not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -385,6 +411,24 @@ func _JobService_DisposeSavepoint_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_ListJobManagers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListJobManagersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ListJobManagers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ListJobManagers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ListJobManagers(ctx, req.(*ListJobManagersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -427,6 +471,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DisposeSavepoint",
 			Handler:    _JobService_DisposeSavepoint_Handler,
+		},
+		{
+			MethodName: "ListJobManagers",
+			Handler:    _JobService_ListJobManagers_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -58,3 +58,8 @@ func FromIncomingContext(ctx context.Context) (int64, error) {
 	}
 	return e, nil
 }
+
+// LeaderAddressKey is the trailer metadata key with which a standby
+// JobManager names the leader (host:port, empty when none is known) when it
+// refuses a call that only the leader serves (codes.Unavailable).
+const LeaderAddressKey = "weir-leader-address"
