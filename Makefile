@@ -38,6 +38,8 @@ check:
 	$(GO) vet ./...
 	@if $(GO) list -deps ./pkg/scheduler ./pkg/coordinator | grep -q minio; then \
 	  echo "pkg/scheduler or pkg/coordinator links minio-go: storage drivers are registered by main (snapshot.Register)"; exit 1; fi
+	@if $(GO) list -deps ./pkg/scheduler ./pkg/coordinator | grep -q go.etcd.io; then \
+	  echo "pkg/scheduler or pkg/coordinator links the etcd client: only the JobManager's shell may (pkg/ha's etcd.go, cmd/)"; exit 1; fi
 
 # Test tools (MinIO for the s3:// tests, etcd for the HA tests): built once into ~/.cache/weir-tools.
 tools:

@@ -5,17 +5,39 @@
 //   - the submitted job graphs (job id -> job file and name), kept while the
 //     job is not globally terminal, so a new leader can resubmit them;
 //   - a per-job checkpoint id counter;
+//   - per job the attempt of its current execution, recorded before any of
+//     its tasks is deployed, so a new leader can tell the current tasks
+//     from stale ones (see Recovery);
 //   - pointers to the completed checkpoints of each job (where their
 //     metadata lives, not the state itself), the first of which may be the
 //     savepoint the job was started from;
-//   - leadership: whether this JobManager may act on jobs at all.
+//   - the results of globally terminal jobs (FINISHED, FAILED, CANCELED),
+//     kept after the job is removed, so a job is never run twice;
+//   - leadership: whether this JobManager may act on jobs at all, and its
+//     epoch, the fencing token every write and every call to a
+//     TaskManager carries.
 //
-// Standalone keeps them in memory and is always the leader: it is what a
-// single JobManager without failover needs (Flink's "NONE" mode). An etcd
-// implementation will satisfy the same methods, so the JobManager and the
-// scheduler never learn which one they run with. Callers declare the small
+// Two implementations have the same methods, so the JobManager and the
+// scheduler never learn which one they run with; callers declare the small
 // interface they need where they use it (STYLE.md §2) instead of depending
-// on a package-wide one.
+// on a package-wide one:
+//
+//   - Standalone keeps the facts in memory and always leads, at epoch
+//     StandaloneEpoch: what a single JobManager without failover needs
+//     (Flink's "NONE" mode, high-availability.type: none).
+//   - Etcd (etcd.go) keeps them in etcd under /weir/<cluster-id>/, with the
+//     job files as blobs in high-availability.storageDir, and elects one
+//     leader among the JobManagers of a cluster (high-availability.type:
+//     etcd). Every write is an etcd transaction conditioned on the leader
+//     key this JobManager was elected with, so that a JobManager that lost
+//     its leadership (paused, cut off, or simply slower than its lease)
+//     cannot change anything once a successor may lead. etcd.go is the
+//     only file that imports the etcd client, but every importer of this
+//     package links it: the pure scheduler and coordinator do not import
+//     it (make check fails if they link go.etcd.io).
+//
+// Leadership and Recovery (leadership.go, recovery.go) are the pure state
+// machines that a JobManager's shell drives with what Etcd reports.
 //
 // Invariants (every implementation):
 //   - NextCheckpointID returns strictly increasing ids per job, starting at
@@ -24,16 +46,27 @@
 //     coordinator's "ids below n are used" (Flink's setCount) keeps it.
 //   - CompletedCheckpoints returns the pointers of a job in ascending id
 //     order; AddCompletedCheckpoint rejects an id that is not greater than
-//     the last one added (even if that one was removed since), so a late or
-//     duplicate completion can never replace a newer checkpoint.
+//     the last one added (even if that one was removed since), or
+//     negative, so a late or duplicate completion can never replace a
+//     newer checkpoint.
+//   - A job's attempt only moves forward (SetJobAttempt).
+//   - A job has at most one result: PutJobResult of another state than
+//     the recorded one is an error, of the same state does nothing (a
+//     retry). RemoveJob keeps the result.
+//   - Epoch() > 0 exactly while IsLeader(); a write while not leading is
+//     refused with an error matching ErrNotLeader that names the write.
+//     Standalone always leads, at StandaloneEpoch.
 //   - Returned values are copies: callers may modify them freely.
 package ha
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
+	"time"
 )
 
 // JobGraphRecord is a submitted job as the user wrote it: enough to parse and
@@ -58,6 +91,97 @@ type CompletedCheckpoint struct {
 	Savepoint bool
 }
 
+// JobResultState is the globally terminal state of a job.
+type JobResultState string
+
+// The states a job result records (Flink's globally terminal JobStatus).
+const (
+	JobFinished JobResultState = "FINISHED"
+	JobFailed   JobResultState = "FAILED"
+	JobCanceled JobResultState = "CANCELED"
+)
+
+// JobResult is how a job ended. Once recorded, no leader runs the job
+// again (Flink's JobResultStore).
+type JobResult struct {
+	JobID string
+	Name  string
+	State JobResultState
+	// Error is why the job failed (FAILED); at most MaxJobResultError
+	// bytes are kept.
+	Error string
+	// EndTime is when the job reached State.
+	EndTime time.Time
+}
+
+// MaxJobResultError bounds the failure message kept in a job result: the
+// message is for people, and a stack of nested causes must not make the
+// record too large for etcd.
+const MaxJobResultError = 16 << 10
+
+// StandaloneEpoch is the epoch at which a standalone JobManager leads: a
+// constant, as there is no other JobManager to fence. It is above 0,
+// which means "not leading" in every implementation.
+const StandaloneEpoch int64 = 1
+
+// ErrNotLeader is matched (errors.Is) by the error of every write refused
+// because this JobManager does not lead, or no longer leads.
+var ErrNotLeader = errors.New("not the leader")
+
+// NotLeaderError is the error of a write refused because this JobManager
+// does not lead: "ha: <what> refused: ...". It matches ErrNotLeader.
+type NotLeaderError struct {
+	// Op names the refused write ("put job graph of job 1f2e...").
+	Op string
+	// Epoch is the leadership that ended, 0 when there was none.
+	Epoch int64
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.Epoch == 0 {
+		return fmt.Sprintf("ha: %s refused: this JobManager is not the leader", e.Op)
+	}
+	return fmt.Sprintf("ha: %s refused: this JobManager's leadership at epoch %d has ended", e.Op, e.Epoch)
+}
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// ErrCorrupt is matched (errors.Is) by the error of a read that found a
+// stored value it cannot decode or that fails its checks.
+var ErrCorrupt = errors.New("corrupt HA data")
+
+// checkJobResult validates r for job jobID and returns the copy to store.
+func checkJobResult(jobID string, r JobResult) (JobResult, error) {
+	op := "put result of job " + jobID
+	switch {
+	case jobID == "":
+		return r, errors.New("ha: put job result: empty job id")
+	case r.JobID != "" && r.JobID != jobID:
+		return r, fmt.Errorf("ha: %s: the result names job %s", op, r.JobID)
+	}
+	switch r.State {
+	case JobFinished, JobFailed, JobCanceled:
+	default:
+		return r, fmt.Errorf("ha: %s: state %q is not FINISHED, FAILED or CANCELED", op, r.State)
+	}
+	r.JobID = jobID
+	// As etcd gives it back: UTC, no monotonic reading.
+	r.EndTime = r.EndTime.UTC().Round(0)
+	if len(r.Error) > MaxJobResultError {
+		r.Error = strings.ToValidUTF8(r.Error[:MaxJobResultError], "") + " ... (truncated)"
+	}
+	return r, nil
+}
+
+// sameResult tells whether PutJobResult of r repeats the recorded result.
+func sameResult(recorded, r JobResult) error {
+	if recorded.State == r.State {
+		return nil
+	}
+	return fmt.Errorf("ha: put result of job %s: it ended %s already", r.JobID, recorded.State)
+}
+
 // Standalone is the in-memory implementation for a single JobManager. Its
 // facts live as long as the process; it is safe for concurrent use.
 type Standalone struct {
@@ -66,6 +190,8 @@ type Standalone struct {
 	counters    map[string]int64
 	checkpoints map[string][]CompletedCheckpoint
 	lastAdded   map[string]int64 // newest id ever added, also if removed since
+	attempts    map[string]int
+	results     map[string]JobResult
 }
 
 // NewStandalone returns an empty in-memory store.
@@ -75,12 +201,17 @@ func NewStandalone() *Standalone {
 		counters:    map[string]int64{},
 		checkpoints: map[string][]CompletedCheckpoint{},
 		lastAdded:   map[string]int64{},
+		attempts:    map[string]int{},
+		results:     map[string]JobResult{},
 	}
 }
 
 // IsLeader reports whether this JobManager is the leader; a standalone
 // JobManager always is.
 func (s *Standalone) IsLeader() bool { return true }
+
+// Epoch returns StandaloneEpoch: a standalone JobManager always leads.
+func (s *Standalone) Epoch() int64 { return StandaloneEpoch }
 
 // PutJobGraph stores (or replaces) a submitted job graph.
 func (s *Standalone) PutJobGraph(_ context.Context, g JobGraphRecord) error {
@@ -115,8 +246,9 @@ func (s *Standalone) JobIDs(_ context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// RemoveJob forgets a globally terminal job: its graph, counter and
-// checkpoint pointers. Removing an unknown job is not an error.
+// RemoveJob forgets a globally terminal job: its graph, counter, attempt
+// and checkpoint pointers; its result stays. Removing an unknown job is
+// not an error.
 func (s *Standalone) RemoveJob(_ context.Context, jobID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,6 +256,7 @@ func (s *Standalone) RemoveJob(_ context.Context, jobID string) error {
 	delete(s.counters, jobID)
 	delete(s.checkpoints, jobID)
 	delete(s.lastAdded, jobID)
+	delete(s.attempts, jobID)
 	return nil
 }
 
@@ -159,6 +292,9 @@ func (s *Standalone) SetCheckpointIDCounter(_ context.Context, jobID string, nex
 // AddCompletedCheckpoint records a completed checkpoint of a job. Its id must
 // be greater than every id recorded for the job before.
 func (s *Standalone) AddCompletedCheckpoint(_ context.Context, jobID string, cp CompletedCheckpoint) error {
+	if cp.CheckpointID < 0 {
+		return fmt.Errorf("ha: add completed checkpoint %d of job %s: negative id", cp.CheckpointID, jobID)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if last, ok := s.lastAdded[jobID]; ok && cp.CheckpointID <= last {
@@ -191,4 +327,60 @@ func (s *Standalone) CompletedCheckpoints(_ context.Context, jobID string) ([]Co
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]CompletedCheckpoint(nil), s.checkpoints[jobID]...), nil
+}
+
+// SetJobAttempt records the attempt of the job's execution about to be
+// deployed. Attempts only move forward: one below the recorded attempt is
+// an error.
+func (s *Standalone) SetJobAttempt(_ context.Context, jobID string, attempt int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.attempts[jobID]; attempt < cur {
+		return fmt.Errorf("ha: set attempt of job %s to %d: already at %d", jobID, attempt, cur)
+	}
+	s.attempts[jobID] = attempt
+	return nil
+}
+
+// JobAttempt returns the job's recorded attempt, 0 when none was recorded.
+func (s *Standalone) JobAttempt(_ context.Context, jobID string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts[jobID], nil
+}
+
+// PutJobResult records how a job ended (see the package invariants).
+func (s *Standalone) PutJobResult(_ context.Context, jobID string, r JobResult) error {
+	r, err := checkJobResult(jobID, r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if recorded, ok := s.results[jobID]; ok {
+		return sameResult(recorded, r)
+	}
+	s.results[jobID] = r
+	return nil
+}
+
+// JobResult returns the recorded result of a job; ok is false when there
+// is none.
+func (s *Standalone) JobResult(_ context.Context, jobID string) (r JobResult, ok bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok = s.results[jobID]
+	return r, ok, nil
+}
+
+// JobResults returns every recorded result, by job id.
+func (s *Standalone) JobResults(_ context.Context) ([]JobResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rs := make([]JobResult, 0, len(s.results))
+	for _, r := range s.results {
+		rs = append(rs, r)
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].JobID < rs[j].JobID })
+	return rs, nil
 }
