@@ -129,10 +129,10 @@ func StartAt(t testing.TB, ip string) *Server {
 	}
 	s.ClientURL = "http://" + net.JoinHostPort(ip, strconv.Itoa(s.clientPort))
 	t.Cleanup(func() {
-		s.terminate()
-		if t.Failed() {
+		if t.Failed() { // before its shutdown fills the end of the log
 			t.Logf("etcd at %s, the end of its log:\n%s", s.ClientURL, tail(s.Log(), 4096))
 		}
+		s.terminate()
 	})
 	s.start()
 	return s
