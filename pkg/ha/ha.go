@@ -22,9 +22,10 @@
 // interface they need where they use it (STYLE.md §2) instead of depending
 // on a package-wide one:
 //
-//   - Standalone keeps the facts in memory and always leads, at epoch
-//     StandaloneEpoch: what a single JobManager without failover needs
-//     (Flink's "NONE" mode, high-availability.type: none).
+//   - Standalone keeps the facts in memory and always leads, unfenced
+//     (epoch 0: there is no other JobManager to depose it): what a single
+//     JobManager without failover needs (Flink's "NONE" mode,
+//     high-availability.type: none).
 //   - Etcd (etcd.go) keeps them in etcd under /weir/<cluster-id>/, with the
 //     job files as blobs in high-availability.storageDir, and elects one
 //     leader among the JobManagers of a cluster (high-availability.type:
@@ -53,9 +54,13 @@
 //   - A job has at most one result: PutJobResult of another state than
 //     the recorded one is an error, of the same state does nothing (a
 //     retry). RemoveJob keeps the result.
-//   - Epoch() > 0 exactly while IsLeader(); a write while not leading is
-//     refused with an error matching ErrNotLeader that names the write.
-//     Standalone always leads, at StandaloneEpoch.
+//   - Epoch() is the fencing token that every write and every call to a
+//     TaskManager carries: the epoch of an Etcd store's leadership, which
+//     leads exactly while Epoch() > 0, and 0 otherwise; always 0 for
+//     Standalone, which leads unfenced (TaskManagers take a call without
+//     an epoch as epoch 0). Epoch() > 0 implies IsLeader().
+//   - A write while not leading is refused with an error matching
+//     ErrNotLeader that names the write.
 //   - Returned values are copies: callers may modify them freely.
 package ha
 
@@ -118,11 +123,6 @@ type JobResult struct {
 // message is for people, and a stack of nested causes must not make the
 // record too large for etcd.
 const MaxJobResultError = 16 << 10
-
-// StandaloneEpoch is the epoch at which a standalone JobManager leads: a
-// constant, as there is no other JobManager to fence. It is above 0,
-// which means "not leading" in every implementation.
-const StandaloneEpoch int64 = 1
 
 // ErrNotLeader is matched (errors.Is) by the error of every write refused
 // because this JobManager does not lead, or no longer leads.
@@ -210,8 +210,9 @@ func NewStandalone() *Standalone {
 // JobManager always is.
 func (s *Standalone) IsLeader() bool { return true }
 
-// Epoch returns StandaloneEpoch: a standalone JobManager always leads.
-func (s *Standalone) Epoch() int64 { return StandaloneEpoch }
+// Epoch returns 0: a standalone JobManager leads unfenced, as no other
+// JobManager can depose it (see the package invariants).
+func (s *Standalone) Epoch() int64 { return 0 }
 
 // PutJobGraph stores (or replaces) a submitted job graph.
 func (s *Standalone) PutJobGraph(_ context.Context, g JobGraphRecord) error {
