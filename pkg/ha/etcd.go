@@ -57,7 +57,8 @@ import (
 // leads and returns the epoch), StopLeading (no I/O: from now on every
 // write is refused) and CloseSession (revokes the lease: the election key
 // goes with it and a standby takes over at once). Leader and Observe tell
-// anyone (standbys, TaskManagers, the CLI) who leads.
+// anyone (standbys, TaskManagers, the CLI) who leads, Contenders who
+// stands by.
 //
 // Every write is one etcd transaction conditioned on leadership:
 // If(CreateRevision(leader key) == epoch). The leader key is deleted with
@@ -449,6 +450,35 @@ func (e *Etcd) Leader(ctx context.Context) (ObservedLeader, error) {
 		return ObservedLeader{}, fmt.Errorf("ha: read the leader: %w", err)
 	}
 	return l, nil
+}
+
+// Contender is a JobManager in the election: the leader, or a standby
+// campaigning (one with a session that has not campaigned is not listed).
+type Contender struct {
+	Address string
+	// Revision is its election key's create revision: the leader's
+	// epoch, a standby's place in the queue.
+	Revision int64
+	Leader   bool
+}
+
+// Contenders lists the JobManagers in the election, the leader first, then
+// the standbys in the order they will lead (for `weir jobmanagers`). A
+// corrupt key is an error naming it.
+func (e *Etcd) Contenders(ctx context.Context) ([]Contender, error) {
+	resp, err := e.client.Get(ctx, e.electionPrefix()+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil {
+		return nil, fmt.Errorf("ha: list the JobManagers: etcd: %w", err)
+	}
+	cs := make([]Contender, 0, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		addr := string(kv.Value)
+		if _, _, err := net.SplitHostPort(addr); err != nil || len(addr) > config.MaxPathLength {
+			return nil, fmt.Errorf("ha: list the JobManagers: %w", corrupt(string(kv.Key), kv.Value, "not a host:port address"))
+		}
+		cs = append(cs, Contender{Address: addr, Revision: kv.CreateRevision, Leader: i == 0})
+	}
+	return cs, nil
 }
 
 func leaderOf(resp *clientv3.GetResponse) (ObservedLeader, error) {

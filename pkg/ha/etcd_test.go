@@ -249,6 +249,10 @@ func TestEtcdElection(t *testing.T) {
 	if l, err := b.Leader(ctx); err != nil || l.Address != "10.0.0.1:6123" || l.Epoch != epochA {
 		t.Fatalf("b reads the leader %+v, %v", l, err)
 	}
+	cs, err := obs.Contenders(ctx)
+	if err != nil || len(cs) != 2 || cs[0] != (Contender{"10.0.0.1:6123", epochA, true}) || cs[1].Address != "10.0.0.2:6123" || cs[1].Leader || cs[1].Revision <= epochA {
+		t.Fatalf("Contenders = %+v, %v", cs, err)
+	}
 
 	// a resigns: b takes over at a greater epoch, without waiting for a TTL.
 	if err := a.CloseSession(ctx); err != nil {
@@ -840,6 +844,8 @@ func TestEtcdCorruptValues(t *testing.T) {
 	put("leader/0", "\x00not an address")
 	_, err = a.Leader(ctx)
 	check("Leader", err, `ha: read the leader: etcd key /weir/c/leader/0 holds a corrupt value: not a host:port address (value "\x00not an address")`)
+	_, err = a.Contenders(ctx)
+	check("Contenders", err, `ha: list the JobManagers: etcd key /weir/c/leader/0 holds a corrupt value: not a host:port address`)
 }
 
 func TestNewEtcdRefusesBadConfig(t *testing.T) {
