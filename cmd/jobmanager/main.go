@@ -15,11 +15,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"strconv"
 
 	"go.uber.org/zap"
 
 	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/pkg/daemon"
+	"github.com/weirstream/weir/pkg/ha"
 	"github.com/weirstream/weir/pkg/jobmanager"
 	"github.com/weirstream/weir/pkg/metrics"
 	"github.com/weirstream/weir/pkg/snapshot/s3"
@@ -47,11 +51,52 @@ func start(cfg *config.Config, log *zap.Logger) (func(context.Context) error, er
 	if err != nil {
 		return nil, fmt.Errorf("serve metrics (metrics.reporter.prom.port): %w", err)
 	}
-	jm, err := jobmanager.Start(jobmanager.Options{Config: cfg, Logger: log, Registerer: reg})
+	opts := jobmanager.Options{Config: cfg, Logger: log, Registerer: reg}
+	var store *ha.Etcd
+	if cfg.String(config.HighAvailabilityType) == "etcd" {
+		var advertised string
+		if store, advertised, err = etcdStore(cfg, log); err != nil {
+			_ = msrv.Close()
+			return nil, err
+		}
+		opts.HA, opts.Election, opts.Advertised = store, store, advertised
+		opts.Exit = func(code int) {
+			_ = log.Sync()
+			os.Exit(code)
+		}
+	}
+	jm, err := jobmanager.Start(opts)
 	if err != nil {
+		if store != nil {
+			_ = store.Close()
+		}
 		_ = msrv.Close()
 		return nil, err
 	}
 	fmt.Printf("JobManager listening on %s\n", jm.Addr())
-	return func(context.Context) error { return errors.Join(jm.Close(), msrv.Close()) }, nil
+	return func(context.Context) error {
+		err := jm.Close()
+		if store != nil {
+			err = errors.Join(err, store.Close())
+		}
+		return errors.Join(err, msrv.Close())
+	}, nil
+}
+
+// etcdStore opens the etcd HA store of a JobManager that others reach at
+// jobmanager.rpc.address:jobmanager.rpc.port: the address it campaigns
+// with, so the port must be a fixed one.
+func etcdStore(cfg *config.Config, log *zap.Logger) (*ha.Etcd, string, error) {
+	port := cfg.Int(config.JobManagerRPCPort)
+	if port == 0 {
+		return nil, "", fmt.Errorf("%s is 0 (any free port): with %s etcd it must be a fixed port, the one the other JobManagers, the TaskManagers and the CLI are told",
+			config.JobManagerRPCPort.Key, config.HighAvailabilityType.Key)
+	}
+	addr := net.JoinHostPort(cfg.String(config.JobManagerRPCAddress), strconv.Itoa(port))
+	ecfg, err := ha.EtcdConfigFrom(cfg, addr, log)
+	if err != nil {
+		return nil, "", err
+	}
+	store, err := ha.NewEtcd(ecfg)
+	return store, addr, err
 }

@@ -670,25 +670,28 @@ func (jm *JobManager) ioDone(cp *checkpointing) {
 	}
 }
 
-// loadRestoreState answers the scheduler's LoadRestoreState: the latest
-// completed checkpoint of the job, read on a goroutine (never on jm.mu)
-// once the I/O of its stopped coordinator has ended. A job without
-// checkpointing restarts from scratch at once. Callers hold jm.mu.
+// loadRestoreState answers the scheduler's LoadRestoreState on a goroutine
+// (never on jm.mu): it records the restart's attempt in the HA store (a
+// later leader deploys above it), and reads the latest completed checkpoint
+// of the job once the I/O of its stopped coordinator has ended. A job
+// without checkpointing restarts from scratch. Callers hold jm.mu.
 func (jm *JobManager) loadRestoreState(a scheduler.LoadRestoreState) {
 	ev := scheduler.RestoreLoaded{JobID: a.JobID, Request: a.Request}
 	cp := jm.checkpoints[a.JobID]
-	if cp == nil {
-		jm.stepLocked(ev)
-		return
-	}
 	if jm.closing {
 		return
 	}
 	jm.wg.Add(1)
 	go func() {
 		defer jm.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
+		err := jm.ha.SetJobAttempt(ctx, a.JobID, a.NextAttempt)
+		cancel()
+		if err != nil {
+			ev.Err = fmt.Errorf("record attempt %d in the HA store: %w", a.NextAttempt, err)
+		}
 		jm.mu.Lock()
-		for cp.io > 0 && !jm.closing {
+		for cp != nil && cp.io > 0 && !jm.closing {
 			jm.ioIdle.Wait()
 		}
 		closing := jm.closing
@@ -696,7 +699,9 @@ func (jm *JobManager) loadRestoreState(a scheduler.LoadRestoreState) {
 		if closing {
 			return
 		}
-		ev.Checkpoint, ev.Err = jm.latestCheckpoint(a.JobID)
+		if cp != nil && ev.Err == nil {
+			ev.Checkpoint, ev.Err = jm.latestCheckpoint(a.JobID)
+		}
 		jm.mu.Lock()
 		defer jm.mu.Unlock()
 		jm.stepLocked(ev)

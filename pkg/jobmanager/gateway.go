@@ -25,6 +25,9 @@ const (
 	maxMessageLength = 16 << 10
 	// maxTaskManagerIDLength bounds a TaskManager's id (host:port-suffix).
 	maxTaskManagerIDLength = 256
+	// maxReportedTasks bounds the tasks one TaskManager reports when it
+	// registers: the subtasks of every job of the cluster at most.
+	maxReportedTasks = 100_000
 )
 
 // clip cuts s to at most n bytes, on a rune boundary, saying how much was cut.
@@ -51,6 +54,8 @@ func (g *gateway) RegisterTaskManager(_ context.Context, req *weirpb.RegisterTas
 		return nil, status.Error(codes.InvalidArgument, "register TaskManager: taskmanager_id is empty")
 	case len(req.TaskmanagerId) > maxTaskManagerIDLength:
 		return nil, status.Errorf(codes.InvalidArgument, "register TaskManager: taskmanager_id is %d bytes: the limit is %d", len(req.TaskmanagerId), maxTaskManagerIDLength)
+	case len(req.Tasks) > maxReportedTasks:
+		return nil, status.Errorf(codes.InvalidArgument, "register TaskManager %s: it reports %d tasks: the limit is %d", req.TaskmanagerId, len(req.Tasks), maxReportedTasks)
 	case req.NumSlots < 1:
 		return nil, status.Errorf(codes.InvalidArgument, "register TaskManager %s: num_slots must be >= 1, is %d", req.TaskmanagerId, req.NumSlots)
 	}
@@ -62,11 +67,16 @@ func (g *gateway) RegisterTaskManager(_ context.Context, req *weirpb.RegisterTas
 	jm := g.jm
 	jm.log.Info("TaskManager registered", zap.String("taskmanager", req.TaskmanagerId), zap.String("rpc_address", req.RpcAddress),
 		zap.String("data_address", req.DataAddress), zap.Int32("slots", req.NumSlots))
-	jm.step(scheduler.TaskManagerRegistered{ID: req.TaskmanagerId, RPCAddress: req.RpcAddress, DataAddress: req.DataAddress, Slots: int(req.NumSlots)})
+	jm.mu.Lock()
+	jm.stepLocked(scheduler.TaskManagerRegistered{ID: req.TaskmanagerId, RPCAddress: req.RpcAddress, DataAddress: req.DataAddress, Slots: int(req.NumSlots)})
+	// What a former leader ran there, if anything, is not this leader's.
+	jm.cancelUnknownTasks(req.TaskmanagerId, req.Tasks)
+	jm.mu.Unlock()
 	return &weirpb.RegisterTaskManagerResponse{
 		JobmanagerId:        jm.id,
 		HeartbeatIntervalMs: jm.hbInterval.Milliseconds(),
 		HeartbeatTimeoutMs:  jm.hbTimeout.Milliseconds(),
+		LeaderEpoch:         jm.leaderEpoch(),
 	}, nil
 }
 

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,17 +28,22 @@ import (
 )
 
 // HAServices is what the JobManager needs from the HA store (package ha):
-// leadership, the submitted job graphs, and per job the checkpoint id
-// counter and the completed checkpoints.
+// the submitted job graphs, their results and attempts, and per job the
+// checkpoint id counter and the completed checkpoints.
 type HAServices interface {
-	IsLeader() bool
 	PutJobGraph(ctx context.Context, g ha.JobGraphRecord) error
+	JobGraph(ctx context.Context, jobID string) (g ha.JobGraphRecord, ok bool, err error)
+	JobIDs(ctx context.Context) ([]string, error)
 	RemoveJob(ctx context.Context, jobID string) error
 	CheckpointIDCounter(ctx context.Context, jobID string) (int64, error)
 	SetCheckpointIDCounter(ctx context.Context, jobID string, next int64) error
 	AddCompletedCheckpoint(ctx context.Context, jobID string, cp ha.CompletedCheckpoint) error
 	RemoveCompletedCheckpoint(ctx context.Context, jobID string, checkpointID int64) error
 	CompletedCheckpoints(ctx context.Context, jobID string) ([]ha.CompletedCheckpoint, error)
+	SetJobAttempt(ctx context.Context, jobID string, attempt int) error
+	JobAttempt(ctx context.Context, jobID string) (int, error)
+	PutJobResult(ctx context.Context, jobID string, r ha.JobResult) error
+	JobResult(ctx context.Context, jobID string) (r ha.JobResult, ok bool, err error)
 }
 
 var _ HAServices = (*ha.Standalone)(nil)
@@ -51,10 +58,17 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// HA stores the durable facts; nil means ha.NewStandalone().
 	HA HAServices
-	// LeaderEpoch is this JobManager's leader epoch, sent with every call
-	// to a TaskManager so that a TaskManager rejects the calls of a
-	// deposed leader; nil sends none (standalone).
-	LeaderEpoch func() int64
+	// Election makes this JobManager one of a highly available group
+	// (leadership.go): it stands by until elected, then recovers the jobs
+	// of HA (which must be the same etcd store). nil: standalone, leading
+	// from the start.
+	Election LeaderElection
+	// Advertised is the address (host:port) clients and TaskManagers are
+	// told to reach this JobManager at; "" means the listen address.
+	Advertised string
+	// Exit ends the process with a code after the leadership was lost;
+	// nil means os.Exit.
+	Exit func(code int)
 }
 
 // JobManager is a running JobManager.
@@ -62,14 +76,23 @@ type JobManager struct {
 	log        *zap.Logger
 	cfg        *config.Config
 	ha         HAServices
-	epoch      func() int64 // Options.LeaderEpoch
-	id         string       // this process's JobManager id
-	hbInterval time.Duration
-	hbTimeout  time.Duration
-	lis        net.Listener
-	srv        *grpc.Server
-	health     *health.Server
-	metrics    *jmMetrics
+	election   LeaderElection // nil: standalone
+	advertised string
+	started    time.Time
+	exit       func(code int)
+	// leadEpoch is the epoch this JobManager leads at (HA), 0 while it
+	// stands by or once fenced; leaderSince when it began (Unix ms);
+	// leader the leader as last observed.
+	leadEpoch   atomic.Int64
+	leaderSince atomic.Int64
+	leader      atomic.Pointer[ha.LeaderInfo]
+	id          string // this process's JobManager id
+	hbInterval  time.Duration
+	hbTimeout   time.Duration
+	lis         net.Listener
+	srv         *grpc.Server
+	health      *health.Server
+	metrics     *jmMetrics
 
 	mu        sync.Mutex // owns everything below
 	sched     *scheduler.Scheduler
@@ -129,7 +152,9 @@ func Start(opts Options) (*JobManager, error) {
 		log:        log,
 		cfg:        cfg,
 		ha:         store,
-		epoch:      opts.LeaderEpoch,
+		election:   opts.Election,
+		started:    time.Now(),
+		exit:       opts.Exit,
 		id:         randomHex(16),
 		hbInterval: cfg.Duration(config.HeartbeatInterval),
 		hbTimeout:  cfg.Duration(config.HeartbeatTimeout),
@@ -167,13 +192,25 @@ func Start(opts Options) (*JobManager, error) {
 		return nil, fmt.Errorf("jobmanager: listen on %s (jobmanager.rpc.port): %w", addr, err)
 	}
 
-	jm.srv = grpc.NewServer(grpc.MaxRecvMsgSize(maxRecvMsgSize))
+	jm.advertised = opts.Advertised
+	if jm.advertised == "" {
+		jm.advertised = jm.lis.Addr().String()
+	}
+	if jm.exit == nil {
+		jm.exit = os.Exit
+	}
+	jm.srv = grpc.NewServer(grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.ChainUnaryInterceptor(jm.leaderOnlyUnary), grpc.ChainStreamInterceptor(jm.leaderOnlyStream))
 	weirpb.RegisterJobServiceServer(jm.srv, &jobService{jm: jm})
 	weirpb.RegisterJobManagerGatewayServer(jm.srv, &gateway{jm: jm})
 	jm.health = health.NewServer()
 	healthpb.RegisterHealthServer(jm.srv, jm.health)
 	reflection.Register(jm.srv)
 
+	if jm.election != nil {
+		jm.wg.Add(1)
+		go jm.leadershipLoop(jm.advertised)
+	}
 	jm.wg.Add(3)
 	go jm.checkpointTimerLoop()
 	go func() {
@@ -332,7 +369,7 @@ func (jm *JobManager) do(a scheduler.Action) {
 			})
 		}
 	case scheduler.TaskManagerAdded:
-		te, err := newTaskExecutor(a.ID, a.Instance, a.RPCAddress, jm.hbTimeout, jm.epoch)
+		te, err := newTaskExecutor(a.ID, a.Instance, a.RPCAddress, jm.hbTimeout, jm.leaderEpoch, jm.mayCall)
 		if err != nil {
 			// RegisterTaskManager checked the address; this is a bug, not input.
 			jm.log.Error("cannot create TaskManager client", zap.String("taskmanager", a.ID), zap.Error(err))
@@ -401,12 +438,7 @@ func (jm *JobManager) do(a scheduler.Action) {
 			log.Info("job state changed", fields...)
 		}
 		if a.To.IsGloballyTerminal() {
-			// A globally terminal job is never recovered: forget its graph.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := jm.ha.RemoveJob(ctx, a.JobID); err != nil {
-				log.Warn("remove job from HA store", zap.Error(err))
-			}
-			cancel()
+			jm.recordResult(a, time.Now())
 		}
 	}
 }
@@ -451,4 +483,39 @@ func (jm *JobManager) submitTask(ctx context.Context, te *taskExecutor, tdd *wei
 func (jm *JobManager) updateMetrics() {
 	total, free := jm.sched.SlotCounts()
 	jm.metrics.set(jm.sched.NumTaskManagers(), total, free, jm.sched.JobCounts())
+}
+
+// recordResult records how a job ended in the HA store, then forgets its
+// graph: no leader runs it again (a leader that dies between the two
+// leaves a graph that the next one removes, seeing the result). Off jm.mu:
+// the store may be etcd. Callers hold jm.mu.
+//
+// TODO(issue 11): results in etcd are never removed; expire them like
+// jobstore.expiration-time.
+func (jm *JobManager) recordResult(a scheduler.JobStateChanged, at time.Time) {
+	if jm.closing {
+		return
+	}
+	r := ha.JobResult{JobID: a.JobID, State: ha.JobResultState(a.To), EndTime: at}
+	if a.To == scheduler.JobFailed {
+		r.Error = a.Message
+	}
+	log := jm.log.With(zap.String("job", a.JobID))
+	jm.wg.Add(1)
+	go func() {
+		defer jm.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
+		defer cancel()
+		// Standalone, nobody recovers jobs: a result would only be kept
+		// for nothing.
+		if jm.election != nil {
+			if err := jm.ha.PutJobResult(ctx, a.JobID, r); err != nil {
+				log.Warn("record the job's result in the HA store", zap.Error(err))
+				return
+			}
+		}
+		if err := jm.ha.RemoveJob(ctx, a.JobID); err != nil {
+			log.Warn("remove job from HA store", zap.Error(err))
+		}
+	}()
 }

@@ -146,6 +146,13 @@ func startTM(t *testing.T, jmAddr, id string, slots int) *fakeTM {
 // startSilentTM registers a TaskManager that sends no heartbeats.
 func startSilentTM(t *testing.T, jmAddr, id string, slots int) *fakeTM {
 	t.Helper()
+	return startSilentTMWith(t, jmAddr, id, slots, nil)
+}
+
+// startSilentTMWith is startSilentTM reporting tasks on registration, as
+// after a JobManager failover.
+func startSilentTMWith(t *testing.T, jmAddr, id string, slots int, tasks []*weirpb.ReportedTask) *fakeTM {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +178,7 @@ func startSilentTM(t *testing.T, jmAddr, id string, slots int) *fakeTM {
 	t.Cleanup(tm.close)
 
 	resp, err := tm.gw.RegisterTaskManager(context.Background(), &weirpb.RegisterTaskManagerRequest{
-		TaskmanagerId: id, RpcAddress: lis.Addr().String(), DataAddress: tm.dataAddr, NumSlots: int32(slots),
+		TaskmanagerId: id, RpcAddress: lis.Addr().String(), DataAddress: tm.dataAddr, NumSlots: int32(slots), Tasks: tasks,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -30,62 +30,28 @@ type jobService struct {
 
 func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest) (*weirpb.SubmitJobResponse, error) {
 	jm := s.jm
-	if !jm.ha.IsLeader() {
-		return nil, status.Error(codes.Unavailable, "this JobManager is not the leader")
-	}
 	if err := checkSubmitLimits(req); err != nil {
 		return nil, err
 	}
-	g, warnings, err := jobgraph.ParseWithOptions(req.JobSpec, req.FileName, jobgraph.ParseOptions{
-		DefaultParallelism: jm.cfg.Int(config.Parallelism),
-	})
+	jobID := NewJobID()
+	pj, err := jm.prepareJob(ctx, jobID, req.JobSpec, req.FileName)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	// The job's config: section on top of the cluster's: what its tasks run with.
-	eff, warns, err := jm.cfg.WithJob(g.Config)
-	if err != nil {
-		var multi interface{ Unwrap() []error }
-		if errors.As(err, &multi) && len(multi.Unwrap()) > 0 {
-			err = multi.Unwrap()[0] // one error at a time, as in the job file
-		}
-		msg := "config: " + err.Error()
-		if req.FileName != "" {
-			msg = req.FileName + ": " + msg
-		}
-		return nil, status.Error(codes.InvalidArgument, msg)
-	}
-	warnings = append(warnings, warns...)
-	vertices := g.Vertices()
-
-	// One strategy for the job's whole life: failures count across
-	// restarts. Checkpointing is enabled exactly when its interval is set.
-	strategy, err := restart.FromConfig(eff, eff.IsSet(config.CheckpointingInterval), nil)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-
 	// The savepoint to start from is read and matched before anything is
-	// created or stored. The read is I/O: never under jm.mu.
+	// stored. The read is I/O: never under jm.mu.
 	var restore *snapshot.Metadata
 	var dropped []string
 	if req.FromSavepoint != "" {
 		if restore, err = loadSavepoint(ctx, req.FromSavepoint); err == nil {
-			dropped, err = matchSavepoint(restore, g.MaxParallelism, vertices, req.AllowNonRestoredState)
+			dropped, err = matchSavepoint(restore, pj.graph.MaxParallelism, pj.vertices, req.AllowNonRestoredState)
 		}
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 	}
-
-	jobID := NewJobID()
-	log := jm.log.With(zap.String("job", jobID))
-	// Checkpointing last: it creates and probes the checkpoint directory.
-	cp, err := newCheckpointing(ctx, jobID, g, vertices, eff, log)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, "checkpointing: "+err.Error())
-	}
-	if err := jm.ha.PutJobGraph(ctx, ha.JobGraphRecord{JobID: jobID, Name: g.Name, FileName: req.FileName, Spec: req.JobSpec}); err != nil {
+	log := pj.log
+	if err := jm.ha.PutJobGraph(ctx, ha.JobGraphRecord{JobID: jobID, Name: pj.graph.Name, FileName: req.FileName, Spec: req.JobSpec}); err != nil {
 		log.Error("store job graph", zap.Error(err))
 		return nil, status.Errorf(codes.Unavailable, "store job graph: %v", err)
 	}
@@ -103,26 +69,88 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 			log.Warn("state of operators the job does not have is not restored (allow-non-restored-state)", zap.Strings("operators", dropped))
 		}
 	}
-	log.Info("job submitted", zap.String("name", g.Name), zap.String("file", req.FileName),
-		zap.Int("vertices", len(vertices)), zap.Int("slots", g.MaxParallelismOfVertices()))
-	for _, w := range warnings {
+	log.Info("job submitted", zap.String("name", pj.graph.Name), zap.String("file", req.FileName),
+		zap.Int("vertices", len(pj.vertices)), zap.Int("slots", pj.graph.MaxParallelismOfVertices()))
+	for _, w := range pj.warnings {
 		log.Warn("job file warning", zap.String("warning", w))
 	}
+	jm.admit(pj, restore, 0, "")
+	return &weirpb.SubmitJobResponse{JobId: jobID}, nil
+}
+
+// preparedJob is a parsed job with everything the scheduler needs, not yet
+// admitted.
+type preparedJob struct {
+	id       string
+	graph    *jobgraph.JobGraph
+	vertices []*jobgraph.JobVertex
+	eff      *config.Config
+	strategy restart.Strategy
+	cp       *checkpointing // nil without checkpointing
+	warnings []string
+	log      *zap.Logger
+}
+
+// prepareJob parses a job file and builds its checkpointing (which probes
+// the checkpoint directory: I/O, never under jm.mu). Its errors are the
+// user's: they name the file, the key or the operator.
+func (jm *JobManager) prepareJob(ctx context.Context, jobID string, spec []byte, fileName string) (*preparedJob, error) {
+	g, warnings, err := jobgraph.ParseWithOptions(spec, fileName, jobgraph.ParseOptions{
+		DefaultParallelism: jm.cfg.Int(config.Parallelism),
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The job's config: section on top of the cluster's: what its tasks run with.
+	eff, warns, err := jm.cfg.WithJob(g.Config)
+	if err != nil {
+		var multi interface{ Unwrap() []error }
+		if errors.As(err, &multi) && len(multi.Unwrap()) > 0 {
+			err = multi.Unwrap()[0] // one error at a time, as in the job file
+		}
+		msg := "config: " + err.Error()
+		if fileName != "" {
+			msg = fileName + ": " + msg
+		}
+		return nil, errors.New(msg)
+	}
+	// One strategy for the job's whole life: failures count across
+	// restarts. Checkpointing is enabled exactly when its interval is set.
+	strategy, err := restart.FromConfig(eff, eff.IsSet(config.CheckpointingInterval), nil)
+	if err != nil {
+		return nil, err
+	}
+	vertices := g.Vertices()
+	log := jm.log.With(zap.String("job", jobID))
+	// Checkpointing last: it creates and probes the checkpoint directory.
+	cp, err := newCheckpointing(ctx, jobID, g, vertices, eff, log)
+	if err != nil {
+		return nil, fmt.Errorf("checkpointing: %w", err)
+	}
+	return &preparedJob{id: jobID, graph: g, vertices: vertices, eff: eff, strategy: strategy, cp: cp,
+		warnings: append(warnings, warns...), log: log}, nil
+}
+
+// admit hands a prepared job to the scheduler, which may deploy it at once.
+func (jm *JobManager) admit(pj *preparedJob, restore *snapshot.Metadata, firstAttempt int, failover string) {
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
 	// Before the scheduler sees the job: it may deploy it at once.
-	jm.checkpoints[jobID] = cp
+	if pj.cp != nil {
+		jm.checkpoints[pj.id] = pj.cp
+	}
 	jm.stepLocked(scheduler.JobSubmitted{
-		JobID:              jobID,
-		Name:               g.Name,
-		MaxParallelism:     g.MaxParallelism,
-		Vertices:           vertices,
-		Config:             eff.ToMap(),
-		SlotRequestTimeout: eff.Duration(config.SlotRequestTimeout),
-		RestartStrategy:    strategy,
+		JobID:              pj.id,
+		Name:               pj.graph.Name,
+		MaxParallelism:     pj.graph.MaxParallelism,
+		Vertices:           pj.vertices,
+		Config:             pj.eff.ToMap(),
+		SlotRequestTimeout: pj.eff.Duration(config.SlotRequestTimeout),
+		RestartStrategy:    pj.strategy,
 		Restore:            restore,
+		FirstAttempt:       firstAttempt,
+		Failover:           failover,
 	})
-	return &weirpb.SubmitJobResponse{JobId: jobID}, nil
 }
 
 func (s *jobService) ListJobs(context.Context, *weirpb.ListJobsRequest) (*weirpb.ListJobsResponse, error) {
@@ -184,9 +212,6 @@ func (s *jobService) ListCheckpoints(_ context.Context, req *weirpb.ListCheckpoi
 // TriggerSavepoint takes a savepoint of a RUNNING job and answers its
 // path once it is complete. A failed savepoint leaves the job running.
 func (s *jobService) TriggerSavepoint(ctx context.Context, req *weirpb.TriggerSavepointRequest) (*weirpb.TriggerSavepointResponse, error) {
-	if !s.jm.ha.IsLeader() {
-		return nil, status.Error(codes.Unavailable, "this JobManager is not the leader")
-	}
 	path, err := s.jm.savepoint(ctx, req.JobId, req.TargetDirectory, false, false)
 	if err != nil {
 		return nil, err
@@ -199,9 +224,6 @@ func (s *jobService) TriggerSavepoint(ctx context.Context, req *weirpb.TriggerSa
 // finish and the job ends FINISHED. If the savepoint fails, the job keeps
 // running (a task declining it fails the job over, as in Flink).
 func (s *jobService) StopJob(ctx context.Context, req *weirpb.StopJobRequest) (*weirpb.StopJobResponse, error) {
-	if !s.jm.ha.IsLeader() {
-		return nil, status.Error(codes.Unavailable, "this JobManager is not the leader")
-	}
 	path, err := s.jm.savepoint(ctx, req.JobId, req.TargetDirectory, true, req.Drain)
 	if err != nil {
 		return nil, err

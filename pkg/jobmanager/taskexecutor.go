@@ -35,10 +35,24 @@ type taskExecutor struct {
 // Every call carries the leader epoch that epoch returns when it is sent
 // (leaderepoch: the TaskManager rejects an epoch below the highest it has
 // seen); nil, or an epoch of 0, sends none (standalone: nothing to fence).
-func newTaskExecutor(id string, instance uint64, addr string, timeout time.Duration, epoch func() int64) (*taskExecutor, error) {
+// A call for which mayCall (if set) returns an error fails with it, unsent:
+// a fenced JobManager sends nothing.
+func newTaskExecutor(id string, instance uint64, addr string, timeout time.Duration, epoch func() int64, mayCall func() error) (*taskExecutor, error) {
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	var chain []grpc.UnaryClientInterceptor
+	if mayCall != nil {
+		chain = append(chain, func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if err := mayCall(); err != nil {
+				return err
+			}
+			return invoker(ctx, method, req, reply, cc, opts...)
+		})
+	}
 	if epoch != nil {
-		opts = append(opts, grpc.WithUnaryInterceptor(leaderepoch.UnaryClientInterceptor(epoch)))
+		chain = append(chain, leaderepoch.UnaryClientInterceptor(epoch))
+	}
+	if len(chain) > 0 {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(chain...))
 	}
 	// grpc.NewClient does not connect; the first call does, and calls wait
 	// for the connection, so a TaskManager that is still starting its

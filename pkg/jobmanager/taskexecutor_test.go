@@ -55,7 +55,7 @@ func TestTaskExecutorSendsLeaderEpoch(t *testing.T) {
 		{name: "leader at 13", epoch: epoch.Load, set: 13, want: "13"},
 	} {
 		epoch.Store(tc.set)
-		te, err := newTaskExecutor("tm", 1, lis.Addr().String(), 5*time.Second, tc.epoch)
+		te, err := newTaskExecutor("tm", 1, lis.Addr().String(), 5*time.Second, tc.epoch, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -55,6 +55,10 @@ type ExecutionVertex struct {
 	RecordsOut  int64
 }
 
+// maxAttempt bounds JobSubmitted.FirstAttempt: attempts travel as int32,
+// and restarts add to them.
+const maxAttempt = 1 << 30
+
 // newExecutionGraph builds the graph and checks the vertex structure the
 // deployment descriptors rely on; jobgraph guarantees it, but a broken
 // graph must fail the job, not panic the JobManager.
@@ -62,6 +66,9 @@ func newExecutionGraph(ev JobSubmitted) (*ExecutionGraph, error) {
 	eg := &ExecutionGraph{JobID: ev.JobID, JobName: ev.Name, MaxParallelism: ev.MaxParallelism, Config: ev.Config}
 	if len(ev.Vertices) == 0 {
 		return eg, fmt.Errorf("job has no operators")
+	}
+	if ev.FirstAttempt < 0 || ev.FirstAttempt > maxAttempt {
+		return eg, fmt.Errorf("invalid first attempt %d", ev.FirstAttempt)
 	}
 	n := len(ev.Vertices)
 	for i, jv := range ev.Vertices {
@@ -80,7 +87,7 @@ func newExecutionGraph(ev JobSubmitted) (*ExecutionGraph, error) {
 		}
 		ejv.Name = strings.Join(ids, " -> ")
 		for st := 0; st < jv.Parallelism; st++ {
-			ejv.Subtasks = append(ejv.Subtasks, &ExecutionVertex{Subtask: st, State: ExecutionCreated})
+			ejv.Subtasks = append(ejv.Subtasks, &ExecutionVertex{Subtask: st, Attempt: ev.FirstAttempt, State: ExecutionCreated})
 		}
 		eg.Vertices = append(eg.Vertices, ejv)
 		eg.Parallelism = max(eg.Parallelism, jv.Parallelism)

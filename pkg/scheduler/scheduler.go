@@ -187,6 +187,9 @@ func (s *Scheduler) submit(now time.Time, ev JobSubmitted, acts []Action) []Acti
 	}
 	s.jobs[ev.JobID] = j
 	s.order = append(s.order, j)
+	if ev.Failover != "" {
+		j.addException(now, failure{message: ev.Failover})
+	}
 	acts = append(acts, JobStateChanged{JobID: ev.JobID, To: JobCreated})
 	if err == nil && ev.Restore != nil {
 		if rerr := eg.setRestore(ev.Restore); rerr != nil {
@@ -513,7 +516,11 @@ func (s *Scheduler) maybeRestart(now time.Time, j *job, acts []Action) []Action 
 	}
 	s.nextRequest++
 	j.restoreRequest = s.nextRequest
-	return append(acts, LoadRestoreState{JobID: j.eg.JobID, Request: j.restoreRequest})
+	next := 0
+	for _, ex := range j.eg.subtasks() {
+		next = max(next, ex.Attempt+1)
+	}
+	return append(acts, LoadRestoreState{JobID: j.eg.JobID, Request: j.restoreRequest, NextAttempt: next})
 }
 
 // restoreLoaded restarts a RESTARTING job from what the caller loaded: its
@@ -555,8 +562,12 @@ func (s *Scheduler) restoreLoaded(now time.Time, ev RestoreLoaded, acts []Action
 		}
 	}
 	j.slots = nil
+	next := 0
 	for _, ex := range j.eg.subtasks() {
-		ex.Attempt++
+		next = max(next, ex.Attempt+1)
+	}
+	for _, ex := range j.eg.subtasks() {
+		ex.Attempt = next
 		ex.State, ex.TaskManager, ex.Failure, ex.RecordsIn, ex.RecordsOut = ExecutionScheduled, "", "", 0, 0
 	}
 	j.recount()

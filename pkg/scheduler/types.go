@@ -127,6 +127,16 @@ type JobSubmitted struct {
 	// job's operators by the caller; nil starts from scratch. Restarts
 	// restore from what LoadRestoreState loads, as always.
 	Restore *snapshot.Metadata
+	// FirstAttempt is the attempt number of every subtask's first
+	// deployment: 0 for a new job; for a job a new leader recovers, above
+	// every attempt an earlier leader may have deployed, so that no task of
+	// the new execution shares its attempt (and partition ids) with a task
+	// of an old one that still runs somewhere.
+	FirstAttempt int
+	// Failover, set when a new leader resubmits the job after a JobManager
+	// failover, is recorded in the job's exception history: what a user
+	// sees of the failover (it is not a restart: restarts stays 0).
+	Failover string
 }
 
 // TaskManagerRegistered offers the slots of a TaskManager. A registration
@@ -282,6 +292,10 @@ type ExecutionStateChanged struct {
 type LoadRestoreState struct {
 	JobID   string
 	Request uint64
+	// NextAttempt is the attempt every subtask of the job restarts with:
+	// with high availability the caller records it in the HA store before
+	// answering, so that a later leader deploys above it.
+	NextAttempt int
 }
 
 // JobRestarted: the job's tasks were reset to their next attempt, which
