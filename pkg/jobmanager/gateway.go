@@ -69,8 +69,11 @@ func (g *gateway) RegisterTaskManager(_ context.Context, req *weirpb.RegisterTas
 		zap.String("data_address", req.DataAddress), zap.Int32("slots", req.NumSlots))
 	jm.mu.Lock()
 	jm.stepLocked(scheduler.TaskManagerRegistered{ID: req.TaskmanagerId, RPCAddress: req.RpcAddress, DataAddress: req.DataAddress, Slots: int(req.NumSlots)})
-	// What a former leader ran there, if anything, is not this leader's.
-	jm.cancelUnknownTasks(req.TaskmanagerId, req.Tasks)
+	// What runs there: for the recovery of a new leader to adopt, or, of
+	// a former execution, to cancel.
+	if !jm.reportTasks(req.TaskmanagerId, req.Tasks) {
+		jm.cancelUnknownTasks(req.TaskmanagerId, req.Tasks)
+	}
 	jm.mu.Unlock()
 	return &weirpb.RegisterTaskManagerResponse{
 		JobmanagerId:        jm.id,
@@ -183,7 +186,12 @@ func (g *gateway) UpdateTaskExecutionState(_ context.Context, req *weirpb.TaskEx
 	g.jm.log.Debug("task state changed", zap.String("job", id.JobID), zap.String("taskmanager", req.TaskmanagerId),
 		zap.Int("vertex", id.Vertex), zap.Int("subtask", id.Subtask), zap.Int("attempt", id.Attempt),
 		zap.String("state", req.State), zap.String("failure", req.Failure))
-	g.jm.step(scheduler.TaskStateChanged{TaskManagerID: req.TaskmanagerId, Execution: id, State: st, Failure: req.Failure, RecordsIn: req.RecordsIn, RecordsOut: req.RecordsOut})
+	ev := scheduler.TaskStateChanged{TaskManagerID: req.TaskmanagerId, Execution: id, State: st, Failure: req.Failure, RecordsIn: req.RecordsIn, RecordsOut: req.RecordsOut}
+	g.jm.mu.Lock()
+	defer g.jm.mu.Unlock()
+	if !g.jm.holdUpdate(ev) { // a job the recovery has not decided yet
+		g.jm.stepLocked(ev)
+	}
 	return &weirpb.Ack{}, nil
 }
 

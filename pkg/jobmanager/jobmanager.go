@@ -116,6 +116,9 @@ type JobManager struct {
 	// restartAt is the scheduler's NextRestart the tick loop was told about.
 	restartAt time.Time
 
+	// recovery is the recovery of a new leader in progress (recovery.go).
+	recovery *recovering
+
 	cpWake      chan struct{} // capacity 1: a coordinator stepped, recompute the timer
 	restartWake chan struct{} // capacity 1: the next restart time changed
 

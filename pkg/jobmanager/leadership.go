@@ -153,7 +153,11 @@ func (jm *JobManager) doLeadership(ctx context.Context, a ha.LeadershipAction, s
 			}
 		}()
 	case ha.StartLeading:
+		// The recovery begins before any TaskManager can register.
+		jm.mu.Lock()
+		jm.beginRecovery()
 		jm.leadEpoch.Store(a.Epoch)
+		jm.mu.Unlock()
 		jm.leaderSince.Store(time.Now().UnixMilli())
 		jm.log.Info("leading: recovering the jobs of the HA store", zap.Int64("epoch", a.Epoch))
 		jm.wg.Add(1)

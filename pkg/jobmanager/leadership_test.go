@@ -49,7 +49,7 @@ func startHAJM(t *testing.T, etcd *etcdtest.Server, storageDir string) *haJM {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cfg, _, err := config.New().With(map[string]string{
 		"jobmanager.rpc.address": "127.0.0.1", "jobmanager.rpc.port": strconv.Itoa(port),
-		"heartbeat.interval": "20ms", "heartbeat.timeout": "10s",
+		"heartbeat.interval": "20ms", "heartbeat.timeout": "3s",
 		"high-availability.type": "etcd", "high-availability.etcd.endpoints": strings.Join(etcd.Endpoints(), ","),
 		"high-availability.storageDir": storageDir, "high-availability.etcd.lease-ttl": "2s",
 	})
@@ -153,54 +153,82 @@ func TestHighAvailability(t *testing.T) {
 	job := resp.JobId
 	tmA := startTM(t, a.addr, "tm-1", 2)
 	first := tmA.receive(2)
-	for k := range first {
+	for k, tdd := range first {
 		if !strings.HasSuffix(k, "#0") {
 			t.Fatalf("first deployment %s: want attempt 0", k)
 		}
+		tmA.report(tdd.Execution, "RUNNING", "")
 	}
+	// A second job waits for slots: no TaskManager runs any of its tasks.
+	resp, err = a.api.SubmitJob(t.Context(), &weirpb.SubmitJobRequest{JobSpec: []byte(chainJob(2))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := resp.JobId
 	epochA := a.jm.leaderEpoch()
 
-	// The leader resigns: b leads at a higher epoch and recovers the job.
+	// The leader resigns: b leads at a higher epoch and recovers the jobs.
 	a.close()
+	tmA.close()
 	waitFor(t, "b leads", func() bool { return b.jm.leading() })
 	if b.jm.leaderEpoch() <= epochA {
 		t.Fatalf("b's epoch %d is not above a's %d", b.jm.leaderEpoch(), epochA)
 	}
-	waitFor(t, "the job recovered", func() bool {
-		d, err := b.api.GetJob(t.Context(), &weirpb.GetJobRequest{JobId: job})
-		return err == nil && len(d.Exceptions) > 0
-	})
-	d, _ := b.api.GetJob(t.Context(), &weirpb.GetJobRequest{JobId: job})
-	if msg := d.Exceptions[0].Message; msg != "JobManager failover: the new leader restarts the job from scratch" || d.Restarts != 0 {
-		t.Fatalf("exception %q, restarts %d", msg, d.Restarts)
-	}
-	// The TaskManager registers with the new leader, reporting the old
-	// tasks: they are cancelled, and the new attempts are 1.
+	// The TaskManager registers with the new leader reporting the running
+	// tasks of the first job, and a task of a job nobody knows.
+	stray := &weirpb.ExecutionAttemptID{JobId: "0123456789abcdef0123456789abcdef", Vertex: 0, Subtask: 0, Attempt: 2}
 	tmB := startSilentTMWith(t, b.addr, "tm-1", 2, []*weirpb.ReportedTask{
 		{Execution: &weirpb.ExecutionAttemptID{JobId: job, Vertex: 0, Subtask: 0, Attempt: 0}, State: "RUNNING"},
-		{Execution: &weirpb.ExecutionAttemptID{JobId: job, Vertex: 0, Subtask: 1, Attempt: 0}, State: "FINISHED"},
+		{Execution: &weirpb.ExecutionAttemptID{JobId: job, Vertex: 0, Subtask: 1, Attempt: 0}, State: "RUNNING"},
+		{Execution: stray, State: "RUNNING"},
 	})
 	tmB.startHeartbeats(20 * time.Millisecond)
-	for k := range tmB.receive(2) {
-		if !strings.HasSuffix(k, "#1") {
-			t.Fatalf("deployment after the failover %s: want attempt 1", k)
+	// The first job is adopted: RUNNING, restarts 0, nothing deployed.
+	waitFor(t, "the job adopted", func() bool {
+		d, err := b.api.GetJob(t.Context(), &weirpb.GetJobRequest{JobId: job})
+		return err == nil && d.State == "RUNNING"
+	})
+	d, _ := b.api.GetJob(t.Context(), &weirpb.GetJobRequest{JobId: job})
+	if len(d.Exceptions) != 1 || d.Exceptions[0].Message != "JobManager failover: the new leader adopted the job's running tasks" || d.Restarts != 0 {
+		t.Fatalf("exceptions %v, restarts %d", d.Exceptions, d.Restarts)
+	}
+	for _, task := range d.Tasks {
+		if task.State != "RUNNING" || task.Attempt != 0 || task.Taskmanager != "tm-1" {
+			t.Fatalf("adopted task %v", task)
 		}
 	}
 	select {
 	case c := <-tmB.canceled:
-		if c != "0/0#0" {
-			t.Fatalf("canceled %s, want 0/0#0 (the running task of the former execution)", c)
+		if c != "0/0#2" {
+			t.Fatalf("canceled %s, want the stray task 0/0#2", c)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the old running task was not cancelled")
+		t.Fatal("the stray task was not cancelled")
+	}
+	// The waiting job, reported by nobody, restarts at the end of the
+	// window (heartbeat.timeout) with attempt 1, recorded first; it runs
+	// once a TaskManager has slots.
+	waitFor(t, "the waiting job restarted", func() bool {
+		d, err := b.api.GetJob(t.Context(), &weirpb.GetJobRequest{JobId: waiting})
+		return err == nil && len(d.Exceptions) > 0
+	})
+	d, _ = b.api.GetJob(t.Context(), &weirpb.GetJobRequest{JobId: waiting})
+	if msg := d.Exceptions[0].Message; !strings.HasPrefix(msg, "JobManager failover: the new leader restarts the job from scratch: ") {
+		t.Fatalf("exception of the waiting job: %q", msg)
+	}
+	tmC := startTM(t, b.addr, "tm-2", 2)
+	for k := range tmC.receive(2) {
+		if !strings.HasSuffix(k, "#1") {
+			t.Fatalf("deployment of the restarted job %s: want attempt 1", k)
+		}
+	}
+	if attempt, err := b.store.JobAttempt(t.Context(), waiting); err != nil || attempt != 1 {
+		t.Fatalf("stored attempt %d, %v", attempt, err)
 	}
 	select {
-	case c := <-tmB.canceled:
-		t.Fatalf("canceled %s too: only the running task of the former execution is", c)
+	case tdd := <-tmB.submitted:
+		t.Fatalf("deployed %v to the TaskManager of the adopted job", tdd.Execution)
 	default:
-	}
-	if attempt, err := b.store.JobAttempt(t.Context(), job); err != nil || attempt != 1 {
-		t.Fatalf("stored attempt %d, %v", attempt, err)
 	}
 
 	// b's session is revoked behind its back: fenced at once, exits 75.

@@ -139,7 +139,12 @@ func (jm *JobManager) admit(pj *preparedJob, restore *snapshot.Metadata, firstAt
 	if pj.cp != nil {
 		jm.checkpoints[pj.id] = pj.cp
 	}
-	jm.stepLocked(scheduler.JobSubmitted{
+	jm.stepLocked(pj.submitted(restore, firstAttempt, failover))
+}
+
+// submitted is the scheduler's event for the job.
+func (pj *preparedJob) submitted(restore *snapshot.Metadata, firstAttempt int, failover string) scheduler.JobSubmitted {
+	return scheduler.JobSubmitted{
 		JobID:              pj.id,
 		Name:               pj.graph.Name,
 		MaxParallelism:     pj.graph.MaxParallelism,
@@ -150,7 +155,7 @@ func (jm *JobManager) admit(pj *preparedJob, restore *snapshot.Metadata, firstAt
 		Restore:            restore,
 		FirstAttempt:       firstAttempt,
 		Failover:           failover,
-	})
+	}
 }
 
 func (s *jobService) ListJobs(context.Context, *weirpb.ListJobsRequest) (*weirpb.ListJobsResponse, error) {

@@ -15,6 +15,8 @@ const maxExceptions = 100
 // Scheduler owns the TaskManagers, their slots and every job. It is not safe
 // for concurrent use: one goroutine (or one mutex) owns it.
 type Scheduler struct {
+	// paused: SchedulingPaused; waiting jobs are not deployed.
+	paused bool
 	cfg          Config
 	tms          map[string]*taskManager
 	nextInstance uint64
@@ -103,6 +105,10 @@ func (s *Scheduler) Step(now time.Time, ev Event) []Action {
 	switch ev := ev.(type) {
 	case JobSubmitted:
 		acts = s.submit(now, ev, acts)
+	case JobAdopted:
+		acts = s.adopt(now, ev, acts)
+	case SchedulingPaused:
+		s.paused = ev.Paused
 	case TaskManagerRegistered:
 		if old, ok := s.tms[ev.ID]; ok {
 			acts = s.removeTaskManager(now, old, "re-registered", now, acts)
@@ -206,6 +212,101 @@ func (s *Scheduler) submit(now time.Time, ev JobSubmitted, acts []Action) []Acti
 	}
 	j.recount()
 	return acts
+}
+
+// adopt takes over a job whose tasks run (JobAdopted). A task list that
+// does not describe one whole execution fails the job over at once.
+func (s *Scheduler) adopt(now time.Time, ev JobAdopted, acts []Action) []Action {
+	acts = s.submit(now, ev.Job, acts)
+	j, ok := s.jobs[ev.Job.JobID]
+	if !ok || j.state != JobCreated || j.eg.Vertices == nil {
+		return acts // a duplicate id, or a graph that failed already
+	}
+	slots := make([]slotAssignment, j.eg.Parallelism)
+	var taken []*taskManager // slots counted used, to give back on error
+	err := func() error {
+		seen := make(map[[2]int]bool, len(ev.Tasks))
+		for _, t := range ev.Tasks {
+			if t.Vertex < 0 || t.Vertex >= len(j.eg.Vertices) || t.Subtask < 0 || t.Subtask >= len(j.eg.Vertices[t.Vertex].Subtasks) {
+				return fmt.Errorf("task %d/%d is not in the job graph", t.Vertex, t.Subtask)
+			}
+			if seen[[2]int{t.Vertex, t.Subtask}] {
+				return fmt.Errorf("task %d/%d is listed twice", t.Vertex, t.Subtask)
+			}
+			seen[[2]int{t.Vertex, t.Subtask}] = true
+			tm, ok := s.tms[t.TaskManagerID]
+			if !ok {
+				return fmt.Errorf("task %d/%d runs on TaskManager %s, which is not registered", t.Vertex, t.Subtask, t.TaskManagerID)
+			}
+			if t.State != ExecutionDeploying && t.State != ExecutionRunning && t.State != ExecutionFinished {
+				return fmt.Errorf("task %d/%d is %s", t.Vertex, t.Subtask, t.State)
+			}
+			sl := &slots[t.Subtask]
+			if sl.tm == "" {
+				*sl = slotAssignment{tm: tm.id, instance: tm.instance, dataAddress: tm.dataAddress}
+			} else if sl.tm != tm.id {
+				return fmt.Errorf("subtask %d runs on TaskManagers %s and %s: one slot holds it", t.Subtask, sl.tm, tm.id)
+			}
+		}
+		total := 0
+		for range j.eg.subtasks() {
+			total++
+		}
+		if len(seen) != total {
+			return fmt.Errorf("%d of the job's %d tasks are reported", len(seen), total)
+		}
+		for _, sl := range slots {
+			tm := s.tms[sl.tm]
+			if sl.tm == "" || tm.free == 0 {
+				return fmt.Errorf("the tasks need more slots than their TaskManagers offer")
+			}
+			tm.free--
+			taken = append(taken, tm)
+		}
+		return nil
+	}()
+	for _, t := range ev.Tasks {
+		if t.Vertex >= 0 && t.Vertex < len(j.eg.Vertices) && t.Subtask >= 0 && t.Subtask < len(j.eg.Vertices[t.Vertex].Subtasks) {
+			ex := j.eg.Vertices[t.Vertex].Subtasks[t.Subtask]
+			if ex.TaskManager == "" {
+				ex.TaskManager = t.TaskManagerID
+				j.ranOn[t.TaskManagerID] = true
+			}
+		}
+	}
+	if err != nil {
+		// Slots taken before the error are given back; the listed tasks
+		// are the execution that fails over (its cancellations go out).
+		for _, tm := range taken {
+			tm.free++
+		}
+		for _, ex := range j.eg.subtasks() {
+			if _, registered := s.tms[ex.TaskManager]; registered {
+				ex.State = ExecutionDeploying
+			} else {
+				ex.TaskManager = ""
+			}
+		}
+		j.recount()
+		j.state = JobRunning
+		acts = append(acts, JobStateChanged{JobID: j.eg.JobID, From: JobCreated, To: JobRunning})
+		msg := "adopt the job's tasks after a JobManager failover: " + err.Error()
+		return s.fail(now, j, failure{message: msg, cause: msg, at: now}, acts)
+	}
+	j.slots = slots
+	for _, t := range ev.Tasks {
+		j.eg.Vertices[t.Vertex].Subtasks[t.Subtask].State = t.State
+	}
+	j.recount()
+	j.state, j.statusMessage = JobRunning, ""
+	acts = append(acts, JobStateChanged{JobID: j.eg.JobID, From: JobCreated, To: JobRunning})
+	for _, t := range ev.Tasks {
+		if t.State == ExecutionRunning || t.State == ExecutionFinished {
+			id := ExecutionAttemptID{JobID: j.eg.JobID, Vertex: t.Vertex, Subtask: t.Subtask, Attempt: ev.Job.FirstAttempt}
+			acts = append(acts, ExecutionStateChanged{Execution: id, State: t.State})
+		}
+	}
+	return s.maybeTerminal(now, j, acts)
 }
 
 func (s *Scheduler) heartbeat(now time.Time, ev HeartbeatReceived) {
@@ -641,6 +742,9 @@ func (s *Scheduler) tick(now time.Time, acts []Action) []Action {
 // saying what they wait for. A waiting job is CREATED (never deployed) or
 // RUNNING (restarted, its new attempts SCHEDULED).
 func (s *Scheduler) schedule(now time.Time, acts []Action) []Action {
+	if s.paused {
+		return acts
+	}
 	for _, j := range s.order {
 		if (j.state != JobCreated && j.state != JobRunning) || j.slots != nil {
 			continue

@@ -139,6 +139,32 @@ type JobSubmitted struct {
 	Failover string
 }
 
+// JobAdopted: a new leader takes over a job whose tasks still run after a
+// JobManager failover (package ha's Recovery decided it): the job is
+// RUNNING at once with Tasks as they are, on their TaskManagers, and
+// nothing is deployed. Every subtask of the graph must be in Tasks once,
+// at Job.FirstAttempt, on a registered TaskManager, in DEPLOYING, RUNNING
+// or FINISHED, and the subtasks with one index must share a TaskManager
+// (one slot holds subtask i of every vertex). Otherwise the job is
+// admitted and at once failed over: the listed tasks are cancelled and
+// the restart strategy restores it from its latest checkpoint.
+type JobAdopted struct {
+	Job   JobSubmitted
+	Tasks []AdoptedTask
+}
+
+// AdoptedTask is one running (or finished) task of an adopted job.
+type AdoptedTask struct {
+	Vertex, Subtask int
+	TaskManagerID   string
+	State           ExecutionState
+}
+
+// SchedulingPaused stops (Paused) or resumes the deployment of waiting
+// jobs: a new leader pauses it while it recovers, so that no job takes the
+// slots of tasks it may still adopt.
+type SchedulingPaused struct{ Paused bool }
+
 // TaskManagerRegistered offers the slots of a TaskManager. A registration
 // with the id of a registered TaskManager replaces it: the old one is lost
 // ("re-registered") first.
@@ -217,6 +243,8 @@ type RestoreLoaded struct {
 type Tick struct{}
 
 func (JobSubmitted) isEvent()          {}
+func (JobAdopted) isEvent()            {}
+func (SchedulingPaused) isEvent()      {}
 func (TaskManagerRegistered) isEvent() {}
 func (HeartbeatReceived) isEvent()     {}
 func (TaskManagerLost) isEvent()       {}
