@@ -16,7 +16,7 @@ const maxExceptions = 100
 // for concurrent use: one goroutine (or one mutex) owns it.
 type Scheduler struct {
 	// paused: SchedulingPaused; waiting jobs are not deployed.
-	paused bool
+	paused       bool
 	cfg          Config
 	tms          map[string]*taskManager
 	nextInstance uint64
