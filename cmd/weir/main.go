@@ -12,5 +12,5 @@ func main() {
 	// Storage drivers for the commands that read checkpoints themselves
 	// (weir checkpoint inspect), configured by their -D / --config keys
 	// as the daemons are by theirs.
-	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, s3.Register))
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, cli.Services{Storage: []cli.StorageDrivers{s3.Register}}))
 }

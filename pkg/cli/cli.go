@@ -12,12 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
-	"github.com/weirstream/weir/proto/weirpb"
+	"github.com/weirstream/weir/pkg/config"
 )
 
 // Version is weir's version, set at build time with
@@ -26,9 +22,11 @@ var Version = "dev"
 
 const (
 	// DefaultJobManager is the JobManager address used when neither
-	// --jobmanager nor WEIR_JOBMANAGER is set (Flink's JobManager RPC port).
+	// --jobmanager, the high-availability keys nor WEIR_JOBMANAGER say
+	// otherwise (Flink's JobManager RPC port).
 	DefaultJobManager = "127.0.0.1:6123"
-	// EnvJobManager names the environment variable holding the JobManager address.
+	// EnvJobManager names the environment variable holding the JobManager
+	// address or addresses (host:port,host:port), as --jobmanager does.
 	EnvJobManager = "WEIR_JOBMANAGER"
 
 	defaultTimeout = 10 * time.Second
@@ -37,6 +35,9 @@ const (
 	// --timeout is given.
 	defaultSavepointTimeout = 10 * time.Minute
 	defaultPollInterval     = 500 * time.Millisecond
+	// With several JobManagers to try, one that does not connect within
+	// this is left for the next: a connect on a LAN takes milliseconds.
+	defaultConnectTimeout = 2 * time.Second
 )
 
 // Exit codes.
@@ -47,51 +48,71 @@ const (
 	exitInterrupted = 130
 )
 
+// Services are the drivers that main chooses for the command line, as the
+// daemons' mains choose theirs: this package links no storage or etcd
+// client of its own.
+type Services struct {
+	// Storage registers the storage drivers that `weir checkpoint inspect`
+	// may use, beyond the built-in file and jobmanager ones.
+	Storage []StorageDrivers
+	// HA opens the leader lookup of the high-availability service that
+	// the configuration names (--config, -D); nil refuses every
+	// high-availability.type but none.
+	HA HAServices
+}
+
 // Main runs the weir command line with args (without the program name) and
 // returns the process exit code. Ctrl-C cancels what weir is waiting for (an
-// RPC, or `weir run` watching its job), never the job itself. drivers
-// register the storage drivers that `weir checkpoint inspect` may use.
-func Main(args []string, stdout, stderr io.Writer, drivers ...StorageDrivers) int {
+// RPC, or `weir run` watching its job), never the job itself.
+func Main(args []string, stdout, stderr io.Writer, s Services) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	return Run(ctx, args, stdout, stderr, drivers...)
+	return Run(ctx, args, stdout, stderr, s)
 }
 
 // Run is Main with the interrupt given as ctx: when ctx is done, weir stops
 // waiting and returns 130.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer, drivers ...StorageDrivers) int {
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, s Services) int {
 	a := newApp(stdout, stderr)
-	a.drivers = drivers
+	a.services = s
 	return a.run(ctx, args)
 }
 
 // app holds one invocation: its outputs, the parsed global flags and the
-// lazily created connection. The clock, the time zone and the poll interval
-// are fields so that tests can fix them.
+// lazily created connections. The clock, the time zone, the poll interval
+// and the connect timeout are fields so that tests can fix them.
 type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	now            func() time.Time
 	loc            *time.Location
 	pollInterval   time.Duration
-	drivers        []StorageDrivers
+	connectTimeout time.Duration
+	services       Services
 
-	jobmanager string
-	timeout    time.Duration
-	root       *cobra.Command
+	jobmanagers jobManagerList // --jobmanager, or WEIR_JOBMANAGER as its default
+	timeout     time.Duration
+	configFile  string
+	overrides   []string
+	root        *cobra.Command
 
-	conn   *grpc.ClientConn
-	client weirpb.JobServiceClient
+	cfg     *config.Config // loaded by the first use of config
+	cfgErr  error
+	leaders LeaderReader // opened by the first use with high availability
+
+	conns  map[string]*grpc.ClientConn // by JobManager address
+	leader string                      // the JobManager that served the last call: asked first
 }
 
 func newApp(stdout, stderr io.Writer) *app {
 	return &app{
-		stdout:       stdout,
-		stderr:       stderr,
-		getenv:       os.Getenv,
-		now:          time.Now,
-		loc:          time.Local,
-		pollInterval: defaultPollInterval,
+		stdout:         stdout,
+		stderr:         stderr,
+		getenv:         os.Getenv,
+		now:            time.Now,
+		loc:            time.Local,
+		pollInterval:   defaultPollInterval,
+		connectTimeout: defaultConnectTimeout,
 	}
 }
 
@@ -113,7 +134,7 @@ func failf(format string, args ...any) error {
 type usageError struct{ error }
 
 func (a *app) run(ctx context.Context, args []string) int {
-	defer a.closeConn()
+	defer a.closeConns()
 	root := a.newRootCommand()
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
@@ -136,9 +157,12 @@ func (a *app) run(ctx context.Context, args []string) int {
 }
 
 func (a *app) newRootCommand() *cobra.Command {
-	defaultJM := DefaultJobManager
+	a.jobmanagers = jobManagerList{raw: DefaultJobManager, addrs: []string{DefaultJobManager}}
 	if v := a.getenv(EnvJobManager); v != "" {
-		defaultJM = v
+		// Checked when a command needs it: a bad environment must not
+		// break the commands that talk to no JobManager.
+		a.jobmanagers = jobManagerList{raw: v, fromEnv: true}
+		a.jobmanagers.addrs, a.jobmanagers.err = parseJobManagers(v)
 	}
 	root := &cobra.Command{
 		Use:   "weir",
@@ -154,10 +178,13 @@ cancels, stops and savepoints them, with Apache Flink's verbs.`,
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.jobmanager, "jobmanager", defaultJM,
-		"JobManager address host:port (env "+EnvJobManager+")")
+	pf.Var(&a.jobmanagers, "jobmanager",
+		"JobManager address host:port, or several: host1:6123,host2:6123 (tried in order; a standby's answer leads to the leader) (env "+EnvJobManager+")")
 	a.timeout = defaultTimeout
-	pf.Var((*timeoutFlag)(&a.timeout), "timeout", "how long to wait for each call to the JobManager")
+	pf.Var((*timeoutFlag)(&a.timeout), "timeout", "how long to wait for each call to the JobManager (finding the leader included)")
+	pf.StringVar(&a.configFile, "config", "",
+		"YAML configuration file, as the daemons': its high-availability.* keys find the leader, its s3.* keys configure checkpoint inspect")
+	pf.StringArrayVarP(&a.overrides, "define", "D", nil, "set a configuration key: -D key=value (repeatable; also -Dkey=value)")
 
 	root.AddCommand(
 		a.newRunCommand(),
@@ -169,6 +196,7 @@ cancels, stops and savepoints them, with Apache Flink's verbs.`,
 		a.newCheckpointsCommand(),
 		a.newCheckpointCommand(),
 		a.newTaskManagersCommand(),
+		a.newJobManagersCommand(),
 		a.newVersionCommand(),
 		a.newCompletionCommand(),
 	)
@@ -221,103 +249,8 @@ func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, 
 	}
 }
 
-// maxResponseSize bounds what the CLI accepts in one answer.
-const maxResponseSize = 64 << 20
-
-// jobService returns the JobService client, creating the connection on first
-// use. grpc.NewClient does not dial: the first RPC does, so commands that
-// need no JobManager (version, help) never touch the network.
-func (a *app) jobService() (weirpb.JobServiceClient, error) {
-	if a.client != nil {
-		return a.client, nil
-	}
-	conn, err := grpc.NewClient(a.jobmanager,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(recordPeer),
-		// The status of a job at the subtask limit (jobgraph.MaxSubtasks:
-		// 100,000 task rows of about 100 bytes) is past gRPC's default 4 MiB;
-		// the answers come from the JobManager the user chose to talk to.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseSize)))
-	if err != nil {
-		return nil, failf("invalid JobManager address %q: %v", a.jobmanager, err)
-	}
-	a.conn = conn
-	a.client = weirpb.NewJobServiceClient(conn)
-	return a.client, nil
-}
-
-func (a *app) closeConn() {
-	if a.conn != nil {
-		_ = a.conn.Close()
-		a.conn, a.client = nil, nil
-	}
-}
-
-// call runs one RPC with the given timeout and turns its error into the line
-// the user sees.
-func (a *app) call(ctx context.Context, timeout time.Duration, rpc func(context.Context, weirpb.JobServiceClient) error) error {
-	c, err := a.jobService()
-	if err != nil {
-		return err
-	}
-	var p peer.Peer
-	rctx, cancel := context.WithTimeout(context.WithValue(ctx, peerKey{}, &p), timeout)
-	defer cancel()
-	if err := rpc(rctx, c); err != nil {
-		return a.rpcError(ctx, rctx, timeout, p.Addr != nil, err)
-	}
-	return nil
-}
-
-// peerKey carries, in an RPC's context, where recordPeer stores the server
-// the RPC reached.
-type peerKey struct{}
-
-// recordPeer records the RPC's peer. gRPC sets it only if the RPC got a
-// stream to the server, which is how an error the server answered is told
-// apart from a connection that failed: both can be Unavailable.
-func recordPeer(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if p, ok := ctx.Value(peerKey{}).(*peer.Peer); ok {
-		opts = append(opts, grpc.Peer(p))
-	}
-	return invoker(ctx, method, req, reply, cc, opts...)
-}
-
 // errInterrupted ends a command the user interrupted with Ctrl-C.
 var errInterrupted = &exitError{code: exitInterrupted, msg: "interrupted"}
-
-// rpcError explains a failed RPC in one line: the server's own message when
-// the server answered, and where weir tried to connect when it could not.
-// ctx is the command's context (done on Ctrl-C), rctx the RPC's.
-// connected says whether the RPC reached the server.
-func (a *app) rpcError(ctx, rctx context.Context, timeout time.Duration, connected bool, err error) error {
-	if ctx.Err() != nil {
-		return errInterrupted
-	}
-	st := status.Convert(err)
-	// The RPC's deadline passing shows as DeadlineExceeded, as Canceled
-	// (RST_STREAM) when the server's copy of the deadline fires first, or
-	// as the server's handler returning that deadline's error: in each case
-	// the deadline is behind us, and the answer did not come in time.
-	// (Context timers may fire late, so the clock decides, not rctx.Err.)
-	// An error before the deadline is the server's own, even a
-	// DeadlineExceeded (a savepoint timing out inside the JobManager).
-	if deadline, ok := rctx.Deadline(); ok && !time.Now().Before(deadline) {
-		if !connected {
-			return a.unreachable(fmt.Sprintf("no connection within %s", timeout))
-		}
-		return failf("the JobManager at %s did not answer within %s (set --timeout)", a.jobmanager, timeout)
-	}
-	if st.Code() == codes.Unavailable && !connected {
-		return a.unreachable(dialReason(st.Message()))
-	}
-	return failf("%s", st.Message())
-}
-
-func (a *app) unreachable(reason string) error {
-	return failf("cannot reach the JobManager at %s: %s (is it running? set --jobmanager or %s)",
-		a.jobmanager, reason, EnvJobManager)
-}
 
 // dialReason extracts the operating system's reason from gRPC's wrapping of a
 // failed dial, e.g. `connection error: desc = "transport: Error while
@@ -340,11 +273,41 @@ func dialReason(msg string) string {
 	return msg
 }
 
-// cancelHint is the command that cancels job id, with the --jobmanager flag
-// when the user gave one, so it can be pasted as is.
+// cancelHint is the command that cancels job id, with the flags that chose
+// the JobManager (--jobmanager, or the configuration that finds the leader)
+// when the user gave them, so it can be pasted as is.
 func (a *app) cancelHint(id string) string {
-	if f := a.root.PersistentFlags().Lookup("jobmanager"); f != nil && f.Changed {
-		return fmt.Sprintf("weir --jobmanager %s cancel %s", a.jobmanager, id)
+	args := []string{"weir"}
+	pf := a.root.PersistentFlags()
+	if pf.Changed("jobmanager") {
+		args = append(args, "--jobmanager", a.jobmanagers.raw)
+	} else if a.highAvailability() {
+		if a.configFile != "" {
+			args = append(args, "--config", a.configFile)
+		}
+		for _, d := range a.overrides {
+			args = append(args, "-D", d)
+		}
 	}
-	return "weir cancel " + id
+	args = append(args, "cancel", id)
+	for i, s := range args {
+		args[i] = shellQuote(s)
+	}
+	return strings.Join(args, " ")
+}
+
+// shellQuote returns s as one word of a POSIX shell: as is when it holds
+// only characters no shell acts on, else in single quotes.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -6,6 +6,11 @@
 // that main hands to Main (StorageDrivers), as the daemons' mains register
 // theirs.
 //
+// With high availability, weir finds the leading JobManager itself, from a
+// list of addresses (--jobmanager host1:6123,host2:6123) or through the HA
+// service that main provides (Services.HA, etcd), and follows a standby's
+// answer to the leader; see leader.go.
+//
 // The verbs are Apache Flink's (run, list, cancel, stop, savepoint,
 // checkpoints); the feel is kubectl's (-o json on every read command, quiet
 // success, one clear line on failure).
@@ -21,6 +26,12 @@
 //     2 bad usage (cobra's argument and flag errors), 130 interrupted.
 //   - The client never acts on a job the user did not name: an interrupted
 //     `weir run` leaves the job running and says how to cancel it.
-//   - The gRPC connection is created lazily, by the first call, and closed
-//     before Run returns; Run starts no goroutine that outlives it.
+//   - A call goes to a second JobManager only when the first provably did
+//     not act on it: it could not be reached, or it refused the call as a
+//     standby (UNAVAILABLE with the leader's address in the trailer). Any
+//     other answer is final, so a submit, cancel or savepoint is never
+//     sent twice (leader.go).
+//   - The gRPC connections (one per JobManager asked) and the HA service's
+//     client are created lazily, by the first call, and closed before Run
+//     returns; Run starts no goroutine that outlives it.
 package cli

@@ -30,6 +30,7 @@ type fakeJobService struct {
 	savepoint    func(*weirpb.TriggerSavepointRequest) (*weirpb.TriggerSavepointResponse, error)
 	stop         func(*weirpb.StopJobRequest) (*weirpb.StopJobResponse, error)
 	dispose      func(*weirpb.DisposeSavepointRequest) (*weirpb.DisposeSavepointResponse, error)
+	jobManagers  func() (*weirpb.ListJobManagersResponse, error)
 }
 
 func (f *fakeJobService) record(req any) {
@@ -116,15 +117,23 @@ func (f *fakeJobService) DisposeSavepoint(ctx context.Context, r *weirpb.Dispose
 	return f.dispose(r)
 }
 
+func (f *fakeJobService) ListJobManagers(ctx context.Context, r *weirpb.ListJobManagersRequest) (*weirpb.ListJobManagersResponse, error) {
+	f.record(r)
+	if f.jobManagers == nil {
+		return f.UnimplementedJobServiceServer.ListJobManagers(ctx, r)
+	}
+	return f.jobManagers()
+}
+
 // serve starts f on a loopback port and returns its address; the server is
 // stopped when the test ends.
-func serve(t *testing.T, f *fakeJobService) string {
+func serve(t *testing.T, f *fakeJobService, opts ...grpc.ServerOption) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(opts...)
 	weirpb.RegisterJobServiceServer(srv, f)
 	done := make(chan struct{})
 	go func() {

@@ -32,10 +32,8 @@ func (a *app) newCheckpointCommand() *cobra.Command {
 
 func (a *app) newInspectCommand() *cobra.Command {
 	var (
-		out        outputFormat
-		verify     bool
-		configFile string
-		overrides  []string
+		out    outputFormat
+		verify bool
 	)
 	cmd := &cobra.Command{
 		Use:   "inspect PATH",
@@ -54,7 +52,7 @@ given with --config or -D, or from the standard AWS environment.`,
 			"  weir checkpoint inspect -D s3.endpoint=http://127.0.0.1:9000 -D s3.path-style-access=true s3://state/cp/7f3c2a1e/chk-42",
 		Args: cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			if err := a.registerStorage(configFile, overrides); err != nil {
+			if err := a.registerStorage(); err != nil {
 				return err
 			}
 			rep, err := inspect(cmd.Context(), args[0], verify)
@@ -80,22 +78,17 @@ given with --config or -D, or from the standard AWS environment.`,
 	addOutputFlag(cmd, &out)
 	f := cmd.Flags()
 	f.BoolVar(&verify, "verify", false, "read every state object and check its checksum (exit 1 if any is missing, truncated or corrupt)")
-	f.StringVar(&configFile, "config", "", "YAML configuration file with the storage keys (s3.*), as the daemons'")
-	f.StringArrayVarP(&overrides, "define", "D", nil, "set a configuration key: -D key=value (repeatable)")
 	return cmd
 }
 
-// registerStorage loads the configuration given to a storage command and
-// lets main's drivers read it.
-func (a *app) registerStorage(configFile string, overrides []string) error {
-	cfg, warnings, err := config.Load(configFile, overrides)
+// registerStorage lets main's drivers read the configuration (--config,
+// -D).
+func (a *app) registerStorage() error {
+	cfg, err := a.config()
 	if err != nil {
-		return failf("%v", err)
+		return err
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(a.stderr, "weir: warning: %s\n", printable(w))
-	}
-	for _, register := range a.drivers {
+	for _, register := range a.services.Storage {
 		if err := register(cfg); err != nil {
 			return failf("%v", err)
 		}

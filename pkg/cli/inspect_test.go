@@ -185,7 +185,7 @@ func writeTestCheckpoint(t *testing.T, root string, savepoint bool) (string, []s
 func inspectApp(t *testing.T, d inspectDriver, args ...string) result {
 	t.Helper()
 	args = append(append([]string{"checkpoint", "inspect"}, d.flags...), args...)
-	return weirApp(t, func(a *app) { a.drivers = []StorageDrivers{s3.Register} }, "", args...)
+	return weirApp(t, func(a *app) { a.services.Storage = []StorageDrivers{s3.Register} }, "", args...)
 }
 
 func TestCheckpointInspect(t *testing.T) {

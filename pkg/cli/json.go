@@ -85,6 +85,15 @@ type taskManagerJSON struct {
 	LastHeartbeat string `json:"last_heartbeat,omitempty"`
 }
 
+type jobManagerJSON struct {
+	Address string `json:"address"`
+	Leader  bool   `json:"leader"`
+	Since   string `json:"since,omitempty"`
+	// The leader's epoch, the fencing token that TaskManagers check and
+	// log when they reject a call from an older leader; 0 for a standby.
+	Epoch int64 `json:"epoch"`
+}
+
 type versionJSON struct {
 	Version  string `json:"version"`
 	Go       string `json:"go"`
@@ -186,6 +195,19 @@ func toTaskManagersJSON(tms []*weirpb.TaskManagerInfo) []taskManagerJSON {
 			SlotsTotal:    tm.GetSlotsTotal(),
 			SlotsFree:     tm.GetSlotsFree(),
 			LastHeartbeat: jsonTime(tm.GetLastHeartbeatUnixMs()),
+		})
+	}
+	return out
+}
+
+func toJobManagersJSON(jms []*weirpb.JobManagerInfo) []jobManagerJSON {
+	out := make([]jobManagerJSON, 0, len(jms))
+	for _, jm := range jms {
+		out = append(out, jobManagerJSON{
+			Address: jm.GetAddress(),
+			Leader:  jm.GetLeader(),
+			Since:   jsonTime(jm.GetSinceUnixMs()),
+			Epoch:   jm.GetEpoch(),
 		})
 	}
 	return out
