@@ -1,5 +1,8 @@
 // Command taskmanager runs a weir TaskManager: it registers with the
 // JobManager and runs the subtasks deployed to it until SIGTERM or SIGINT.
+// With high-availability.type etcd it finds the JobManager leader through
+// etcd (high-availability.etcd.endpoints, high-availability.cluster-id)
+// and follows it; jobmanager.rpc.address is not used then.
 //
 //	taskmanager [--config FILE] [-D key=value]...
 //
@@ -18,6 +21,7 @@ import (
 
 	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/pkg/daemon"
+	"github.com/weirstream/weir/pkg/ha"
 	"github.com/weirstream/weir/pkg/snapshot/s3"
 	"github.com/weirstream/weir/pkg/taskmanager"
 )
@@ -29,10 +33,36 @@ func main() {
 		if err := s3.Register(cfg); err != nil {
 			return nil, err
 		}
-		tm, err := taskmanager.New(cfg, log, taskmanager.Options{Stdout: os.Stdout})
+		opts := taskmanager.Options{Stdout: os.Stdout}
+		var leaders *ha.Etcd
+		if cfg.String(config.HighAvailabilityType) == "etcd" {
+			ecfg, err := ha.EtcdConfigFrom(cfg, "", log)
+			if err != nil {
+				return nil, err
+			}
+			// A TaskManager only observes the election: it reads no job
+			// graph, so high-availability.storageDir is not its business.
+			ecfg.StorageDir = ""
+			if leaders, err = ha.NewEtcd(ecfg); err != nil {
+				return nil, err
+			}
+			opts.Leaders = leaders
+		}
+		tm, err := taskmanager.New(cfg, log, opts)
 		if err != nil {
+			if leaders != nil {
+				_ = leaders.Close()
+			}
 			return nil, err
 		}
-		return tm.Shutdown, nil
+		return func(ctx context.Context) error {
+			err := tm.Shutdown(ctx)
+			if leaders != nil {
+				if cerr := leaders.Close(); err == nil {
+					err = cerr
+				}
+			}
+			return err
+		}, nil
 	})
 }

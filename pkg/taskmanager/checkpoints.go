@@ -109,31 +109,46 @@ func (tm *TaskManager) declineLater(req *weirpb.DeclineCheckpointRequest) {
 type responder struct{ tm *TaskManager }
 
 func (r responder) AcknowledgeCheckpoint(ctx context.Context, req *weirpb.AcknowledgeCheckpointRequest) error {
-	return r.call(ctx, func(ctx context.Context) error {
-		_, err := r.tm.jm.AcknowledgeCheckpoint(ctx, req)
+	return r.call(ctx, req.GetExecution(), req.GetCheckpointId(), func(ctx context.Context, jm weirpb.JobManagerGatewayClient) error {
+		_, err := jm.AcknowledgeCheckpoint(ctx, req)
 		return err
 	})
 }
 
 func (r responder) DeclineCheckpoint(ctx context.Context, req *weirpb.DeclineCheckpointRequest) error {
-	return r.call(ctx, func(ctx context.Context) error {
-		_, err := r.tm.jm.DeclineCheckpoint(ctx, req)
+	return r.call(ctx, req.GetExecution(), req.GetCheckpointId(), func(ctx context.Context, jm weirpb.JobManagerGatewayClient) error {
+		_, err := jm.DeclineCheckpoint(ctx, req)
 		return err
 	})
 }
 
 // call retries f with backoff while the JobManager is unreachable, for up
 // to checkpointAnswerPatience; ctx (the task's writer, or Close) ends it
-// earlier.
-func (r responder) call(ctx context.Context, f func(context.Context) error) error {
+// earlier. An answer that could not reach the leader it was first sent to
+// before a new leader registered this TaskManager is dropped: it belongs
+// to a checkpoint of the previous leader, which the new one aborts.
+func (r responder) call(ctx context.Context, ex *weirpb.ExecutionAttemptID, checkpoint int64, f func(context.Context, weirpb.JobManagerGatewayClient) error) error {
 	giveUp := time.Now().Add(checkpointAnswerPatience)
 	backoff := 50 * time.Millisecond
+	_, gen, _ := r.tm.reportTarget(nil, 0)
 	for {
-		cctx, cancel := context.WithTimeout(ctx, stateReportTimeout)
-		err := f(cctx)
-		cancel()
+		jm, cur, _ := r.tm.reportTarget(nil, 0)
+		if cur != gen {
+			r.tm.log.Info("dropped a checkpoint answer for the previous JobManager leader: the new leader aborts the checkpoints that were in flight",
+				zap.String("task", attemptString(ex)), zap.Int64("checkpoint", checkpoint))
+			return nil
+		}
+		err := errNoLeader
+		if jm != nil {
+			cctx, cancel := context.WithTimeout(ctx, stateReportTimeout)
+			err = f(cctx, jm)
+			cancel()
+		}
 		if err == nil {
 			return nil
+		}
+		if _, cur, _ := r.tm.reportTarget(nil, 0); cur != gen {
+			continue // dropped above (the previous leader's connection may be closed)
 		}
 		if c := status.Code(err); (c != codes.Unavailable && c != codes.DeadlineExceeded) || time.Now().After(giveUp) {
 			return err

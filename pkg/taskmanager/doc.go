@@ -27,15 +27,63 @@
 //
 // # Life cycle of the connection to the JobManager
 //
+// The decisions are taken by a pure core, follower (leader.go); the
+// goroutines, calls and timers around it are registration.go.
+//
+// Standalone (high-availability.type none; the JobManager is
+// jobmanager.rpc.address):
+//
 //	register (retry, exponential backoff up to taskmanager.registration.max-backoff)
 //	  -> heartbeat stream (one heartbeat per interval the JobManager gave, with task counters)
 //	  -> stream error, unknown_taskmanager, changed jobmanager_id, or no answer for the timeout
 //	  -> cancel every task (registering again makes the JobManager fail them)
-//	  -> register again, with the same TaskManager id
+//	  -> register again, with the same TaskManager id, reporting nothing
 //
 // A JobManager restart therefore never requires restarting TaskManagers:
 // they notice, register again, and drop the tasks the JobManager has failed
 // anyway.
+//
+// High availability (high-availability.type etcd; Options.Leaders, the
+// etcd store, names the leader): the TaskManager registers with whom etcd
+// names and follows every change. Each registration reports every task it
+// holds (RegisterTaskManagerRequest.tasks: running ones as DEPLOYING,
+// RUNNING or CANCELING, and the ended attempts no leader released, as
+// FINISHED, FAILED or CANCELED), and its answer raises the leader fence to
+// leader_epoch before anything else (so does each epoch etcd names).
+//
+//	registered with leader A
+//	  -> etcd names B, or A's heartbeat ends (while etcd still names A, or B)
+//	  -> nothing is canceled; register with the leader etcd names, reporting
+//	  -> the answer's jobmanager_id is A's: the same JobManager failed the
+//	     tasks it had placed here: cancel the tasks held when the request
+//	     was sent (after the answer, not before: the process at A's address
+//	     may be a new leader that etcd's news has not named yet)
+//	  -> another jobmanager_id: a new leader, which adopts or cancels the
+//	     reported tasks; they keep running
+//	no registration for longer than the last leader's heartbeat timeout
+//	  -> cancel every task once (nobody controls them); keep registering
+//
+// The JobManager's heartbeat.timeout must therefore exceed the time a
+// standby needs to take over (high-availability.etcd.lease-ttl and an
+// election), or failovers cancel the tasks they are meant to keep.
+//
+// What the previous leader did not hear:
+//
+//   - state reports (UpdateTaskExecutionState) are retried, to whichever
+//     JobManager is registered at each try; a state change that a new
+//     leader got in the registration's report is not sent to it again (a
+//     RUNNING arriving after the FINISHED the report said would undo it);
+//   - a checkpoint acknowledgement or decline that could not reach the
+//     leader it was first sent to is dropped once a new leader registered
+//     this TaskManager: the new leader aborts the checkpoints that were in
+//     flight. One first sent after the change goes to the new leader,
+//     which ignores a checkpoint id it does not know.
+//
+// Ended attempts are kept (HA only) until a leader releases their job
+// (ReleaseJob), cancels that attempt, or a newer attempt of the subtask
+// is deployed, or the same JobManager fails them at a re-registration; at
+// most maxEndedAttempts (10,000), the oldest forgotten first. Standalone
+// mode keeps none, as before.
 //
 // # Cancellation and shutdown
 //
@@ -57,6 +105,10 @@
 //   - Leader fencing: the highest leader epoch seen never goes down, and
 //     no call with a lower one reaches a handler (a call without an epoch
 //     is epoch 0: standalone JobManagers do not fence).
+//   - A change of JobManager leader cancels no task; only a
+//     same-JobManager re-registration, standalone mode's lost
+//     registration, the leaderless bound, the JobManager's own calls and
+//     shutdown do.
 //   - Fencing: never two attempts of the same (job, vertex, subtask) at once.
 //     A newer attempt is accepted at once, cancels the older one, and starts
 //     only after the older one's Run has returned (its partitions released).

@@ -29,6 +29,7 @@ import (
 	// The built-in operator types a TaskManager can run.
 	_ "github.com/weirstream/weir/pkg/builtin"
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/ha"
 	"github.com/weirstream/weir/pkg/metrics"
 	"github.com/weirstream/weir/pkg/network"
 	"github.com/weirstream/weir/pkg/taskexec"
@@ -48,6 +49,17 @@ type Options struct {
 	// task.cancellation.timeout (watchdog.go); nil means os.Exit. A test
 	// passes a function that records the code.
 	Exit func(code int)
+	// Leaders tells who leads the JobManagers; required with
+	// high-availability.type etcd (cmd/taskmanager passes the *ha.Etcd
+	// store), and not allowed without it: jobmanager.rpc.address is the
+	// JobManager then. The TaskManager does not close it.
+	Leaders LeaderRetrieval
+}
+
+// LeaderRetrieval tells who leads the JobManagers (*ha.Etcd does): first
+// the leader now, then each change, until ctx ends.
+type LeaderRetrieval interface {
+	Observe(ctx context.Context) <-chan ha.ObservedLeader
 }
 
 // TaskManager is a running TaskManager daemon. Start it with New, stop it
@@ -58,20 +70,22 @@ type TaskManager struct {
 	id       string
 	rpcAddr  string // advertised gRPC address
 	dataAddr string // advertised data address
-	jmAddr   string
+	jmAddr   string // standalone: jobmanager.rpc.address:port
 	slots    int
+	// leaders: nil in standalone mode (see follower in leader.go).
+	leaders LeaderRetrieval
 
 	net        *network.Manager
 	grpcSrv    *grpc.Server
 	health     *health.Server
 	metricsSrv *metrics.Server
-	conn       *grpc.ClientConn
-	jm         weirpb.JobManagerGatewayClient
+	conn       *grpc.ClientConn // standalone: to jmAddr; HA: the registration loop's
 	stdout     io.Writer
 
-	taskMetrics  *taskexec.Metrics
-	tasksRunning prometheus.Gauge
-	fence        *leaderFence // rejects calls of a deposed JobManager leader (fencing.go)
+	taskMetrics   *taskexec.Metrics
+	tasksRunning  prometheus.Gauge
+	leaderChanges prometheus.Counter
+	fence         *leaderFence // rejects calls of a deposed JobManager leader (fencing.go)
 	// restoreMetadata: the tasks of a job restoring on this TaskManager
 	// read their checkpoint's _metadata once.
 	restoreMetadata *taskexec.MetadataCache
@@ -95,9 +109,19 @@ type TaskManager struct {
 	wgServe      sync.WaitGroup
 	closeOnce    sync.Once
 
-	mu     sync.Mutex
-	tasks  map[subtaskKey]*taskEntry
-	closed bool
+	mu    sync.Mutex
+	tasks map[subtaskKey]*taskEntry
+	// ended holds the attempts that ended and that no leader released
+	// yet, for the next leader's report (HA only; maxEndedAttempts).
+	ended      map[subtaskKey]*attemptStatus
+	endedCount uint64
+	// jm is where state reports and checkpoint answers go: the JobManager
+	// of the current registration (nil before the first one, in HA
+	// mode). leaderGen grows each time a new leader (another
+	// jobmanager_id) accepts a registration.
+	jm        weirpb.JobManagerGatewayClient
+	leaderGen uint64
+	closed    bool
 }
 
 // reportGrace is how long Close waits for the final state reports of the
@@ -115,12 +139,21 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 			return nil, fmt.Errorf("taskmanager.host is %q and the hostname is unknown: %w", host, err)
 		}
 	}
+	switch haType := cfg.String(config.HighAvailabilityType); {
+	case haType == "etcd" && opts.Leaders == nil:
+		return nil, fmt.Errorf("%s is etcd, but the TaskManager was given no leader retrieval service (Options.Leaders)", config.HighAvailabilityType.Key)
+	case haType != "etcd" && opts.Leaders != nil:
+		return nil, fmt.Errorf("%s is %s: the JobManager is %s, and a leader retrieval service (Options.Leaders) is not used",
+			config.HighAvailabilityType.Key, haType, config.JobManagerRPCAddress.Key)
+	}
 	tm := &TaskManager{
-		cfg:    cfg,
-		jmAddr: net.JoinHostPort(cfg.String(config.JobManagerRPCAddress), strconv.Itoa(cfg.Int(config.JobManagerRPCPort))),
-		slots:  cfg.Int(config.TaskManagerNumberOfTaskSlots),
-		stdout: opts.Stdout,
-		tasks:  map[subtaskKey]*taskEntry{},
+		cfg:     cfg,
+		jmAddr:  net.JoinHostPort(cfg.String(config.JobManagerRPCAddress), strconv.Itoa(cfg.Int(config.JobManagerRPCPort))),
+		slots:   cfg.Int(config.TaskManagerNumberOfTaskSlots),
+		stdout:  opts.Stdout,
+		tasks:   map[subtaskKey]*taskEntry{},
+		ended:   map[subtaskKey]*attemptStatus{},
+		leaders: opts.Leaders,
 
 		cancelTimeout:  cfg.Duration(config.TaskCancellationTimeout),
 		cancelInterval: cfg.Duration(config.TaskCancellationInterval),
@@ -195,6 +228,19 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	if tm.fence, err = newLeaderFence(reg, tm.log); err != nil {
 		return nil, err
 	}
+	tm.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "weir_taskmanager_leader_changes_total",
+		Help: "Changes of the JobManager leader that etcd named to this TaskManager (high-availability.type etcd).",
+	})
+	leaderEpoch := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "weir_taskmanager_leader_epoch",
+		Help: "Highest JobManager leader epoch this TaskManager has seen; calls with a lower one are rejected (0: none, standalone).",
+	}, func() float64 { return float64(tm.fence.highest.Load()) })
+	for _, c := range []prometheus.Collector{tm.leaderChanges, leaderEpoch} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register taskmanager metrics: %w", err)
+		}
+	}
 	if !opts.NoMetricsServer {
 		lo, hi = cfg.PortRange(config.MetricsPromPort)
 		if tm.metricsSrv, err = metrics.Serve(tm.log, host, lo, hi, reg); err != nil {
@@ -203,25 +249,12 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 		closers = append(closers, func() { _ = tm.metricsSrv.Close() })
 	}
 
-	// gRPC's own reconnect backoff (up to 2 min by default) would delay the
-	// registration with a restarted JobManager long after our retry loop
-	// asks; bound it by the same maximum.
-	maxBackoff := cfg.Duration(config.TaskManagerRegistrationBackoffMax)
-	tm.conn, err = grpc.NewClient(tm.jmAddr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff: backoff.Config{
-				BaseDelay:  min(initialRegistrationBackoff, maxBackoff),
-				Multiplier: 1.6,
-				Jitter:     0.2,
-				MaxDelay:   maxBackoff,
-			},
-			MinConnectTimeout: registrationTimeout,
-		}))
-	if err != nil {
-		return nil, fmt.Errorf("JobManager address %s: %w", tm.jmAddr, err)
+	if tm.leaders == nil {
+		if tm.conn, err = tm.dialJobManager(tm.jmAddr); err != nil {
+			return nil, err
+		}
+		tm.jm = weirpb.NewJobManagerGatewayClient(tm.conn)
 	}
-	tm.jm = weirpb.NewJobManagerGatewayClient(tm.conn)
 
 	tm.grpcSrv = grpc.NewServer(grpc.UnaryInterceptor(tm.fence.unary))
 	weirpb.RegisterTaskExecutorGatewayServer(tm.grpcSrv, &gateway{tm: tm})
@@ -243,12 +276,40 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 		defer close(tm.loopDone)
 		tm.connectLoop(tm.ctx)
 	}()
+	jmField := zap.String("jobmanager", tm.jmAddr)
+	if tm.leaders != nil {
+		jmField = zap.String("jobmanager", "the leader named by etcd ("+config.HighAvailabilityType.Key+" etcd)")
+	}
 	tm.log.Info("TaskManager started",
 		zap.String("rpc_address", tm.rpcAddr),
 		zap.String("data_address", tm.dataAddr),
-		zap.String("jobmanager", tm.jmAddr),
+		jmField,
 		zap.Int("slots", tm.slots))
 	return tm, nil
+}
+
+// dialJobManager returns a client connection to the JobManager at addr
+// (connected lazily).
+func (tm *TaskManager) dialJobManager(addr string) (*grpc.ClientConn, error) {
+	// gRPC's own reconnect backoff (up to 2 min by default) would delay the
+	// registration with a restarted JobManager long after our retry loop
+	// asks; bound it by the same maximum.
+	maxBackoff := tm.cfg.Duration(config.TaskManagerRegistrationBackoffMax)
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  min(initialRegistrationBackoff, maxBackoff),
+				Multiplier: 1.6,
+				Jitter:     0.2,
+				MaxDelay:   maxBackoff,
+			},
+			MinConnectTimeout: registrationTimeout,
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("JobManager address %s: %w", addr, err)
+	}
+	return conn, nil
 }
 
 // ID returns the TaskManager's id, "<host>:<rpc-port>-<6 hex>".
@@ -301,7 +362,7 @@ func (tm *TaskManager) shutdown(ctx context.Context) error {
 		tm.grpcSrv.Stop()
 		tm.reportCancel()
 		tm.cancel()
-		_ = tm.conn.Close()
+		tm.closeConn()
 		_ = tm.net.Close()
 		if tm.metricsSrv != nil {
 			_ = tm.metricsSrv.Close()
@@ -337,7 +398,7 @@ func (tm *TaskManager) shutdown(ctx context.Context) error {
 	<-reportsDone
 	tm.cancel()
 	<-tm.loopDone
-	_ = tm.conn.Close()
+	tm.closeConn()
 	_ = tm.net.Close()
 	if tm.metricsSrv != nil {
 		_ = tm.metricsSrv.Close()
@@ -345,6 +406,14 @@ func (tm *TaskManager) shutdown(ctx context.Context) error {
 	tm.wgWatch.Wait()
 	tm.log.Info("TaskManager stopped")
 	return nil
+}
+
+// closeConn closes the standalone JobManager connection (the registration
+// loop closes its own in HA mode).
+func (tm *TaskManager) closeConn() {
+	if tm.conn != nil {
+		_ = tm.conn.Close()
+	}
 }
 
 // awaitTasks waits until every task goroutine has returned or ctx ends; in

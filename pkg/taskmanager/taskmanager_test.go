@@ -126,6 +126,10 @@ type fakeJM struct {
 
 	id      atomic.Value // string
 	unknown atomic.Bool
+	// epoch is the leader_epoch it answers registrations with (0: a
+	// standalone JobManager); hbTimeoutMs its heartbeat timeout (0: 2 s).
+	epoch       atomic.Int64
+	hbTimeoutMs atomic.Int64
 
 	mu            sync.Mutex
 	registrations []*weirpb.RegisterTaskManagerRequest
@@ -168,7 +172,12 @@ func (jm *fakeJM) RegisterTaskManager(_ context.Context, req *weirpb.RegisterTas
 	jm.registrations = append(jm.registrations, req)
 	jm.mu.Unlock()
 	jm.unknown.Store(false)
-	return &weirpb.RegisterTaskManagerResponse{JobmanagerId: jm.id.Load().(string), HeartbeatIntervalMs: 20, HeartbeatTimeoutMs: 2000}, nil
+	timeout := jm.hbTimeoutMs.Load()
+	if timeout == 0 {
+		timeout = 2000
+	}
+	return &weirpb.RegisterTaskManagerResponse{JobmanagerId: jm.id.Load().(string), HeartbeatIntervalMs: 20, HeartbeatTimeoutMs: timeout,
+		LeaderEpoch: jm.epoch.Load()}, nil
 }
 
 func (jm *fakeJM) Heartbeat(stream weirpb.JobManagerGateway_HeartbeatServer) error {
@@ -476,6 +485,18 @@ func TestReRegistration(t *testing.T) {
 		st := jm2.statesOf("j2", 0)
 		return len(st) > 0 && st[len(st)-1] == "CANCELED"
 	})
+	// Standalone: no registration reports tasks, and no ended attempt is
+	// kept for one.
+	for _, j := range []*fakeJM{jm, jm2} {
+		for i := range j.numRegistrations() {
+			if r := showReport(j.registration(i)); r != "" {
+				t.Errorf("registration %d with %s reported %s, want nothing", i, j.id.Load(), r)
+			}
+		}
+	}
+	if e := tm.endedAttempts(); e != "" {
+		t.Errorf("ended attempts %s, want none in standalone mode", e)
+	}
 }
 
 func TestHeartbeatVerdict(t *testing.T) {

@@ -1,8 +1,11 @@
 package taskmanager
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,15 +36,55 @@ type taskEntry struct {
 	updates chan stateUpdate // to the reporter, in order; closed after the final state
 	done    chan struct{}    // closed when the attempt's Run has returned
 	running bool             // task goroutine only: OnRunning was called
+	status  *attemptStatus   // guarded by TaskManager.mu
 	// cancelOnce: the attempt is canceled, and its watchdog started, once
 	// (TaskManager.cancelTask).
 	cancelOnce sync.Once
 }
 
+// attemptStatus is what a JobManager leader is told about one attempt
+// when the TaskManager registers with it (ReportedTask), and how much of
+// it the leader of the current registration already knows. It outlives
+// the attempt's taskEntry (and its Task, with the operators' state) in
+// TaskManager.ended. Guarded by TaskManager.mu.
+type attemptStatus struct {
+	exec      *weirpb.ExecutionAttemptID
+	state     taskexec.ExecutionState // "" until RUNNING
+	canceling bool                    // canceled, Run has not returned
+	// seq counts the state changes sent to the reporter (RUNNING, the
+	// final state); known is the highest that the leader of the current
+	// registration got in the registration's report: the reporter does
+	// not send it again (a RUNNING after the FINISHED the report said
+	// would undo it).
+	seq, known int
+	endedAt    uint64 // order of the end among ended attempts, for eviction
+	// forgotten: the JobManager failed the attempt (a same-JobManager
+	// re-registration); it is not kept among the ended attempts.
+	forgotten bool
+}
+
+// reported returns the state as a ReportedTask names it.
+func (s *attemptStatus) reported() string {
+	switch {
+	case s.state == taskexec.Running && s.canceling, s.state == "" && s.canceling:
+		return "CANCELING"
+	case s.state == "":
+		return "DEPLOYING"
+	}
+	return string(s.state)
+}
+
 type stateUpdate struct {
 	state   taskexec.ExecutionState
 	failure string
+	seq     int // attemptStatus.seq of this change
 }
+
+// maxEndedAttempts bounds the ended attempts kept for the next leader's
+// report (HA only). Past it the oldest is forgotten: the next leader then
+// does not hear of it and restarts its job at the end of its reporting
+// window, as for a subtask whose TaskManager died.
+const maxEndedAttempts = 10000
 
 func attemptString(e *weirpb.ExecutionAttemptID) string {
 	return fmt.Sprintf("%s/v%d[%d]#%d", e.GetJobId(), e.GetVertex(), e.GetSubtask(), e.GetAttempt())
@@ -53,6 +96,7 @@ func (tm *TaskManager) submit(d *weirpb.TaskDeploymentDescriptor) error {
 		exec:    d.GetExecution(),
 		updates: make(chan stateUpdate, 2),
 		done:    make(chan struct{}),
+		status:  &attemptStatus{exec: d.GetExecution()},
 	}
 	task, err := taskexec.New(d, taskexec.Env{
 		Network:   tm.net,
@@ -64,7 +108,7 @@ func (tm *TaskManager) submit(d *weirpb.TaskDeploymentDescriptor) error {
 		OnRunning: func() {
 			e.running = true
 			tm.tasksRunning.Inc()
-			e.updates <- stateUpdate{state: taskexec.Running}
+			e.updates <- tm.changeState(e, taskexec.Running, "")
 		},
 	})
 	if err != nil {
@@ -92,6 +136,8 @@ func (tm *TaskManager) submit(d *weirpb.TaskDeploymentDescriptor) error {
 		}
 	}
 	tm.tasks[key] = e
+	// The new attempt is what the next leader must hear of.
+	delete(tm.ended, key)
 	tm.wgTasks.Add(1)
 	tm.wgReports.Add(1)
 	tm.mu.Unlock()
@@ -108,13 +154,6 @@ func (tm *TaskManager) submit(d *weirpb.TaskDeploymentDescriptor) error {
 // runTask is the task goroutine of one attempt.
 func (tm *TaskManager) runTask(e *taskEntry, prev *taskEntry) {
 	defer tm.wgTasks.Done()
-	defer func() {
-		tm.mu.Lock()
-		if tm.tasks[keyOf(e.exec)] == e {
-			delete(tm.tasks, keyOf(e.exec))
-		}
-		tm.mu.Unlock()
-	}()
 	if prev != nil {
 		// Fencing: the previous attempt's Run must have returned (its
 		// partitions released, its operators closed) before this one opens.
@@ -125,13 +164,58 @@ func (tm *TaskManager) runTask(e *taskEntry, prev *taskEntry) {
 	if e.running {
 		tm.tasksRunning.Dec()
 	}
-	close(e.done)
-	u := stateUpdate{state: res.State}
+	var failure string
 	if res.Err != nil {
-		u.failure = res.Err.Error()
+		failure = res.Err.Error()
 	}
+	u := tm.changeState(e, res.State, failure)
+	close(e.done)
 	e.updates <- u
 	close(e.updates)
+}
+
+// changeState records a state change of e for the reports and returns
+// the update for its reporter. A final state removes e from the tasks
+// and, with a leader to report to (HA), keeps its status among the
+// ended attempts.
+func (tm *TaskManager) changeState(e *taskEntry, state taskexec.ExecutionState, failure string) stateUpdate {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	st := e.status
+	st.state = state
+	st.seq++
+	if state != taskexec.Running {
+		st.canceling = false
+		key := keyOf(e.exec)
+		if tm.tasks[key] == e {
+			delete(tm.tasks, key)
+			if tm.leaders != nil && !st.forgotten {
+				tm.keepEnded(key, st)
+			}
+		}
+	}
+	return stateUpdate{state: state, failure: failure, seq: st.seq}
+}
+
+// keepEnded adds an ended attempt for the next leader's report, forgetting
+// the oldest past maxEndedAttempts. Called with tm.mu held.
+func (tm *TaskManager) keepEnded(key subtaskKey, st *attemptStatus) {
+	tm.endedCount++
+	st.endedAt = tm.endedCount
+	tm.ended[key] = st
+	if len(tm.ended) <= maxEndedAttempts {
+		return
+	}
+	var oldest subtaskKey
+	var at uint64
+	for k, o := range tm.ended {
+		if at == 0 || o.endedAt < at {
+			oldest, at = k, o.endedAt
+		}
+	}
+	tm.log.Warn(fmt.Sprintf("more than %d ended attempts that no JobManager released: forgetting the oldest; a new leader will not hear of it", maxEndedAttempts),
+		zap.String("task", attemptString(tm.ended[oldest].exec)), zap.String("state", string(tm.ended[oldest].state)))
+	delete(tm.ended, oldest)
 }
 
 // report sends an attempt's state changes to the JobManager, in order,
@@ -164,9 +248,18 @@ func (tm *TaskManager) sendState(e *taskEntry, u stateUpdate) {
 	giveUp := time.Now().Add(stateReportPatience)
 	backoff := 100 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(tm.reportCtx, stateReportTimeout)
-		_, err := tm.jm.UpdateTaskExecutionState(ctx, req)
-		cancel()
+		jm, _, known := tm.reportTarget(e.status, u.seq)
+		if known {
+			// A new leader got this state, or a later one, in the
+			// registration's report.
+			return
+		}
+		err := errNoLeader
+		if jm != nil {
+			ctx, cancel := context.WithTimeout(tm.reportCtx, stateReportTimeout)
+			_, err = jm.UpdateTaskExecutionState(ctx, req)
+			cancel()
+		}
 		if err == nil {
 			return
 		}
@@ -182,10 +275,27 @@ func (tm *TaskManager) sendState(e *taskEntry, u stateUpdate) {
 	}
 }
 
-// cancelAttempt cancels the attempt if it is the one deployed.
+// errNoLeader is the error of a call to the JobManager before the first
+// registration with a leader (HA).
+var errNoLeader = status.Error(codes.Unavailable, "no JobManager leader registered with yet")
+
+// reportTarget returns the JobManager that state reports and checkpoint
+// answers go to now, and its generation (see TaskManager.leaderGen);
+// known: the leader already knows state change seq of st.
+func (tm *TaskManager) reportTarget(st *attemptStatus, seq int) (jm weirpb.JobManagerGatewayClient, gen uint64, known bool) {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	return tm.jm, tm.leaderGen, st != nil && seq <= st.known
+}
+
+// cancelAttempt cancels the attempt if it is the one deployed. An ended
+// attempt is forgotten: the leader has decided about it.
 func (tm *TaskManager) cancelAttempt(ex *weirpb.ExecutionAttemptID) {
 	tm.mu.Lock()
 	e := tm.tasks[keyOf(ex)]
+	if st := tm.ended[keyOf(ex)]; st != nil && st.exec.GetAttempt() == ex.GetAttempt() {
+		delete(tm.ended, keyOf(ex))
+	}
 	tm.mu.Unlock()
 	if e != nil && e.exec.GetAttempt() == ex.GetAttempt() {
 		e.log.Info("canceling task")
@@ -201,6 +311,11 @@ func (tm *TaskManager) releaseJob(ctx context.Context, jobID string) error {
 	for k, e := range tm.tasks {
 		if k.job == jobID {
 			entries = append(entries, e)
+		}
+	}
+	for k := range tm.ended {
+		if k.job == jobID {
+			delete(tm.ended, k)
 		}
 	}
 	tm.mu.Unlock()
@@ -221,8 +336,8 @@ func (tm *TaskManager) releaseJob(ctx context.Context, jobID string) error {
 	return nil
 }
 
-// cancelAllTasks cancels every deployed task: the JobManager fails them
-// when this TaskManager registers again.
+// cancelAllTasks cancels every deployed task (see cancelTasks in
+// leader.go for when).
 func (tm *TaskManager) cancelAllTasks() int {
 	tm.mu.Lock()
 	all := make([]*taskEntry, 0, len(tm.tasks))
@@ -230,11 +345,62 @@ func (tm *TaskManager) cancelAllTasks() int {
 		all = append(all, e)
 	}
 	tm.mu.Unlock()
-	for _, e := range all {
+	return tm.cancelEntries(all)
+}
+
+// cancelEntries cancels the attempts of entries that have not ended.
+func (tm *TaskManager) cancelEntries(entries []*taskEntry) int {
+	n := 0
+	for _, e := range entries {
+		select {
+		case <-e.done:
+			continue
+		default:
+		}
 		e.log.Info("canceling task of the lost registration with the JobManager")
 		tm.cancelTask(e)
+		n++
 	}
-	return len(all)
+	return n
+}
+
+// heldTasks returns the deployed tasks and, with report, what a new leader
+// is told about them and about the ended attempts: sorted by job, vertex
+// and subtask, with the state change each report covers.
+func (tm *TaskManager) heldTasks(report bool) ([]*taskEntry, []reportedStatus) {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	held := make([]*taskEntry, 0, len(tm.tasks))
+	for _, e := range tm.tasks {
+		held = append(held, e)
+	}
+	if !report {
+		return held, nil
+	}
+	rs := make([]reportedStatus, 0, len(tm.tasks)+len(tm.ended))
+	add := func(st *attemptStatus) {
+		rs = append(rs, reportedStatus{status: st, seq: st.seq,
+			task: &weirpb.ReportedTask{Execution: st.exec, State: st.reported()}})
+	}
+	for _, e := range held {
+		add(e.status)
+	}
+	for _, st := range tm.ended {
+		add(st)
+	}
+	slices.SortFunc(rs, func(a, b reportedStatus) int {
+		x, y := a.task.GetExecution(), b.task.GetExecution()
+		return cmp.Or(strings.Compare(x.GetJobId(), y.GetJobId()), cmp.Compare(x.GetVertex(), y.GetVertex()),
+			cmp.Compare(x.GetSubtask(), y.GetSubtask()))
+	})
+	return held, rs
+}
+
+// reportedStatus is one task of a registration's report.
+type reportedStatus struct {
+	status *attemptStatus
+	seq    int // the state change the report covers
+	task   *weirpb.ReportedTask
 }
 
 // runningTasks returns the counters of the deployed tasks for a heartbeat.

@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/taskexec"
 )
 
 // The cancellation watchdog (Flink's TaskCancelerWatchDog and
@@ -85,6 +86,11 @@ func (w *cancelWatch) step(now time.Time) (watchAction, time.Time) {
 // cancellation of the TaskManager goes through here.
 func (tm *TaskManager) cancelTask(e *taskEntry) {
 	e.cancelOnce.Do(func() {
+		tm.mu.Lock()
+		if st := e.status; st.state == "" || st.state == taskexec.Running {
+			st.canceling = true
+		}
+		tm.mu.Unlock()
 		e.task.Cancel()
 		tm.wgWatch.Add(1)
 		go tm.watch(e, time.Now())
