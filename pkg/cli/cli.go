@@ -183,8 +183,8 @@ cancels, stops and savepoints them, with Apache Flink's verbs.`,
 	a.timeout = defaultTimeout
 	pf.Var((*timeoutFlag)(&a.timeout), "timeout", "how long to wait for each call to the JobManager (finding the leader included)")
 	pf.StringVar(&a.configFile, "config", "",
-		"YAML configuration file, as the daemons': its high-availability.* keys find the leader, its s3.* keys configure checkpoint inspect")
-	pf.StringArrayVarP(&a.overrides, "define", "D", nil, "set a configuration key: -D key=value (repeatable; also -Dkey=value)")
+		"read the YAML configuration `FILE`, as the daemons' (its high-availability.* keys find the leader, its s3.* keys configure checkpoint inspect)")
+	pf.StringArrayVarP(&a.overrides, "define", "D", nil, "set a configuration key: -D `key=value` (repeatable; also -Dkey=value)")
 
 	root.AddCommand(
 		a.newRunCommand(),
