@@ -48,6 +48,11 @@ type LeaderElection interface {
 	Contenders(ctx context.Context) ([]ha.Contender, error)
 }
 
+// storeEpoch is what ha.Etcd also offers: the epoch the store itself
+// believes this JobManager leads at, 0 as soon as its session is gone or
+// etcd refused a write.
+type storeEpoch interface{ Epoch() int64 }
+
 // Election timing: a session that etcd does not grant is asked for again
 // with a backoff; one attempt is bounded so that a JobManager started
 // before etcd is up keeps trying.
@@ -63,7 +68,16 @@ const (
 // leading reports whether this JobManager may act: always when standalone,
 // with HA while it leads and is not fenced.
 func (jm *JobManager) leading() bool {
-	return jm.election == nil || jm.leadEpoch.Load() > 0
+	if jm.election == nil {
+		return true
+	}
+	// The store knows first when the session ends or etcd refuses a
+	// write; the leadership loop learns it an event later.
+	e := jm.leadEpoch.Load()
+	if se, ok := jm.election.(storeEpoch); ok && se.Epoch() != e {
+		return false
+	}
+	return e > 0
 }
 
 // leaderEpoch is the epoch sent to TaskManagers: 0 when standalone.
