@@ -213,8 +213,8 @@ func TestHighAvailability(t *testing.T) {
 		return err == nil && len(d.Exceptions) > 0
 	})
 	d, _ = b.api.GetJob(t.Context(), &weirpb.GetJobRequest{JobId: waiting})
-	if msg := d.Exceptions[0].Message; !strings.HasPrefix(msg, "JobManager failover: the new leader restarts the job from scratch: ") {
-		t.Fatalf("exception of the waiting job: %q", msg)
+	if msg := d.Exceptions[0].Message; !strings.HasPrefix(msg, "JobManager failover: the new leader restarts the job from scratch: ") || d.Restarts != 1 {
+		t.Fatalf("exception of the waiting job: %q, restarts %d (want 1)", msg, d.Restarts)
 	}
 	tmC := startTM(t, b.addr, "tm-2", 2)
 	for k := range tmC.receive(2) {

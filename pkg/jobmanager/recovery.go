@@ -245,6 +245,9 @@ func (jm *JobManager) readStoredJob(ctx context.Context, id string) (ha.StoredJo
 		log.Error("recovery: the stored job graph is not usable: the job is not recovered and stays in the HA store", zap.Error(err))
 		return ha.StoredJob{}, nil, nil
 	}
+	if pj.cp != nil {
+		pj.cp.setStored(next, cps) // its coordinators start from them (checkpointing.go)
+	}
 	sj := ha.StoredJob{JobID: id, Attempt: attempt, NextCheckpointID: next,
 		MaxPendingCheckpoints: pj.eff.Int(config.MaxConcurrentCheckpoints) + coordinator.MaxPendingSavepoints}
 	for _, v := range pj.vertices {
@@ -422,7 +425,9 @@ func (jm *JobManager) restartRecovered(pj *preparedJob, a ha.RestartJob) {
 		if pj.cp != nil {
 			jm.checkpoints[pj.id] = pj.cp
 		}
-		jm.stepLocked(pj.submitted(md, a.Attempt, fmt.Sprintf("JobManager failover: the new leader restarts the job from %s: %s", from, a.Cause)))
+		ev := pj.submitted(md, a.Attempt, fmt.Sprintf("JobManager failover: the new leader restarts the job from %s: %s", from, a.Cause))
+		ev.Restarted = true
+		jm.stepLocked(ev)
 	}()
 }
 

@@ -196,6 +196,12 @@ func (s *Scheduler) submit(now time.Time, ev JobSubmitted, acts []Action) []Acti
 	if ev.Failover != "" {
 		j.addException(now, failure{message: ev.Failover})
 	}
+	if ev.Restarted {
+		// The verdict is not needed: the restart is under way. What the
+		// strategy remembers counts for the next failure.
+		j.restarts++
+		_, _ = j.strategy.NotifyFailure(now)
+	}
 	acts = append(acts, JobStateChanged{JobID: ev.JobID, To: JobCreated})
 	if err == nil && ev.Restore != nil {
 		if rerr := eg.setRestore(ev.Restore); rerr != nil {

@@ -137,6 +137,10 @@ type JobSubmitted struct {
 	// failover, is recorded in the job's exception history: what a user
 	// sees of the failover (it is not a restart: restarts stays 0).
 	Failover string
+	// Restarted says the job restarts (rather than continues) after a
+	// JobManager failover: it counts as one restart of the job, and one
+	// failure for its restart strategy.
+	Restarted bool
 }
 
 // JobAdopted: a new leader takes over a job whose tasks still run after a
