@@ -245,9 +245,6 @@ func (jm *JobManager) readStoredJob(ctx context.Context, id string) (ha.StoredJo
 		log.Error("recovery: the stored job graph is not usable: the job is not recovered and stays in the HA store", zap.Error(err))
 		return ha.StoredJob{}, nil, nil
 	}
-	if pj.cp != nil {
-		pj.cp.setStored(next, cps) // its coordinators start from them (checkpointing.go)
-	}
 	sj := ha.StoredJob{JobID: id, Attempt: attempt, NextCheckpointID: next,
 		MaxPendingCheckpoints: pj.eff.Int(config.MaxConcurrentCheckpoints) + coordinator.MaxPendingSavepoints}
 	for _, v := range pj.vertices {
