@@ -1,8 +1,11 @@
 package jobmanager
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -24,6 +27,37 @@ import (
 // feeds the coordinator what the scheduler, the TaskManagers and time
 // report, and carries out its actions: RPCs to the tasks, the _metadata
 // write, the HA store, file clean-up and failing the job.
+//
+// # The HA store, never under jm.mu
+//
+// The HA store may be etcd: a call can take as long as haTimeout, and
+// jm.mu is what every handler, the heartbeats and the timers need. So no
+// store call is made with jm.mu held. While a JobManager leads it is the
+// only writer of its jobs' entries (every etcd write is fenced by its
+// epoch), so it knows what the store holds without asking: each job's
+// checkpointing keeps the checkpoint id counter (persistedNext) and the
+// completed checkpoint pointers (completed), read once off the lock
+// before the job is admitted (a submitted job starts empty at id 1, or at
+// the savepoint's id + 1 with the savepoint as its first checkpoint; a
+// recovered job reads the store in recovery.go) and kept current after
+// each successful write. A new coordinator (first deployment, restart,
+// adoption) is built from them under jm.mu without I/O, and a restart
+// restores from the newest of them.
+//
+// Checkpoint ids: the coordinator asks for its counter to be persisted
+// (PersistCheckpointID) before it triggers an id. The write runs on a
+// goroutine (one at a time per job, always to the coordinator's latest
+// next id, so a write covers every trigger asked for meanwhile) and the
+// TriggerTasks that needs it is held until it succeeds: a task never sees
+// an id the store's counter does not cover, so a new leader never hands
+// it out again. A trigger whose write failed is not sent: its checkpoint
+// expires (the tasks never heard of it). The counter is written for each
+// checkpoint rather than reserved in blocks ahead: a new leader then
+// knows which ids the old one may have had in flight (those just below
+// the counter, ha.Recovery aborts them on the adopted tasks), and ids
+// have no gaps across a failover. The cost is one store write per
+// checkpoint between the coordinator's decision and the trigger, off the
+// lock.
 
 // Retention policies (execution.checkpointing.externalized-checkpoint-retention).
 const (
@@ -73,10 +107,63 @@ type checkpointing struct {
 	// the latest checkpoint only when it is 0: the stopped coordinator's
 	// last checkpoint is then either in the HA store for good or gone.
 	io int
-	// persistedNext: ids below it are durable in the HA store. A trigger
-	// of a higher id is not sent (its checkpoint then expires), because a
-	// JobManager taking over could hand that id out again.
+
+	// What the HA store holds for the job, as this leader knows it (see
+	// the top of this file). storeKnown: read (or, for a new job, known
+	// empty) before the job was admitted; a coordinator is never built
+	// without it.
+	storeKnown bool
+	// persistedNext is the store's checkpoint id counter: ids below it
+	// are covered. A trigger of a higher id waits in held for the write
+	// that covers it, because a JobManager taking over could hand that id
+	// out again.
 	persistedNext int64
+	// completed are the completed checkpoints in the store, oldest first.
+	completed []ha.CompletedCheckpoint
+	// persisting: a counter write is in flight (at most one per job).
+	persisting bool
+	held       []heldTrigger
+}
+
+// heldTrigger is a TriggerTasks waiting for the counter write that covers
+// its id, with the coordinator that asked for it.
+type heldTrigger struct {
+	coord *coordinator.Coordinator
+	a     coordinator.TriggerTasks
+}
+
+// setStored records what the HA store holds for the job before it is
+// admitted: its checkpoint id counter and completed checkpoints. Called
+// before the checkpointing is shared, so without jm.mu.
+func (cp *checkpointing) setStored(next int64, completed []ha.CompletedCheckpoint) {
+	cp.storeKnown = true
+	cp.persistedNext = max(next, 1)
+	cp.completed = slices.Clone(completed)
+}
+
+// latestCompleted is the newest completed checkpoint in the store, nil
+// when there is none. Callers hold jm.mu.
+func (cp *checkpointing) latestCompleted() *ha.CompletedCheckpoint {
+	if len(cp.completed) == 0 {
+		return nil
+	}
+	c := cp.completed[len(cp.completed)-1]
+	return &c
+}
+
+// addCompleted records a checkpoint the store now holds. Two metadata
+// writers may take jm.mu in the other order than their store writes
+// succeeded: the list is kept in id order, as the store's.
+// Callers hold jm.mu.
+func (cp *checkpointing) addCompleted(c ha.CompletedCheckpoint) {
+	i, _ := slices.BinarySearchFunc(cp.completed, c.CheckpointID, func(e ha.CompletedCheckpoint, id int64) int { return cmp.Compare(e.CheckpointID, id) })
+	cp.completed = slices.Insert(cp.completed, i, c)
+}
+
+// removeCompleted forgets a checkpoint the store no longer holds. Callers
+// hold jm.mu.
+func (cp *checkpointing) removeCompleted(id int64) {
+	cp.completed = slices.DeleteFunc(cp.completed, func(c ha.CompletedCheckpoint) bool { return c.CheckpointID == id })
 }
 
 // checkpointSettings reads the checkpointing options of a job's effective
@@ -235,28 +322,27 @@ func (jm *JobManager) feed(cp *checkpointing, ev coordinator.Event) {
 }
 
 // startCoordinator builds the coordinator of the execution whose tasks were
-// just deployed. It fails the job when the HA store cannot be read, since
-// checkpointing without the id counter could reuse ids.
+// just deployed (or adopted), from what the HA store holds as this leader
+// knows it: no I/O. Ids go on above every id an earlier coordinator of the
+// job used, also one whose counter write failed. It fails the job when
+// the store's state was never read, since checkpointing without the id
+// counter could reuse ids.
 func (jm *JobManager) startCoordinator(cp *checkpointing) {
-	ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
-	defer cancel()
 	fail := func(err error) {
 		cp.log.Error("cannot start the checkpoint coordinator", zap.Error(err))
 		jm.stepLocked(scheduler.GlobalFailure{JobID: cp.jobID, Cause: "start checkpoint coordinator: " + err.Error()})
 	}
-	next, err := jm.ha.CheckpointIDCounter(ctx, cp.jobID)
-	if err != nil {
-		fail(fmt.Errorf("read checkpoint id counter: %w", err))
+	if !cp.storeKnown { // a bug: every way to admit a job sets it
+		fail(errors.New("the job's checkpoint id counter and completed checkpoints were not read from the HA store"))
 		return
 	}
-	stored, err := jm.ha.CompletedCheckpoints(ctx, cp.jobID)
-	if err != nil {
-		fail(fmt.Errorf("read completed checkpoints: %w", err))
-		return
+	next := cp.persistedNext
+	if cp.coord != nil {
+		next = max(next, cp.coord.NextCheckpointID())
 	}
 	cfg := cp.cfg
 	cfg.NextCheckpointID = next
-	for _, s := range stored {
+	for _, s := range cp.completed {
 		cfg.Restored = append(cfg.Restored, coordinator.CompletedCheckpoint{ID: s.CheckpointID, Path: s.Location, Savepoint: s.Savepoint})
 	}
 	cfg.Vertices = coordinatorTopology(cp.vertices)
@@ -276,7 +362,7 @@ func (jm *JobManager) startCoordinator(cp *checkpointing) {
 	if cp.coord != nil {
 		cp.archive()
 	}
-	cp.coord, cp.persistedNext, cp.stopped = c, next, false
+	cp.coord, cp.stopped, cp.held = c, false, nil
 	jm.activeCheckpoints[cp.jobID] = cp
 	jm.metrics.initJob(cp.jobID)
 	cp.log.Info("checkpoint coordinator started", zap.Duration("interval", cfg.Interval), zap.String("mode", string(cfg.Mode)),
@@ -334,33 +420,19 @@ func (jm *JobManager) jobEnded(cp *checkpointing, state scheduler.JobState) {
 	}
 }
 
-// doCheckpoint carries out one action of a coordinator; it never blocks on
-// I/O other than the HA store's checkpoint id counter.
+// doCheckpoint carries out one action of a coordinator; it never blocks:
+// the HA store and the storage are written on goroutines.
 func (jm *JobManager) doCheckpoint(cp *checkpointing, a coordinator.Action) {
 	switch a := a.(type) {
 	case coordinator.PersistCheckpointID:
-		ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
-		err := jm.ha.SetCheckpointIDCounter(ctx, cp.jobID, a.Next)
-		cancel()
-		if err != nil {
-			cp.log.Error("persist checkpoint id counter: the checkpoint is not triggered and will expire", zap.Int64("next", a.Next), zap.Error(err))
-			return
-		}
-		cp.persistedNext = max(cp.persistedNext, a.Next)
+		jm.persistCheckpointID(cp)
 	case coordinator.TriggerTasks:
-		if a.CheckpointID >= cp.persistedNext {
-			cp.log.Warn("checkpoint not triggered: its id is not persisted", zap.Int64("checkpoint", a.CheckpointID))
+		if a.CheckpointID < cp.persistedNext {
+			jm.triggerTasks(cp, a)
 			return
 		}
-		for _, t := range a.Tasks {
-			jm.sendToTask(cp, t, "trigger checkpoint", zap.WarnLevel, func(ctx context.Context, c weirpb.TaskExecutorGatewayClient, ex *weirpb.ExecutionAttemptID) error {
-				_, err := c.TriggerCheckpoint(ctx, &weirpb.TriggerCheckpointRequest{
-					Execution: ex, CheckpointId: a.CheckpointID, TimestampUnixMs: a.Timestamp.UnixMilli(),
-					Savepoint: a.Savepoint, Unaligned: a.Unaligned, Drain: a.Drain, Stop: a.Stop,
-				})
-				return err
-			}, a.CheckpointID)
-		}
+		cp.held = append(cp.held, heldTrigger{coord: cp.coord, a: a})
+		jm.persistCheckpointID(cp)
 	case coordinator.WriteMetadata:
 		jm.writeMetadata(cp, a)
 	case coordinator.NotifyComplete:
@@ -397,6 +469,88 @@ func (jm *JobManager) doCheckpoint(cp *checkpointing, a coordinator.Action) {
 	case coordinator.Log:
 		cp.log.Debug(a.Message)
 	}
+}
+
+// triggerTasks sends a trigger whose id the store's counter covers.
+func (jm *JobManager) triggerTasks(cp *checkpointing, a coordinator.TriggerTasks) {
+	for _, t := range a.Tasks {
+		jm.sendToTask(cp, t, "trigger checkpoint", zap.WarnLevel, func(ctx context.Context, c weirpb.TaskExecutorGatewayClient, ex *weirpb.ExecutionAttemptID) error {
+			_, err := c.TriggerCheckpoint(ctx, &weirpb.TriggerCheckpointRequest{
+				Execution: ex, CheckpointId: a.CheckpointID, TimestampUnixMs: a.Timestamp.UnixMilli(),
+				Savepoint: a.Savepoint, Unaligned: a.Unaligned, Drain: a.Drain, Stop: a.Stop,
+			})
+			return err
+		}, a.CheckpointID)
+	}
+}
+
+// persistCheckpointID writes the store's checkpoint id counter up to the
+// running coordinator's next id, on a goroutine, unless a write is in
+// flight (its completion starts the next one if a trigger still waits) or
+// the counter covers it already. Callers hold jm.mu.
+func (jm *JobManager) persistCheckpointID(cp *checkpointing) {
+	if cp.persisting || jm.closing || cp.coord == nil || cp.stopped {
+		return
+	}
+	next := cp.coord.NextCheckpointID()
+	if next <= cp.persistedNext {
+		return
+	}
+	cp.persisting = true
+	jm.wg.Add(1)
+	go func() {
+		defer jm.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
+		err := jm.ha.SetCheckpointIDCounter(ctx, cp.jobID, next)
+		cancel()
+		jm.mu.Lock()
+		defer jm.mu.Unlock()
+		jm.serialize(func() { jm.checkpointIDPersisted(cp, next, err) })
+	}()
+}
+
+// checkpointIDPersisted ends a counter write (up to next, failed with
+// err): the held triggers it covers are sent if their checkpoint is still
+// pending in the running coordinator; those it should have covered are
+// dropped (their checkpoints expire); those asked for meanwhile wait for
+// the next write. Callers hold jm.mu.
+func (jm *JobManager) checkpointIDPersisted(cp *checkpointing, next int64, err error) {
+	cp.persisting = false
+	if jm.closing {
+		return
+	}
+	if err == nil {
+		cp.persistedNext = max(cp.persistedNext, next)
+	}
+	held := cp.held
+	cp.held = nil
+	for _, h := range held {
+		id := h.a.CheckpointID
+		switch {
+		case h.coord != cp.coord || cp.stopped || !pending(h.coord, id):
+			cp.log.Debug("checkpoint ended before its id was persisted: not triggered", zap.Int64("checkpoint", id))
+		case id < cp.persistedNext:
+			jm.triggerTasks(cp, h.a)
+		case id < next:
+			cp.log.Error("persist checkpoint id counter: the checkpoint is not triggered and will expire",
+				zap.Int64("checkpoint", id), zap.Int64("next", next), zap.Error(err))
+		default:
+			cp.held = append(cp.held, h)
+		}
+	}
+	if len(cp.held) > 0 {
+		jm.persistCheckpointID(cp)
+	}
+}
+
+// pending reports whether checkpoint id is in progress in c.
+func pending(c *coordinator.Coordinator, id int64) bool {
+	for _, s := range c.History() {
+		if s.ID == id {
+			return s.Status == coordinator.StatusInProgress
+		}
+	}
+	return false
 }
 
 // sendToTask queues an RPC to the current attempt of task t on its
@@ -471,6 +625,9 @@ func (jm *JobManager) writeMetadata(cp *checkpointing, a coordinator.WriteMetada
 		}
 		jm.mu.Lock()
 		defer jm.mu.Unlock()
+		if err == nil {
+			cp.addCompleted(ha.CompletedCheckpoint{CheckpointID: a.CheckpointID, Location: loc.Path()})
+		}
 		written(loc.Path(), err) // may start a discard: io stays > 0
 		jm.ioDone(cp)
 	}()
@@ -568,6 +725,9 @@ func (jm *JobManager) discard(cp *checkpointing, a coordinator.DiscardCheckpoint
 				cp.log.Warn("remove checkpoint from the HA store; its files are kept", zap.Int64("checkpoint", a.CheckpointID), zap.Error(err))
 				return
 			}
+			jm.mu.Lock()
+			cp.removeCompleted(a.CheckpointID)
+			jm.mu.Unlock()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
 		defer cancel()
@@ -672,9 +832,11 @@ func (jm *JobManager) ioDone(cp *checkpointing) {
 
 // loadRestoreState answers the scheduler's LoadRestoreState on a goroutine
 // (never on jm.mu): it records the restart's attempt in the HA store (a
-// later leader deploys above it), and reads the latest completed checkpoint
-// of the job once the I/O of its stopped coordinator has ended. A job
-// without checkpointing restarts from scratch. Callers hold jm.mu.
+// later leader deploys above it), and, once the I/O of the stopped
+// coordinator has ended, reads the _metadata of the newest completed
+// checkpoint the store holds (as this leader knows it: the one the next
+// coordinator starts with). A job without checkpointing restarts from
+// scratch. Callers hold jm.mu.
 func (jm *JobManager) loadRestoreState(a scheduler.LoadRestoreState) {
 	ev := scheduler.RestoreLoaded{JobID: a.JobID, Request: a.Request}
 	cp := jm.checkpoints[a.JobID]
@@ -695,12 +857,16 @@ func (jm *JobManager) loadRestoreState(a scheduler.LoadRestoreState) {
 			jm.ioIdle.Wait()
 		}
 		closing := jm.closing
+		var latest *ha.CompletedCheckpoint
+		if cp != nil {
+			latest = cp.latestCompleted()
+		}
 		jm.mu.Unlock()
 		if closing {
 			return
 		}
-		if cp != nil && ev.Err == nil {
-			ev.Checkpoint, ev.Err = jm.latestCheckpoint(a.JobID)
+		if latest != nil && ev.Err == nil {
+			ev.Checkpoint, ev.Err = loadCompleted(*latest)
 		}
 		jm.mu.Lock()
 		defer jm.mu.Unlock()
@@ -709,7 +875,7 @@ func (jm *JobManager) loadRestoreState(a scheduler.LoadRestoreState) {
 }
 
 // latestCheckpoint reads the _metadata of the job's newest completed
-// checkpoint in the HA store; nil when there is none.
+// checkpoint in the HA store; nil when there is none. Never on jm.mu.
 func (jm *JobManager) latestCheckpoint(jobID string) (*snapshot.Metadata, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
 	defer cancel()
@@ -720,7 +886,12 @@ func (jm *JobManager) latestCheckpoint(jobID string) (*snapshot.Metadata, error)
 	if len(stored) == 0 {
 		return nil, nil
 	}
-	latest := stored[len(stored)-1]
+	return loadCompleted(stored[len(stored)-1])
+}
+
+// loadCompleted reads the _metadata of a completed checkpoint and checks
+// that it is that checkpoint. Never on jm.mu.
+func loadCompleted(latest ha.CompletedCheckpoint) (*snapshot.Metadata, error) {
 	lctx, lcancel := context.WithTimeout(context.Background(), storageTimeout)
 	defer lcancel()
 	md, err := snapshot.LoadMetadata(lctx, latest.Location)

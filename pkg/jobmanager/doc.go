@@ -37,17 +37,20 @@
 // topology and the storage (its directory is created and probed) before
 // anything is stored.
 // The coordinator is built when the scheduler deploys the tasks (the job
-// switches to RUNNING) with the next id from the HA store's counter and the
-// completed checkpoints the store holds, and stopped when the job leaves
+// switches to RUNNING) with the next id of the HA store's counter and the
+// completed checkpoints the store holds, as this leader knows them (read
+// off the mutex before the job was admitted and kept current after each
+// of its writes: checkpointing.go), and stopped when the job leaves
 // RUNNING. It is fed under the same mutex: task RUNNING/FINISHED from the
 // scheduler's ExecutionStateChanged (already attempt-fenced), acknowledgements
 // and declines from the gateway, Tick from one timer goroutine for all jobs
 // (set to the earliest NextTriggerTime), and MetadataWritten from the
 // goroutine that wrote _metadata. Its actions are carried out in order:
-// the id counter is persisted synchronously before any trigger that uses
-// it; RPCs go through the TaskManager's queue (behind SubmitTask); the
-// _metadata write, HA bookkeeping and file deletion run on goroutines of
-// their own, never on the mutex; FailJob becomes a scheduler GlobalFailure.
+// the id counter is written on a goroutine and a trigger is held until the
+// write covering its id succeeded; RPCs go through the TaskManager's queue
+// (behind SubmitTask); the _metadata write, HA bookkeeping and file
+// deletion run on goroutines of their own, never on the mutex; FailJob
+// becomes a scheduler GlobalFailure.
 //
 // # Savepoints
 //
@@ -72,14 +75,14 @@
 // any other exit from RUNNING. When the scheduler asks for the restore
 // state (LoadRestoreState), a goroutine waits until the stopped
 // coordinator's _metadata writes and checkpoint deletions have ended (so
-// its last checkpoint is either in the HA store for good or gone), reads
-// the newest completed checkpoint from the HA store and its _metadata with
-// snapshot.LoadMetadata, off the mutex, and feeds RestoreLoaded. The
+// its last checkpoint is either in the HA store for good or gone), takes
+// the newest completed checkpoint the HA store holds, reads its _metadata
+// with snapshot.LoadMetadata, off the mutex, and feeds RestoreLoaded. The
 // redeployment (RESTARTING -> RUNNING) starts a new coordinator with the
-// HA store's completed checkpoints and id counter; the old coordinator's
-// history and counts are kept, so a job has one checkpoint history. The
-// tick loop wakes at the scheduler's NextRestart, so a restart is not
-// late by a tick. JobRestarted and JobRecovered become metrics and the
+// HA store's completed checkpoints and ids above every id used before;
+// the old coordinator's history and counts are kept, so a job has one
+// checkpoint history. The tick loop wakes at the scheduler's NextRestart,
+// so a restart is not late by a tick. JobRestarted and JobRecovered become metrics and the
 // "job recovered" log line.
 //
 // A scheduler step and a coordinator step may each cause the other (a
@@ -101,7 +104,7 @@
 //     covers it; a completed checkpoint is in the HA store before the
 //     coordinator hears its _metadata was written, and leaves the store
 //     before its files are deleted.
-//   - Storage I/O never runs while the mutex is held.
+//   - Storage I/O and HA store calls never run while the mutex is held.
 //   - Savepoint files are never deleted by the JobManager, except those of
 //     a savepoint that failed (chk-<id>, or a directory written after it
 //     was aborted), and by DisposeSavepoint on request.

@@ -132,7 +132,7 @@ func (jm *JobManager) recoverJobs(epoch int64) {
 	r.reports = nil
 	if jm.recovery == r {
 		jm.wg.Add(1)
-		go jm.recoveryTimer(rec)
+		go jm.recoveryTimer(rec, rec.Deadline())
 	}
 }
 
@@ -147,12 +147,13 @@ func (r *recovering) reportsInOrder() func(yield func(string, []ha.ReportedTask)
 	}
 }
 
-// recoveryTimer feeds RecoveryTick at the recovery's deadline.
-func (jm *JobManager) recoveryTimer(rec *ha.Recovery) {
+// recoveryTimer feeds RecoveryTick at the recovery's deadline (rec is
+// read under jm.mu only: reports step it).
+func (jm *JobManager) recoveryTimer(rec *ha.Recovery, deadline time.Time) {
 	defer jm.wg.Done()
 	for {
 		select {
-		case <-time.After(time.Until(rec.Deadline())):
+		case <-time.After(time.Until(deadline)):
 		case <-jm.stopping:
 			return
 		}
@@ -163,6 +164,7 @@ func (jm *JobManager) recoveryTimer(rec *ha.Recovery) {
 		}
 		jm.doRecovery(rec.Step(time.Now(), ha.RecoveryTick{}))
 		done := jm.recovery == nil
+		deadline = rec.Deadline()
 		jm.mu.Unlock()
 		if done {
 			return
@@ -244,6 +246,9 @@ func (jm *JobManager) readStoredJob(ctx context.Context, id string) (ha.StoredJo
 	if err != nil {
 		log.Error("recovery: the stored job graph is not usable: the job is not recovered and stays in the HA store", zap.Error(err))
 		return ha.StoredJob{}, nil, nil
+	}
+	if pj.cp != nil {
+		pj.cp.setStored(next, cps) // its coordinators start from them (checkpointing.go)
 	}
 	sj := ha.StoredJob{JobID: id, Attempt: attempt, NextCheckpointID: next,
 		MaxPendingCheckpoints: pj.eff.Int(config.MaxConcurrentCheckpoints) + coordinator.MaxPendingSavepoints}

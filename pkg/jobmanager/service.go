@@ -55,14 +55,20 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 		log.Error("store job graph", zap.Error(err))
 		return nil, status.Errorf(codes.Unavailable, "store job graph: %v", err)
 	}
+	// What the store holds for the new job, for its coordinators to start
+	// from without reading it (checkpointing.go): nothing, or the
+	// savepoint it starts from.
+	next, completed := int64(1), []ha.CompletedCheckpoint(nil)
 	if restore != nil {
-		if err := jm.storeInitialRestore(ctx, jobID, restore); err != nil {
+		initial, err := jm.storeInitialRestore(ctx, jobID, restore)
+		if err != nil {
 			log.Error("store the savepoint to start from", zap.Error(err))
 			if rerr := jm.ha.RemoveJob(ctx, jobID); rerr != nil {
 				log.Warn("remove job from HA store", zap.Error(rerr))
 			}
 			return nil, status.Errorf(codes.Unavailable, "store the savepoint to start from: %v", err)
 		}
+		next, completed = restore.CheckpointID+1, []ha.CompletedCheckpoint{initial}
 		log.Info("job starts from a savepoint", zap.String("path", restore.Dir), zap.Int64("checkpoint", restore.CheckpointID),
 			zap.Bool("savepoint", restore.Savepoint), zap.String("from_job", restore.JobID))
 		if len(dropped) > 0 {
@@ -73,6 +79,9 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 		zap.Int("vertices", len(pj.vertices)), zap.Int("slots", pj.graph.MaxParallelismOfVertices()))
 	for _, w := range pj.warnings {
 		log.Warn("job file warning", zap.String("warning", w))
+	}
+	if pj.cp != nil {
+		pj.cp.setStored(next, completed)
 	}
 	jm.admit(pj, restore, 0, "")
 	return &weirpb.SubmitJobResponse{JobId: jobID}, nil
@@ -257,12 +266,13 @@ func (s *jobService) DisposeSavepoint(ctx context.Context, req *weirpb.DisposeSa
 // savepoint restores from until its first checkpoint completes: the
 // savepoint as its first completed checkpoint (flagged Savepoint, so its
 // files are never deleted), and the checkpoint id counter at the
-// savepoint's id + 1, as Flink.
-func (jm *JobManager) storeInitialRestore(ctx context.Context, jobID string, md *snapshot.Metadata) error {
+// savepoint's id + 1, as Flink. It returns the checkpoint recorded.
+func (jm *JobManager) storeInitialRestore(ctx context.Context, jobID string, md *snapshot.Metadata) (ha.CompletedCheckpoint, error) {
+	c := ha.CompletedCheckpoint{CheckpointID: md.CheckpointID, Location: md.Dir, Savepoint: true}
 	if err := jm.ha.SetCheckpointIDCounter(ctx, jobID, md.CheckpointID+1); err != nil {
-		return err
+		return c, err
 	}
-	return jm.ha.AddCompletedCheckpoint(ctx, jobID, ha.CompletedCheckpoint{CheckpointID: md.CheckpointID, Location: md.Dir, Savepoint: true})
+	return c, jm.ha.AddCompletedCheckpoint(ctx, jobID, c)
 }
 
 // checkSubmitLimits refuses a submission beyond the documented limits
