@@ -516,6 +516,7 @@ func (jm *JobManager) persistCheckpointID(cp *checkpointing) {
 // the next write. Callers hold jm.mu.
 func (jm *JobManager) checkpointIDPersisted(cp *checkpointing, next int64, err error) {
 	cp.persisting = false
+	jm.ioIdle.Broadcast() // recordResult waits for the job's writes to end
 	if jm.closing {
 		return
 	}

@@ -441,7 +441,9 @@ func (jm *JobManager) do(a scheduler.Action) {
 			log.Info("job state changed", fields...)
 		}
 		if a.To.IsGloballyTerminal() {
-			jm.recordResult(a, time.Now())
+			// Queued behind the retention policy's deletions (jobEnded).
+			now := time.Now()
+			jm.serialize(func() { jm.recordResult(a, now) })
 		}
 	}
 }
@@ -492,9 +494,8 @@ func (jm *JobManager) updateMetrics() {
 // graph: no leader runs it again (a leader that dies between the two
 // leaves a graph that the next one removes, seeing the result). Off jm.mu:
 // the store may be etcd. Callers hold jm.mu.
-//
-// TODO(issue 11): results in etcd are never removed; expire them like
-// jobstore.expiration-time.
+// Results in etcd are kept (a later leader must not run the job again);
+// they are small (at most ha.MaxJobResultError of message each).
 func (jm *JobManager) recordResult(a scheduler.JobStateChanged, at time.Time) {
 	if jm.closing {
 		return
@@ -504,9 +505,18 @@ func (jm *JobManager) recordResult(a scheduler.JobStateChanged, at time.Time) {
 		r.Error = a.Message
 	}
 	log := jm.log.With(zap.String("job", a.JobID))
+	cp := jm.checkpoints[a.JobID]
 	jm.wg.Add(1)
 	go func() {
 		defer jm.wg.Done()
+		// The job's store writes in flight (a counter write, a completed
+		// checkpoint, a deletion) end first: one landing after RemoveJob
+		// would leave its key behind.
+		jm.mu.Lock()
+		for cp != nil && (cp.io > 0 || cp.persisting) && !jm.closing {
+			jm.ioIdle.Wait()
+		}
+		jm.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), haTimeout)
 		defer cancel()
 		// Standalone, nobody recovers jobs: a result would only be kept
