@@ -247,6 +247,10 @@ func (c *Coordinator) Step(now time.Time, ev Event) []Action {
 		c.taskFinished(now, ev)
 	case MetadataWritten:
 		c.metadataWritten(now, ev)
+	case TriggerFailed:
+		if p, ok := c.pending[ev.CheckpointID]; ok {
+			c.abort(now, p, ReasonTriggerFailure, fmt.Sprintf("checkpoint %d not triggered: %s", ev.CheckpointID, ev.Message), false)
+		}
 	case Stop:
 		c.shutdown(now, ReasonCoordinatorShutdown, "the job is ending")
 	}

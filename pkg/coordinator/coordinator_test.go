@@ -437,6 +437,22 @@ func scenarios() []scenario {
 			),
 		},
 		{
+			name: "a checkpoint whose id could not be persisted is aborted at once, not counted; the next one is triggered",
+			cfg:  Config{Interval: 10 * s, Timeout: 600 * s, TolerableFailedCheckpoints: 0, Vertices: chain2(), Tasks: running(chain2())},
+			steps: steps(
+				step{at: 10 * s, ev: Tick{}, want: []Action{persist(2), trig(1, 10*s, tid(0, 0))}},
+				step{at: 11 * s, ev: TriggerFailed{CheckpointID: 1, Message: "persist checkpoint id counter: etcd unreachable"},
+					want: []Action{aborted(1, ReasonTriggerFailure, both...), discard(1, ReasonTriggerFailure)},
+					check: func(t *testing.T, c *Coordinator) {
+						if h := c.History()[0]; h.FailureMessage != "checkpoint 1 not triggered: persist checkpoint id counter: etcd unreachable" {
+							t.Errorf("failure message %q", h.FailureMessage)
+						}
+					}},
+				step{at: 12 * s, ev: TriggerFailed{CheckpointID: 1, Message: "again"}},
+				step{at: 20 * s, ev: Tick{}, want: []Action{persist(3), trig(2, 20*s, tid(0, 0))}},
+			),
+		},
+		{
 			name: "metadata write error is a counted failure; a write finishing after an abort is discarded",
 			cfg:  Config{Interval: 10 * s, Timeout: 5 * s, TolerableFailedCheckpoints: 1, Vertices: chain2(), Tasks: running(chain2())},
 			steps: steps(
@@ -894,7 +910,7 @@ func TestFailureReasonCounted(t *testing.T) {
 	counted := map[FailureReason]bool{ReasonExpired: true, ReasonDeclined: true, ReasonAsyncException: true, ReasonIOException: true}
 	for _, r := range []FailureReason{ReasonExpired, ReasonDeclined, ReasonAsyncException, ReasonIOException, ReasonTaskNotReady,
 		ReasonTaskClosing, ReasonSubsumed, ReasonNotAllTasksRunning, ReasonTooManyRequests, ReasonCoordinatorSuspend,
-		ReasonCoordinatorShutdown, ReasonJobFailure} {
+		ReasonCoordinatorShutdown, ReasonJobFailure, ReasonTriggerFailure} {
 		if r.Counted() != counted[r] {
 			t.Errorf("%s.Counted() = %v", r, r.Counted())
 		}

@@ -171,6 +171,10 @@ const (
 	// ReasonJobFailure: aborted because this coordinator failed the job
 	// (tolerable failures exceeded). Not counted.
 	ReasonJobFailure FailureReason = "JOB_FAILURE"
+	// ReasonTriggerFailure: the checkpoint could not be triggered (its id
+	// could not be persisted: the HA store is unreachable). Not counted,
+	// as in Flink: an outage of the store must not fail the job.
+	ReasonTriggerFailure FailureReason = "TRIGGER_CHECKPOINT_FAILURE"
 )
 
 // Counted reports whether a failure of this reason counts toward
@@ -246,6 +250,15 @@ type MetadataWritten struct {
 	Err          error
 }
 
+// TriggerFailed: the caller could not carry out the PersistCheckpointID
+// that covers CheckpointID, so its TriggerTasks was not sent: the pending
+// checkpoint is aborted at once (ReasonTriggerFailure) rather than left
+// to expire, so that the next one can be triggered.
+type TriggerFailed struct {
+	CheckpointID int64
+	Message      string
+}
+
 // Stop ends the coordinator: the job execution is finishing, failing or
 // being cancelled. Pending checkpoints are aborted; nothing is triggered any
 // more.
@@ -258,6 +271,7 @@ func (Decline) isEvent()          {}
 func (TaskRunning) isEvent()      {}
 func (TaskFinished) isEvent()     {}
 func (MetadataWritten) isEvent()  {}
+func (TriggerFailed) isEvent()    {}
 func (Stop) isEvent()             {}
 
 // Action is an output of Step: something the caller must do, in order.

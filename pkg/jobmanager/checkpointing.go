@@ -533,8 +533,12 @@ func (jm *JobManager) checkpointIDPersisted(cp *checkpointing, next int64, err e
 		case id < cp.persistedNext:
 			jm.triggerTasks(cp, h.a)
 		case id < next:
-			cp.log.Error("persist checkpoint id counter: the checkpoint is not triggered and will expire",
+			// Aborted at once (not counted, as in Flink): an outage of the
+			// store must neither fail the job nor block the next trigger
+			// until this one expires.
+			cp.log.Error("persist checkpoint id counter: the checkpoint is not triggered",
 				zap.Int64("checkpoint", id), zap.Int64("next", next), zap.Error(err))
+			jm.feed(cp, coordinator.TriggerFailed{CheckpointID: id, Message: "persist checkpoint id counter: " + err.Error()})
 		default:
 			cp.held = append(cp.held, h)
 		}

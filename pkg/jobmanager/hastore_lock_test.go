@@ -372,8 +372,9 @@ func (s *failingCounterStore) SetCheckpointIDCounter(ctx context.Context, jobID 
 }
 
 // A trigger is sent only once the counter write that covers its id has
-// succeeded: when it fails, the checkpoint is not triggered and expires,
-// and the next one (a new id, a new write) is.
+// succeeded: when it fails, the checkpoint is not triggered and is aborted
+// at once (TRIGGER_CHECKPOINT_FAILURE, not counted), and the next one (a
+// new id, a new write) is.
 func TestCheckpointNotTriggeredWhenIDNotPersisted(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	store := &failingCounterStore{HAServices: ha.NewStandalone()}
@@ -381,8 +382,8 @@ func TestCheckpointNotTriggeredWhenIDNotPersisted(t *testing.T) {
 	c := startJMWith(t, Options{HA: store, Logger: zap.New(core)})
 	tm := startTM(t, c.jm.Addr(), "tm-a", 3)
 	id := c.submit(cpJob(fmt.Sprintf(`  execution.checkpointing.interval: 20ms
-  execution.checkpointing.timeout: 100ms
-  execution.checkpointing.tolerable-failed-checkpoints: 1
+  execution.checkpointing.timeout: 10min
+  execution.checkpointing.tolerable-failed-checkpoints: 0
   execution.checkpointing.dir: %s`, t.TempDir())))
 	tdds := tm.receive(5)
 	for _, k := range []string{"0/0#0", "0/1#0", "1/0#0", "1/1#0", "1/2#0"} {
@@ -392,11 +393,11 @@ func TestCheckpointNotTriggeredWhenIDNotPersisted(t *testing.T) {
 	if got := sourceTrigger(t, tm, 0); got != 2 {
 		t.Fatalf("first checkpoint triggered: %d, want 2 (the counter write for 1 failed)", got)
 	}
-	if f := c.waitCheckpoint(id, 1, "FAILED").Failure; !strings.HasPrefix(f, "CHECKPOINT_EXPIRED: ") {
-		t.Fatalf("checkpoint 1 failed with %q, want CHECKPOINT_EXPIRED", f)
+	if f := c.waitCheckpoint(id, 1, "FAILED").Failure; f != "TRIGGER_CHECKPOINT_FAILURE: checkpoint 1 not triggered: persist checkpoint id counter: etcd unreachable" {
+		t.Fatalf("checkpoint 1 failed with %q, want TRIGGER_CHECKPOINT_FAILURE", f)
 	}
 	var lines []string
-	for _, e := range logs.FilterMessage("persist checkpoint id counter: the checkpoint is not triggered and will expire").All() {
+	for _, e := range logs.FilterMessage("persist checkpoint id counter: the checkpoint is not triggered").All() {
 		f := e.ContextMap()
 		lines = append(lines, fmt.Sprintf("checkpoint=%v next=%v error=%v", f["checkpoint"], f["next"], f["error"]))
 	}
