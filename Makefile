@@ -53,7 +53,7 @@ e2e: build tools
 
 bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
-	$(GO) test -run '^$$' -bench 'Pipeline|Recovery|CheckpointStorage' -benchtime 1x -count 1 -timeout 30m ./test/e2e/
+	$(GO) test -run '^$$' -bench 'Pipeline|Recovery|CheckpointStorage|JobManagerFailover' -benchtime 1x -count 1 -timeout 30m ./test/e2e/
 
 # Checkpoint duration under backpressure, aligned vs unaligned (about 2 minutes).
 bench-backpressure: build
