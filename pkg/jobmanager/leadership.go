@@ -218,7 +218,7 @@ func (jm *JobManager) createSession(ctx context.Context, session uint64, send fu
 			send(ha.SessionGranted{Session: session})
 			select {
 			case <-lost:
-				send(ha.SessionLost{Session: session, Reason: "etcd session lost: its lease expired, was revoked, or etcd was unreachable for the lease TTL"})
+				send(ha.SessionLost{Session: session, Reason: "its lease expired, was revoked, or etcd was unreachable for the lease TTL"})
 			case <-ctx.Done():
 			}
 			return
@@ -263,7 +263,7 @@ func (jm *JobManager) notLeaderError(ctx context.Context) error {
 // leaderOnlyUnary refuses, on a standby or a fenced JobManager, every call
 // but standbyAllowed ones.
 func (jm *JobManager) leaderOnlyUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if !jm.leading() && !standbyAllowed(info.FullMethod) {
+	if !standbyAllowed(info.FullMethod) && !jm.awaitLeading(ctx) {
 		return nil, jm.notLeaderError(ctx)
 	}
 	return handler(ctx, req)
@@ -271,10 +271,40 @@ func (jm *JobManager) leaderOnlyUnary(ctx context.Context, req any, info *grpc.U
 
 // leaderOnlyStream is leaderOnlyUnary for streams (the heartbeats).
 func (jm *JobManager) leaderOnlyStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if !jm.leading() && !standbyAllowed(info.FullMethod) {
+	if !standbyAllowed(info.FullMethod) && !jm.awaitLeading(ss.Context()) {
 		return jm.notLeaderError(ss.Context())
 	}
 	return handler(srv, ss)
+}
+
+// becomingLeaderWait bounds how long a call waits for this JobManager's
+// leadership once etcd names it: observers (TaskManagers, the CLI) see
+// its election key a moment before its campaign returns, and would
+// otherwise be told to retry by the leader itself.
+const becomingLeaderWait = 2 * time.Second
+
+// awaitLeading reports whether this JobManager leads, waiting a little if
+// etcd already names it the leader.
+func (jm *JobManager) awaitLeading(ctx context.Context) bool {
+	if jm.leading() {
+		return true
+	}
+	li := jm.leader.Load()
+	if li == nil || li.Address != jm.advertised || jm.leaderSince.Load() != 0 {
+		return false // another leads, or this one led already and was fenced
+	}
+	deadline := time.Now().Add(becomingLeaderWait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-jm.stopping:
+			return false
+		}
+		if jm.leading() {
+			return true
+		}
+	}
+	return false
 }
 
 // ListJobManagers answers on every JobManager: those in the election

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -427,7 +428,8 @@ func (jm *JobManager) restartRecovered(pj *preparedJob, a ha.RestartJob) {
 		if pj.cp != nil {
 			jm.checkpoints[pj.id] = pj.cp
 		}
-		ev := pj.submitted(md, a.Attempt, fmt.Sprintf("JobManager failover: the new leader restarts the job from %s: %s", from, a.Cause))
+		ev := pj.submitted(md, a.Attempt, fmt.Sprintf("JobManager failover: the new leader restarts the job from %s: %s", from,
+			strings.TrimPrefix(a.Cause, "JobManager failover: ")))
 		ev.Restarted = true
 		jm.stepLocked(ev)
 	}()
