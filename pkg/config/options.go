@@ -386,6 +386,55 @@ var (
 	}
 )
 
+// Security (docs/security.md), with Flink's keys where they exist. Cluster
+// options: a job file cannot change them.
+var (
+	SSLInternalEnabled = &Option{
+		Key: "security.ssl.internal.enabled", Type: TypeBool, Default: "false", Cluster: true,
+		Description: "Mutual TLS on every connection between daemons: JobManager and TaskManager gRPC, the TaskManagers' data plane. " +
+			"Every daemon presents security.ssl.internal.cert and accepts only peers whose certificate security.ssl.internal.ca signed.",
+	}
+	SSLInternalCert = &Option{
+		Key: "security.ssl.internal.cert", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
+		Description: "PEM certificate (chain) this daemon presents on internal connections; reloaded when the file changes.",
+	}
+	SSLInternalKey = &Option{
+		Key: "security.ssl.internal.key", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
+		Description: "PEM private key of security.ssl.internal.cert; reloaded when the file changes.",
+	}
+	SSLInternalCA = &Option{
+		Key: "security.ssl.internal.ca", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
+		Description: "PEM certificate(s) of the CA that signs every daemon's internal certificate.",
+	}
+	SSLAPIEnabled = &Option{
+		Key: "security.ssl.api.enabled", Type: TypeBool, Default: "false", Cluster: true,
+		Description: "TLS on the job API (the port the weir CLI talks to). Flink: security.ssl.rest.enabled.",
+	}
+	SSLAPICert = &Option{
+		Key: "security.ssl.api.cert", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
+		Description: "PEM certificate of the job API (server); for the CLI, its client certificate.",
+	}
+	SSLAPIKey = &Option{
+		Key: "security.ssl.api.key", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
+		Description: "PEM private key of security.ssl.api.cert.",
+	}
+	SSLAPICA = &Option{
+		Key: "security.ssl.api.ca", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
+		Description: "PEM CA certificate(s): for the CLI, the CA of the server's certificate; for the server with " +
+			"security.ssl.api.authentication-enabled, the CA of the clients' certificates.",
+	}
+	SSLAPIAuthentication = &Option{
+		Key: "security.ssl.api.authentication-enabled", Type: TypeBool, Default: "false", Cluster: true,
+		Description: "The job API requires a client certificate signed by security.ssl.api.ca. Flink: security.ssl.rest.authentication-enabled.",
+	}
+	IOAllowedPaths = &Option{
+		Key: "io.allowed-paths", Type: TypeString, Cluster: true,
+		Description: "Comma-separated absolute directories that jobs may read and write (file-source, file-sink, checkpoint, " +
+			"savepoint and dispose paths), checked after resolving symbolic links. Empty: no restriction (a warning is logged " +
+			"when TLS is on). weir-specific.",
+	}
+)
+
 // allOptions is the registry: an option missing here is unknown to Load and
 // panics in the getters.
 var allOptions = []*Option{
@@ -410,4 +459,6 @@ var allOptions = []*Option{
 	ExpressionCostLimit,
 	S3Endpoint, S3AccessKey, S3SecretKey, S3Region, S3PathStyleAccess, S3EntropyKey, S3EntropyLength,
 	HighAvailabilityType, HighAvailabilityEtcdEndpoints, HighAvailabilityClusterID, HighAvailabilityStorageDir, HighAvailabilityEtcdLeaseTTL,
+	SSLInternalEnabled, SSLInternalCert, SSLInternalKey, SSLInternalCA,
+	SSLAPIEnabled, SSLAPICert, SSLAPIKey, SSLAPICA, SSLAPIAuthentication, IOAllowedPaths,
 }
