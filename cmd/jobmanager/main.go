@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -44,6 +45,9 @@ func start(cfg *config.Config, log *zap.Logger) (func(context.Context) error, er
 	// configured by this daemon's own s3.* keys.
 	if err := s3.Register(cfg); err != nil {
 		return nil, err
+	}
+	if (cfg.Bool(config.SSLInternalEnabled) || cfg.Bool(config.SSLAPIEnabled)) && strings.TrimSpace(cfg.String(config.IOAllowedPaths)) == "" {
+		log.Warn("TLS is on but io.allowed-paths is empty: every job submitter can read and write any file the JobManager and TaskManagers can (docs/security-fileaccess.md)")
 	}
 	reg := metrics.NewRegistry()
 	lo, hi := cfg.PortRange(config.MetricsPromPort)

@@ -20,6 +20,11 @@
 //     never fails at deployment because of its properties. What depends on
 //     the TaskManager's machine (a file-source path exists, a file-sink
 //     directory is writable) is checked at Open.
+//   - file-source and file-sink check the TaskManager's io.allowed-paths
+//     (operator.Context.AllowedPaths) at Open, file-source again for each
+//     file it opens (one inside an allowed directory may be a link out of
+//     it). Their errors name the file and line, never a line's content:
+//     they reach clients (weir status).
 //   - sources are deterministic functions of their position (sequence: next
 //     seq and key index; file-source: file and byte offset), kept as small
 //     structs so that they can be snapshotted and replayed.

@@ -23,7 +23,7 @@ func init() {
 		Name: "file-sink",
 		Kind: operator.KindSink,
 		Properties: []operator.PropertySpec{
-			{Name: "path", Required: true, Description: "directory of the part files (created if missing), at most 4096 bytes; subtask s writes part-<s>-<n>, hidden as .part-<s>-<n>.inprogress until committed: at end of input, or with checkpointing when the checkpoint that covers it completes (two-phase commit)"},
+			{Name: "path", Required: true, Description: "directory of the part files (created if missing), at most 4096 bytes; subtask s writes part-<s>-<n>, hidden as .part-<s>-<n>.inprogress until committed: at end of input, or with checkpointing when the checkpoint that covers it completes (two-phase commit)", Path: true},
 			{Name: "format", Description: "json (default: each record as one JSON object per line) or text (the record's \"line\" field per line)"},
 			{Name: "rate", Description: "records per second per subtask, 0.001 to 10^9; 0 or absent = unlimited; a faster input is slowed down (backpressure)"},
 		},
@@ -40,6 +40,14 @@ func init() {
 		},
 	})
 }
+
+// Modes of what file-sink creates (before the umask): the output may hold
+// whatever the job read, so it is not readable by every user of the
+// machine; the group can read it, for the consumers of the output.
+const (
+	partMode = 0o640
+	dirMode  = 0o750
+)
 
 type fileSinkConfig struct {
 	dir  string
@@ -169,7 +177,10 @@ func (s *fileSink) Open(ctx *operator.Context) error {
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
-	if err := os.MkdirAll(s.cfg.dir, 0o755); err != nil {
+	if err := ctx.AllowedPaths.Check(s.cfg.dir); err != nil {
+		return fmt.Errorf("file-sink %q: property %q: %w", s.id, "path", err)
+	}
+	if err := os.MkdirAll(s.cfg.dir, dirMode); err != nil {
 		return fmt.Errorf("file-sink %q: %w", s.id, err)
 	}
 	entries, err := os.ReadDir(s.cfg.dir)
@@ -280,7 +291,7 @@ func (s *fileSink) ProcessRecord(in *record.Record, _ operator.Collector) error 
 // openPart creates the next in-progress part.
 func (s *fileSink) openPart() error {
 	p := pendingPart{subtask: s.subtask, n: s.nextN}
-	f, err := os.OpenFile(filepath.Join(s.cfg.dir, p.hidden()), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(filepath.Join(s.cfg.dir, p.hidden()), os.O_WRONLY|os.O_CREATE|os.O_EXCL, partMode)
 	if err != nil {
 		return fmt.Errorf("file-sink %q: %w", s.id, err)
 	}

@@ -115,7 +115,7 @@ func TestFileSourceErrors(t *testing.T) {
 	}
 	var c collector
 	_, _, err := src.PollNext(&c)
-	want := "file-source: " + filepath.Join(dir, "bad.json") + `:3: decode JSON at byte 7: unexpected '}', want a string key`
+	want := "file-source: " + filepath.Join(dir, "bad.json") + `:3: not a valid JSON object (the TaskManager's log has the decoder's message)`
 	if errString(err) != want {
 		t.Errorf("bad line: err = %q\nwant %q", errString(err), want)
 	}

@@ -81,6 +81,9 @@ type Option struct {
 	// JobManager and every TaskManager resolve each on its own, so it must
 	// be an absolute path or a URI (IsAbsolutePathOrURI).
 	AbsolutePathOrURI bool
+	// AbsoluteDirList: a TypeString value is a comma-separated list of
+	// absolute directories (io.allowed-paths), each entry non-empty.
+	AbsoluteDirList bool
 	// Cluster options are read by each daemon from its own configuration
 	// (file and -D flags), never from a job: WithJob refuses a job's
 	// config: that sets one.
@@ -166,6 +169,11 @@ func (o *Option) parse(raw string) (any, error) {
 	case TypeString:
 		if o.AbsolutePathOrURI && !IsAbsolutePathOrURI(raw) {
 			return nil, &ValueError{Key: o.Key, Value: raw, Want: wantAbsolute}
+		}
+		if o.AbsoluteDirList {
+			if want := badDirList(raw); want != "" {
+				return nil, &ValueError{Key: o.Key, Value: raw, Want: want}
+			}
 		}
 		return raw, nil
 	case TypeEnum:

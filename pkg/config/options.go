@@ -428,7 +428,7 @@ var (
 		Description: "The job API requires a client certificate signed by security.ssl.api.ca. Flink: security.ssl.rest.authentication-enabled.",
 	}
 	IOAllowedPaths = &Option{
-		Key: "io.allowed-paths", Type: TypeString, Cluster: true,
+		Key: "io.allowed-paths", Type: TypeString, Cluster: true, AbsoluteDirList: true,
 		Description: "Comma-separated absolute directories that jobs may read and write (file-source, file-sink, checkpoint, " +
 			"savepoint and dispose paths), checked after resolving symbolic links. Empty: no restriction (a warning is logged " +
 			"when TLS is on). weir-specific.",

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 )
@@ -30,4 +31,23 @@ func validScheme(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// badDirList describes what is wrong with an AbsoluteDirList value, naming
+// the entry; "" when it is valid. A blank value is an empty list.
+func badDirList(raw string) string {
+	if strings.TrimSpace(raw) == "" {
+		return ""
+	}
+	for i, e := range strings.Split(raw, ",") {
+		e = strings.TrimSpace(e)
+		switch {
+		case e == "":
+			return fmt.Sprintf("comma-separated absolute directories, but entry %d is empty", i+1)
+		case !filepath.IsAbs(e):
+			return fmt.Sprintf("comma-separated absolute directories, but entry %d (%q) is relative, "+
+				"which each process would resolve against its own working directory", i+1, e)
+		}
+	}
+	return ""
 }

@@ -65,3 +65,21 @@ func TestRelativeCheckpointDirsRejected(t *testing.T) {
 		t.Errorf("Load -D: err = %v\nwant %s", err, msg)
 	}
 }
+
+func TestAllowedPathsValue(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{"/data, /srv/weir", ""},
+		{" ", ""},
+		{"/data,,/tmp", `invalid value "/data,,/tmp" for key "io.allowed-paths": want comma-separated absolute directories, but entry 2 is empty`},
+		{"/data, out", `invalid value "/data, out" for key "io.allowed-paths": want comma-separated absolute directories, but entry 2 ("out") is relative, which each process would resolve against its own working directory`},
+	} {
+		_, _, err := New().With(map[string]string{IOAllowedPaths.Key: tc.value})
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("%q:\n got %s\nwant %s", tc.value, got, tc.want)
+		}
+	}
+}

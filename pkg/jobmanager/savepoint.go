@@ -52,6 +52,13 @@ func (jm *JobManager) savepoint(ctx context.Context, jobID, target string, stop,
 		return "", status.Errorf(codes.InvalidArgument, "savepoint directory %q is a relative path: give an absolute path or a URI such as file:///var/weir/savepoints, "+
 			"since the JobManager and each TaskManager would resolve it against its own working directory", target)
 	}
+	// Off jm.mu: resolving links is I/O. The default directory was
+	// checked at submission.
+	if target != "" {
+		if err := jm.checkAllowedPointer(target); err != nil {
+			return "", status.Errorf(codes.InvalidArgument, "savepoint directory: %v", err)
+		}
+	}
 	jm.mu.Lock()
 	st, ok := jm.sched.JobState(jobID)
 	if !ok {

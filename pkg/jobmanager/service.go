@@ -43,7 +43,9 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 	var restore *snapshot.Metadata
 	var dropped []string
 	if req.FromSavepoint != "" {
-		if restore, err = loadSavepoint(ctx, req.FromSavepoint); err == nil {
+		if err = jm.checkAllowedPointer(req.FromSavepoint); err != nil {
+			err = fmt.Errorf("savepoint to start from: %w", err)
+		} else if restore, err = loadSavepoint(ctx, req.FromSavepoint); err == nil {
 			dropped, err = matchSavepoint(restore, pj.graph.MaxParallelism, pj.vertices, req.AllowNonRestoredState)
 		}
 		if err != nil {
@@ -131,6 +133,12 @@ func (jm *JobManager) prepareJob(ctx context.Context, jobID string, spec []byte,
 	}
 	vertices := g.Vertices()
 	log := jm.log.With(zap.String("job", jobID))
+	if err := checkAllowedPaths(jm.cfg, eff, vertices); err != nil {
+		if fileName != "" {
+			err = fmt.Errorf("%s: %w", fileName, err)
+		}
+		return nil, err
+	}
 	// Checkpointing last: it creates and probes the checkpoint directory.
 	cp, err := newCheckpointing(ctx, jobID, g, vertices, eff, log)
 	if err != nil {
@@ -250,6 +258,9 @@ func (s *jobService) StopJob(ctx context.Context, req *weirpb.StopJobRequest) (*
 func (s *jobService) DisposeSavepoint(ctx context.Context, req *weirpb.DisposeSavepointRequest) (*weirpb.DisposeSavepointResponse, error) {
 	if req.Path == "" {
 		return nil, status.Error(codes.InvalidArgument, "dispose savepoint: no path given")
+	}
+	if err := s.jm.checkAllowedPointer(req.Path); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "dispose savepoint: %v", err)
 	}
 	if err := snapshot.DisposeSavepoint(ctx, req.Path); err != nil {
 		code := codes.FailedPrecondition

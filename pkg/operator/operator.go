@@ -34,6 +34,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/internal/allowpath"
 	"github.com/weirstream/weir/pkg/record"
 	"github.com/weirstream/weir/pkg/state"
 )
@@ -72,6 +73,10 @@ type Context struct {
 	// config: section on top (weir.expression.cost-limit, for one); nil
 	// (tests) means every key's default.
 	Config *config.Config
+	// AllowedPaths is the TaskManager's own io.allowed-paths, which
+	// operators that open files check again at Open (the JobManager
+	// checked at submission); nil allows every path.
+	AllowedPaths *allowpath.Checker
 }
 
 // Collector receives the records an operator emits. The record is borrowed.

@@ -54,6 +54,9 @@ type PropertySpec struct {
 	Name        string
 	Required    bool
 	Description string
+	// Path: the value is a file or directory on the TaskManager, confined
+	// to io.allowed-paths (the JobManager checks it at submission).
+	Path bool
 }
 
 var (

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/internal/allowpath"
 	"github.com/weirstream/weir/pkg/jobgraph"
 	"github.com/weirstream/weir/pkg/network"
 	"github.com/weirstream/weir/pkg/operator"
@@ -68,6 +69,9 @@ type Env struct {
 	// snapshot.LoadMetadata each time. A TaskManager shares one
 	// MetadataCache between its tasks.
 	Metadata func(ctx context.Context, location string) (*snapshot.Metadata, error)
+	// AllowedPaths is the TaskManager's io.allowed-paths, given to
+	// operators; nil allows every path.
+	AllowedPaths *allowpath.Checker
 }
 
 // Result is how a task attempt ended.
@@ -709,6 +713,7 @@ func (t *Task) operatorContext(c *chainOp, i int) *operator.Context {
 		ExactlyOnce:    t.exactlyOnce,
 		Done:           t.cancelCh,
 		Config:         t.cfg,
+		AllowedPaths:   t.env.AllowedPaths,
 	}
 }
 

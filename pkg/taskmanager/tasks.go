@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/weirstream/weir/pkg/internal/allowpath"
 	"github.com/weirstream/weir/pkg/taskexec"
 	"github.com/weirstream/weir/proto/weirpb"
 )
@@ -98,13 +99,20 @@ func (tm *TaskManager) submit(d *weirpb.TaskDeploymentDescriptor) error {
 		done:    make(chan struct{}),
 		status:  &attemptStatus{exec: d.GetExecution()},
 	}
+	// The TaskManager's own value, not the job's: a descriptor from
+	// anyone but the JobManager must not widen it. Validated at start.
+	allowed, err := allowpath.FromConfig(tm.cfg)
+	if err != nil {
+		return status.Errorf(codes.FailedPrecondition, "this TaskManager's configuration: %v", err)
+	}
 	task, err := taskexec.New(d, taskexec.Env{
-		Network:   tm.net,
-		Logger:    tm.log,
-		Stdout:    tm.stdout,
-		Metrics:   tm.taskMetrics,
-		Responder: responder{tm: tm},
-		Metadata:  tm.restoreMetadata.Load,
+		AllowedPaths: allowed,
+		Network:      tm.net,
+		Logger:       tm.log,
+		Stdout:       tm.stdout,
+		Metrics:      tm.taskMetrics,
+		Responder:    responder{tm: tm},
+		Metadata:     tm.restoreMetadata.Load,
 		OnRunning: func() {
 			e.running = true
 			tm.tasksRunning.Inc()
