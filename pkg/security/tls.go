@@ -280,29 +280,52 @@ func (t *TLS) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return m.cert, nil
 }
 
-func (t *TLS) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	if m := t.current(); m.cert != nil {
+func (t *TLS) getClientCertificate(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	m := t.current()
+	if m.cert != nil {
+		if len(cri.AcceptableCAs) > 0 && cri.SupportsCertificate(m.cert) != nil {
+			return nil, fmt.Errorf("the server accepts client certificates of other CAs only: %s (%s, issuer %q) would be refused",
+				t.files.CertKey, t.files.Cert, m.leaf.Issuer.String())
+		}
 		return m.cert, nil
 	}
-	// No certificate configured: send none, and let the server say it wants
-	// one.
-	return &tls.Certificate{}, nil
+	// Asked for a certificate without one: say so now. Sending none would
+	// leave the server's refusal to arrive after the handshake (TLS 1.3),
+	// where it races with the client's first write and is often lost to a
+	// connection reset. weir's servers ask only when they require one.
+	return nil, fmt.Errorf("the server requires a client certificate and %s is not set", t.files.CertKey)
 }
 
 // ServerConfig is the *tls.Config of a listener. Every call returns a new
 // value that shares t's reloading material.
-func (t *TLS) ServerConfig() *tls.Config {
+func (t *TLS) ServerConfig() *tls.Config { return t.serverConfig(nil) }
+
+// serverConfig: nextProtos must be repeated in the per-handshake config
+// (gRPC needs "h2" negotiated), as GetConfigForClient's result replaces the
+// outer config entirely.
+func (t *TLS) serverConfig(nextProtos []string) *tls.Config {
 	if t.role == roleAPIClient {
 		panic("security: ServerConfig of an API client TLS")
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: t.getCertificate}
-	if t.clientAuth {
-		// RequireAnyClientCert: crypto/tls insists on a certificate and
-		// verifyPeer checks it against the CA as it is now.
-		c.ClientAuth = tls.RequireAnyClientCert
-		c.VerifyConnection = func(cs tls.ConnectionState) error { return t.verifyPeer(cs, x509.ExtKeyUsageClientAuth) }
+	c := &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: t.getCertificate, NextProtos: nextProtos}
+	if !t.clientAuth {
+		return c
 	}
-	return c
+	// RequireAnyClientCert: crypto/tls insists on a certificate and
+	// verifyPeer checks it against the CA as it is now. ClientCAs is only
+	// the hint sent in the CertificateRequest (the current CA, hence one
+	// config per handshake): a weir client checks its certificate against
+	// it and says plainly that the server would refuse it, where otherwise
+	// TLS 1.3's late refusal often reaches it as a broken pipe.
+	c.ClientAuth = tls.RequireAnyClientCert
+	c.VerifyConnection = func(cs tls.ConnectionState) error { return t.verifyPeer(cs, x509.ExtKeyUsageClientAuth) }
+	outer := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: nextProtos}
+	outer.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		cc := c.Clone()
+		cc.ClientCAs = t.current().pool
+		return cc, nil
+	}
+	return outer
 }
 
 // ClientConfig is the *tls.Config of a dialer. For the API client, set
@@ -328,7 +351,7 @@ func (t *TLS) ClientConfig() *tls.Config {
 // ServerCredentials are the gRPC server's transport credentials; a refused
 // handshake is logged with the peer's address and the TLS reason.
 func (t *TLS) ServerCredentials() credentials.TransportCredentials {
-	return &loggingCreds{TransportCredentials: credentials.NewTLS(t.ServerConfig()), log: t.log}
+	return &loggingCreds{TransportCredentials: credentials.NewTLS(t.serverConfig([]string{"h2"})), log: t.log}
 }
 
 // ClientCredentials are a gRPC client's transport credentials.
