@@ -31,4 +31,13 @@
 //     name as HTTPS does.
 //   - TLS 1.3 is the minimum everywhere: every party is a weir binary (or a
 //     current curl/openssl), and 1.3 has no cipher-suite choices to get wrong.
+//
+// # Use
+//
+// A daemon builds its TLS once at start (InternalFromConfig,
+// APIServerFromConfig; nil when the feature is off) and hands out
+// ServerCredentials/ClientCredentials to gRPC, Listener/ServerHandshake and
+// Dial to the data plane; handlers read the caller's certificate with
+// PeerIdentity. The CLI uses APIClientFromConfig and ExplainAPIError. Tests
+// make certificates with package securitytest.
 package security

@@ -106,7 +106,7 @@ func checkKeyPEM(key, path string, data []byte) error {
 			return fmt.Errorf("%s: %s is not a PEM private key file (no -----BEGIN ... PRIVATE KEY----- block)", key, path)
 		}
 		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
-			//lint:ignore SA1019 only detecting legacy encryption, not decrypting.
+			// Legacy (DEK-Info) or PKCS#8 encryption: detected, never decrypted.
 			if _, ok := b.Headers["DEK-Info"]; ok || b.Type == "ENCRYPTED PRIVATE KEY" {
 				return fmt.Errorf("%s: %s is an encrypted private key: weir needs it unencrypted (protect it with file permissions)", key, path)
 			}

@@ -26,9 +26,9 @@ const DefaultCheckInterval = time.Second
 
 // Options are the knobs that do not come from config keys.
 type Options struct {
-	// CheckInterval: files are re-read at most this often (0: on every
-	// handshake, for tests; default DefaultCheckInterval when negative or
-	// left zero through the FromConfig helpers).
+	// CheckInterval: files are re-read at most this often; 0 re-reads on
+	// every handshake (tests), negative means DefaultCheckInterval, which the
+	// FromConfig helpers use.
 	CheckInterval time.Duration
 	// Log receives reloads and refused handshakes; nil discards.
 	Log *zap.Logger
