@@ -48,7 +48,7 @@ type gateway struct {
 	jm *JobManager
 }
 
-func (g *gateway) RegisterTaskManager(_ context.Context, req *weirpb.RegisterTaskManagerRequest) (*weirpb.RegisterTaskManagerResponse, error) {
+func (g *gateway) RegisterTaskManager(ctx context.Context, req *weirpb.RegisterTaskManagerRequest) (*weirpb.RegisterTaskManagerResponse, error) {
 	switch {
 	case req.TaskmanagerId == "":
 		return nil, status.Error(codes.InvalidArgument, "register TaskManager: taskmanager_id is empty")
@@ -65,10 +65,20 @@ func (g *gateway) RegisterTaskManager(_ context.Context, req *weirpb.RegisterTas
 		}
 	}
 	jm := g.jm
-	jm.log.Info("TaskManager registered", zap.String("taskmanager", req.TaskmanagerId), zap.String("rpc_address", req.RpcAddress),
-		zap.String("data_address", req.DataAddress), zap.Int32("slots", req.NumSlots))
+	identity, addr := peerIdentity(ctx)
 	jm.mu.Lock()
+	// An id bound to another identity stays with the TaskManager that
+	// holds it until its registration is lost: a stranger must not evict
+	// it (identity.go). The same host may: a restarted TaskManager.
+	if b, live := jm.binding(req.TaskmanagerId); live && b.identity != identity {
+		jm.mu.Unlock()
+		return nil, jm.rejectCall(codes.PermissionDenied, "RegisterTaskManager", rejectForeignPeer, req.TaskmanagerId, addr,
+			fmt.Sprintf("register TaskManager %s: it is registered from %s, and that registration is not lost: refused for the caller at %s", req.TaskmanagerId, b.identity, addr))
+	}
+	jm.log.Info("TaskManager registered", zap.String("taskmanager", req.TaskmanagerId), zap.String("rpc_address", req.RpcAddress),
+		zap.String("data_address", req.DataAddress), zap.Int32("slots", req.NumSlots), zap.String("caller", addr))
 	jm.stepLocked(scheduler.TaskManagerRegistered{ID: req.TaskmanagerId, RPCAddress: req.RpcAddress, DataAddress: req.DataAddress, Slots: int(req.NumSlots)})
+	jm.bind(req.TaskmanagerId, identity)
 	// What runs there: for the recovery of a new leader to adopt, or, of
 	// a former execution, to cancel.
 	if !jm.reportTasks(req.TaskmanagerId, req.Tasks) {
@@ -85,7 +95,8 @@ func (g *gateway) RegisterTaskManager(_ context.Context, req *weirpb.RegisterTas
 
 // Heartbeat serves one TaskManager's heartbeat stream. The stream is bound
 // to the registration it first heartbeats for; when it breaks, that
-// registration is lost ("heartbeat stream closed").
+// registration is lost ("heartbeat stream closed"). A heartbeat that names
+// a TaskManager registered from another identity ends the stream.
 func (g *gateway) Heartbeat(stream weirpb.JobManagerGateway_HeartbeatServer) error {
 	jm := g.jm
 	type recv struct {
@@ -97,6 +108,7 @@ func (g *gateway) Heartbeat(stream weirpb.JobManagerGateway_HeartbeatServer) err
 	// context is then canceled and Recv fails).
 	msgs := make(chan recv)
 	ctx := stream.Context()
+	identity, addr := peerIdentity(ctx)
 	jm.wg.Add(1)
 	go func() {
 		defer jm.wg.Done()
@@ -143,7 +155,11 @@ func (g *gateway) Heartbeat(stream weirpb.JobManagerGateway_HeartbeatServer) err
 			lost()
 			return nil
 		}
-		known := g.heartbeat(m.hb, &bound, &instance)
+		known, err := g.heartbeat(m.hb, identity, addr, &bound, &instance)
+		if err != nil {
+			lost()
+			return err
+		}
 		if err := stream.Send(&weirpb.JobManagerHeartbeat{JobmanagerId: jm.id, UnknownTaskmanager: !known}); err != nil {
 			lost()
 			return nil
@@ -152,14 +168,18 @@ func (g *gateway) Heartbeat(stream weirpb.JobManagerGateway_HeartbeatServer) err
 }
 
 // heartbeat records one heartbeat and binds the stream to the current
-// registration of its TaskManager on the first one that is known.
-func (g *gateway) heartbeat(hb *weirpb.TaskManagerHeartbeat, bound *string, instance *uint64) (known bool) {
+// registration of its TaskManager on the first one that is known. A
+// heartbeat from another identity than the TaskManager's is refused.
+func (g *gateway) heartbeat(hb *weirpb.TaskManagerHeartbeat, identity, addr string, bound *string, instance *uint64) (known bool, err error) {
 	jm := g.jm
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
 	inst, known := jm.sched.TaskManagerInstance(hb.TaskmanagerId)
 	if !known {
-		return false
+		return false, nil
+	}
+	if err := jm.checkCaller("Heartbeat", "heartbeat", hb.TaskmanagerId, identity, addr); err != nil {
+		return false, err
 	}
 	if *bound == "" {
 		*bound, *instance = hb.TaskmanagerId, inst
@@ -171,24 +191,35 @@ func (g *gateway) heartbeat(hb *weirpb.TaskManagerHeartbeat, bound *string, inst
 		})
 	}
 	jm.stepLocked(ev)
-	return true
+	return true, nil
 }
 
-func (g *gateway) UpdateTaskExecutionState(_ context.Context, req *weirpb.TaskExecutionState) (*weirpb.Ack, error) {
+// UpdateTaskExecutionState hands a task's state change to the scheduler,
+// if it comes from the TaskManager it names; the scheduler takes it only
+// from the TaskManager the attempt is deployed on.
+func (g *gateway) UpdateTaskExecutionState(ctx context.Context, req *weirpb.TaskExecutionState) (*weirpb.Ack, error) {
 	st := scheduler.ExecutionState(req.State)
 	switch st {
 	case scheduler.ExecutionRunning, scheduler.ExecutionFinished, scheduler.ExecutionFailed, scheduler.ExecutionCanceled:
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "task state %q: want RUNNING, FINISHED, FAILED or CANCELED", req.State)
 	}
+	if req.TaskmanagerId == "" {
+		// The scheduler would skip its check of where the attempt runs.
+		return nil, status.Error(codes.InvalidArgument, "task state report: taskmanager_id is empty")
+	}
 	id := scheduler.ExecutionAttemptIDFromProto(req.Execution)
 	req.Failure = clip(req.Failure, maxMessageLength)
+	identity, addr := peerIdentity(ctx)
 	g.jm.log.Debug("task state changed", zap.String("job", id.JobID), zap.String("taskmanager", req.TaskmanagerId),
 		zap.Int("vertex", id.Vertex), zap.Int("subtask", id.Subtask), zap.Int("attempt", id.Attempt),
 		zap.String("state", req.State), zap.String("failure", req.Failure))
 	ev := scheduler.TaskStateChanged{TaskManagerID: req.TaskmanagerId, Execution: id, State: st, Failure: req.Failure, RecordsIn: req.RecordsIn, RecordsOut: req.RecordsOut}
 	g.jm.mu.Lock()
 	defer g.jm.mu.Unlock()
+	if err := g.jm.checkCaller("UpdateTaskExecutionState", fmt.Sprintf("task state report (%s) of %s", req.State, id), req.TaskmanagerId, identity, addr); err != nil {
+		return nil, err
+	}
 	if !g.jm.holdUpdate(ev) { // a job the recovery has not decided yet
 		g.jm.stepLocked(ev)
 	}
@@ -200,13 +231,17 @@ func (g *gateway) UpdateTaskExecutionState(_ context.Context, req *weirpb.TaskEx
 // the task's chain; anything else declines the checkpoint (and is refused),
 // so that a malformed acknowledgement fails one checkpoint, not the
 // _metadata write of a later one.
-func (g *gateway) AcknowledgeCheckpoint(_ context.Context, req *weirpb.AcknowledgeCheckpointRequest) (*weirpb.Ack, error) {
+func (g *gateway) AcknowledgeCheckpoint(ctx context.Context, req *weirpb.AcknowledgeCheckpointRequest) (*weirpb.Ack, error) {
 	jm := g.jm
 	id := scheduler.ExecutionAttemptIDFromProto(req.Execution)
+	identity, addr := peerIdentity(ctx)
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
 	cp, err := jm.checkpointingOf(id)
 	if err != nil {
+		return nil, err
+	}
+	if err := jm.checkRunner("AcknowledgeCheckpoint", fmt.Sprintf("acknowledgement of checkpoint %d by %s", req.CheckpointId, id), id, identity, addr); err != nil {
 		return nil, err
 	}
 	task := coordinator.TaskID{Vertex: id.Vertex, Subtask: id.Subtask}
@@ -234,13 +269,17 @@ func (g *gateway) AcknowledgeCheckpoint(_ context.Context, req *weirpb.Acknowled
 // DeclineCheckpoint hands a task's decline to its job's coordinator. The
 // reason may start with a failure reason name and a colon (see
 // parseDeclineReason).
-func (g *gateway) DeclineCheckpoint(_ context.Context, req *weirpb.DeclineCheckpointRequest) (*weirpb.Ack, error) {
+func (g *gateway) DeclineCheckpoint(ctx context.Context, req *weirpb.DeclineCheckpointRequest) (*weirpb.Ack, error) {
 	jm := g.jm
 	id := scheduler.ExecutionAttemptIDFromProto(req.Execution)
+	identity, addr := peerIdentity(ctx)
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
 	cp, err := jm.checkpointingOf(id)
 	if err != nil {
+		return nil, err
+	}
+	if err := jm.checkRunner("DeclineCheckpoint", fmt.Sprintf("decline of checkpoint %d by %s", req.CheckpointId, id), id, identity, addr); err != nil {
 		return nil, err
 	}
 	reason, msg := parseDeclineReason(clip(req.Reason, maxMessageLength))
@@ -266,4 +305,16 @@ func (jm *JobManager) checkpointingOf(id scheduler.ExecutionAttemptID) (*checkpo
 		return nil, status.Errorf(codes.InvalidArgument, "job %s has no task %d/%d", id.JobID, id.Vertex, id.Subtask)
 	}
 	return cp, nil
+}
+
+// checkRunner checks that a checkpoint answer for attempt id comes from
+// the TaskManager the scheduler deployed that attempt on. An answer for
+// another attempt than the subtask's current one is let through: the
+// coordinator ignores it, whoever sent it. Callers hold jm.mu.
+func (jm *JobManager) checkRunner(method, what string, id scheduler.ExecutionAttemptID, identity, addr string) error {
+	ex, ok := jm.sched.Execution(id.JobID, id.Vertex, id.Subtask)
+	if !ok || ex.ID.Attempt != id.Attempt || ex.TaskManager == "" {
+		return nil
+	}
+	return jm.checkCaller(method, what, ex.TaskManager, identity, addr)
 }

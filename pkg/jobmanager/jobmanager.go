@@ -93,10 +93,12 @@ type JobManager struct {
 	srv         *grpc.Server
 	health      *health.Server
 	metrics     *jmMetrics
+	rejectLog   logLimiter // of calls refused for their caller's identity
 
 	mu        sync.Mutex // owns everything below
 	sched     *scheduler.Scheduler
 	executors map[string]*taskExecutor // TaskManager id -> client of its current registration
+	tmPeers   map[string]tmBinding     // TaskManager id -> identity it registered from (identity.go)
 	closing   bool
 	// checkpoints holds the checkpointing of every job that has it
 	// enabled, also after the job ended (for its history);

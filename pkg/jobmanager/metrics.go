@@ -30,6 +30,10 @@ type jmMetrics struct {
 	restarts    *prometheus.CounterVec
 	lastRestore *prometheus.GaugeVec
 	restores    *prometheus.CounterVec
+
+	// Calls refused because their caller is not the TaskManager they
+	// name (identity.go), by gateway method and reason.
+	rejected *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*jmMetrics, error) {
@@ -68,6 +72,15 @@ func newMetrics(reg prometheus.Registerer) (*jmMetrics, error) {
 		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_jobmanager_restores_total", Help: "Restarts of the job by what its tasks restored from: checkpoint or scratch.",
 		}, []string{"job", "from"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_jobmanager_rejected_calls_total",
+			Help: "TaskManager calls refused because the caller is not the TaskManager they name (reason foreign_peer) or that TaskManager is not registered (reason unregistered), by gateway method.",
+		}, []string{"method", "reason"}),
+	}
+	for _, method := range identityCheckedMethods {
+		for _, reason := range []string{rejectForeignPeer, rejectUnregistered} {
+			m.rejected.WithLabelValues(method, reason)
+		}
 	}
 	if reg == nil {
 		return m, nil
@@ -86,7 +99,7 @@ func newMetrics(reg prometheus.Registerer) (*jmMetrics, error) {
 func (m *jmMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.taskManager, m.slotsTotal, m.slotsFree, m.jobs,
 		m.checkpointsCompleted, m.checkpointsFailed, m.lastDuration, m.lastSize,
-		m.restarts, m.lastRestore, m.restores}
+		m.restarts, m.lastRestore, m.restores, m.rejected}
 }
 
 // unregister lets a new JobManager register on the same registry (tests).
@@ -150,4 +163,9 @@ func (m *jmMetrics) restarted(job, from string, now time.Time) {
 	m.restarts.WithLabelValues(job).Inc()
 	m.restores.WithLabelValues(job, from).Inc()
 	m.lastRestore.WithLabelValues(job).Set(float64(now.UnixNano()) / 1e9)
+}
+
+// rejectedCall counts a call refused for its caller's identity.
+func (m *jmMetrics) rejectedCall(method, reason string) {
+	m.rejected.WithLabelValues(method, reason).Inc()
 }
