@@ -97,6 +97,11 @@
 //     that registration is lost or replaced, and a heartbeat stream is
 //     fenced to the registration it first heartbeated for, so a stale
 //     stream that closes late cannot remove a newer registration.
+//   - A call that names a TaskManager (heartbeat, state report) or an
+//     attempt deployed on one (checkpoint acknowledgement, decline) takes
+//     effect only when it comes from the identity that TaskManager
+//     registered from, and a live registration is never replaced from
+//     another identity (identity.go).
 //   - Close stops every goroutine the JobManager started (server, ticker,
 //     checkpoint timer, metadata writers, checkpoint deleters, restore
 //     loaders, heartbeat receivers, TaskManager clients) before it returns.

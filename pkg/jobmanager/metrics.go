@@ -78,9 +78,7 @@ func newMetrics(reg prometheus.Registerer) (*jmMetrics, error) {
 		}, []string{"method", "reason"}),
 	}
 	for _, method := range identityCheckedMethods {
-		for _, reason := range []string{rejectForeignPeer, rejectUnregistered} {
-			m.rejected.WithLabelValues(method, reason)
-		}
+		m.rejected.WithLabelValues(method, rejectForeignPeer)
 	}
 	if reg == nil {
 		return m, nil
