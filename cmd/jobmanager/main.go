@@ -47,7 +47,7 @@ func start(cfg *config.Config, log *zap.Logger) (func(context.Context) error, er
 		return nil, err
 	}
 	if (cfg.Bool(config.SSLInternalEnabled) || cfg.Bool(config.SSLAPIEnabled)) && strings.TrimSpace(cfg.String(config.IOAllowedPaths)) == "" {
-		log.Warn("TLS is on but io.allowed-paths is empty: every job submitter can read and write any file the JobManager and TaskManagers can (docs/security-fileaccess.md)")
+		log.Warn("TLS is on but io.allowed-paths is empty: every job submitter can read and write any file the JobManager and TaskManagers can (docs/security.md, File access)")
 	}
 	reg := metrics.NewRegistry()
 	lo, hi := cfg.PortRange(config.MetricsPromPort)
