@@ -392,7 +392,8 @@ var (
 	SSLInternalEnabled = &Option{
 		Key: "security.ssl.internal.enabled", Type: TypeBool, Default: "false", Cluster: true,
 		Description: "Mutual TLS on every connection between daemons: JobManager and TaskManager gRPC, the TaskManagers' data plane. " +
-			"Every daemon presents security.ssl.internal.cert and accepts only peers whose certificate security.ssl.internal.ca signed.",
+			"Every daemon presents security.ssl.internal.cert and accepts only peers whose certificate security.ssl.internal.ca signed. " +
+			"Not wired into the daemons yet: a daemon refuses to start with true rather than run in plaintext.",
 	}
 	SSLInternalCert = &Option{
 		Key: "security.ssl.internal.cert", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
@@ -408,7 +409,8 @@ var (
 	}
 	SSLAPIEnabled = &Option{
 		Key: "security.ssl.api.enabled", Type: TypeBool, Default: "false", Cluster: true,
-		Description: "TLS on the job API (the port the weir CLI talks to). Flink: security.ssl.rest.enabled.",
+		Description: "TLS on the job API (the port the weir CLI talks to). Flink: security.ssl.rest.enabled. " +
+			"Not wired into the daemons yet: a daemon refuses to start with true rather than run in plaintext.",
 	}
 	SSLAPICert = &Option{
 		Key: "security.ssl.api.cert", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,

@@ -71,6 +71,9 @@ func Run(signals <-chan os.Signal, name string, args []string, stderr io.Writer,
 		return 2
 	}
 	cfg, warnings, err := config.Load(*configFile, overrides)
+	if err == nil {
+		err = refuseUnwiredTLS(cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
@@ -135,4 +138,18 @@ func splitD(args []string) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// refuseUnwiredTLS refuses to start with TLS asked for: package security
+// exists, but the daemons' listeners and dialers do not use it yet, and a
+// daemon that ran in plaintext while its operator believes its traffic is
+// encrypted would be worse than one that does not start.
+func refuseUnwiredTLS(cfg *config.Config) error {
+	for _, o := range []*config.Option{config.SSLInternalEnabled, config.SSLAPIEnabled} {
+		if cfg.Bool(o) {
+			return fmt.Errorf("%s is true, but this build of weir does not encrypt its connections yet (docs/security.md): "+
+				"refusing to start rather than run in plaintext", o.Key)
+		}
+	}
+	return nil
 }

@@ -37,6 +37,9 @@ func TestRun(t *testing.T) {
 		{"unexpected argument", []string{"extra"}, nil, 2, `unexpected argument "extra"`, false},
 		{"unknown flag", []string{"--nope"}, nil, 2, "flag provided but not defined", false},
 		{"start fails", nil, errors.New("port taken"), 1, "port taken", true},
+		{"TLS asked for but not wired", []string{"-Dsecurity.ssl.internal.enabled=true"}, nil, 1,
+			"testd: security.ssl.internal.enabled is true, but this build of weir does not encrypt its connections yet (docs/security.md): refusing to start rather than run in plaintext\n", false},
+		{"API TLS asked for but not wired", []string{"-Dsecurity.ssl.api.enabled=true"}, nil, 1, "security.ssl.api.enabled is true", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
