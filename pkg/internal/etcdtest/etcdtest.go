@@ -40,6 +40,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/weirstream/weir/pkg/internal/testtool"
 )
 
 // Version is the etcd server the tests run: the version of
@@ -54,30 +56,16 @@ const EnvBinary = "WEIR_ETCD"
 // startTimeout bounds a server's start (or restart) until it is healthy.
 const startTimeout = 60 * time.Second
 
+// tool is the server binary .ci/tools.sh builds.
+var tool = testtool.Tool{Name: "etcd", Version: Version, Env: EnvBinary, HowToBuild: "test/tools/etcd, go.etcd.io/etcd/server/v3 " + Version + ", about 2 minutes once"}
+
 // CachePath is where .ci/tools.sh puts the binary:
 // $XDG_CACHE_HOME/weir-tools/etcd-<Version>/etcd (~/.cache by default).
-func CachePath() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = filepath.Join(os.TempDir(), "cache")
-	}
-	return filepath.Join(dir, "weir-tools", "etcd-"+Version, "etcd")
-}
+func CachePath() string { return tool.CachePath() }
 
-// Binary returns the path of the etcd server: $WEIR_ETCD if set, else
+// Binary returns the path of the server: $WEIR_ETCD if set, else
 // CachePath. The error says how to build it.
-func Binary() (string, error) {
-	p := os.Getenv(EnvBinary)
-	if p == "" {
-		p = CachePath()
-	}
-	fi, err := os.Stat(p)
-	if err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-		return p, nil
-	}
-	return "", fmt.Errorf("no etcd server at %s: run .ci/tools.sh (it builds test/tools/etcd, go.etcd.io/etcd/server/v3 %s, into %s, "+
-		"about 2 minutes once), or set %s to an etcd %s binary", p, Version, filepath.Dir(CachePath()), EnvBinary, Version)
-}
+func Binary() (string, error) { return tool.Binary() }
 
 // Server is one etcd server of a test.
 type Server struct {

@@ -35,6 +35,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/weirstream/weir/pkg/internal/testtool"
 )
 
 // Version is the MinIO server the tests run: a module version of
@@ -48,30 +50,16 @@ const EnvBinary = "WEIR_MINIO"
 // startTimeout bounds a server's start (or restart) until it is live.
 const startTimeout = 60 * time.Second
 
+// tool is the server binary .ci/tools.sh builds.
+var tool = testtool.Tool{Name: "minio", Version: Version, Env: EnvBinary, HowToBuild: "github.com/minio/minio@" + Version + ", about 10 minutes once"}
+
 // CachePath is where .ci/tools.sh puts the binary:
 // $XDG_CACHE_HOME/weir-tools/minio-<Version>/minio (~/.cache by default).
-func CachePath() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = filepath.Join(os.TempDir(), "cache")
-	}
-	return filepath.Join(dir, "weir-tools", "minio-"+Version, "minio")
-}
+func CachePath() string { return tool.CachePath() }
 
-// Binary returns the path of the MinIO server: $WEIR_MINIO if set, else
+// Binary returns the path of the server: $WEIR_MINIO if set, else
 // CachePath. The error says how to build it.
-func Binary() (string, error) {
-	p := os.Getenv(EnvBinary)
-	if p == "" {
-		p = CachePath()
-	}
-	fi, err := os.Stat(p)
-	if err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-		return p, nil
-	}
-	return "", fmt.Errorf("no MinIO server at %s: run .ci/tools.sh (it builds github.com/minio/minio@%s into %s, about 10 minutes once), "+
-		"or set %s to a minio binary", p, Version, filepath.Dir(CachePath()), EnvBinary)
-}
+func Binary() (string, error) { return tool.Binary() }
 
 // Server is one MinIO server of a test.
 type Server struct {
