@@ -21,7 +21,6 @@
 package etcdtest
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,7 +31,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -113,12 +111,12 @@ func StartAt(t testing.TB, ip string) *Server {
 	s := &Server{
 		IP: ip, Dir: filepath.Join(base, "data"),
 		t: t, bin: bin, logPath: filepath.Join(base, "etcd.log"),
-		clientPort: freePort(t, ip), peerPort: freePort(t, ip),
+		clientPort: testtool.FreePort(t, ip), peerPort: testtool.FreePort(t, ip),
 	}
 	s.ClientURL = "http://" + net.JoinHostPort(ip, strconv.Itoa(s.clientPort))
 	t.Cleanup(func() {
 		if t.Failed() { // before its shutdown fills the end of the log
-			t.Logf("etcd at %s, the end of its log:\n%s", s.ClientURL, tail(s.Log(), 4096))
+			t.Logf("etcd at %s, the end of its log:\n%s", s.ClientURL, testtool.Tail(s.Log(), 4096))
 		}
 		s.terminate()
 	})
@@ -237,7 +235,7 @@ func (s *Server) start() {
 	s.mu.Unlock()
 	if err := s.waitHealthy(done); err != nil {
 		s.Kill()
-		s.t.Fatalf("etcd at %s: %v\nits log:\n%s", s.ClientURL, err, tail(s.Log(), 4096))
+		s.t.Fatalf("etcd at %s: %v\nits log:\n%s", s.ClientURL, err, testtool.Tail(s.Log(), 4096))
 	}
 }
 
@@ -308,28 +306,4 @@ func (s *Server) terminate() {
 		_ = cmd.Process.Kill()
 		<-done
 	}
-}
-
-// freePort returns a port that was free on ip a moment ago. etcd binds it
-// a little later; another process could take it in between, which would
-// fail the start with the port named in the log.
-func freePort(t testing.TB, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := len(s) - n
-	if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
-		i += j + 1
-	}
-	return string(bytes.TrimSpace([]byte(s[i:])))
 }

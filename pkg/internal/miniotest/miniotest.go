@@ -15,19 +15,16 @@
 package miniotest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -101,7 +98,7 @@ func Start(t testing.TB) *Server {
 		AccessKey: "weir-test", SecretKey: "weir-secret-" + randomHex(12),
 		Bucket: "weir-test", Dir: filepath.Join(base, "data"),
 		t: t, bin: bin, logPath: filepath.Join(base, "minio.log"),
-		port: freePort(t), consolePort: freePort(t),
+		port: testtool.FreePort(t, "127.0.0.1"), consolePort: testtool.FreePort(t, "127.0.0.1"),
 	}
 	s.Endpoint = "127.0.0.1:" + strconv.Itoa(s.port)
 	s.URL = "http://" + s.Endpoint
@@ -214,7 +211,7 @@ func (s *Server) start() {
 	s.mu.Unlock()
 	if err := s.waitLive(done); err != nil {
 		s.Stop()
-		s.t.Fatalf("minio at %s: %v\nits log:\n%s", s.Endpoint, err, tail(s.Log(), 4096))
+		s.t.Fatalf("minio at %s: %v\nits log:\n%s", s.Endpoint, err, testtool.Tail(s.Log(), 4096))
 	}
 }
 
@@ -308,29 +305,8 @@ func (s *Server) signal(sig syscall.Signal) {
 	}
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := len(s) - n
-	if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
-		i += j + 1
-	}
-	return string(bytes.TrimSpace([]byte(s[i:])))
 }

@@ -6,8 +6,11 @@ package testtool
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"testing"
 )
 
 // Tool is one server binary .ci/tools.sh builds.
@@ -44,4 +47,29 @@ func (t Tool) Binary() (string, error) {
 	}
 	return "", fmt.Errorf("no %s server at %s: run .ci/tools.sh (it builds %s into %s), or set %s to a %s %s binary",
 		t.Name, p, t.HowToBuild, filepath.Dir(t.CachePath()), t.Env, t.Name, t.Version)
+}
+
+// FreePort returns a TCP port that was free on ip a moment ago. The server
+// binds it a little later; another process could take it in between,
+// which fails the server's start with the port named in its log.
+func FreePort(t testing.TB, ip string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Tail returns about the last n bytes of a log, from a line start.
+func Tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := len(s) - n
+	if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+		i += j + 1
+	}
+	return strings.TrimSpace(s[i:])
 }
