@@ -37,7 +37,11 @@ func ExplainAPIError(err error, c *TLS) error {
 		why = "the job API's certificate is not signed by " + ca
 	case c != nil && (strings.Contains(msg, "x509: certificate is valid for") || strings.Contains(msg, "doesn't contain any IP SANs")):
 		why = "the job API's certificate does not name the address dialled: connect by a name or IP in its subject alternative names"
-	case c == nil && strings.Contains(msg, "error reading server preface: EOF"):
+	case c == nil && (strings.Contains(msg, "error reading server preface: EOF") ||
+		strings.Contains(msg, "error reading server preface: read tcp") && strings.Contains(msg, "connection reset by peer") ||
+		strings.Contains(msg, "error reading server preface: connection reset by peer")):
+		// The server's close of a connection with unread bytes (the
+		// plaintext request) arrives as a FIN or, as often, a reset.
 		why = "the job API closed the connection before answering: if it uses TLS, set security.ssl.api.enabled (and security.ssl.api.ca)"
 	default:
 		return err
