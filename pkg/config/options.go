@@ -353,6 +353,11 @@ var (
 		Key: "s3.entropy.length", Type: TypeInt, Default: "4", Min: bound(1), Max: bound(64), Cluster: true,
 		Description: "Number of random characters that replace s3.entropy.key.",
 	}
+	S3SSLCA = &Option{
+		Key: "s3.ssl.ca", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
+		Description: "PEM CA certificate(s) that verify the certificate of an https s3.endpoint, instead of the system roots (a private CA, " +
+			"as with AWS_CA_BUNDLE); read at start. Unset: the system roots. Refused with an http:// endpoint. weir-specific.",
+	}
 )
 
 // JobManager high availability through etcd (docs/high-availability.md),
@@ -366,7 +371,8 @@ var (
 	}
 	HighAvailabilityEtcdEndpoints = &Option{
 		Key: "high-availability.etcd.endpoints", Type: TypeString, Cluster: true,
-		Description: "etcd endpoints as comma-separated host:port (or http://host:port) for high-availability.type: etcd.",
+		Description: "etcd endpoints as comma-separated host:port, http://host:port or https://host:port (all http or all https) for " +
+			"high-availability.type: etcd. host:port is plaintext unless high-availability.etcd.tls.enabled.",
 	}
 	HighAvailabilityClusterID = &Option{
 		Key: "high-availability.cluster-id", Type: TypeString, Default: "default", Cluster: true,
@@ -383,6 +389,25 @@ var (
 		Cluster: true,
 		Description: "Time-to-live of a JobManager's etcd session: how long a dead leader keeps its leadership before a standby takes over. " +
 			"Shorter fails over faster; longer tolerates longer pauses of the leader or of etcd (see docs/high-availability.md).",
+	}
+	HighAvailabilityEtcdTLSEnabled = &Option{
+		Key: "high-availability.etcd.tls.enabled", Type: TypeBool, Default: "false", Cluster: true,
+		Description: "TLS to etcd (TLS 1.2 or later, the server's certificate verified with its host name). Also on, whatever this key says, " +
+			"when the endpoints are https://; host:port endpoints then use TLS, and http:// endpoints are refused. weir-specific.",
+	}
+	HighAvailabilityEtcdTLSCert = &Option{
+		Key: "high-availability.etcd.tls.cert", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
+		Description: "PEM client certificate presented to etcd (for an etcd with --client-cert-auth); reloaded when the file changes. " +
+			"Needs high-availability.etcd.tls.key. Unset: no client certificate.",
+	}
+	HighAvailabilityEtcdTLSKey = &Option{
+		Key: "high-availability.etcd.tls.key", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
+		Description: "PEM private key of high-availability.etcd.tls.cert; reloaded when the file changes.",
+	}
+	HighAvailabilityEtcdTLSCA = &Option{
+		Key: "high-availability.etcd.tls.ca", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
+		Description: "PEM CA certificate(s) that verify etcd's server certificate (etcd's --trusted-ca-file is the other direction), " +
+			"instead of the system roots; read at start. Unset: the system roots.",
 	}
 )
 
@@ -459,8 +484,9 @@ var allOptions = []*Option{
 	ExponentialDelayResetBackoffThreshold, ExponentialDelayJitterFactor, ExponentialDelayAttemptsBeforeResetBackoff,
 	FailureRateMaxFailuresPerInterval, FailureRateInterval, FailureRateDelay,
 	ExpressionCostLimit,
-	S3Endpoint, S3AccessKey, S3SecretKey, S3Region, S3PathStyleAccess, S3EntropyKey, S3EntropyLength,
+	S3Endpoint, S3AccessKey, S3SecretKey, S3Region, S3PathStyleAccess, S3EntropyKey, S3EntropyLength, S3SSLCA,
 	HighAvailabilityType, HighAvailabilityEtcdEndpoints, HighAvailabilityClusterID, HighAvailabilityStorageDir, HighAvailabilityEtcdLeaseTTL,
+	HighAvailabilityEtcdTLSEnabled, HighAvailabilityEtcdTLSCert, HighAvailabilityEtcdTLSKey, HighAvailabilityEtcdTLSCA,
 	SSLInternalEnabled, SSLInternalCert, SSLInternalKey, SSLInternalCA,
 	SSLAPIEnabled, SSLAPICert, SSLAPIKey, SSLAPICA, SSLAPIAuthentication, IOAllowedPaths,
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,8 +23,10 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/security"
 	"github.com/weirstream/weir/pkg/snapshot"
 )
 
@@ -82,6 +85,9 @@ type Etcd struct {
 	client  *clientv3.Client
 	prefix  string // /weir/<cluster-id>/
 	blobDir string // <storageDir>/<cluster-id>/jobgraphs, "" without storageDir
+	// handshakes records why TLS handshakes with etcd fail (etcd_tls.go);
+	// nil without TLS.
+	handshakes *handshakes
 
 	ctx    context.Context // the store's life: ended by Close
 	cancel context.CancelFunc
@@ -108,8 +114,17 @@ type etcdSession struct {
 // EtcdConfig configures an Etcd store: Flink's high-availability.* keys
 // (EtcdConfigFrom reads them).
 type EtcdConfig struct {
-	// Endpoints of the etcd cluster, host:port or http://host:port.
+	// Endpoints of the etcd cluster: host:port, http://host:port or
+	// https://host:port; not both http:// and https://.
 	Endpoints []string
+	// TLS, when set, encrypts the connections to etcd (host:port and
+	// https:// endpoints; http:// ones are refused): RootCAs (nil: the
+	// system roots) verify etcd's certificate and host name, and a
+	// client certificate is presented if etcd asks. nil: plaintext,
+	// unless the endpoints are https://, which verifies etcd against the
+	// system roots. EtcdConfigFrom builds it from
+	// high-availability.etcd.tls.*.
+	TLS *tls.Config
 	// ClusterID names the cluster: every key lives under
 	// /weir/<ClusterID>/, so several clusters may share one etcd.
 	ClusterID string
@@ -127,10 +142,16 @@ type EtcdConfig struct {
 	Address string
 	// Logger, nil for none.
 	Logger *zap.Logger
+
+	// tlsFiles are the files behind TLS, named in errors.
+	tlsFiles security.Files
 }
 
 // EtcdConfigFrom reads the high-availability.* keys of cfg for a process
-// whose RPC address is address ("" for one that only observes).
+// whose RPC address is address ("" for one that only observes). With TLS
+// to etcd it loads the files of high-availability.etcd.tls.*: a missing,
+// unreadable or non-PEM file, or a key that does not match its
+// certificate, is an error naming the key and the file.
 func EtcdConfigFrom(cfg *config.Config, address string, log *zap.Logger) (EtcdConfig, error) {
 	var eps []string
 	for _, ep := range strings.Split(cfg.String(config.HighAvailabilityEtcdEndpoints), ",") {
@@ -142,6 +163,13 @@ func EtcdConfigFrom(cfg *config.Config, address string, log *zap.Logger) (EtcdCo
 		return EtcdConfig{}, fmt.Errorf("%s is not set: %s etcd needs the etcd endpoints (host:port,...)",
 			config.HighAvailabilityEtcdEndpoints.Key, config.HighAvailabilityType.Key)
 	}
+	tlsCfg, files, err := etcdTLSFrom(cfg, eps, log)
+	if err != nil {
+		return EtcdConfig{}, err
+	}
+	if err := checkEndpoints(eps, tlsCfg != nil); err != nil {
+		return EtcdConfig{}, err
+	}
 	return EtcdConfig{
 		Endpoints:  eps,
 		ClusterID:  cfg.String(config.HighAvailabilityClusterID),
@@ -149,6 +177,8 @@ func EtcdConfigFrom(cfg *config.Config, address string, log *zap.Logger) (EtcdCo
 		LeaseTTL:   cfg.Duration(config.HighAvailabilityEtcdLeaseTTL),
 		Address:    address,
 		Logger:     log,
+		TLS:        tlsCfg,
+		tlsFiles:   files,
 	}, nil
 }
 
@@ -165,6 +195,12 @@ const maxIDLength = 128
 func NewEtcd(cfg EtcdConfig) (*Etcd, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, fmt.Errorf("ha: etcd: no endpoints (%s)", config.HighAvailabilityEtcdEndpoints.Key)
+	}
+	if err := checkEndpoints(cfg.Endpoints, cfg.TLS != nil); err != nil {
+		return nil, err
+	}
+	if cfg.TLS == nil && endpointScheme(cfg.Endpoints[0]) == "https" {
+		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	if !validID(cfg.ClusterID) {
 		return nil, fmt.Errorf("ha: etcd: cluster id %q (%s) is not 1 to %d letters, digits, '.', '_' or '-' starting with a letter or digit",
@@ -194,21 +230,30 @@ func NewEtcd(cfg EtcdConfig) (*Etcd, error) {
 			return nil, fmt.Errorf("ha: etcd: %s %q: %w", config.HighAvailabilityStorageDir.Key, cfg.StorageDir, err)
 		}
 	}
+	dialOpts := []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		// gRPC's default reconnect backoff grows to 2 minutes: after an
+		// etcd restart shorter than the lease TTL the session's keepalives
+		// must resume before the TTL runs out, so reconnect at least every
+		// second.
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	})}
+	if cfg.TLS != nil {
+		// The credentials etcd's client would make of cfg.TLS (gRPC's
+		// TLS), recording each handshake's outcome. The client applies
+		// DialOptions after its own, so these replace its.
+		e.handshakes = &handshakes{files: cfg.tlsFiles, log: e.log, failed: map[string]error{}}
+		dialOpts = append(dialOpts, grpc.WithTransportCredentials(&recordingCreds{TransportCredentials: credentials.NewTLS(cfg.TLS), h: e.handshakes}))
+	}
 	client, err := clientv3.New(clientv3.Config{
 		Endpoints: cfg.Endpoints,
+		TLS:       cfg.TLS,
 		// A dead connection is found within 15 s also when no request
 		// waits on it (a member that hangs).
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
 		Logger:               e.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
-		// gRPC's default reconnect backoff grows to 2 minutes: after an
-		// etcd restart shorter than the lease TTL the session's keepalives
-		// must resume before the TTL runs out, so reconnect at least every
-		// second.
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-			MinConnectTimeout: 5 * time.Second,
-		})},
+		DialOptions:          dialOpts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ha: etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
@@ -257,14 +302,14 @@ func (e *Etcd) StartSession(ctx context.Context) (lost <-chan struct{}, err erro
 	defer e.end()
 	resp, err := e.client.Grant(ctx, int64(e.ttl))
 	if err != nil {
-		return nil, fmt.Errorf("ha: start etcd session: grant a lease of %d s: %w", e.ttl, err)
+		return nil, fmt.Errorf("ha: start etcd session: grant a lease of %d s: %w", e.ttl, e.explain(err))
 	}
 	// The session's keepalives live as long as the store (or until the
 	// lease is lost), not as long as ctx.
 	s, err := concurrency.NewSession(e.client, concurrency.WithLease(resp.ID), concurrency.WithTTL(e.ttl), concurrency.WithContext(e.ctx))
 	if err != nil {
 		e.revoke(resp.ID)
-		return nil, fmt.Errorf("ha: start etcd session: keep lease %x alive: %w", resp.ID, err)
+		return nil, fmt.Errorf("ha: start etcd session: keep lease %x alive: %w", resp.ID, e.explain(err))
 	}
 	e.mu.Lock()
 	closed := e.closed
@@ -349,13 +394,13 @@ func (e *Etcd) Campaign(ctx context.Context) (epoch int64, err error) {
 		if isDone(cur.s.Done()) {
 			return 0, fmt.Errorf("ha: %s: %w", op, ErrSessionLost)
 		}
-		return 0, fmt.Errorf("ha: %s: %w", op, err)
+		return 0, fmt.Errorf("ha: %s: %w", op, e.explain(err))
 	}
 	// Campaign returns once every older key is gone, also if the lease
 	// expired meanwhile and took this one: check that it still stands.
 	resp, err := e.client.Get(ctx, el.Key())
 	if err != nil {
-		return 0, fmt.Errorf("ha: %s: read election key %s: %w", op, el.Key(), err)
+		return 0, fmt.Errorf("ha: %s: read election key %s: %w", op, el.Key(), e.explain(err))
 	}
 	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != el.Rev() {
 		return 0, fmt.Errorf("ha: %s: election key %s is gone: %w", op, el.Key(), ErrSessionLost)
@@ -398,7 +443,7 @@ func (e *Etcd) CloseSession(ctx context.Context) error {
 	}
 	cur.s.Orphan() // stops the keepalives: lost closes
 	if _, err := e.client.Revoke(ctx, cur.s.Lease()); err != nil {
-		return fmt.Errorf("ha: close etcd session: revoke lease %x (it expires by itself within %d s): %w", cur.s.Lease(), e.ttl, err)
+		return fmt.Errorf("ha: close etcd session: revoke lease %x (it expires by itself within %d s): %w", cur.s.Lease(), e.ttl, e.explain(err))
 	}
 	e.log.Info("etcd session closed", zap.String("lease", fmt.Sprintf("%x", cur.s.Lease())), zap.Int64("epoch", cur.elected))
 	return nil
@@ -443,7 +488,7 @@ func (e *Etcd) electionPrefix() string { return e.prefix + "leader" }
 func (e *Etcd) Leader(ctx context.Context) (ObservedLeader, error) {
 	resp, err := e.client.Get(ctx, e.electionPrefix()+"/", clientv3.WithFirstCreate()...)
 	if err != nil {
-		return ObservedLeader{}, fmt.Errorf("ha: read the leader: etcd: %w", err)
+		return ObservedLeader{}, fmt.Errorf("ha: read the leader: etcd: %w", e.explain(err))
 	}
 	l, err := leaderOf(resp)
 	if err != nil {
@@ -468,7 +513,7 @@ type Contender struct {
 func (e *Etcd) Contenders(ctx context.Context) ([]Contender, error) {
 	resp, err := e.client.Get(ctx, e.electionPrefix()+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
 	if err != nil {
-		return nil, fmt.Errorf("ha: list the JobManagers: etcd: %w", err)
+		return nil, fmt.Errorf("ha: list the JobManagers: etcd: %w", e.explain(err))
 	}
 	cs := make([]Contender, 0, len(resp.Kvs))
 	for i, kv := range resp.Kvs {
@@ -612,7 +657,7 @@ func (e *Etcd) write(ctx context.Context, op string, cmps []clientv3.Cmp, then, 
 	}
 	resp, err := e.client.Txn(ctx).If(leading).Then(clientv3.OpTxn(cmps, then, els)).Commit()
 	if err != nil {
-		return nil, fmt.Errorf("ha: %s: etcd: %w", op, err)
+		return nil, fmt.Errorf("ha: %s: etcd: %w", op, e.explain(err))
 	}
 	if !resp.Succeeded {
 		e.mu.Lock()
@@ -629,7 +674,7 @@ func (e *Etcd) write(ctx context.Context, op string, cmps []clientv3.Cmp, then, 
 func (e *Etcd) get(ctx context.Context, op, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
 	resp, err := e.client.Get(ctx, key, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("ha: %s: etcd: %w", op, err)
+		return nil, fmt.Errorf("ha: %s: etcd: %w", op, e.explain(err))
 	}
 	return resp, nil
 }

@@ -9,6 +9,14 @@
 //	srv.Stop()    // SIGSTOP: requests hang instead of failing
 //	srv.Cont()    // SIGCONT
 //
+// StartWith(t, Options{TLS: true}) serves clients over TLS instead (https
+// client URLs), with a certificate for the loopback address and localhost
+// from a CA of its own; with ClientCertAuth it also requires a client
+// certificate of that CA (etcd's --client-cert-auth). The CA and a client
+// certificate it accepts are PEM files in the test's temporary directory
+// (Server.CAFile, ClientCertFile, ClientKeyFile), for the
+// high-availability.etcd.tls.* keys.
+//
 // etcd is a test tool, not a dependency: test/tools/etcd is a module of its
 // own around go.etcd.io/etcd/server/v3's etcdmain, built once by
 // .ci/tools.sh into a cache outside the repository, and found through
@@ -21,6 +29,8 @@
 package etcdtest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +50,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/weirstream/weir/pkg/internal/testtool"
+	"github.com/weirstream/weir/pkg/security/securitytest"
 )
 
 // Version is the etcd server the tests run: the version of
@@ -65,18 +76,36 @@ func CachePath() string { return tool.CachePath() }
 // CachePath. The error says how to build it.
 func Binary() (string, error) { return tool.Binary() }
 
+// Options configure a server.
+type Options struct {
+	// IP is the loopback address it listens on; "" means 127.0.0.1.
+	IP string
+	// TLS serves clients over TLS (https client URLs). The peer URL
+	// stays plaintext: the cluster has one member.
+	TLS bool
+	// ClientCertAuth requires clients to present a certificate of the
+	// server's CA (--client-cert-auth, --trusted-ca-file); with TLS only.
+	ClientCertAuth bool
+}
+
 // Server is one etcd server of a test.
 type Server struct {
 	// IP is the loopback address it listens on; ClientURL is
-	// http://IP:client-port.
+	// http://IP:client-port, or https:// with TLS.
 	IP, ClientURL string
 	// Dir is the server's data directory.
 	Dir string
+	// With TLS: CAFile is the CA that signed the server's certificate
+	// (for localhost and IP) and ClientCertFile with ClientKeyFile a
+	// client certificate it signed; "" without TLS.
+	CAFile, ClientCertFile, ClientKeyFile string
 
 	t                    testing.TB
 	bin                  string
+	opts                 Options
 	clientPort, peerPort int
 	logPath              string
+	certFile, keyFile    string // the server's certificate, with TLS
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -97,8 +126,21 @@ func Start(t testing.TB) *Server {
 // is kept in the test's temporary directory and shown if the test fails.
 func StartAt(t testing.TB, ip string) *Server {
 	t.Helper()
+	return StartWith(t, Options{IP: ip})
+}
+
+// StartWith starts a server as StartAt does, configured by o.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	if o.IP == "" {
+		o.IP = "127.0.0.1"
+	}
+	ip := o.IP
 	if a := net.ParseIP(ip); a == nil || a.To4() == nil || !a.IsLoopback() {
 		t.Fatalf("etcdtest: %q is not an IPv4 loopback address", ip)
+	}
+	if o.ClientCertAuth && !o.TLS {
+		t.Fatal("etcdtest: ClientCertAuth needs TLS")
 	}
 	bin, err := Binary()
 	if err != nil {
@@ -110,10 +152,23 @@ func StartAt(t testing.TB, ip string) *Server {
 	base := t.TempDir()
 	s := &Server{
 		IP: ip, Dir: filepath.Join(base, "data"),
-		t: t, bin: bin, logPath: filepath.Join(base, "etcd.log"),
+		t: t, bin: bin, opts: o, logPath: filepath.Join(base, "etcd.log"),
 		clientPort: testtool.FreePort(t, ip), peerPort: testtool.FreePort(t, ip),
 	}
 	s.ClientURL = "http://" + net.JoinHostPort(ip, strconv.Itoa(s.clientPort))
+	if o.TLS {
+		s.ClientURL = "https://" + net.JoinHostPort(ip, strconv.Itoa(s.clientPort))
+		ca := securitytest.NewCA(t, "etcdtest CA")
+		dir := filepath.Join(base, "tls")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		s.CAFile = ca.Write(t, dir, "ca.crt")
+		s.certFile, s.keyFile = ca.Issue(t, securitytest.CertOptions{
+			CommonName: "etcd", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP(ip)},
+		}).Write(t, dir, "server")
+		s.ClientCertFile, s.ClientKeyFile = ca.Issue(t, securitytest.CertOptions{CommonName: "weir"}).Write(t, dir, "client")
+	}
 	t.Cleanup(func() {
 		if t.Failed() { // before its shutdown fills the end of the log
 			t.Logf("etcd at %s, the end of its log:\n%s", s.ClientURL, testtool.Tail(s.Log(), 4096))
@@ -131,15 +186,34 @@ func (s *Server) Endpoints() []string {
 }
 
 // Client returns a client of the server, closed when the test ends, for a
-// test to look at or change keys behind the code under test's back.
+// test to look at or change keys behind the code under test's back (with
+// the client certificate, over TLS).
 func (s *Server) Client() *clientv3.Client {
 	s.t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: s.Endpoints(), DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{s.ClientURL}, TLS: s.clientTLS(), DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		s.t.Fatalf("etcd client of %s: %v", s.ClientURL, err)
 	}
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// clientTLS is the client side of the server's TLS, nil without it.
+func (s *Server) clientTLS() *tls.Config {
+	if !s.opts.TLS {
+		return nil
+	}
+	caPEM, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(s.ClientCertFile, s.ClientKeyFile)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 }
 
 // Log returns what the server has written to its log so far (every run).
@@ -209,13 +283,21 @@ func (s *Server) start() {
 	// The member's initial-* flags are ignored on a restart: its data
 	// directory holds the cluster. Short heartbeat and election timeouts
 	// make a single member lead at once after a (re)start.
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--name", "weir-test", "--data-dir", s.Dir,
 		"--listen-client-urls", s.ClientURL, "--advertise-client-urls", s.ClientURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "weir-test="+peerURL, "--initial-cluster-state", "new",
+		"--initial-cluster", "weir-test=" + peerURL, "--initial-cluster-state", "new",
 		"--heartbeat-interval", "10", "--election-timeout", "100",
-		"--unsafe-no-fsync", "--log-level", "info")
+		"--unsafe-no-fsync", "--log-level", "info",
+	}
+	if s.opts.TLS {
+		args = append(args, "--cert-file", s.certFile, "--key-file", s.keyFile)
+	}
+	if s.opts.ClientCertAuth {
+		args = append(args, "--client-cert-auth", "--trusted-ca-file", s.CAFile)
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = filepath.Dir(s.Dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: a signal to the test's group does not reach it.
@@ -245,7 +327,7 @@ func (s *Server) start() {
 func (s *Server) waitHealthy(exited <-chan struct{}) error {
 	deadline := time.Now().Add(startTimeout)
 	// No keep-alive: no idle connection outlives the start.
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: s.clientTLS()}}
 	var last error
 	for time.Now().Before(deadline) {
 		select {
