@@ -7,6 +7,10 @@
 //	srv.Stop()    // the store is down: requests are refused
 //	srv.Restart() // back, same port, same data
 //
+// StartWith(t, Options{TLS: true}) serves HTTPS instead, with a certificate
+// for 127.0.0.1 and localhost from a CA of its own (Server.CAFile, for
+// s3.ssl.ca), put in MinIO's --certs-dir as public.crt and private.key.
+//
 // MinIO is a test tool, not a dependency: the server binary is built once by
 // .ci/tools.sh (go install github.com/minio/minio@Version) into a cache
 // outside the repository, and found through $WEIR_MINIO or that cache. A
@@ -17,6 +21,8 @@ package miniotest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -34,6 +40,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/weirstream/weir/pkg/internal/testtool"
+	"github.com/weirstream/weir/pkg/security/securitytest"
 )
 
 // Version is the MinIO server the tests run: a module version of
@@ -58,10 +65,19 @@ func CachePath() string { return tool.CachePath() }
 // CachePath. The error says how to build it.
 func Binary() (string, error) { return tool.Binary() }
 
+// Options configure a server.
+type Options struct {
+	// TLS serves HTTPS with a certificate of the server's own CA.
+	TLS bool
+}
+
 // Server is one MinIO server of a test.
 type Server struct {
-	// Endpoint is host:port; URL is http://Endpoint.
+	// Endpoint is host:port; URL is http://Endpoint, or https:// with TLS.
 	Endpoint, URL string
+	// CAFile is the PEM file of the CA that signed the server's
+	// certificate, "" without TLS.
+	CAFile string
 	// AccessKey and SecretKey are the root credentials; the secret is
 	// random, so that a test can look for it in logs.
 	AccessKey, SecretKey string
@@ -72,6 +88,7 @@ type Server struct {
 
 	t                 testing.TB
 	bin               string
+	roots             *x509.CertPool // CAFile's, with TLS
 	port, consolePort int
 	logPath           string
 
@@ -85,6 +102,12 @@ type Server struct {
 // the binary is missing (skips it with -short) or the server does not
 // start within a minute.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith starts a server as Start does, configured by o.
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
@@ -104,6 +127,20 @@ func Start(t testing.TB) *Server {
 	s.URL = "http://" + s.Endpoint
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	if o.TLS {
+		s.URL = "https://" + s.Endpoint
+		ca := securitytest.NewCA(t, "miniotest CA")
+		s.CAFile = ca.Write(t, base, "ca.crt")
+		s.roots = x509.NewCertPool()
+		s.roots.AddCert(ca.Cert)
+		certs := filepath.Join(base, "certs")
+		if err := os.Mkdir(certs, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		pair := ca.Issue(t, securitytest.CertOptions{CommonName: "minio"})
+		securitytest.WriteFile(t, filepath.Join(certs, "public.crt"), pair.CertPEM)
+		securitytest.WriteFile(t, filepath.Join(certs, "private.key"), pair.KeyPEM)
 	}
 	t.Cleanup(s.Stop)
 	s.start()
@@ -126,20 +163,39 @@ func (s *Server) NewBucket() string {
 // Client returns a client with the root credentials, for a test to look
 // at or change the bucket behind weir's back.
 func (s *Server) Client() *minio.Client {
-	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Region: "us-east-1"})
+	o := &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Region: "us-east-1"}
+	if tr := s.transport(); tr != nil {
+		o.Secure, o.Transport = true, tr
+	}
+	c, err := minio.New(s.Endpoint, o)
 	if err != nil {
 		s.t.Fatalf("minio client: %v", err)
 	}
 	return c
 }
 
+// transport trusts the server's CA; nil (minio-go's default) without TLS.
+func (s *Server) transport() *http.Transport {
+	if s.roots == nil {
+		return nil
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: s.roots, MinVersion: tls.VersionTLS12}
+	return tr
+}
+
 // Config returns the cluster configuration of weir's s3 driver for this
-// server, as the daemons' -D key=value flags would give it.
+// server, as the daemons' -D key=value flags would give it (with TLS,
+// s3.ssl.ca too).
 func (s *Server) Config() map[string]string {
-	return map[string]string{
+	m := map[string]string{
 		"s3.endpoint": s.URL, "s3.access-key": s.AccessKey, "s3.secret-key": s.SecretKey,
 		"s3.path-style-access": "true", "s3.region": "us-east-1",
 	}
+	if s.CAFile != "" {
+		m["s3.ssl.ca"] = s.CAFile
+	}
+	return m
 }
 
 // Objects returns the keys in bucket under prefix, sorted.
@@ -220,6 +276,11 @@ func (s *Server) start() {
 func (s *Server) waitLive(exited <-chan struct{}) error {
 	deadline := time.Now().Add(startTimeout)
 	hc := &http.Client{Timeout: 2 * time.Second}
+	if tr := s.transport(); tr != nil {
+		// No keep-alive: no idle connection outlives the start.
+		tr.DisableKeepAlives = true
+		hc.Transport = tr
+	}
 	var last error
 	for time.Now().Before(deadline) {
 		select {

@@ -6,7 +6,7 @@
 //
 // A daemon's main registers it once, with the daemon's own configuration
 // (Flink's keys s3.endpoint, s3.access-key, s3.secret-key, s3.region,
-// s3.path-style-access, s3.entropy.key, s3.entropy.length):
+// s3.path-style-access, s3.entropy.key, s3.entropy.length, and s3.ssl.ca):
 //
 //	if err := s3.Register(cfg); err != nil { ... }
 //
@@ -26,6 +26,10 @@
 //
 // # Invariants
 //
+//   - An https endpoint's certificate is verified, host name included,
+//     against the system roots or, with s3.ssl.ca, against that CA bundle
+//     only (read once, by New). An untrusted certificate is not retried:
+//     the error names s3.endpoint and s3.ssl.ca.
 //   - Credentials never appear in an error, a log line or a String: errors
 //     name the operation, the bucket and key, the S3 error code and the
 //     HTTP status.

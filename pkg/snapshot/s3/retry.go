@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/weirstream/weir/pkg/config"
 )
 
 // Error is a failed S3 request. It names the operation, the bucket and
@@ -33,6 +37,9 @@ type Error struct {
 	// Deadline is the context's error when the request gave up because
 	// its deadline left no time for another attempt (or it was canceled).
 	Deadline error
+	// Hint says which setting to look at when the configuration is the
+	// likely cause (an endpoint certificate that no trusted CA signed).
+	Hint string
 }
 
 func (e *Error) Error() string {
@@ -54,6 +61,9 @@ func (e *Error) Error() string {
 		cause += fmt.Sprintf("; %v", e.Deadline)
 	case e.Attempts > 1:
 		cause += fmt.Sprintf("; gave up after %d attempts", e.Attempts)
+	}
+	if e.Hint != "" {
+		cause += "; " + e.Hint
 	}
 	return fmt.Sprintf("s3 %s %s: %s", e.Op, what, cause)
 }
@@ -97,7 +107,45 @@ func (s *store) newError(op, bucket, key string, err error, attempts int) *Error
 		err = ue.Err
 	}
 	e.Err = err
+	e.Hint = s.tlsHint(err)
 	return e
+}
+
+// tlsHint says what to change when err is a TLS failure that the
+// configuration causes, "" for any other error.
+func (s *store) tlsHint(err error) string {
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		record   tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &unknown) && s.cfg.CAFile != "":
+		return fmt.Sprintf("the certificate of %s %s (%q, issuer %q) is not signed by %s %s",
+			config.S3Endpoint.Key, s.endpoint, unknown.Cert.Subject.String(), unknown.Cert.Issuer.String(), config.S3SSLCA.Key, s.cfg.CAFile)
+	case errors.As(err, &unknown):
+		return fmt.Sprintf("the certificate of %s %s (%q, issuer %q) is not signed by a CA of the system roots: set %s to the PEM file of its CA",
+			config.S3Endpoint.Key, s.endpoint, unknown.Cert.Subject.String(), unknown.Cert.Issuer.String(), config.S3SSLCA.Key)
+	case errors.As(err, &hostname):
+		return fmt.Sprintf("the certificate of %s %s is not valid for that name", config.S3Endpoint.Key, s.endpoint)
+	case errors.As(err, &record):
+		return fmt.Sprintf("%s %s does not serve HTTPS: use http://%s for a plaintext store", config.S3Endpoint.Key, s.endpoint, s.endpoint)
+	}
+	return ""
+}
+
+// permanentTLS tells whether err is a TLS failure that repeating cannot
+// mend: the endpoint's certificate is not trusted (or not valid), or it
+// does not speak TLS.
+func permanentTLS(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		record   tls.RecordHeaderError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &record)
 }
 
 // retryableCodes are the S3 error codes of a request worth repeating:
@@ -112,9 +160,10 @@ var retryableCodes = map[string]bool{
 // retryable reports whether a request that failed with err may succeed if
 // repeated: throttling (503 SlowDown, 429), a server error (5xx) or a
 // transport error (refused, reset, cut short). A client error (4xx: a
-// missing bucket, a wrong key, a refused condition) is final.
+// missing bucket, a wrong key, a refused condition) is final, and so is
+// an endpoint certificate that is not trusted.
 func retryable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || permanentTLS(err) {
 		return false
 	}
 	var resp minio.ErrorResponse

@@ -2,6 +2,7 @@ package s3
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/security"
 	"github.com/weirstream/weir/pkg/snapshot"
 )
 
@@ -52,6 +54,10 @@ type Config struct {
 	// Endpoint is host[:port] (HTTPS) or http(s)://host[:port]; empty
 	// means Amazon S3.
 	Endpoint string
+	// CAFile is a PEM file of the CA certificates that verify an HTTPS
+	// endpoint's certificate, instead of the system roots (s3.ssl.ca);
+	// empty means the system roots.
+	CAFile string
 	// AccessKey and SecretKey are static credentials; both empty means
 	// the standard chain (environment, ~/.aws/credentials, IAM).
 	AccessKey, SecretKey Secret
@@ -66,8 +72,8 @@ type Config struct {
 	// RetryBudget, MinBackoff and MaxBackoff tune retries; zero means
 	// the defaults.
 	RetryBudget, MinBackoff, MaxBackoff time.Duration
-	// Transport, if set, carries the requests (tests inject failures);
-	// nil means minio-go's default transport.
+	// Transport, if set, carries the requests (tests inject failures),
+	// and CAFile is not used; nil means minio-go's default transport.
 	Transport http.RoundTripper
 }
 
@@ -75,6 +81,7 @@ type Config struct {
 func ConfigFrom(cfg *config.Config) Config {
 	return Config{
 		Endpoint:      cfg.String(config.S3Endpoint),
+		CAFile:        cfg.String(config.S3SSLCA),
 		AccessKey:     Secret(cfg.String(config.S3AccessKey)),
 		SecretKey:     Secret(cfg.String(config.S3SecretKey)),
 		Region:        cfg.String(config.S3Region),
@@ -103,7 +110,8 @@ type Driver struct {
 var _ snapshot.Driver = (*Driver)(nil)
 
 // New makes a driver: it checks c and makes (or reuses) the client, with
-// no I/O. Errors name the key at fault, never a credential.
+// no I/O but reading CAFile. Errors name the key at fault, never a
+// credential.
 func New(c Config) (*Driver, error) {
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		return nil, fmt.Errorf("s3: set both %s and %s, or neither (to use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or the instance's IAM role)",
@@ -121,6 +129,12 @@ func New(c Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	var roots *x509.CertPool
+	if c.CAFile != "" {
+		if roots, err = loadCA(c, secure); err != nil {
+			return nil, err
+		}
+	}
 	if c.RetryBudget <= 0 {
 		c.RetryBudget = DefaultRetryBudget
 	}
@@ -130,7 +144,7 @@ func New(c Config) (*Driver, error) {
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = max(DefaultMaxBackoff, c.MinBackoff)
 	}
-	cl, err := client(host, secure, c)
+	cl, err := client(host, secure, roots, c)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +171,24 @@ func parseEndpoint(e string) (host string, secure bool, err error) {
 	return u.Host, u.Scheme == "https", nil
 }
 
+// loadCA reads c.CAFile, the CA bundle of an HTTPS endpoint. It replaces
+// the system roots, as AWS_CA_BUNDLE does: it is set for a store whose
+// certificate a private CA signed, which nothing else should be trusted
+// to sign for it.
+func loadCA(c Config, secure bool) (*x509.CertPool, error) {
+	if !secure {
+		return nil, fmt.Errorf("s3: %s is set but %s %s is plaintext: use https://, or unset %s",
+			config.S3SSLCA.Key, config.S3Endpoint.Key, c.Endpoint, config.S3SSLCA.Key)
+	}
+	// Package security's loading: bounded reads, and errors that name
+	// the key, the file and what is wrong with it.
+	t, err := security.NewAPIClient(security.Files{CA: c.CAFile, CAKey: config.S3SSLCA.Key}, security.Options{CheckInterval: security.DefaultCheckInterval})
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
+	return t.ClientConfig().RootCAs, nil
+}
+
 // clients are the minio clients of this process, by endpoint and
 // credentials: drivers made with the same settings share one (its
 // connection pool and its cache of bucket regions).
@@ -165,8 +197,8 @@ var (
 	clients   = map[[sha256.Size]byte]*minio.Client{}
 )
 
-func client(host string, secure bool, c Config) (*minio.Client, error) {
-	key := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%t\x00%s\x00%s\x00%s\x00%t\x00%p", host, secure, c.AccessKey.reveal(), c.SecretKey.reveal(), c.Region, c.PathStyle, c.Transport)))
+func client(host string, secure bool, roots *x509.CertPool, c Config) (*minio.Client, error) {
+	key := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%t\x00%s\x00%s\x00%s\x00%t\x00%p\x00%s", host, secure, c.AccessKey.reveal(), c.SecretKey.reveal(), c.Region, c.PathStyle, c.Transport, c.CAFile)))
 	clientsMu.Lock()
 	defer clientsMu.Unlock()
 	if cl, ok := clients[key]; ok {
@@ -186,8 +218,17 @@ func client(host string, secure bool, c Config) (*minio.Client, error) {
 	if c.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
+	tr := c.Transport
+	if tr == nil && roots != nil {
+		dt, err := minio.DefaultTransport(true)
+		if err != nil {
+			return nil, fmt.Errorf("s3: endpoint %s: %w", host, err)
+		}
+		dt.TLSClientConfig.RootCAs = roots
+		tr = dt
+	}
 	cl, err := minio.New(host, &minio.Options{
-		Creds: creds, Secure: secure, Region: c.Region, BucketLookup: lookup, Transport: c.Transport,
+		Creds: creds, Secure: secure, Region: c.Region, BucketLookup: lookup, Transport: tr,
 		// This package retries, within the caller's context.
 		MaxRetries: 1,
 	})
