@@ -40,6 +40,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/security"
 	"github.com/weirstream/weir/pkg/internal/leaderepoch"
 	"github.com/weirstream/weir/proto/weirpb"
 )
@@ -204,11 +205,19 @@ func (a *app) highAvailability() bool {
 // then the high-availability keys, then WEIR_JOBMANAGER, then the default:
 // what is on the command line is more specific than the environment.
 func (a *app) route() ([]string, error) {
+	cfg, err := a.config()
+	if err != nil {
+		return nil, err
+	}
+	if a.apiTLS == nil && cfg.Bool(config.SSLAPIEnabled) {
+		// Files that cannot be used end the command before any call,
+		// naming the key and the file.
+		if a.apiTLS, err = security.APIClientFromConfig(cfg, nil); err != nil {
+			return nil, failf("%v", err)
+		}
+	}
 	if a.root.PersistentFlags().Changed("jobmanager") {
 		return a.jobmanagers.addrs, nil
-	}
-	if _, err := a.config(); err != nil {
-		return nil, err
 	}
 	if a.highAvailability() {
 		return nil, nil
@@ -518,6 +527,11 @@ func (s *search) try(addr string) attempt {
 	}
 	st := status.Convert(err)
 	if st.Code() == codes.Unavailable {
+		// TLS refusals do not go away by asking again: say what to set.
+		if e := security.ExplainAPIError(err, a.apiTLS); e != err {
+			why := strings.TrimSuffix(e.Error(), ": "+err.Error())
+			return attempt{err: failf("%s (the JobManager at %s: %s)", why, addr, dialReason(st.Message()))}
+		}
 		if !connected {
 			return attempt{unreachable: dialReason(st.Message())}
 		}
@@ -569,8 +583,12 @@ func (a *app) conn(addr string) (*grpc.ClientConn, error) {
 	if len(a.conns) >= maxConns {
 		return nil, fmt.Errorf("not asked: weir asked %d JobManagers already", maxConns)
 	}
+	creds := insecure.NewCredentials()
+	if a.apiTLS != nil {
+		creds = a.apiTLS.ClientCredentials()
+	}
 	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithUnaryInterceptor(recordCall),
 		// The status of a job at the subtask limit (jobgraph.MaxSubtasks:
 		// 100,000 task rows of about 100 bytes) is past gRPC's default 4 MiB;

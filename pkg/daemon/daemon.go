@@ -71,9 +71,6 @@ func Run(signals <-chan os.Signal, name string, args []string, stderr io.Writer,
 		return 2
 	}
 	cfg, warnings, err := config.Load(*configFile, overrides)
-	if err == nil {
-		err = refuseUnwiredTLS(cfg)
-	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
@@ -85,6 +82,9 @@ func Run(signals <-chan os.Signal, name string, args []string, stderr io.Writer,
 	}
 	defer func() { _ = log.Sync() }()
 	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if w := unconfinedWarning(cfg); w != "" {
 		log.Warn(w)
 	}
 	stop, err := start(cfg, log)
@@ -140,16 +140,18 @@ func splitD(args []string) []string {
 	return out
 }
 
-// refuseUnwiredTLS refuses to start with TLS asked for: package security
-// exists, but the daemons' listeners and dialers do not use it yet, and a
-// daemon that ran in plaintext while its operator believes its traffic is
-// encrypted would be worse than one that does not start.
-func refuseUnwiredTLS(cfg *config.Config) error {
+// unconfinedWarning is the start-up warning of a cluster that secures its
+// connections but lets every job submitter touch every file the daemons
+// can: TLS keeps strangers out, io.allowed-paths confines those let in.
+func unconfinedWarning(cfg *config.Config) string {
+	if cfg.String(config.IOAllowedPaths) != "" {
+		return ""
+	}
 	for _, o := range []*config.Option{config.SSLInternalEnabled, config.SSLAPIEnabled} {
 		if cfg.Bool(o) {
-			return fmt.Errorf("%s is true, but this build of weir does not encrypt its connections yet (docs/security.md): "+
-				"refusing to start rather than run in plaintext", o.Key)
+			return o.Key + " is true but " + config.IOAllowedPaths.Key + " is empty: a job submitter can read and write " +
+				"every file this daemon can (file-source, file-sink, checkpoint and savepoint paths); see docs/security.md"
 		}
 	}
-	return nil
+	return ""
 }

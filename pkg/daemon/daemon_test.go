@@ -37,9 +37,8 @@ func TestRun(t *testing.T) {
 		{"unexpected argument", []string{"extra"}, nil, 2, `unexpected argument "extra"`, false},
 		{"unknown flag", []string{"--nope"}, nil, 2, "flag provided but not defined", false},
 		{"start fails", nil, errors.New("port taken"), 1, "port taken", true},
-		{"TLS asked for but not wired", []string{"-Dsecurity.ssl.internal.enabled=true"}, nil, 1,
-			"testd: security.ssl.internal.enabled is true, but this build of weir does not encrypt its connections yet (docs/security.md): refusing to start rather than run in plaintext\n", false},
-		{"API TLS asked for but not wired", []string{"-Dsecurity.ssl.api.enabled=true"}, nil, 1, "security.ssl.api.enabled is true", false},
+		{"TLS without io.allowed-paths warns", []string{"-Dtaskmanager.numberOfTaskSlots=3", "-Dsecurity.ssl.api.enabled=true"}, nil, 0,
+			"security.ssl.api.enabled is true but io.allowed-paths is empty: a job submitter can read and write every file this daemon can", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

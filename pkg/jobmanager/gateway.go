@@ -59,6 +59,9 @@ func (g *gateway) RegisterTaskManager(ctx context.Context, req *weirpb.RegisterT
 	case req.NumSlots < 1:
 		return nil, status.Errorf(codes.InvalidArgument, "register TaskManager %s: num_slots must be >= 1, is %d", req.TaskmanagerId, req.NumSlots)
 	}
+	if err := checkCallToken(req.TaskmanagerId, req.CallToken); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	for _, a := range []struct{ name, addr string }{{"rpc_address", req.RpcAddress}, {"data_address", req.DataAddress}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "register TaskManager %s: %s %q: want host:port", req.TaskmanagerId, a.name, a.addr)
@@ -77,7 +80,7 @@ func (g *gateway) RegisterTaskManager(ctx context.Context, req *weirpb.RegisterT
 	}
 	jm.log.Info("TaskManager registered", zap.String("taskmanager", req.TaskmanagerId), zap.String("rpc_address", req.RpcAddress),
 		zap.String("data_address", req.DataAddress), zap.Int32("slots", req.NumSlots), zap.String("caller", addr))
-	jm.stepLocked(scheduler.TaskManagerRegistered{ID: req.TaskmanagerId, RPCAddress: req.RpcAddress, DataAddress: req.DataAddress, Slots: int(req.NumSlots)})
+	jm.stepLocked(scheduler.TaskManagerRegistered{ID: req.TaskmanagerId, RPCAddress: req.RpcAddress, DataAddress: req.DataAddress, Slots: int(req.NumSlots), CallToken: req.CallToken})
 	jm.bind(req.TaskmanagerId, identity)
 	// What runs there: for the recovery of a new leader to adopt, or, of
 	// a former execution, to cancel.

@@ -129,7 +129,7 @@ func TestForgedCallsFromAnotherHostRejected(t *testing.T) {
 func TestReRegistrationFromAnotherHostRefused(t *testing.T) {
 	c, a, id, tdds := cpCluster(t, nil, `  execution.checkpointing.interval: 1h`)
 	forger, local := dialFrom(t, c.jm.Addr(), "127.0.0.2")
-	req := &weirpb.RegisterTaskManagerRequest{TaskmanagerId: "tm-a", RpcAddress: "127.0.0.2:1", DataAddress: "127.0.0.2:2", NumSlots: 8}
+	req := &weirpb.RegisterTaskManagerRequest{TaskmanagerId: "tm-a", RpcAddress: "127.0.0.2:1", DataAddress: "127.0.0.2:2", NumSlots: 8, CallToken: "t"}
 	_, err := forger.RegisterTaskManager(context.Background(), req)
 	wantRejected(t, "registration under tm-a from 127.0.0.2", err, codes.PermissionDenied, fmt.Sprintf(
 		"register TaskManager tm-a: it is registered from 127.0.0.1, and that registration is not lost: refused for the caller at %s", local()))

@@ -24,6 +24,7 @@ import (
 	"github.com/weirstream/weir/pkg/coordinator"
 	"github.com/weirstream/weir/pkg/ha"
 	"github.com/weirstream/weir/pkg/scheduler"
+	"github.com/weirstream/weir/pkg/security"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -90,6 +91,7 @@ type JobManager struct {
 	hbInterval  time.Duration
 	hbTimeout   time.Duration
 	lis         net.Listener
+	port        *security.Port // the TLS of lis's connections (transport.go)
 	srv         *grpc.Server
 	health      *health.Server
 	metrics     *jmMetrics
@@ -186,6 +188,10 @@ func Start(opts Options) (*JobManager, error) {
 	jm.metrics = m
 	jm.ioIdle = sync.NewCond(&jm.mu)
 
+	if jm.port, err = newTransport(cfg, log); err != nil {
+		m.unregister()
+		return nil, err
+	}
 	host := cfg.String(config.JobManagerBindHost)
 	if host == "" {
 		host = cfg.String(config.JobManagerRPCAddress)
@@ -205,7 +211,8 @@ func Start(opts Options) (*JobManager, error) {
 		jm.exit = os.Exit
 	}
 	jm.srv = grpc.NewServer(grpc.MaxRecvMsgSize(maxRecvMsgSize),
-		grpc.ChainUnaryInterceptor(jm.leaderOnlyUnary), grpc.ChainStreamInterceptor(jm.leaderOnlyStream))
+		grpc.Creds(jm.port.Credentials()), grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.ChainUnaryInterceptor(jm.authorizeUnary, jm.leaderOnlyUnary), grpc.ChainStreamInterceptor(jm.authorizeStream, jm.leaderOnlyStream))
 	weirpb.RegisterJobServiceServer(jm.srv, &jobService{jm: jm})
 	weirpb.RegisterJobManagerGatewayServer(jm.srv, &gateway{jm: jm})
 	jm.health = health.NewServer()
@@ -374,7 +381,7 @@ func (jm *JobManager) do(a scheduler.Action) {
 			})
 		}
 	case scheduler.TaskManagerAdded:
-		te, err := newTaskExecutor(a.ID, a.Instance, a.RPCAddress, jm.hbTimeout, jm.leaderEpoch, jm.mayCall)
+		te, err := newTaskExecutor(a.ID, a.Instance, a.RPCAddress, jm.hbTimeout, jm.leaderEpoch, jm.mayCall, jm.internalCreds(), a.CallToken)
 		if err != nil {
 			// RegisterTaskManager checked the address; this is a bug, not input.
 			jm.log.Error("cannot create TaskManager client", zap.String("taskmanager", a.ID), zap.Error(err))

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/internal/calltoken"
 	"github.com/weirstream/weir/pkg/operator"
 	"github.com/weirstream/weir/proto/weirpb"
 )
@@ -108,6 +109,9 @@ func startJM(t *testing.T, log *zap.Logger, overrides map[string]string) *cluste
 // fakeTM is a TaskManager as the JobManager sees it: it registers,
 // heartbeats, records what it is asked to do and reports task states when
 // the test says so.
+// fakeToken is the call token of fake TaskManager id.
+func fakeToken(id string) string { return "token-of-" + id }
+
 type fakeTM struct {
 	weirpb.UnimplementedTaskExecutorGatewayServer
 	t        *testing.T
@@ -163,7 +167,16 @@ func startSilentTMWith(t *testing.T, jmAddr, id string, slots int, tasks []*weir
 	}
 	tm := &fakeTM{
 		t: t, id: id, rpcAddr: lis.Addr().String(), dataAddr: fmt.Sprintf("127.0.0.1:%d", lis.Addr().(*net.TCPAddr).Port+1),
-		srv: grpc.NewServer(), gw: weirpb.NewJobManagerGatewayClient(conn), conn: conn,
+		// Like a real TaskManager, it refuses calls without the
+		// token it registered with: every test that deploys checks
+		// that the JobManager sends it.
+		srv: grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := calltoken.Check(ctx, fakeToken(id)); err != nil {
+				return nil, status.Error(codes.PermissionDenied, err.Error())
+			}
+			return h(ctx, req)
+		})),
+		gw: weirpb.NewJobManagerGatewayClient(conn), conn: conn,
 		submitted:  make(chan *weirpb.TaskDeploymentDescriptor, 100),
 		canceled:   make(chan string, 100),
 		released:   make(chan string, 100),
@@ -178,7 +191,7 @@ func startSilentTMWith(t *testing.T, jmAddr, id string, slots int, tasks []*weir
 	t.Cleanup(tm.close)
 
 	resp, err := tm.gw.RegisterTaskManager(context.Background(), &weirpb.RegisterTaskManagerRequest{
-		TaskmanagerId: id, RpcAddress: lis.Addr().String(), DataAddress: tm.dataAddr, NumSlots: int32(slots), Tasks: tasks,
+		TaskmanagerId: id, RpcAddress: lis.Addr().String(), DataAddress: tm.dataAddr, NumSlots: int32(slots), Tasks: tasks, CallToken: fakeToken(id),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -657,7 +670,7 @@ func TestReRegistrationReplacesTaskManager(t *testing.T) {
 		return ""
 	})
 	if _, err := a.gw.RegisterTaskManager(context.Background(), &weirpb.RegisterTaskManagerRequest{
-		TaskmanagerId: "tm-a", RpcAddress: a.rpcAddr, DataAddress: a.dataAddr, NumSlots: 3,
+		TaskmanagerId: "tm-a", RpcAddress: a.rpcAddr, DataAddress: a.dataAddr, NumSlots: 3, CallToken: fakeToken("tm-a"),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -696,9 +709,11 @@ func TestRegistrationValidation(t *testing.T) {
 		msg string
 	}{
 		{&weirpb.RegisterTaskManagerRequest{RpcAddress: "h:1", DataAddress: "h:2", NumSlots: 1}, "register TaskManager: taskmanager_id is empty"},
-		{&weirpb.RegisterTaskManagerRequest{TaskmanagerId: "x", RpcAddress: "h:1", DataAddress: "h:2"}, "register TaskManager x: num_slots must be >= 1, is 0"},
-		{&weirpb.RegisterTaskManagerRequest{TaskmanagerId: "x", RpcAddress: "h", DataAddress: "h:2", NumSlots: 1}, `register TaskManager x: rpc_address "h": want host:port`},
-		{&weirpb.RegisterTaskManagerRequest{TaskmanagerId: "x", RpcAddress: "h:1", NumSlots: 1}, `register TaskManager x: data_address "": want host:port`},
+		{&weirpb.RegisterTaskManagerRequest{TaskmanagerId: "x", RpcAddress: "h:1", DataAddress: "h:2", NumSlots: 1}, "register TaskManager x: call_token is empty"},
+		{&weirpb.RegisterTaskManagerRequest{TaskmanagerId: "x", RpcAddress: "h:1", DataAddress: "h:2", NumSlots: 1, CallToken: strings.Repeat("t", 129)}, "register TaskManager x: call_token is 129 bytes: the limit is 128"},
+		{&weirpb.RegisterTaskManagerRequest{TaskmanagerId: "x", RpcAddress: "h:1", DataAddress: "h:2", CallToken: "t"}, "register TaskManager x: num_slots must be >= 1, is 0"},
+		{&weirpb.RegisterTaskManagerRequest{TaskmanagerId: "x", RpcAddress: "h", DataAddress: "h:2", NumSlots: 1, CallToken: "t"}, `register TaskManager x: rpc_address "h": want host:port`},
+		{&weirpb.RegisterTaskManagerRequest{TaskmanagerId: "x", RpcAddress: "h:1", NumSlots: 1, CallToken: "t"}, `register TaskManager x: data_address "": want host:port`},
 	} {
 		_, err := gw.RegisterTaskManager(context.Background(), tc.req)
 		if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != tc.msg {

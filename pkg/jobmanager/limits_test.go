@@ -91,7 +91,7 @@ func TestTaskManagerMessagesAreBounded(t *testing.T) {
 	}
 	defer conn.Close()
 	_, err = weirpb.NewJobManagerGatewayClient(conn).RegisterTaskManager(context.Background(), &weirpb.RegisterTaskManagerRequest{
-		TaskmanagerId: strings.Repeat("t", 257), RpcAddress: "h:1", DataAddress: "h:2", NumSlots: 1})
+		TaskmanagerId: strings.Repeat("t", 257), RpcAddress: "h:1", DataAddress: "h:2", NumSlots: 1, CallToken: "t"})
 	if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != "register TaskManager: taskmanager_id is 257 bytes: the limit is 256" {
 		t.Fatalf("RegisterTaskManager with a 257-byte id = %v", err)
 	}

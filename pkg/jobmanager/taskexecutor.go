@@ -6,9 +6,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/weirstream/weir/pkg/internal/calltoken"
 	"github.com/weirstream/weir/pkg/internal/leaderepoch"
 	"github.com/weirstream/weir/proto/weirpb"
 )
@@ -36,10 +37,12 @@ type taskExecutor struct {
 // (leaderepoch: the TaskManager rejects an epoch below the highest it has
 // seen); nil, or an epoch of 0, sends none (standalone: nothing to fence).
 // A call for which mayCall (if set) returns an error fails with it, unsent:
-// a fenced JobManager sends nothing.
-func newTaskExecutor(id string, instance uint64, addr string, timeout time.Duration, epoch func() int64, mayCall func() error) (*taskExecutor, error) {
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	var chain []grpc.UnaryClientInterceptor
+// a fenced JobManager sends nothing. Every call carries token, the
+// registration's call token (package calltoken).
+func newTaskExecutor(id string, instance uint64, addr string, timeout time.Duration, epoch func() int64, mayCall func() error,
+	creds credentials.TransportCredentials, token string) (*taskExecutor, error) {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	chain := []grpc.UnaryClientInterceptor{calltoken.UnaryClientInterceptor(token)}
 	if mayCall != nil {
 		chain = append(chain, func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 			if err := mayCall(); err != nil {
@@ -51,9 +54,7 @@ func newTaskExecutor(id string, instance uint64, addr string, timeout time.Durat
 	if epoch != nil {
 		chain = append(chain, leaderepoch.UnaryClientInterceptor(epoch))
 	}
-	if len(chain) > 0 {
-		opts = append(opts, grpc.WithChainUnaryInterceptor(chain...))
-	}
+	opts = append(opts, grpc.WithChainUnaryInterceptor(chain...))
 	// grpc.NewClient does not connect; the first call does, and calls wait
 	// for the connection, so a TaskManager that is still starting its
 	// server gets its tasks once it listens.

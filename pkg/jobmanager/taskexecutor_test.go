@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/weirstream/weir/pkg/internal/leaderepoch"
@@ -55,7 +56,7 @@ func TestTaskExecutorSendsLeaderEpoch(t *testing.T) {
 		{name: "leader at 13", epoch: epoch.Load, set: 13, want: "13"},
 	} {
 		epoch.Store(tc.set)
-		te, err := newTaskExecutor("tm", 1, lis.Addr().String(), 5*time.Second, tc.epoch, nil)
+		te, err := newTaskExecutor("tm", 1, lis.Addr().String(), 5*time.Second, tc.epoch, nil, insecure.NewCredentials(), "token")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -136,9 +136,8 @@ func (c *remoteChannel) requestFloating() {
 func (c *remoteChannel) run(ctx context.Context) {
 	spec := c.g.specs[c.idx]
 	timeout := c.g.m.cfg.PartitionRequestTimeout
-	var d net.Dialer
 	done, err := retryUntil(ctx, timeout, func() (bool, error) {
-		conn, err := d.DialContext(ctx, "tcp", spec.ProducerAddress)
+		conn, err := c.g.m.dial(ctx, spec.ProducerAddress)
 		if err != nil {
 			return ctx.Err() != nil, err
 		}
@@ -487,4 +486,16 @@ func (c *remoteChannel) close() {
 	if conn != nil {
 		conn.Close()
 	}
+}
+
+// dial connects to a producer's data server; with TLS the handshake completes within HandshakeTimeout (the
+// server's bound too), so that a peer that accepts and stays silent does not hold the channel.
+func (m *Manager) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if m.cfg.TLS == nil {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.HandshakeTimeout)
+	defer cancel()
+	return m.cfg.TLS.Dial(ctx, "tcp", addr)
 }

@@ -3,6 +3,7 @@ package network
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -46,6 +47,17 @@ type Config struct {
 	// no goroutine.
 	MaxPendingConnectionsPerHost int
 	MaxPendingConnections        int
+	// TLS secures every connection of the data plane (security.ssl.internal.*); nil is plaintext. The server
+	// completes the handshake, within HandshakeTimeout, before it reads anything of the peer's.
+	TLS TLS
+}
+
+// TLS is the internal TLS of the data plane: *security.TLS.
+type TLS interface {
+	// ServerConfig is the configuration of the data server's connections (mutual TLS).
+	ServerConfig() *tls.Config
+	// Dial connects and completes the client handshake.
+	Dial(ctx context.Context, network, addr string) (*tls.Conn, error)
 }
 
 // DefaultConfig returns Flink's defaults.
@@ -96,6 +108,7 @@ type Manager struct {
 	log  *zap.Logger
 	ln   net.Listener
 	addr string
+	tls  *tls.Config // nil: plaintext
 	// peerLog logs what peers of the data server do wrong. It is sampled: a flood of bad connections must not
 	// become a flood of log lines.
 	peerLog *zap.Logger
@@ -144,6 +157,9 @@ func NewManager(cfg Config, log *zap.Logger) (*Manager, error) {
 		conns:         map[*serverConn]struct{}{},
 		gates:         map[*InputGate]struct{}{},
 		pendingByHost: map[string]int{},
+	}
+	if cfg.TLS != nil {
+		m.tls = cfg.TLS.ServerConfig()
 	}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -344,6 +360,9 @@ func (m *Manager) acceptLoop() {
 		}
 		m.pendingByHost[host]++
 		m.numPending++
+		if m.tls != nil {
+			conn = tls.Server(conn, m.tls) // no I/O yet: serve handshakes
+		}
 		sc := &serverConn{m: m, conn: conn, peer: peer, host: host, pending: true, wake: make(chan struct{}, 1)}
 		m.conns[sc] = struct{}{}
 		m.wg.Add(1)
@@ -376,6 +395,11 @@ func (m *Manager) refuse(conn net.Conn, peer string, fromHost, total int) {
 	m.peerLog.Warn("network: refusing connection: too many connections without a partition request",
 		zap.String("peer", peer), zap.Int("pending_from_host", fromHost), zap.Int("pending_total", total),
 		zap.String("limit", limit))
+	if m.tls != nil {
+		// A frame before the handshake would be noise to a TLS peer: it retries on the broken connection.
+		conn.Close()
+		return
+	}
 	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = conn.Write(encodeError(errCodeBusy, fmt.Sprintf("data server %s is busy: %s reached", m.addr, limit)))
 	conn.Close()
@@ -442,7 +466,17 @@ func (sc *serverConn) serve() {
 	var hdr [frameHeaderLen + 4]byte
 	// An absolute deadline: a peer that connects and sends nothing, or trickles its request byte by byte, is
 	// dropped all the same.
-	_ = sc.conn.SetReadDeadline(time.Now().Add(sc.m.cfg.HandshakeTimeout))
+	deadline := time.Now().Add(sc.m.cfg.HandshakeTimeout)
+	_ = sc.conn.SetReadDeadline(deadline)
+	if tc, ok := sc.conn.(*tls.Conn); ok {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			sc.m.peerLog.Warn("network: TLS handshake refused", zap.String("peer", sc.peer), zap.Error(err))
+			return
+		}
+	}
 	id, sub, credit, err := readPartitionRequest(r, hdr[:])
 	sc.m.requested(sc)
 	if err != nil {

@@ -118,7 +118,7 @@ func (s *Scheduler) Step(now time.Time, ev Event) []Action {
 			id: ev.ID, rpcAddress: ev.RPCAddress, dataAddress: ev.DataAddress, instance: s.nextInstance,
 			slots: max(ev.Slots, 0), free: max(ev.Slots, 0), registered: now, lastHeartbeat: now,
 		}
-		acts = append(acts, TaskManagerAdded{ID: ev.ID, Instance: s.nextInstance, RPCAddress: ev.RPCAddress})
+		acts = append(acts, TaskManagerAdded{ID: ev.ID, Instance: s.nextInstance, RPCAddress: ev.RPCAddress, CallToken: ev.CallToken})
 	case HeartbeatReceived:
 		s.heartbeat(now, ev)
 	case TaskManagerLost:

@@ -177,6 +177,10 @@ type TaskManagerRegistered struct {
 	RPCAddress  string
 	DataAddress string
 	Slots       int
+	// CallToken is what the JobManager's calls to this registration must
+	// carry (chosen by the TaskManager); opaque to the scheduler, handed
+	// back in TaskManagerAdded.
+	CallToken string
 }
 
 // HeartbeatReceived records that a TaskManager is alive, with its tasks' counters.
@@ -285,6 +289,7 @@ type TaskManagerAdded struct {
 	ID         string
 	Instance   uint64
 	RPCAddress string
+	CallToken  string
 }
 
 // TaskManagerRemoved: a registration is gone (lost or replaced); close its

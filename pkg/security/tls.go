@@ -307,25 +307,29 @@ func (t *TLS) serverConfig(nextProtos []string) *tls.Config {
 	if t.role == roleAPIClient {
 		panic("security: ServerConfig of an API client TLS")
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: t.getCertificate, NextProtos: nextProtos}
 	if !t.clientAuth {
-		return c
+		return t.handshakeConfig(nextProtos)
 	}
-	// RequireAnyClientCert: crypto/tls insists on a certificate and
-	// verifyPeer checks it against the CA as it is now. ClientCAs is only
-	// the hint sent in the CertificateRequest (the current CA, hence one
-	// config per handshake): a weir client checks its certificate against
-	// it and says plainly that the server would refuse it, where otherwise
-	// TLS 1.3's late refusal often reaches it as a broken pipe.
-	c.ClientAuth = tls.RequireAnyClientCert
-	c.VerifyConnection = func(cs tls.ConnectionState) error { return t.verifyPeer(cs, x509.ExtKeyUsageClientAuth) }
-	outer := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: nextProtos}
-	outer.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		cc := c.Clone()
-		cc.ClientCAs = t.current().pool
-		return cc, nil
+	return &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: nextProtos,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return t.handshakeConfig(nextProtos), nil }}
+}
+
+// handshakeConfig is the server side of one handshake.
+//
+// With client authentication, crypto/tls insists on a certificate
+// (RequireAnyClientCert) and verifyPeer checks it against the CA as it is
+// now. ClientCAs is only the hint sent in the CertificateRequest (the
+// current CA, hence one config per handshake): a weir client checks its
+// certificate against it and says plainly that the server would refuse it,
+// where otherwise TLS 1.3's late refusal often reaches it as a broken pipe.
+func (t *TLS) handshakeConfig(nextProtos []string) *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: t.getCertificate, NextProtos: nextProtos}
+	if t.clientAuth {
+		c.ClientAuth = tls.RequireAnyClientCert
+		c.VerifyConnection = func(cs tls.ConnectionState) error { return t.verifyPeer(cs, x509.ExtKeyUsageClientAuth) }
+		c.ClientCAs = t.current().pool
 	}
-	return outer
+	return c
 }
 
 // ClientConfig is the *tls.Config of a dialer. For the API client, set
@@ -335,7 +339,9 @@ func (t *TLS) ClientConfig() *tls.Config {
 	switch t.role {
 	case roleInternal:
 		// CA-only verification (see NewInternal): crypto/tls's host name
-		// check is off and verifyPeer does the chain check.
+		// check is off and verifyPeer does the chain check. The server
+		// name tells a JobManager's port that this is a daemon (Port).
+		c.ServerName = InternalServerName
 		c.InsecureSkipVerify = true
 		c.VerifyConnection = func(cs tls.ConnectionState) error { return t.verifyPeer(cs, x509.ExtKeyUsageServerAuth) }
 	case roleAPIClient:

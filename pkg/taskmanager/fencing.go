@@ -50,15 +50,20 @@ const (
 	rejectLogThereafter = 100
 )
 
+// sampled is log for rejections: a caller may retry in a loop.
+func sampled(log *zap.Logger) *zap.Logger {
+	return log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, rejectLogFirst, rejectLogThereafter)
+	}))
+}
+
 func newLeaderFence(reg prometheus.Registerer, log *zap.Logger) (*leaderFence, error) {
 	f := &leaderFence{
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_taskmanager_rejected_leader_calls_total",
 			Help: "JobManager calls rejected because their leader epoch was below the highest this TaskManager has seen, by method.",
 		}, []string{"method"}),
-		log: log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
-			return zapcore.NewSamplerWithOptions(c, time.Second, rejectLogFirst, rejectLogThereafter)
-		})),
+		log: sampled(log),
 	}
 	// Every method at 0 from the start, so a dashboard (or a test) sees
 	// the series before the first rejection.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/weirstream/weir/pkg/internal/calltoken"
 	"github.com/weirstream/weir/pkg/internal/leaderepoch"
 	"github.com/weirstream/weir/proto/weirpb"
 )
@@ -52,7 +53,7 @@ func TestLeaderFenceAdmit(t *testing.T) {
 func leaderClient(t *testing.T, tm *TaskManager, epoch *atomic.Int64) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(tm.RPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(leaderepoch.UnaryClientInterceptor(epoch.Load)))
+		grpc.WithChainUnaryInterceptor(calltoken.UnaryClientInterceptor(tm.guard.token), leaderepoch.UnaryClientInterceptor(epoch.Load)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -223,6 +223,7 @@ func (l *followerShell) register(a register) {
 		RpcAddress:    tm.rpcAddr,
 		DataAddress:   tm.dataAddr,
 		NumSlots:      int32(tm.slots),
+		CallToken:     tm.guard.token,
 	}
 	for _, r := range s.report {
 		req.Tasks = append(req.Tasks, r.task)

@@ -21,7 +21,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -32,6 +31,7 @@ import (
 	"github.com/weirstream/weir/pkg/ha"
 	"github.com/weirstream/weir/pkg/metrics"
 	"github.com/weirstream/weir/pkg/network"
+	"github.com/weirstream/weir/pkg/security"
 	"github.com/weirstream/weir/pkg/taskexec"
 	"github.com/weirstream/weir/proto/weirpb"
 )
@@ -85,7 +85,9 @@ type TaskManager struct {
 	taskMetrics   *taskexec.Metrics
 	tasksRunning  prometheus.Gauge
 	leaderChanges prometheus.Counter
-	fence         *leaderFence // rejects calls of a deposed JobManager leader (fencing.go)
+	fence         *leaderFence  // rejects calls of a deposed JobManager leader (fencing.go)
+	guard         *callGuard    // rejects calls without the call token (transport.go)
+	tls           *security.TLS // internal TLS; nil: plaintext
 	// restoreMetadata: the tasks of a job restoring on this TaskManager
 	// read their checkpoint's _metadata once.
 	restoreMetadata *taskexec.MetadataCache
@@ -174,6 +176,9 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 		}
 	}()
 
+	if tm.tls, err = security.InternalFromConfig(cfg, log); err != nil {
+		return nil, err
+	}
 	// gRPC listener first: the id contains its port.
 	lo, hi := cfg.PortRange(config.TaskManagerRPCPort)
 	lis, err := listenRange(host, lo, hi)
@@ -195,6 +200,9 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	ncfg.HandshakeTimeout = cfg.Duration(config.NetworkHandshakeTimeout)
 	ncfg.MaxPendingConnectionsPerHost = cfg.Int(config.NetworkMaxPendingConnectionsPerHost)
 	ncfg.MaxPendingConnections = cfg.Int(config.NetworkMaxPendingConnections)
+	if tm.tls != nil {
+		ncfg.TLS = tm.tls
+	}
 	if ncfg.MaxFrameSize < ncfg.SegmentSize {
 		ncfg.MaxFrameSize = ncfg.SegmentSize
 	}
@@ -228,6 +236,9 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	if tm.fence, err = newLeaderFence(reg, tm.log); err != nil {
 		return nil, err
 	}
+	if tm.guard, err = newCallGuard(reg, tm.log); err != nil {
+		return nil, err
+	}
 	tm.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "weir_taskmanager_leader_changes_total",
 		Help: "Changes of the JobManager leader that etcd named to this TaskManager (high-availability.type etcd).",
@@ -256,7 +267,8 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 		tm.jm = weirpb.NewJobManagerGatewayClient(tm.conn)
 	}
 
-	tm.grpcSrv = grpc.NewServer(grpc.UnaryInterceptor(tm.fence.unary))
+	tm.grpcSrv = grpc.NewServer(grpc.Creds(tm.serverCreds()), grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.ChainUnaryInterceptor(tm.guard.unary, tm.fence.unary))
 	weirpb.RegisterTaskExecutorGatewayServer(tm.grpcSrv, &gateway{tm: tm})
 	tm.health = health.NewServer()
 	healthpb.RegisterHealthServer(tm.grpcSrv, tm.health)
@@ -296,7 +308,7 @@ func (tm *TaskManager) dialJobManager(addr string) (*grpc.ClientConn, error) {
 	// asks; bound it by the same maximum.
 	maxBackoff := tm.cfg.Duration(config.TaskManagerRegistrationBackoffMax)
 	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(tm.clientCreds()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{
 				BaseDelay:  min(initialRegistrationBackoff, maxBackoff),

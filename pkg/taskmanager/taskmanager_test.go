@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/internal/calltoken"
 	"github.com/weirstream/weir/pkg/jobgraph"
 	"github.com/weirstream/weir/pkg/operator"
 	"github.com/weirstream/weir/pkg/record"
@@ -278,7 +279,8 @@ func startTM(t *testing.T, jmAddr string, reg *prometheus.Registry) *TaskManager
 
 func client(t *testing.T, tm *TaskManager) weirpb.TaskExecutorGatewayClient {
 	t.Helper()
-	conn, err := grpc.NewClient(tm.RPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(tm.RPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(calltoken.UnaryClientInterceptor(tm.guard.token)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1647,7 +1647,12 @@ type RegisterTaskManagerRequest struct {
 	// The tasks this TaskManager runs, or ran and has not released, when it
 	// registers with a new leader after a JobManager failover: the leader
 	// adopts them or cancels them (failover without restarting tasks).
-	Tasks         []*ReportedTask `protobuf:"bytes,5,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Tasks []*ReportedTask `protobuf:"bytes,5,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// A secret the TaskManager chose: every call of the JobManager to this
+	// registration carries it (metadata weir-call-token), and the
+	// TaskManager refuses calls without it, so that no one who merely
+	// reaches its port can deploy or cancel tasks there.
+	CallToken     string `protobuf:"bytes,6,opt,name=call_token,json=callToken,proto3" json:"call_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1715,6 +1720,13 @@ func (x *RegisterTaskManagerRequest) GetTasks() []*ReportedTask {
 		return x.Tasks
 	}
 	return nil
+}
+
+func (x *RegisterTaskManagerRequest) GetCallToken() string {
+	if x != nil {
+		return x.CallToken
+	}
+	return ""
 }
 
 type ReportedTask struct {
@@ -3005,14 +3017,16 @@ const file_weir_proto_rawDesc = "" +
 	"\x17DisposeSavepointRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\"\x1a\n" +
 	"\x18DisposeSavepointResponse\"\x05\n" +
-	"\x03Ack\"\xd1\x01\n" +
+	"\x03Ack\"\xf0\x01\n" +
 	"\x1aRegisterTaskManagerRequest\x12%\n" +
 	"\x0etaskmanager_id\x18\x01 \x01(\tR\rtaskmanagerId\x12\x1f\n" +
 	"\vrpc_address\x18\x02 \x01(\tR\n" +
 	"rpcAddress\x12!\n" +
 	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\x12\x1b\n" +
 	"\tnum_slots\x18\x04 \x01(\x05R\bnumSlots\x12+\n" +
-	"\x05tasks\x18\x05 \x03(\v2\x15.weir.v1.ReportedTaskR\x05tasks\"_\n" +
+	"\x05tasks\x18\x05 \x03(\v2\x15.weir.v1.ReportedTaskR\x05tasks\x12\x1d\n" +
+	"\n" +
+	"call_token\x18\x06 \x01(\tR\tcallToken\"_\n" +
 	"\fReportedTask\x129\n" +
 	"\texecution\x18\x01 \x01(\v2\x1b.weir.v1.ExecutionAttemptIDR\texecution\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\"\xcb\x01\n" +
