@@ -101,7 +101,7 @@ type app struct {
 	cfgErr  error
 	leaders LeaderReader // opened by the first use with high availability
 
-	apiTLS *security.TLS                // security.ssl.api.*; nil: plaintext (loaded by route)
+	apiTLS *security.TLS               // security.ssl.api.*; nil: plaintext (loaded by route)
 	conns  map[string]*grpc.ClientConn // by JobManager address
 	leader string                      // the JobManager that served the last call: asked first
 }

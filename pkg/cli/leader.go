@@ -40,8 +40,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weirstream/weir/pkg/config"
-	"github.com/weirstream/weir/pkg/security"
 	"github.com/weirstream/weir/pkg/internal/leaderepoch"
+	"github.com/weirstream/weir/pkg/security"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
