@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sort"
 	"strings"
@@ -133,7 +134,10 @@ type handshakes struct {
 }
 
 func (h *handshakes) record(endpoint string, err error) {
+	// The log line is written under the lock, so that whoever reads a
+	// failure (explain) finds it logged. Only handshakes wait for it.
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	prev, had := h.failed[endpoint]
 	switch {
 	case err == nil:
@@ -141,7 +145,6 @@ func (h *handshakes) record(endpoint string, err error) {
 	case had || len(h.failed) < maxHandshakeRecords:
 		h.failed[endpoint] = err
 	}
-	h.mu.Unlock()
 	switch {
 	case err != nil && (!had || prev.Error() != err.Error()):
 		h.log.Warn("TLS handshake with etcd failed", zap.String("endpoint", endpoint), zap.String("reason", h.reason(err)))
@@ -191,9 +194,9 @@ func (h *handshakes) reason(err error) string {
 		msg += fmt.Sprintf(" (name the endpoint in %s as etcd's certificate does)", config.HighAvailabilityEtcdEndpoints.Key)
 	case errors.As(err, &invalid):
 		msg += fmt.Sprintf(" (etcd's certificate %q)", invalid.Cert.Subject.String())
-	case errors.As(err, &record):
-		msg += fmt.Sprintf(" (etcd does not serve TLS there: set %s: false, or start etcd with --cert-file and --key-file)",
-			config.HighAvailabilityEtcdTLSEnabled.Key)
+	case errors.As(err, &record), errors.Is(err, io.EOF):
+		// A plaintext etcd closes the connection on a ClientHello.
+		msg += " (does etcd serve TLS there? It needs --cert-file, --key-file and https:// in --listen-client-urls)"
 	}
 	return msg
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/pkg/internal/etcdtest"
@@ -19,11 +20,16 @@ import (
 // etcdFromConfig opens a store as a daemon does: from configuration keys.
 func etcdFromConfig(t *testing.T, keys map[string]string, address string) (*Etcd, error) {
 	t.Helper()
+	return etcdFromConfigLog(t, keys, address, zap.NewNop())
+}
+
+func etcdFromConfigLog(t *testing.T, keys map[string]string, address string, log *zap.Logger) (*Etcd, error) {
+	t.Helper()
 	cfg, _, err := config.FromMap(keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ecfg, err := EtcdConfigFrom(cfg, address, zap.NewNop())
+	ecfg, err := EtcdConfigFrom(cfg, address, log)
 	if err != nil {
 		return nil, err
 	}
@@ -99,10 +105,22 @@ func TestEtcdTLS(t *testing.T) {
 				`, issuer "CN=other CA,O=weir test") would be refused`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e, err := etcdFromConfig(t, tlsKeys("https://"+ep, tc.cert, tc.key, tc.ca), "")
+			core, logs := observer.New(zap.InfoLevel)
+			e, err := etcdFromConfigLog(t, tlsKeys("https://"+ep, tc.cert, tc.key, tc.ca), "", zap.New(core))
 			if err != nil {
 				t.Fatal(err)
 			}
+			// However many handshakes fail alike, the failure is logged
+			// once, with the reason and without key material.
+			defer func() {
+				entries := logs.FilterMessage("TLS handshake with etcd failed").AllUntimed()
+				if len(entries) != 1 {
+					t.Fatalf("logged %d handshake failures, want 1: %+v", len(entries), entries)
+				}
+				if f := entries[0].ContextMap(); f["endpoint"] != ep || f["reason"] != tc.want {
+					t.Fatalf("logged %v, want endpoint %s, reason %s", f, ep, tc.want)
+				}
+			}()
 			// The first attempts may end before the first handshake
 			// does, on a busy machine.
 			want := timedOut + ep + " failed: " + tc.want
@@ -119,6 +137,32 @@ func TestEtcdTLS(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TLS to an etcd that serves plaintext says so.
+func TestEtcdTLSToPlaintextEtcd(t *testing.T) {
+	srv := etcdtest.Start(t)
+	ep := srv.Endpoints()[0]
+	keys := tlsKeys(ep, "", "", "")
+	keys["high-availability.etcd.tls.enabled"] = "true"
+	e, err := etcdFromConfig(t, keys, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ha: read the leader: etcd: context deadline exceeded; TLS handshake with etcd at " + ep +
+		" failed: EOF (does etcd serve TLS there? It needs --cert-file, --key-file and https:// in --listen-client-urls)"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		_, err = e.Leader(ctx)
+		cancel()
+		if err != nil && err.Error() == want {
+			return
+		}
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || time.Now().After(deadline) {
+			t.Fatalf("Leader: %v\nwant %s", err, want)
+		}
 	}
 }
 
