@@ -30,8 +30,21 @@ import (
 
 const makeCerts = "../../deploy/tls/make-certs.sh"
 
-// The page's cluster: vm1 runs the JobManager and a TaskManager.
-var walkVMs = []string{"vm1=10.0.0.11", "vm2=10.0.0.12", "vm3=10.0.0.13"}
+// The page's command: vm1 runs the JobManager and a TaskManager, alice is
+// the operator.
+var walkArgs = []string{"--client", "alice", "OUT", "vm1=10.0.0.11", "vm2=10.0.0.12", "vm3=10.0.0.13"}
+
+// makeCertsArgs is walkArgs with OUT replaced by out and extra in front.
+func makeCertsArgs(out string, extra ...string) []string {
+	args := append([]string{}, extra...)
+	for _, a := range walkArgs {
+		if a == "OUT" {
+			a = out
+		}
+		args = append(args, a)
+	}
+	return args
+}
 
 func runMakeCerts(t *testing.T, args ...string) string {
 	t.Helper()
@@ -64,9 +77,9 @@ func walkConfig(t *testing.T, kv ...string) *config.Config {
 	return c
 }
 
-// vmConfig: security.ssl.internal.* of a VM; on a JobManager VM also
-// security.ssl.api.* with client authentication.
-func vmConfig(t *testing.T, dir string, jobmanager bool) *config.Config {
+// vmKeys: security.ssl.internal.* of a VM whose files are in dir; on a
+// JobManager VM also security.ssl.api.* with client authentication.
+func vmKeys(dir string, jobmanager bool) []string {
 	kv := []string{
 		"security.ssl.internal.enabled", "true",
 		"security.ssl.internal.cert", filepath.Join(dir, "internal.crt"),
@@ -81,15 +94,44 @@ func vmConfig(t *testing.T, dir string, jobmanager bool) *config.Config {
 			"security.ssl.api.ca", filepath.Join(dir, "api-ca.crt"),
 			"security.ssl.api.authentication-enabled", "true")
 	}
-	return walkConfig(t, kv...)
+	return kv
 }
 
-func cliConfig(t *testing.T, dir string) *config.Config {
-	return walkConfig(t,
+func cliKeys(dir string) []string {
+	return []string{
 		"security.ssl.api.enabled", "true",
+		"security.ssl.api.ca", filepath.Join(dir, "api-ca.crt"),
 		"security.ssl.api.cert", filepath.Join(dir, "client.crt"),
 		"security.ssl.api.key", filepath.Join(dir, "client.key"),
-		"security.ssl.api.ca", filepath.Join(dir, "api-ca.crt"))
+	}
+}
+
+func vmConfig(t *testing.T, dir string, jobmanager bool) *config.Config {
+	return walkConfig(t, vmKeys(dir, jobmanager)...)
+}
+
+func cliConfig(t *testing.T, dir string) *config.Config { return walkConfig(t, cliKeys(dir)...) }
+
+// TestWalkthroughDocumented: docs/security.md shows the command and the
+// configuration that TestWalkthrough runs, with the page's paths.
+func TestWalkthroughDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../docs/security.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	if cmd := "deploy/tls/make-certs.sh " + strings.Join(makeCertsArgs("./weir-tls"), " "); !strings.Contains(page, cmd) {
+		t.Errorf("docs/security.md does not show %q", cmd)
+	}
+	for _, kv := range [][]string{vmKeys("/etc/weir/tls", true), cliKeys("/home/alice/.weir/tls")} {
+		for i := 0; i < len(kv); i += 2 {
+			// A YAML line, maybe with a comment after the value.
+			line := kv[i] + ": " + kv[i+1]
+			if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(line) + `( +#.*)?$`).MatchString(page) {
+				t.Errorf("docs/security.md does not show the line %q", line)
+			}
+		}
+	}
 }
 
 // Re-read the files on every handshake, so that a rotation is seen at once.
@@ -262,7 +304,7 @@ func TestWalkthrough(t *testing.T) {
 		t.Skip("openssl is not on PATH (Debian/Ubuntu package openssl): the walk-through of docs/security.md needs it")
 	}
 	out := t.TempDir()
-	stdout := runMakeCerts(t, append([]string{out}, walkVMs...)...)
+	stdout := runMakeCerts(t, makeCertsArgs(out)...)
 	p := func(elem ...string) string { return filepath.Join(append([]string{out}, elem...)...) }
 
 	internalCA := caSubject(t, p("ca", "internal-ca.crt"), "weir internal CA")
@@ -276,7 +318,7 @@ func TestWalkthrough(t *testing.T) {
 		"created " + p("vm2", "internal.crt") + ", internal.key (0600), internal-ca.crt: CN=vm2,O=weir DNS:vm2,IP:10.0.0.12",
 		"created " + p("vm3", "internal.crt") + ", internal.key (0600), internal-ca.crt: CN=vm3,O=weir DNS:vm3,IP:10.0.0.13",
 		"created " + p("vm1", "api.crt") + ", api.key (0600), api-ca.crt: CN=vm1,O=weir DNS:vm1,IP:10.0.0.11",
-		"created " + p("clients", "operator", "client.crt") + ", client.key (0600), api-ca.crt: CN=operator,O=weir",
+		"created " + p("clients", "alice", "client.crt") + ", client.key (0600), api-ca.crt: CN=alice,O=weir",
 		"valid for 365 days; copy each VM's directory to it (docs/security.md), keep " + out + "/ca to yourself",
 		""}, "\n")
 	if stdout != wantOut {
@@ -290,7 +332,7 @@ func TestWalkthrough(t *testing.T) {
 			"vm1/api.crt": 0o644, "vm1/api.key": 0o600, "vm1/api-ca.crt": 0o644,
 			"vm2/internal.crt": 0o644, "vm2/internal.key": 0o600, "vm2/internal-ca.crt": 0o644,
 			"vm3/internal.crt": 0o644, "vm3/internal.key": 0o600, "vm3/internal-ca.crt": 0o644,
-			"clients/operator/client.crt": 0o644, "clients/operator/client.key": 0o600, "clients/operator/api-ca.crt": 0o644,
+			"clients/alice/client.crt": 0o644, "clients/alice/client.key": 0o600, "clients/alice/api-ca.crt": 0o644,
 		}
 		got := map[string]os.FileMode{}
 		err := filepath.WalkDir(out, func(path string, d os.DirEntry, err error) error {
@@ -321,7 +363,7 @@ func TestWalkthrough(t *testing.T) {
 		}{
 			{"vm2/internal.crt", "vm2/internal-ca.crt", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, "vm2", "10.0.0.12"},
 			{"vm1/api.crt", "vm1/api-ca.crt", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, "vm1", "10.0.0.11"},
-			{"clients/operator/client.crt", "clients/operator/api-ca.crt", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, "", ""},
+			{"clients/alice/client.crt", "clients/alice/api-ca.crt", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, "", ""},
 		} {
 			leaf, ca := readCert(t, p(c.cert)), readCert(t, p(c.ca))
 			if err := leaf.CheckSignatureFrom(ca); err != nil {
@@ -345,11 +387,11 @@ func TestWalkthrough(t *testing.T) {
 	vm1 := vmConfig(t, p("vm1"), true)
 	vm1Internal, vm1API := internalTLS(t, vm1), apiServerTLS(t, vm1)
 	vm2Internal := internalTLS(t, vmConfig(t, p("vm2"), false))
-	operator := apiClientTLS(t, cliConfig(t, p("clients", "operator")))
+	alice := apiClientTLS(t, cliConfig(t, p("clients", "alice")))
 
 	// Another run: another cluster's CAs, with the same names.
 	other := t.TempDir()
-	runMakeCerts(t, append([]string{other}, walkVMs...)...)
+	runMakeCerts(t, makeCertsArgs(other)...)
 	o := func(elem ...string) string { return filepath.Join(append([]string{other}, elem...)...) }
 	otherInternalCA := caSubject(t, o("ca", "internal-ca.crt"), "weir internal CA")
 	otherAPICA := caSubject(t, o("ca", "api-ca.crt"), "weir API CA")
@@ -370,16 +412,16 @@ func TestWalkthrough(t *testing.T) {
 
 	t.Run("API with client authentication", func(t *testing.T) {
 		for _, host := range []string{"10.0.0.11", "vm1"} {
-			srv, cl := handshake(t, vm1API, apiClient(operator, host))
-			if srv.err != "" || srv.peer != "CN=operator,O=weir" || srv.issuer != apiCA {
-				t.Errorf("dialling %s: the JobManager saw %+v, want CN=operator,O=weir issued by %s", host, srv, apiCA)
+			srv, cl := handshake(t, vm1API, apiClient(alice, host))
+			if srv.err != "" || srv.peer != "CN=alice,O=weir" || srv.issuer != apiCA {
+				t.Errorf("dialling %s: the JobManager saw %+v, want CN=alice,O=weir issued by %s", host, srv, apiCA)
 			}
 			if cl.err != "" || cl.peer != "CN=vm1,O=weir" || cl.issuer != apiCA {
 				t.Errorf("dialling %s: the CLI saw %+v, want CN=vm1,O=weir issued by %s", host, cl, apiCA)
 			}
 		}
 		// The CLI checks the address it dialled against the SANs.
-		_, cl := handshake(t, vm1API, apiClient(operator, "10.0.0.12"))
+		_, cl := handshake(t, vm1API, apiClient(alice, "10.0.0.12"))
 		if want := "tls: failed to verify certificate: x509: certificate is valid for 10.0.0.11, not 10.0.0.12"; cl.err != want {
 			t.Errorf("dialling 10.0.0.12: %q, want %q", cl.err, want)
 		}
@@ -387,7 +429,7 @@ func TestWalkthrough(t *testing.T) {
 		// are separate.
 		tmAsCLI := apiClientTLS(t, walkConfig(t, "security.ssl.api.enabled", "true",
 			"security.ssl.api.cert", p("vm2", "internal.crt"), "security.ssl.api.key", p("vm2", "internal.key"),
-			"security.ssl.api.ca", p("clients", "operator", "api-ca.crt")))
+			"security.ssl.api.ca", p("clients", "alice", "api-ca.crt")))
 		_, cl = handshake(t, vm1API, apiClient(tmAsCLI, "10.0.0.11"))
 		if want := fmt.Sprintf("the server accepts client certificates of other CAs only: security.ssl.api.cert (%s, issuer %q) would be refused",
 			p("vm2", "internal.crt"), internalCA); cl.err != want {
@@ -419,16 +461,16 @@ func TestWalkthrough(t *testing.T) {
 			t.Errorf("vm2 -> other vm1: vm2's error %q, want %q", cl.err, want)
 		}
 
-		// The API: another CA's operator certificate, and another CA's
+		// The API: another CA's client certificate, and another CA's
 		// JobManager.
-		srv, _ = handshake(t, vm1API, rogue(t, o("clients", "operator", "client.crt"), o("clients", "operator", "client.key")))
+		srv, _ = handshake(t, vm1API, rogue(t, o("clients", "alice", "client.crt"), o("clients", "alice", "client.key")))
 		if want := fmt.Sprintf("peer certificate %q (issuer %q) refused by security.ssl.api.ca (%s): %s",
-			"CN=operator,O=weir", otherAPICA, p("vm1", "api-ca.crt"), unknown); srv.err != want {
-			t.Errorf("other operator -> vm1 API: %q, want %q", srv.err, want)
+			"CN=alice,O=weir", otherAPICA, p("vm1", "api-ca.crt"), unknown); srv.err != want {
+			t.Errorf("other alice -> vm1 API: %q, want %q", srv.err, want)
 		}
-		_, cl = handshake(t, apiServerTLS(t, otherVM1), apiClient(operator, "10.0.0.11"))
+		_, cl = handshake(t, apiServerTLS(t, otherVM1), apiClient(alice, "10.0.0.11"))
 		if want := "tls: failed to verify certificate: " + unknown; cl.err != want {
-			t.Errorf("operator -> other vm1 API: %q, want %q", cl.err, want)
+			t.Errorf("alice -> other vm1 API: %q, want %q", cl.err, want)
 		}
 	})
 
@@ -443,8 +485,8 @@ func TestWalkthrough(t *testing.T) {
 		}{
 			{"internal", vm1Internal, []string{"-servername", "weir-internal", "-CAfile", p("vm2", "internal-ca.crt"),
 				"-cert", p("vm2", "internal.crt"), "-key", p("vm2", "internal.key")}, "CN=vm2,O=weir"},
-			{"api", vm1API, []string{"-verify_ip", "10.0.0.11", "-CAfile", p("clients", "operator", "api-ca.crt"),
-				"-cert", p("clients", "operator", "client.crt"), "-key", p("clients", "operator", "client.key")}, "CN=operator,O=weir"},
+			{"api", vm1API, []string{"-verify_ip", "10.0.0.11", "-CAfile", p("clients", "alice", "api-ca.crt"),
+				"-cert", p("clients", "alice", "client.crt"), "-key", p("clients", "alice", "client.key")}, "CN=alice,O=weir"},
 		} {
 			srv, msg := sClient(t, c.srv, c.args)
 			if srv.err != "" || srv.peer != c.peer {
@@ -463,7 +505,7 @@ func TestWalkthrough(t *testing.T) {
 		}
 		srv, _ := handshake(t, vm1Internal, internalClient(vm2Internal))
 		before := srv.serial
-		again := runMakeCerts(t, append([]string{out}, walkVMs...)...)
+		again := runMakeCerts(t, makeCertsArgs(out)...)
 		if !strings.HasPrefix(again, "reused  "+p("ca", "internal-ca.crt")+": "+internalCA+" (its key exists; --force makes a new CA)\n") {
 			t.Errorf("second run printed\n%s", again)
 		}
@@ -495,7 +537,7 @@ func TestWalkthrough(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runMakeCerts(t, append([]string{"--force", out}, walkVMs...)...)
+		runMakeCerts(t, makeCertsArgs(out, "--force")...)
 		newCA := caSubject(t, p("ca", "internal-ca.crt"), "weir internal CA")
 		newCAPEM, _ := os.ReadFile(p("ca", "internal-ca.crt"))
 		if b, _ := os.ReadFile(p("ca", "internal-ca.previous.crt")); !bytes.Equal(b, oldCA) {
