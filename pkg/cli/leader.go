@@ -363,7 +363,7 @@ func (s *search) haLeader() (string, bool) {
 		s.ended = true
 		return "", false
 	case err != nil && s.rctx.Err() != nil:
-		s.end(failf("%s did not answer within %s (%s; set --timeout)", who, s.timeout, config.HighAvailabilityEtcdEndpoints.Key))
+		s.end(failf("%s did not answer within %s (%s; set --timeout)%s", who, s.timeout, config.HighAvailabilityEtcdEndpoints.Key, whyNoAnswer(err)))
 		return "", false
 	case err != nil:
 		s.end(failf("cannot find the leader in %s: %v", who, err))
@@ -380,6 +380,16 @@ func (s *search) haLeader() (string, bool) {
 		s.note(who, "the leader is "+l)
 	}
 	return l, true
+}
+
+// whyNoAnswer is what the HA service knows of why a request got no answer
+// (package ha: the TLS handshakes with etcd fail), as ": why", or "".
+func whyNoAnswer(err error) string {
+	var w interface{ NoAnswerReason() string }
+	if errors.As(err, &w) {
+		return ": " + w.NoAnswerReason()
+	}
+	return ""
 }
 
 // chain asks addr, and the JobManagers that standbys name from there, up

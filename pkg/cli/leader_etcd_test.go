@@ -38,7 +38,7 @@ func (e etcdLeaders) Leader(ctx context.Context) (string, error) {
 // its election key. campaign blocks until it leads.
 func jobManagerIn(t *testing.T, srv *etcdtest.Server, cluster, addr string) (e *ha.Etcd, campaign func() error) {
 	t.Helper()
-	e, err := ha.NewEtcd(ha.EtcdConfig{Endpoints: srv.Endpoints(), ClusterID: cluster, StorageDir: t.TempDir(), Address: addr})
+	e, err := ha.NewEtcd(ha.EtcdConfig{Endpoints: srv.Endpoints(), TLS: srv.ClientTLS(), ClusterID: cluster, StorageDir: t.TempDir(), Address: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,4 +108,25 @@ func TestLeaderFromEtcd(t *testing.T) {
 	defer srv.Cont()
 	weirApp(t, etcdServices, "", keys("c1", "--timeout", "300ms", "list")...).check(t, "",
 		"weir: etcd at "+eps+" did not answer within 300ms (high-availability.etcd.endpoints; set --timeout)\n", 1)
+}
+
+// When weir cannot find the leader because the TLS handshakes with etcd
+// fail, it says why, not only that etcd did not answer.
+func TestLeaderFromEtcdOverTLS(t *testing.T) {
+	srv := etcdtest.StartWith(t, etcdtest.Options{TLS: true, ClientCertAuth: true})
+	ep := srv.Endpoints()[0]
+	args := func(more ...string) []string {
+		return append([]string{"-D", "high-availability.type=etcd", "-D", "high-availability.etcd.endpoints=" + srv.ClientURL,
+			"-D", "high-availability.cluster-id=tls", "-D", "high-availability.etcd.tls.ca=" + srv.CAFile}, more...)
+	}
+	addr := serve(t, listsJobs())
+	_, campaign := jobManagerIn(t, srv, "tls", addr)
+	if err := campaign(); err != nil {
+		t.Fatal(err)
+	}
+	weirApp(t, etcdServices, "", args("-D", "high-availability.etcd.tls.cert="+srv.ClientCertFile,
+		"-D", "high-availability.etcd.tls.key="+srv.ClientKeyFile, "list")...).check(t, jobsTable, "", 0)
+	weirApp(t, etcdServices, "", args("--timeout", "3s", "list")...).check(t, "",
+		"weir: etcd at "+srv.ClientURL+" did not answer within 3s (high-availability.etcd.endpoints; set --timeout): "+
+			"TLS handshake with etcd at "+ep+" failed: the server requires a client certificate and high-availability.etcd.tls.cert is not set\n", 1)
 }

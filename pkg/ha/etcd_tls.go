@@ -230,6 +230,10 @@ type etcdTLSError struct {
 func (e *etcdTLSError) Error() string { return e.err.Error() + "; " + e.why }
 func (e *etcdTLSError) Unwrap() error { return e.err }
 
+// NoAnswerReason is why the request got no answer, for a caller that
+// reports the timeout in its own words (the CLI).
+func (e *etcdTLSError) NoAnswerReason() string { return e.why }
+
 // explain adds to err, the error of a request to etcd, why the TLS
 // handshakes with etcd fail, if the request waited for a connection and
 // they do.

@@ -32,10 +32,12 @@
 //     etcd). Every write is an etcd transaction conditioned on the leader
 //     key this JobManager was elected with, so that a JobManager that lost
 //     its leadership (paused, cut off, or simply slower than its lease)
-//     cannot change anything once a successor may lead. etcd.go is the
-//     only file that imports the etcd client, but every importer of this
-//     package links it: the pure scheduler and coordinator do not import
-//     it (make check fails if they link go.etcd.io).
+//     cannot change anything once a successor may lead. Its connections
+//     to etcd may use TLS (high-availability.etcd.tls.*, etcd_tls.go).
+//     etcd.go is the only file that imports the etcd client, but every
+//     importer of this package links it: the pure scheduler and
+//     coordinator do not import it (make check fails if they link
+//     go.etcd.io).
 //
 // Leadership and Recovery (leadership.go, recovery.go) are the pure state
 // machines that a JobManager's shell drives with what Etcd reports.

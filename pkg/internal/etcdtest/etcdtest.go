@@ -190,7 +190,7 @@ func (s *Server) Endpoints() []string {
 // the client certificate, over TLS).
 func (s *Server) Client() *clientv3.Client {
 	s.t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{s.ClientURL}, TLS: s.clientTLS(), DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{s.ClientURL}, TLS: s.ClientTLS(), DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		s.t.Fatalf("etcd client of %s: %v", s.ClientURL, err)
 	}
@@ -198,8 +198,9 @@ func (s *Server) Client() *clientv3.Client {
 	return c
 }
 
-// clientTLS is the client side of the server's TLS, nil without it.
-func (s *Server) clientTLS() *tls.Config {
+// ClientTLS is the client side of the server's TLS, with the client
+// certificate; nil without TLS.
+func (s *Server) ClientTLS() *tls.Config {
 	if !s.opts.TLS {
 		return nil
 	}
@@ -327,7 +328,7 @@ func (s *Server) start() {
 func (s *Server) waitHealthy(exited <-chan struct{}) error {
 	deadline := time.Now().Add(startTimeout)
 	// No keep-alive: no idle connection outlives the start.
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: s.clientTLS()}}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: s.ClientTLS()}}
 	var last error
 	for time.Now().Before(deadline) {
 		select {
