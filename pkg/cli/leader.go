@@ -540,6 +540,11 @@ func (s *search) try(addr string) attempt {
 		// TLS refusals do not go away by asking again: say what to set.
 		if e := security.ExplainAPIError(err, a.apiTLS); e != err {
 			why := strings.TrimSuffix(e.Error(), ": "+err.Error())
+			if a.apiTLS == nil {
+				// Only a guess (a closed connection): another
+				// JobManager may still answer.
+				return attempt{unreachable: why + ": " + dialReason(st.Message())}
+			}
 			return attempt{err: failf("%s (the JobManager at %s: %s)", why, addr, dialReason(st.Message()))}
 		}
 		if !connected {

@@ -5,6 +5,22 @@ import (
 	"strings"
 )
 
+// terms are the words of an explanation: who is called and which keys
+// the caller sets.
+type terms struct {
+	server   string // "the job API"
+	prefix   string // "security.ssl.api"
+	authHint string // why the server wants a certificate
+	client   string // "this client"
+}
+
+var (
+	apiTerms = terms{server: "the job API", prefix: "security.ssl.api",
+		authHint: "security.ssl.api.authentication-enabled on the server", client: "this client"}
+	internalTerms = terms{server: "the JobManager", prefix: "security.ssl.internal",
+		authHint: "security.ssl.internal.enabled on the JobManager", client: "this daemon"}
+)
+
 // ExplainAPIError puts a plain sentence in front of a job API call's error
 // when the cause is TLS: the server wants TLS or a client certificate, or the
 // certificates do not match. c is the CLI's TLS, nil when
@@ -14,7 +30,13 @@ import (
 // It matches the texts crypto/tls and grpc put in the status message, the
 // only place the cause survives a gRPC call; an unmatched text only loses the
 // sentence, never the error.
-func ExplainAPIError(err error, c *TLS) error {
+func ExplainAPIError(err error, c *TLS) error { return explain(err, c, apiTerms) }
+
+// ExplainInternalError is ExplainAPIError for a daemon's calls to the
+// JobManager (security.ssl.internal.*): c is nil when internal TLS is off.
+func ExplainInternalError(err error, c *TLS) error { return explain(err, c, internalTerms) }
+
+func explain(err error, c *TLS, t terms) error {
 	if err == nil {
 		return nil
 	}
@@ -22,27 +44,26 @@ func ExplainAPIError(err error, c *TLS) error {
 	var why string
 	switch {
 	case strings.Contains(msg, "tls: certificate required"), strings.Contains(msg, "the server requires a client certificate"):
-		why = "the job API requires a client certificate (security.ssl.api.authentication-enabled on the server): " +
-			"set security.ssl.api.cert and security.ssl.api.key"
+		why = fmt.Sprintf("%s requires a client certificate (%s): set %s.cert and %s.key", t.server, t.authHint, t.prefix, t.prefix)
 	case strings.Contains(msg, "remote error: tls: bad certificate"), strings.Contains(msg, "remote error: tls: unknown certificate authority"),
 		strings.Contains(msg, "the server accepts client certificates of other CAs only"):
-		why = "the job API refused this client's certificate (security.ssl.api.cert): it must be signed by the server's security.ssl.api.ca"
+		why = fmt.Sprintf("%s refused %s's certificate (%s.cert): it must be signed by the server's %s.ca", t.server, t.client, t.prefix, t.prefix)
 	case strings.Contains(msg, "first record does not look like a TLS handshake"):
-		why = "the job API does not use TLS, but security.ssl.api.enabled is true here"
+		why = fmt.Sprintf("%s does not use TLS, but %s.enabled is true here", t.server, t.prefix)
 	case c != nil && strings.Contains(msg, "x509: certificate signed by unknown authority"):
 		ca := "the system's roots"
 		if f := c.Files(); f.CA != "" {
 			ca = f.CAKey + " (" + f.CA + ")"
 		}
-		why = "the job API's certificate is not signed by " + ca
+		why = fmt.Sprintf("%s's certificate is not signed by %s", t.server, ca)
 	case c != nil && (strings.Contains(msg, "x509: certificate is valid for") || strings.Contains(msg, "doesn't contain any IP SANs")):
-		why = "the job API's certificate does not name the address dialled: connect by a name or IP in its subject alternative names"
+		why = fmt.Sprintf("%s's certificate does not name the address dialled: connect by a name or IP in its subject alternative names", t.server)
 	case c == nil && (strings.Contains(msg, "error reading server preface: EOF") ||
-		strings.Contains(msg, "error reading server preface: read tcp") && strings.Contains(msg, "connection reset by peer") ||
-		strings.Contains(msg, "error reading server preface: connection reset by peer")):
+		strings.Contains(msg, "connection reset by peer") || strings.Contains(msg, "broken pipe")):
 		// The server's close of a connection with unread bytes (the
-		// plaintext request) arrives as a FIN or, as often, a reset.
-		why = "the job API closed the connection before answering: if it uses TLS, set security.ssl.api.enabled (and security.ssl.api.ca)"
+		// plaintext request) arrives as a FIN or, as often, a reset, seen
+		// while reading the server's preface or still writing ours.
+		why = fmt.Sprintf("%s closed the connection before answering: if it uses TLS, set %s.enabled (and %s.ca)", t.server, t.prefix, t.prefix)
 	default:
 		return err
 	}

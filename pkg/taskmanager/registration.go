@@ -11,6 +11,7 @@ import (
 
 	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/pkg/ha"
+	"github.com/weirstream/weir/pkg/security"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -235,7 +236,7 @@ func (l *followerShell) register(a register) {
 		defer cancel()
 		resp, err := s.jm.RegisterTaskManager(rctx, req)
 		if err != nil {
-			l.send(s, registrationFailed{token: s.token, err: err})
+			l.send(s, registrationFailed{token: s.token, err: security.ExplainInternalError(err, tm.tls)})
 			return
 		}
 		l.send(s, registrationAccepted{token: s.token, resp: resp})

@@ -76,13 +76,24 @@ type cluster struct {
 	jm           *process
 	taskmanagers []*process
 	extra        []string // -D overrides for every daemon
+	// perProcess returns -D overrides for one daemon by name ("jobmanager",
+	// "taskmanager-1", ...), after extra; nil: none.
+	perProcess func(name string) []string
+	cliArgs    []string // appended to every weir command
 }
 
 // newCluster starts a JobManager and n TaskManagers with the given slots each
 // and waits until all of them are registered.
 func newCluster(t testing.TB, n, slots int, extra ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), extra: extra}
+	return (&cluster{t: t, dir: t.TempDir(), extra: extra}).launch(n, slots)
+}
+
+// launch starts the JobManager and n TaskManagers of a cluster whose
+// directory and settings are set.
+func (c *cluster) launch(n, slots int) *cluster {
+	t := c.t
+	t.Helper()
 	c.jmAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	_, port, _ := net.SplitHostPort(c.jmAddr)
 	c.jm = c.start("jobmanager", "jobmanager",
@@ -127,6 +138,11 @@ func (c *cluster) start(name, binary string, args ...string) *process {
 	for _, e := range c.extra {
 		args = append(args, "-D", e)
 	}
+	if c.perProcess != nil {
+		for _, e := range c.perProcess(name) {
+			args = append(args, "-D", e)
+		}
+	}
 	cmd := exec.Command(filepath.Join(binDir, binary), args...)
 	cmd.Dir = c.dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -155,7 +171,7 @@ func (c *cluster) dumpLogs() {
 // weir runs the CLI against the cluster and returns stdout, stderr and the exit code.
 func (c *cluster) weir(args ...string) (string, string, int) {
 	c.t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "weir"), args...)
+	cmd := exec.Command(filepath.Join(binDir, "weir"), append(args, c.cliArgs...)...)
 	cmd.Dir = c.dir
 	cmd.Env = append(os.Environ(), "WEIR_JOBMANAGER="+c.jmAddr)
 	var stdout, stderr bytes.Buffer
@@ -194,6 +210,7 @@ func (c *cluster) weirJSON(v any, args ...string) {
 type taskManagerJSON struct {
 	ID         string `json:"id"`
 	Address    string `json:"address"`
+	DataAddr   string `json:"data_address"`
 	SlotsTotal int    `json:"slots_total"`
 	SlotsFree  int    `json:"slots_free"`
 }
@@ -205,6 +222,7 @@ type taskJSON struct {
 	TaskManager string `json:"taskmanager"`
 	RecordsIn   int64  `json:"records_in"`
 	RecordsOut  int64  `json:"records_out"`
+	Attempt     int    `json:"attempt"`
 }
 
 type jobJSON struct {

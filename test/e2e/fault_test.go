@@ -78,9 +78,12 @@ func (c *cluster) waitCheckpoints(jobID string, n int) {
 // Exactly-once under SIGKILL: a TaskManager running tasks is killed while the
 // job runs; the job restarts from the latest checkpoint and finishes, and the
 // committed output holds every (key, seq) exactly once with count == seq+1.
-func TestExactlyOnceUnderKill(t *testing.T) {
+func TestExactlyOnceUnderKill(t *testing.T) { exactlyOnceUnderKill(t, newCluster(t, 3, 2)) }
+
+// exactlyOnceUnderKill runs the exactly-once SIGKILL test on c (3
+// TaskManagers of 2 slots).
+func exactlyOnceUnderKill(t *testing.T, c *cluster) {
 	rnd := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
-	c := newCluster(t, 3, 2)
 	out := filepath.Join(c.dir, "out")
 	// 16 keys x 20000 at 10,000 records/s per subtask: 16 s without failures.
 	jobID := strings.TrimSpace(c.mustWeir("run", "-d", faultJob(c, "EXACTLY_ONCE", 20000, 10000, out)))
