@@ -417,8 +417,9 @@ var (
 	SSLInternalEnabled = &Option{
 		Key: "security.ssl.internal.enabled", Type: TypeBool, Default: "false", Cluster: true,
 		Description: "Mutual TLS on every connection between daemons: JobManager and TaskManager gRPC, the TaskManagers' data plane. " +
-			"Every daemon presents security.ssl.internal.cert and accepts only peers whose certificate security.ssl.internal.ca signed. " +
-			"Not wired into the daemons yet: a daemon refuses to start with true rather than run in plaintext.",
+			"Every daemon presents security.ssl.internal.cert and accepts only peers whose certificate security.ssl.internal.ca signed " +
+			"(host names are not checked: dedicate the CA to the cluster). On the JobManager's port, which also serves the job API, " +
+			"daemons are told apart by the TLS server name weir-internal; gateway calls over anything else are refused.",
 	}
 	SSLInternalCert = &Option{
 		Key: "security.ssl.internal.cert", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
@@ -434,8 +435,8 @@ var (
 	}
 	SSLAPIEnabled = &Option{
 		Key: "security.ssl.api.enabled", Type: TypeBool, Default: "false", Cluster: true,
-		Description: "TLS on the job API (the port the weir CLI talks to). Flink: security.ssl.rest.enabled. " +
-			"Not wired into the daemons yet: a daemon refuses to start with true rather than run in plaintext.",
+		Description: "TLS on the job API (jobmanager.rpc.port, the port the weir CLI talks to; the CLI reads the same keys). " +
+			"Flink: security.ssl.rest.enabled. With security.ssl.internal.enabled too, plaintext connections to the JobManager are refused.",
 	}
 	SSLAPICert = &Option{
 		Key: "security.ssl.api.cert", Type: TypeString, AbsolutePathOrURI: true, Cluster: true,
