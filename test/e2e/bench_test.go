@@ -15,7 +15,16 @@ import (
 // It runs the job once per b.N; run it with -benchtime 1x (make bench).
 //
 // WEIR_BENCH_RECORDS sets the number of source records (default 20M).
-func BenchmarkPipeline(b *testing.B) {
+func BenchmarkPipeline(b *testing.B) { benchPipeline(b, newCluster(b, 2, 1)) }
+
+// BenchmarkPipelineTLS is BenchmarkPipeline with internal and API TLS on:
+// every record crosses a TLS connection between the TaskManagers.
+func BenchmarkPipelineTLS(b *testing.B) {
+	c, _, _ := newTLSCluster(b, 2, 1)
+	benchPipeline(b, c)
+}
+
+func benchPipeline(b *testing.B, c *cluster) {
 	total := int64(20_000_000)
 	if s := os.Getenv("WEIR_BENCH_RECORDS"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
@@ -26,7 +35,6 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	const keys = 1024
 	perKey := total / keys
-	c := newCluster(b, 2, 1)
 	job := c.writeJob("bench.yaml", fmt.Sprintf(`
 name: bench-pipeline
 parallelism: 2

@@ -33,7 +33,7 @@ import (
 // API CA with the JobManager's API certificate and the operator's client
 // certificate.
 type tlsSetup struct {
-	t          *testing.T
+	t          testing.TB
 	dir        string
 	internalCA *securitytest.CA
 	caPath     string
@@ -49,7 +49,7 @@ type tlsSetup struct {
 // API TLS with client authentication on, and io.allowed-paths set to the
 // cluster's directory; the weir CLI of c runs with the operator's
 // certificate. metricsPort is the JobManager's Prometheus port.
-func newTLSCluster(t *testing.T, n, slots int) (c *cluster, s *tlsSetup, metricsPort int) {
+func newTLSCluster(t testing.TB, n, slots int) (c *cluster, s *tlsSetup, metricsPort int) {
 	t.Helper()
 	dir := t.TempDir()
 	s = &tlsSetup{t: t, dir: filepath.Join(dir, "tls"), internalCA: securitytest.NewCA(t, "weir internal CA"), certs: map[string][2]string{}}
@@ -120,7 +120,7 @@ func (s *tlsSetup) internalClient(name, addr string) *grpc.ClientConn {
 	return dialGRPC(s.t, addr, tlsc.ClientCredentials())
 }
 
-func dialGRPC(t *testing.T, addr string, creds credentials.TransportCredentials) *grpc.ClientConn {
+func dialGRPC(t testing.TB, addr string, creds credentials.TransportCredentials) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
