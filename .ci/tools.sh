@@ -48,3 +48,12 @@ if [ ! -x "$etcd_dir/etcd" ]; then
 fi
 export WEIR_ETCD="$etcd_dir/etcd"
 echo "tools: WEIR_ETCD=$WEIR_ETCD" >&2
+
+# openssl: pkg/security's walk-through test runs deploy/tls/make-certs.sh,
+# which docs/security.md tells operators to run; it skips without openssl.
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "tools: installing openssl (Debian package)" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq openssl >/dev/null
+fi
