@@ -453,23 +453,14 @@ func (c *remoteChannel) copyOvertaken(n int) [][]byte {
 	if n <= 0 {
 		return nil
 	}
-	size, found := 0, 0
-	for i := 0; i < c.received.len() && found < n; i++ {
-		if it := c.received.at(i); !it.isEvent {
-			size += it.buf.n
+	// The first n data buffers, and the events among them.
+	items, found := 0, 0
+	for ; items < c.received.len() && found < n; items++ {
+		if !c.received.at(items).isEvent {
 			found++
 		}
 	}
-	out := make([][]byte, 0, found)
-	backing := make([]byte, 0, size)
-	for i := 0; i < c.received.len() && len(out) < found; i++ {
-		if it := c.received.at(i); !it.isEvent {
-			start := len(backing)
-			backing = append(backing, it.buf.Data()...)
-			out = append(out, backing[start:len(backing):len(backing)])
-		}
-	}
-	return out
+	return copyFrames(items, func(i int) (*Buffer, bool) { it := c.received.at(i); return it.buf, it.isEvent })
 }
 
 func (c *remoteChannel) buffered() int {

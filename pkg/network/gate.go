@@ -51,6 +51,7 @@ type inputChannel interface {
 	poll() (boe BufferOrEvent, more, ok bool, err error)
 	pollPriority() (boe BufferOrEvent, more, ok bool, err error)
 	buffered() int
+	copyToEnd() ([][]byte, bool)
 	close()
 }
 
