@@ -89,12 +89,19 @@ type CheckpointAborted struct{ CheckpointID int64 }
 
 // TriggerReceived: a TriggerCheckpoint RPC for a task whose inputs have all
 // finished upstream (FLIP-147), or for a task without inputs (a source).
-// The snapshot is taken once every channel delivered EndOfPartition, so
-// that it covers every record those finished inputs sent.
+// An aligned snapshot is taken once every channel delivered
+// EndOfPartition, so that it covers every record those finished inputs
+// sent; an unaligned one (Unaligned) at once, the rest of each channel
+// becoming its input channel state.
 type TriggerReceived struct {
 	CheckpointID int64
 	Timestamp    int64
 	Flags        uint32
+	// EndsQueued, for an unaligned trigger (FlagUnaligned) at a task with
+	// inputs: per channel, whether its EndOfPartition is queued in the
+	// gate, not yet polled, so that the whole rest of the channel is there
+	// to copy (network.InputGate.CopyToEnd). nil: none is known to be.
+	EndsQueued []bool
 }
 
 func (BarrierReceived) isEvent()        {}

@@ -36,6 +36,8 @@ func describeActions(as []Action) string {
 			out = append(out, fmt.Sprintf("record %d ch%d", a.CheckpointID, a.Channel))
 		case RecordOvertaken:
 			out = append(out, fmt.Sprintf("overtaken %d ch%d", a.CheckpointID, a.Channel))
+		case RecordQueued:
+			out = append(out, fmt.Sprintf("queued %d ch%d", a.CheckpointID, a.Channel))
 		case ChannelStateComplete:
 			out = append(out, fmt.Sprintf("complete %d", a.CheckpointID))
 		case DiscardChannelState:

@@ -17,6 +17,8 @@ import "time"
 //	RecordBuffer:              copy the buffer just polled on Channel into the input channel state
 //	RecordOvertaken:           add the copies of the buffers the barrier just received on Channel overtook
 //	                           (network.BufferOrEvent.OvertakenData) to the input channel state
+//	RecordQueued:              add the copies of the rest of Channel, up to its queued EndOfPartition, taken
+//	                           for an unaligned trigger at a task whose inputs finished (TriggerReceived.EndsQueued)
 //	ChannelStateComplete:      the channel state is complete: hand snapshot and channel state to the writer
 //	DiscardChannelState:       the checkpoint will not complete: drop its snapshot and channel state
 //
@@ -87,6 +89,16 @@ type RecordOvertaken struct {
 	Channel      int
 }
 
+// RecordQueued: add the copies of every data buffer queued on Channel up
+// to its EndOfPartition (network.InputGate.CopyToEnd, taken when the
+// trigger came) to the input channel state of CheckpointID. As with
+// RecordOvertaken, the buffers are still processed later and not recorded
+// then.
+type RecordQueued struct {
+	CheckpointID int64
+	Channel      int
+}
+
 // ChannelStateComplete: every buffer of the channel state of CheckpointID
 // is recorded; write it with the snapshot and acknowledge.
 type ChannelStateComplete struct{ CheckpointID int64 }
@@ -97,6 +109,7 @@ type DiscardChannelState struct{ CheckpointID int64 }
 
 func (RecordBuffer) isAction()         {}
 func (RecordOvertaken) isAction()      {}
+func (RecordQueued) isAction()         {}
 func (ChannelStateComplete) isAction() {}
 func (DiscardChannelState) isAction()  {}
 
@@ -205,11 +218,39 @@ func (h *Unaligned) Step(now time.Time, ev Event) []Action {
 	case CheckpointAborted:
 		h.aborted(ev)
 	case TriggerReceived:
-		if h.trigger(now, ev) && h.allArrived() {
+		if !h.trigger(now, ev) {
+			break
+		}
+		switch {
+		case h.allArrived():
 			h.finishTriggered(now)
+		case ev.Flags&FlagUnaligned != 0:
+			h.goUnalignedAtEnd(now, ev.EndsQueued)
 		}
 	}
 	return h.out
+}
+
+// goUnalignedAtEnd snapshots an unaligned checkpoint triggered at a task
+// whose inputs all finished upstream (FLIP-147) at once, rather than once
+// every channel delivered EndOfPartition (which, under backpressure, is
+// once the backlog is processed): its barrier sits at the end of every
+// channel, overtaking all the data still queued there. Channels whose end
+// is queued (endsQueued) are recorded from the gate's copies of that rest
+// (RecordQueued) and count as arrived; the others, whose end is still on
+// its way, record their buffers as they are polled until it comes.
+func (h *Unaligned) goUnalignedAtEnd(now time.Time, endsQueued []bool) {
+	h.goUnaligned(now, -1, 0)
+	for ch, queued := range endsQueued {
+		if queued && h.validChannel(ch) && h.recording[ch] {
+			h.stopRecording(ch)
+			h.done.add(ch)
+			h.out = append(h.out, RecordQueued{CheckpointID: h.latest, Channel: ch})
+		}
+	}
+	if h.capturing && h.allArrived() {
+		h.completeCapture()
+	}
 }
 
 func (h *Unaligned) timedOut(now time.Time) bool {

@@ -102,10 +102,42 @@ func TestUnaligned(t *testing.T) {
 			{TriggerReceived{CheckpointID: 1, Timestamp: 1001, Flags: FlagUnaligned}, "usnapshot 1 align=0s flags=0x2; complete 1"},
 			{TriggerReceived{CheckpointID: 2, Timestamp: 1002, Flags: FlagAlignedTimeout}, "snapshot 2 ts=1002 align=0s"},
 		}},
-		{"a trigger with inputs ended upstream snapshots at the last end of partition", 2, 0, []handlerStep{
+		{"an unaligned trigger with inputs ended upstream snapshots at once; a channel whose end is not queued records until it ends", 2, 0, []handlerStep{
 			{eop(0), ""},
-			{TriggerReceived{CheckpointID: 3, Timestamp: 1003, Flags: FlagUnaligned}, ""},
-			{eop(1), "usnapshot 3 align=10ms flags=0x2; complete 3"},
+			{TriggerReceived{CheckpointID: 3, Timestamp: 1003, Flags: FlagUnaligned}, "usnapshot 3 align=0s flags=0x2"},
+			{buf(1), "record 3 ch1"},
+			{eop(1), "complete 3"},
+		}},
+		{"an unaligned trigger copies the queued rest of channels whose end is queued, and records the others until their end", 3, 0, []handlerStep{
+			{eop(0), ""},
+			{TriggerReceived{CheckpointID: 3, Timestamp: 1003, Flags: FlagUnaligned, EndsQueued: []bool{false, true, false}},
+				"usnapshot 3 align=0s flags=0x2; queued 3 ch1"},
+			{buf(1), ""}, // in the copies
+			{buf(2), "record 3 ch2"},
+			{eop(1), ""},
+			{buf(2), "record 3 ch2"},
+			{eop(2), "complete 3"},
+			{buf(2), ""},
+		}},
+		{"an unaligned trigger whose every end is queued completes at once", 2, 0, []handlerStep{
+			{TriggerReceived{CheckpointID: 4, Timestamp: 1004, Flags: FlagUnaligned, EndsQueued: []bool{true, true}},
+				"usnapshot 4 align=0s flags=0x2; queued 4 ch0; queued 4 ch1; complete 4"},
+			{buf(0), ""},
+			{eop(0), ""},
+			{eop(1), ""},
+			{TriggerReceived{CheckpointID: 5, Timestamp: 1005, Flags: FlagUnaligned}, "usnapshot 5 align=0s flags=0x2; complete 5"},
+		}},
+		{"an aligned trigger (savepoint) with inputs ended upstream still waits for every end of partition", 2, 0, []handlerStep{
+			{eop(0), ""},
+			{TriggerReceived{CheckpointID: 3, Timestamp: 1003, Flags: FlagSavepoint, EndsQueued: []bool{false, true}}, ""},
+			{buf(1), ""},
+			{eop(1), "snapshot 3 ts=1003 align=20ms"},
+		}},
+		{"a newer trigger subsumes a capture at the end", 2, 0, []handlerStep{
+			{TriggerReceived{CheckpointID: 3, Timestamp: 1003, Flags: FlagUnaligned, EndsQueued: []bool{true, false}}, "usnapshot 3 align=0s flags=0x2; queued 3 ch0"},
+			{buf(1), "record 3 ch1"},
+			{TriggerReceived{CheckpointID: 4, Timestamp: 1004, Flags: FlagUnaligned, EndsQueued: []bool{true, true}},
+				"discard 3; decline 3 SUBSUMED; cancel 3; usnapshot 4 align=0s flags=0x2; queued 4 ch0; queued 4 ch1; complete 4"},
 		}},
 		{"aligned barriers (savepoints) are aligned", 2, 20 * time.Millisecond, []handlerStep{
 			{bar(0, 5), "block 0"},
@@ -213,7 +245,8 @@ func TestUnalignedHandlerInvariants(t *testing.T) {
 		for ch := 0; ch < 3; ch++ {
 			events = append(events, bar(ch, id), ubar(ch, id, ch), tbar(ch, id), cxl(ch, id), buf(ch), buf(ch), tick)
 		}
-		events = append(events, abt(id), trg(id))
+		events = append(events, abt(id), trg(id),
+			TriggerReceived{CheckpointID: id, Timestamp: 1000 + id, Flags: FlagUnaligned, EndsQueued: []bool{id%2 == 0, true, false}})
 	}
 	events = append(events, eop(1), eop(0), eop(2))
 	n := len(events)
@@ -256,6 +289,13 @@ func TestUnalignedHandlerInvariants(t *testing.T) {
 					b, isBarrier := ev.(BarrierReceived)
 					if a.CheckpointID != open || !isBarrier || b.Channel != a.Channel || b.Overtaken == 0 || arrived[a.Channel] {
 						t.Fatalf("stride %d: overtaken buffers of %d channel %d (arrived before: %t) after %+v while %d is open",
+							stride, a.CheckpointID, a.Channel, arrived[a.Channel], ev, open)
+					}
+					arrived[a.Channel] = true
+				case RecordQueued:
+					tr, isTrigger := ev.(TriggerReceived)
+					if a.CheckpointID != open || !isTrigger || tr.CheckpointID != open || arrived[a.Channel] {
+						t.Fatalf("stride %d: queued rest of %d channel %d (arrived before: %t) after %+v while %d is open",
 							stride, a.CheckpointID, a.Channel, arrived[a.Channel], ev, open)
 					}
 					arrived[a.Channel] = true
