@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,6 +71,8 @@ type InputGate struct {
 	// channels that may have a priority event, each at most once; served before ready, blocked or not
 	prioReady  ring[int]
 	prioQueued []bool
+	// numPrio is len(prioReady), readable without mu: HasPriority is asked between two records.
+	numPrio atomic.Int32
 
 	// task goroutine only
 	finished    []bool
@@ -119,6 +122,7 @@ func (g *InputGate) notifyPriority(ch int) {
 	if !g.prioQueued[ch] {
 		g.prioQueued[ch] = true
 		g.prioReady.push(ch)
+		g.numPrio.Add(1)
 	}
 	g.mu.Unlock()
 	g.signalAvailable()
@@ -175,7 +179,19 @@ func (g *InputGate) IsBlocked(ch int) bool {
 // is returned from then on. A priority event is returned as soon as it has arrived on any channel, before the data
 // of every channel, and also on a blocked channel. Blocked channels (BlockChannel) are otherwise skipped; ok=false
 // while only they have data.
-func (g *InputGate) PollNext() (BufferOrEvent, bool, error) {
+func (g *InputGate) PollNext() (BufferOrEvent, bool, error) { return g.poll(false) }
+
+// HasPriority reports whether a priority event (an unaligned checkpoint's barrier) may be waiting: an atomic load,
+// cheap enough to ask between two records of a buffer. It may be true when there is none (PollPriority then
+// returns ok=false).
+func (g *InputGate) HasPriority() bool { return g.numPrio.Load() > 0 }
+
+// PollPriority is PollNext for priority events only: it returns one if it has arrived, and never data. A task asks
+// it between two records while HasPriority, so that a barrier does not wait for the rest of a buffer whose
+// processing is slow.
+func (g *InputGate) PollPriority() (BufferOrEvent, bool, error) { return g.poll(true) }
+
+func (g *InputGate) poll(onlyPriority bool) (BufferOrEvent, bool, error) {
 	for {
 		if g.err != nil {
 			return BufferOrEvent{}, false, g.err
@@ -188,6 +204,10 @@ func (g *InputGate) PollNext() (BufferOrEvent, bool, error) {
 		ok := prio
 		if prio {
 			g.prioQueued[ch] = false
+			g.numPrio.Add(-1)
+		} else if onlyPriority {
+			g.mu.Unlock()
+			return BufferOrEvent{}, false, nil
 		} else if ch, ok = g.ready.pop(); ok {
 			g.queued[ch] = false
 		}
