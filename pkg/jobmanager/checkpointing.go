@@ -1013,23 +1013,30 @@ func (jm *JobManager) checkpointTimerLoop() {
 	}
 }
 
-// declineReasons are the reasons a task may give as the first word of a
-// DeclineCheckpointRequest.reason ("CHECKPOINT_DECLINED_TASK_NOT_READY:
-// still restoring"); any other reason is CHECKPOINT_DECLINED.
-var declineReasons = []coordinator.FailureReason{
-	coordinator.ReasonDeclined, coordinator.ReasonAsyncException,
-	coordinator.ReasonTaskNotReady, coordinator.ReasonTaskClosing,
-	coordinator.ReasonDeclinedSubsumed, coordinator.ReasonDeclinedOnCancellationBarrier,
+// declineFailureReasons is the one table from the wire's decline reasons
+// to the coordinator's failure reasons.
+var declineFailureReasons = map[weirpb.DeclineReason]coordinator.FailureReason{
+	weirpb.DeclineReason_DECLINE_REASON_DECLINED:                coordinator.ReasonDeclined,
+	weirpb.DeclineReason_DECLINE_REASON_ASYNC_EXCEPTION:         coordinator.ReasonAsyncException,
+	weirpb.DeclineReason_DECLINE_REASON_TASK_NOT_READY:          coordinator.ReasonTaskNotReady,
+	weirpb.DeclineReason_DECLINE_REASON_TASK_CLOSING:            coordinator.ReasonTaskClosing,
+	weirpb.DeclineReason_DECLINE_REASON_SUBSUMED:                coordinator.ReasonDeclinedSubsumed,
+	weirpb.DeclineReason_DECLINE_REASON_ON_CANCELLATION_BARRIER: coordinator.ReasonDeclinedOnCancellationBarrier,
 }
 
-func parseDeclineReason(s string) (coordinator.FailureReason, string) {
-	word, rest, _ := strings.Cut(s, ":")
-	for _, r := range declineReasons {
-		if strings.TrimSpace(word) == string(r) {
-			return r, strings.TrimSpace(rest)
-		}
+// declineFailureReason maps a task's decline reason to the coordinator's.
+// A reason this JobManager does not know (UNSPECIFIED, or a number added by
+// a newer TaskManager) is a plain CHECKPOINT_DECLINED, which counts toward
+// tolerable failures: a decline is never lost nor made harmless by its
+// code. msg is the task's message, already clipped.
+func declineFailureReason(code weirpb.DeclineReason, msg string) (coordinator.FailureReason, string) {
+	if r, ok := declineFailureReasons[code]; ok {
+		return r, msg
 	}
-	return coordinator.ReasonDeclined, s
+	if code == weirpb.DeclineReason_DECLINE_REASON_UNSPECIFIED {
+		return coordinator.ReasonDeclined, msg
+	}
+	return coordinator.ReasonDeclined, fmt.Sprintf("unknown decline reason %d: %s", int32(code), msg)
 }
 
 // checkpointInfo is the API's view of one checkpoint's statistics.

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/weirstream/weir/pkg/coordinator"
 	"github.com/weirstream/weir/pkg/jobgraph"
 	"github.com/weirstream/weir/pkg/snapshot"
 	"github.com/weirstream/weir/proto/weirpb"
@@ -55,10 +56,10 @@ func (tm *fakeTM) ack(exec *weirpb.ExecutionAttemptID, id int64, st *snapshot.Ta
 	}
 }
 
-func (tm *fakeTM) decline(exec *weirpb.ExecutionAttemptID, id int64, reason string) {
+func (tm *fakeTM) decline(exec *weirpb.ExecutionAttemptID, id int64, reason weirpb.DeclineReason, msg string) {
 	tm.t.Helper()
 	if _, err := tm.gw.DeclineCheckpoint(context.Background(), &weirpb.DeclineCheckpointRequest{
-		Execution: exec, CheckpointId: id, Reason: reason,
+		Execution: exec, CheckpointId: id, ReasonCode: reason, Message: msg,
 	}); err != nil {
 		tm.t.Fatal(err)
 	}
@@ -336,7 +337,7 @@ func TestCheckpointDeclinedFailsJob(t *testing.T) {
   restart-strategy.type: none`)
 
 	wantStrings(t, "triggers of checkpoint 1", collect(t, a.triggered, 2), []string{"0/0#0 1", "0/1#0 1"})
-	a.decline(tdds["0/1#0"].Execution, 1, "snapshot of operator src: disk full")
+	a.decline(tdds["0/1#0"].Execution, 1, weirpb.DeclineReason_DECLINE_REASON_DECLINED, "snapshot of operator src: disk full")
 	cp := c.waitCheckpoint(id, 1, "FAILED")
 	if want := "CHECKPOINT_DECLINED: task 0/1 declined checkpoint 1: snapshot of operator src: disk full"; cp.Failure != want || cp.Path != "" {
 		t.Fatalf("checkpoint 1: %v, want failure %q", cp, want)
@@ -351,14 +352,18 @@ func TestCheckpointDeclinedFailsJob(t *testing.T) {
 
 	// A task not ready yet does not count (CHECKPOINT_DECLINED_TASK_NOT_READY).
 	wantStrings(t, "triggers of checkpoint 2", collect(t, a.triggered, 2), []string{"0/0#0 2", "0/1#0 2"})
-	a.decline(tdds["0/0#0"].Execution, 2, "CHECKPOINT_DECLINED_TASK_NOT_READY: restoring")
+	a.decline(tdds["0/0#0"].Execution, 2, weirpb.DeclineReason_DECLINE_REASON_TASK_NOT_READY, "restoring")
 	if cp := c.waitCheckpoint(id, 2, "FAILED"); cp.Failure != "CHECKPOINT_DECLINED_TASK_NOT_READY: task 0/0 declined checkpoint 2: restoring" {
 		t.Fatalf("checkpoint 2: %v", cp)
 	}
 
 	wantStrings(t, "triggers of checkpoint 3", collect(t, a.triggered, 2), []string{"0/0#0 3", "0/1#0 3"})
-	a.decline(tdds["0/0#0"].Execution, 3, "boom")
-	want := "exceeded checkpoint tolerable failure threshold (1): task 0/0 declined checkpoint 3: boom"
+	// A reason this JobManager does not know, from a hostile or newer peer,
+	// with an oversized message: a counted decline, the message clipped.
+	boom := strings.Repeat("x", 100<<10)
+	a.decline(tdds["0/0#0"].Execution, 3, weirpb.DeclineReason(99), boom)
+	clipped := strings.Repeat("x", maxMessageLength) + fmt.Sprintf("… (%d more bytes cut)", len(boom)-maxMessageLength)
+	want := "exceeded checkpoint tolerable failure threshold (1): task 0/0 declined checkpoint 3: unknown decline reason 99: " + clipped
 	c.waitState(id, "FAILING", want)
 	expect(t, a.canceled, "0/0#0", "0/1#0", "1/0#0", "1/1#0", "1/2#0")
 	for _, k := range []string{"0/0#0", "0/1#0", "1/0#0", "1/1#0", "1/2#0"} {
@@ -585,19 +590,43 @@ func TestClusterCheckpointConfig(t *testing.T) {
 	}
 }
 
-func TestParseDeclineReason(t *testing.T) {
-	for _, tc := range []struct{ in, reason, msg string }{
-		{"disk full", "CHECKPOINT_DECLINED", "disk full"},
-		{"CHECKPOINT_DECLINED_TASK_NOT_READY: restoring", "CHECKPOINT_DECLINED_TASK_NOT_READY", "restoring"},
-		{"CHECKPOINT_DECLINED_TASK_CLOSING", "CHECKPOINT_DECLINED_TASK_CLOSING", ""},
-		{"CHECKPOINT_ASYNC_EXCEPTION: write state: EIO", "CHECKPOINT_ASYNC_EXCEPTION", "write state: EIO"},
-		{"CHECKPOINT_EXPIRED: a task cannot say this", "CHECKPOINT_DECLINED", "CHECKPOINT_EXPIRED: a task cannot say this"},
-		{"", "CHECKPOINT_DECLINED", ""},
+func TestDeclineFailureReason(t *testing.T) {
+	for _, tc := range []struct {
+		code        weirpb.DeclineReason
+		msg         string
+		reason, out string
+	}{
+		{weirpb.DeclineReason_DECLINE_REASON_DECLINED, "disk full", "CHECKPOINT_DECLINED", "disk full"},
+		{weirpb.DeclineReason_DECLINE_REASON_ASYNC_EXCEPTION, "write state: EIO", "CHECKPOINT_ASYNC_EXCEPTION", "write state: EIO"},
+		{weirpb.DeclineReason_DECLINE_REASON_TASK_NOT_READY, "restoring", "CHECKPOINT_DECLINED_TASK_NOT_READY", "restoring"},
+		{weirpb.DeclineReason_DECLINE_REASON_TASK_CLOSING, "", "CHECKPOINT_DECLINED_TASK_CLOSING", ""},
+		{weirpb.DeclineReason_DECLINE_REASON_SUBSUMED, "barrier 4", "CHECKPOINT_DECLINED_SUBSUMED", "barrier 4"},
+		{weirpb.DeclineReason_DECLINE_REASON_ON_CANCELLATION_BARRIER, "", "CHECKPOINT_DECLINED_ON_CANCELLATION_BARRIER", ""},
+		// A peer that sets no code, or one this JobManager does not know:
+		// a plain decline, message kept.
+		{weirpb.DeclineReason_DECLINE_REASON_UNSPECIFIED, "boom", "CHECKPOINT_DECLINED", "boom"},
+		{weirpb.DeclineReason(99), "boom", "CHECKPOINT_DECLINED", "unknown decline reason 99: boom"},
+		{weirpb.DeclineReason(-1), "", "CHECKPOINT_DECLINED", "unknown decline reason -1: "},
+		// The text is no longer parsed.
+		{weirpb.DeclineReason_DECLINE_REASON_UNSPECIFIED, "CHECKPOINT_DECLINED_TASK_NOT_READY: x", "CHECKPOINT_DECLINED", "CHECKPOINT_DECLINED_TASK_NOT_READY: x"},
 	} {
-		r, msg := parseDeclineReason(tc.in)
-		if string(r) != tc.reason || msg != tc.msg {
-			t.Errorf("parseDeclineReason(%q) = %s, %q; want %s, %q", tc.in, r, msg, tc.reason, tc.msg)
+		r, msg := declineFailureReason(tc.code, tc.msg)
+		if string(r) != tc.reason || msg != tc.out {
+			t.Errorf("declineFailureReason(%v, %q) = %s, %q; want %s, %q", tc.code, tc.msg, r, msg, tc.reason, tc.out)
 		}
+	}
+	// Every reason of the enum but UNSPECIFIED is in the table, once.
+	seen := map[coordinator.FailureReason]bool{}
+	for n := range weirpb.DeclineReason_name {
+		code := weirpb.DeclineReason(n)
+		r, ok := declineFailureReasons[code]
+		if ok == (code == weirpb.DeclineReason_DECLINE_REASON_UNSPECIFIED) {
+			t.Errorf("%v: in the table %v", code, ok)
+		}
+		if ok && seen[r] {
+			t.Errorf("%v: %s twice in the table", code, r)
+		}
+		seen[r] = true
 	}
 }
 

@@ -269,9 +269,8 @@ func (g *gateway) AcknowledgeCheckpoint(ctx context.Context, req *weirpb.Acknowl
 	return &weirpb.Ack{}, nil
 }
 
-// DeclineCheckpoint hands a task's decline to its job's coordinator. The
-// reason may start with a failure reason name and a colon (see
-// parseDeclineReason).
+// DeclineCheckpoint hands a task's decline to its job's coordinator, its
+// reason mapped by declineFailureReason.
 func (g *gateway) DeclineCheckpoint(ctx context.Context, req *weirpb.DeclineCheckpointRequest) (*weirpb.Ack, error) {
 	jm := g.jm
 	id := scheduler.ExecutionAttemptIDFromProto(req.Execution)
@@ -285,7 +284,7 @@ func (g *gateway) DeclineCheckpoint(ctx context.Context, req *weirpb.DeclineChec
 	if err := jm.checkRunner("DeclineCheckpoint", fmt.Sprintf("decline of checkpoint %d by %s", req.CheckpointId, id), id, identity, addr); err != nil {
 		return nil, err
 	}
-	reason, msg := parseDeclineReason(clip(req.Reason, maxMessageLength))
+	reason, msg := declineFailureReason(req.GetReasonCode(), clip(req.GetMessage(), maxMessageLength))
 	jm.feed(cp, coordinator.Decline{
 		Task: coordinator.TaskID{Vertex: id.Vertex, Subtask: id.Subtask}, Attempt: id.Attempt,
 		CheckpointID: req.CheckpointId, Reason: reason, Message: msg,

@@ -73,7 +73,7 @@ func TestForgedCallsFromAnotherHostRejected(t *testing.T) {
 	_, err = forger.AcknowledgeCheckpoint(context.Background(), &weirpb.AcknowledgeCheckpointRequest{Execution: exec, CheckpointId: 1, State: b})
 	wantRejected(t, "forged acknowledgement", err, codes.PermissionDenied, fmt.Sprintf(
 		`acknowledgement of checkpoint 1 by %s/1/0#0 names TaskManager "tm-a", registered from 127.0.0.1: refused for the caller at %s`, id, local()))
-	_, err = forger.DeclineCheckpoint(context.Background(), &weirpb.DeclineCheckpointRequest{Execution: exec, CheckpointId: 1, Reason: "forged"})
+	_, err = forger.DeclineCheckpoint(context.Background(), &weirpb.DeclineCheckpointRequest{Execution: exec, CheckpointId: 1, ReasonCode: weirpb.DeclineReason_DECLINE_REASON_DECLINED, Message: "forged"})
 	wantRejected(t, "forged decline", err, codes.PermissionDenied, fmt.Sprintf(
 		`decline of checkpoint 1 by %s/1/0#0 names TaskManager "tm-a", registered from 127.0.0.1: refused for the caller at %s`, id, local()))
 

@@ -225,7 +225,7 @@ func TestSavepointFails(t *testing.T) {
 	// A task declines.
 	res = c.asyncSavepoint(id, filepath.Join(root, "sp"), false, false)
 	collect(t, a.savepoints, 2)
-	a.decline(tdds["0/1#0"].Execution, 2, "snapshot of operator src: disk full")
+	a.decline(tdds["0/1#0"].Execution, 2, weirpb.DeclineReason_DECLINE_REASON_DECLINED, "snapshot of operator src: disk full")
 	r = wait(t, res)
 	if want := "savepoint 2 failed: CHECKPOINT_DECLINED: task 0/1 declined checkpoint 2: snapshot of operator src: disk full"; status.Code(r.err) != codes.Aborted || status.Convert(r.err).Message() != want {
 		t.Fatalf("declined savepoint = %v, want %q", r.err, want)

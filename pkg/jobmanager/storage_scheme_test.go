@@ -75,7 +75,7 @@ func TestLateAcknowledgementLeavesNoOrphans(t *testing.T) {
 	res := c.asyncSavepoint(id, filepath.Join(dir, "savepoints"), false, false)
 	wantStrings(t, "savepoint triggers", collect(t, a.savepoints, 2), []string{"0/0#0 1 stop=false drain=false", "0/1#0 1 stop=false drain=false"})
 	chk1 := filepath.Join(dir, id, "chk-1")
-	a.decline(tdds["0/0#0"].Execution, 1, "CHECKPOINT_ASYNC_EXCEPTION: write state: no space left on device")
+	a.decline(tdds["0/0#0"].Execution, 1, weirpb.DeclineReason_DECLINE_REASON_ASYNC_EXCEPTION, "write state: no space left on device")
 	if r := wait(t, res); r.err == nil {
 		t.Fatal("savepoint succeeded after a decline")
 	}

@@ -320,6 +320,7 @@ func (w *snapshotWriter) writeChannels(ctx context.Context, loc snapshot.Locatio
 // restoredChannel is one channel state object a restored attempt replays.
 type restoredChannel struct {
 	op      string
+	subtask int // the old subtask that wrote it
 	gate    int
 	channel int
 	obj     snapshot.StateObject

@@ -184,7 +184,7 @@ func (t *Task) carryOut(actions []barrier.Action, in carried) error {
 // declined and canceled downstream; only a broken output fails the task.
 func (t *Task) snapshot(a barrier.TriggerSnapshot) error {
 	id := a.CheckpointID
-	reject := func(reason, msg string) error {
+	reject := func(reason barrier.DeclineReason, msg string) error {
 		t.decline(id, reason, msg)
 		return t.broadcastEvent(network.Event{Type: network.CancelCheckpointMarker, CheckpointID: id})
 	}
@@ -243,10 +243,10 @@ func (t *Task) snapshot(a barrier.TriggerSnapshot) error {
 
 // decline has the writer goroutine decline checkpoint id, after the
 // acknowledgements already queued.
-func (t *Task) decline(id int64, reason, msg string) {
-	t.log.Info("declining checkpoint", zap.Int64("checkpoint", id), zap.String("reason", reason), zap.String("cause", msg))
+func (t *Task) decline(id int64, reason barrier.DeclineReason, msg string) {
+	t.log.Info("declining checkpoint", zap.Int64("checkpoint", id), zap.Stringer("reason", reason), zap.String("cause", msg))
 	t.startWriter().enqueue(&writeJob{id: id, decline: &weirpb.DeclineCheckpointRequest{
-		Execution: t.exec, CheckpointId: id, Reason: reason + ": " + msg,
+		Execution: t.exec, CheckpointId: id, ReasonCode: reason, Message: msg,
 	}})
 }
 

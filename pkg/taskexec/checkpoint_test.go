@@ -295,9 +295,9 @@ func TestAlignmentSubsumedAndAborted(t *testing.T) {
 	}
 	waitUntil(t, "mid's decline of 1", func() bool { return len(resp.declineList()) == 2 })
 	want := []string{
-		"v2 1 CHECKPOINT_DECLINED_SUBSUMED: checkpoint 1 was subsumed by checkpoint 2 during alignment",
+		"v2 1 DECLINE_REASON_SUBSUMED: checkpoint 1 was subsumed by checkpoint 2 during alignment",
 		// down never saw barrier 1: the cancel marker makes it decline too.
-		"v3 1 CHECKPOINT_DECLINED_ON_CANCELLATION_BARRIER: checkpoint 1 was canceled upstream (cancel marker on input channel 0)",
+		"v3 1 DECLINE_REASON_ON_CANCELLATION_BARRIER: checkpoint 1 was canceled upstream (cancel marker on input channel 0)",
 	}
 	// Two tasks decline independently: in either order.
 	if got := resp.declineList(); !slices.Equal(sorted(got), sorted(want)) {
@@ -325,7 +325,7 @@ func TestAlignmentSubsumedAndAborted(t *testing.T) {
 	waitUntil(t, "the listener", func() bool { return has(midLog.eventList(), "aborted 3") })
 	// down gets the cancel marker: it declines 3 (it never saw barrier 3).
 	waitUntil(t, "down's decline of 3", func() bool { return len(resp.declineList()) == 3 })
-	if got := resp.declineList()[2]; got != "v3 3 CHECKPOINT_DECLINED_ON_CANCELLATION_BARRIER: checkpoint 3 was canceled upstream (cancel marker on input channel 0)" {
+	if got := resp.declineList()[2]; got != "v3 3 DECLINE_REASON_ON_CANCELLATION_BARRIER: checkpoint 3 was canceled upstream (cancel marker on input channel 0)" {
 		t.Errorf("decline %s", got)
 	}
 	// b's late barrier 3 is ignored by mid: it neither blocks nor snapshots.
@@ -444,8 +444,8 @@ func TestSnapshotWriteFailureDeclines(t *testing.T) {
 		dir   string
 		want  string
 	}{
-		{"disk", map[string]any{"pad": 64 << 10}, filepath.Join(file, "cp"), "v0 1 CHECKPOINT_ASYNC_EXCEPTION: checkpoint 1: operator \"c\"[0]: write operator state: create state file in " + filepath.Join(file, "cp", "writefail-disk", "chk-1") + ": mkdir " + file + ": not a directory"},
-		{"snapshot", map[string]any{"fail-snapshot": true}, filepath.Join(tmp, "ok"), `v0 1 CHECKPOINT_DECLINED: operator "c"[0]: snapshot of checkpoint 1: no snapshot today`},
+		{"disk", map[string]any{"pad": 64 << 10}, filepath.Join(file, "cp"), "v0 1 DECLINE_REASON_ASYNC_EXCEPTION: checkpoint 1: operator \"c\"[0]: write operator state: create state file in " + filepath.Join(file, "cp", "writefail-disk", "chk-1") + ": mkdir " + file + ": not a directory"},
+		{"snapshot", map[string]any{"fail-snapshot": true}, filepath.Join(tmp, "ok"), `v0 1 DECLINE_REASON_DECLINED: operator "c"[0]: snapshot of checkpoint 1: no snapshot today`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			job := "writefail-" + tc.name
@@ -505,7 +505,7 @@ func TestFailedSnapshotDeletesItsFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "decline", func() bool { return len(resp.declineList()) == 1 })
-	want := `v0 1 CHECKPOINT_ASYNC_EXCEPTION: checkpoint 1: operator "c"[0]: write key group 0: no space left on device`
+	want := `v0 1 DECLINE_REASON_ASYNC_EXCEPTION: checkpoint 1: operator "c"[0]: write key group 0: no space left on device`
 	if got := resp.declineList()[0]; got != want {
 		t.Errorf("decline\n%s\nwant\n%s", got, want)
 	}

@@ -336,7 +336,7 @@ func (f *fakeResponder) declineList() []string {
 	defer f.mu.Unlock()
 	var out []string
 	for _, d := range f.declines {
-		out = append(out, fmt.Sprintf("v%d %d %s", d.GetExecution().GetVertex(), d.GetCheckpointId(), d.GetReason()))
+		out = append(out, fmt.Sprintf("v%d %d %s: %s", d.GetExecution().GetVertex(), d.GetCheckpointId(), d.GetReasonCode(), d.GetMessage()))
 	}
 	return out
 }

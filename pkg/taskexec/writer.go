@@ -152,7 +152,7 @@ func (w *snapshotWriter) process(j *writeJob) {
 			return // canceled: nobody waits for this checkpoint any more
 		}
 		t.log.Warn("checkpoint failed", zap.Int64("checkpoint", j.id), zap.Error(err))
-		req := &weirpb.DeclineCheckpointRequest{Execution: t.exec, CheckpointId: j.id, Reason: barrier.DeclineReasonAsync + ": " + err.Error()}
+		req := &weirpb.DeclineCheckpointRequest{Execution: t.exec, CheckpointId: j.id, ReasonCode: barrier.DeclineReasonAsync, Message: err.Error()}
 		if err := w.respond(func(r CheckpointResponder) error { return r.DeclineCheckpoint(w.ctx, req) }); err != nil {
 			t.log.Warn("cannot decline checkpoint", zap.Int64("checkpoint", j.id), zap.Error(err))
 		}

@@ -58,7 +58,8 @@ func (g *gateway) TriggerCheckpoint(_ context.Context, req *weirpb.TriggerCheckp
 		tm.declineLater(&weirpb.DeclineCheckpointRequest{
 			Execution:    req.GetExecution(),
 			CheckpointId: req.GetCheckpointId(),
-			Reason:       barrier.DeclineReasonTaskNotReady + ": task not running",
+			ReasonCode:   barrier.DeclineReasonTaskNotReady,
+			Message:      "task not running",
 		})
 	}
 	return &weirpb.Ack{}, nil

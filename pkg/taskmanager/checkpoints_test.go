@@ -68,7 +68,7 @@ func (jm *fakeJM) AcknowledgeCheckpoint(_ context.Context, req *weirpb.Acknowled
 func (jm *fakeJM) DeclineCheckpoint(_ context.Context, req *weirpb.DeclineCheckpointRequest) (*weirpb.Ack, error) {
 	jm.mu.Lock()
 	defer jm.mu.Unlock()
-	jm.declines = append(jm.declines, fmt.Sprintf("%s %d %s", req.GetExecution().GetJobId(), req.GetCheckpointId(), req.GetReason()))
+	jm.declines = append(jm.declines, fmt.Sprintf("%s %d %s: %s", req.GetExecution().GetJobId(), req.GetCheckpointId(), req.GetReasonCode(), req.GetMessage()))
 	return &weirpb.Ack{}, nil
 }
 
@@ -160,7 +160,7 @@ func TestCheckpointRPCs(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "decline", func() bool { return len(jm.declineList()) == 1 })
-	if got := jm.declineList()[0]; got != "ckpt 9 CHECKPOINT_DECLINED_TASK_NOT_READY: task not running" {
+	if got := jm.declineList()[0]; got != "ckpt 9 DECLINE_REASON_TASK_NOT_READY: task not running" {
 		t.Errorf("decline %q", got)
 	}
 	if g := gaugeOf(t, reg, "weir_task_checkpoint_bytes"); g != float64(ack.GetStateSize()) {
@@ -176,7 +176,7 @@ func TestCheckpointRPCs(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "decline", func() bool { return len(jm.declineList()) == 2 })
-	if got := jm.declineList()[1]; got != "ckpt 10 CHECKPOINT_DECLINED_TASK_NOT_READY: task not running" {
+	if got := jm.declineList()[1]; got != "ckpt 10 DECLINE_REASON_TASK_NOT_READY: task not running" {
 		t.Errorf("decline %q", got)
 	}
 	if _, err := c.TriggerCheckpoint(ctx, &weirpb.TriggerCheckpointRequest{}); err == nil {

@@ -138,7 +138,7 @@ type fakeJM struct {
 	states        []*weirpb.TaskExecutionState
 	failUpdates   int // fail this many UpdateTaskExecutionState calls first
 	acks          []*weirpb.AcknowledgeCheckpointRequest
-	declines      []string // "<job> <checkpoint> <reason>"
+	declines      []string // "<job> <checkpoint> <reason code>: <message>"
 }
 
 func startJM(t *testing.T, addr, id string) *fakeJM {

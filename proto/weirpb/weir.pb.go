@@ -28,6 +28,82 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Why a task declines a checkpoint: Flink's CheckpointFailureReason names
+// of the reasons a task may give. A JobManager maps a reason it does not
+// know (UNSPECIFIED, or one added by a newer TaskManager) to
+// CHECKPOINT_DECLINED, keeping the message.
+type DeclineReason int32
+
+const (
+	DeclineReason_DECLINE_REASON_UNSPECIFIED DeclineReason = 0
+	// CHECKPOINT_DECLINED: an operator's synchronous snapshot failed, or the
+	// task cannot take this kind of checkpoint.
+	DeclineReason_DECLINE_REASON_DECLINED DeclineReason = 1
+	// CHECKPOINT_ASYNC_EXCEPTION: writing the snapshot to checkpoint storage
+	// failed.
+	DeclineReason_DECLINE_REASON_ASYNC_EXCEPTION DeclineReason = 2
+	// CHECKPOINT_DECLINED_TASK_NOT_READY: the trigger found the task not
+	// running (not deployed yet, restoring, finished, canceled, failed).
+	DeclineReason_DECLINE_REASON_TASK_NOT_READY DeclineReason = 3
+	// CHECKPOINT_DECLINED_TASK_CLOSING: the task is finishing.
+	DeclineReason_DECLINE_REASON_TASK_CLOSING DeclineReason = 4
+	// CHECKPOINT_DECLINED_SUBSUMED: a newer barrier or trigger arrived while
+	// the task aligned this checkpoint.
+	DeclineReason_DECLINE_REASON_SUBSUMED DeclineReason = 5
+	// CHECKPOINT_DECLINED_ON_CANCELLATION_BARRIER: an upstream task canceled
+	// the checkpoint (CancelCheckpointMarker).
+	DeclineReason_DECLINE_REASON_ON_CANCELLATION_BARRIER DeclineReason = 6
+)
+
+// Enum value maps for DeclineReason.
+var (
+	DeclineReason_name = map[int32]string{
+		0: "DECLINE_REASON_UNSPECIFIED",
+		1: "DECLINE_REASON_DECLINED",
+		2: "DECLINE_REASON_ASYNC_EXCEPTION",
+		3: "DECLINE_REASON_TASK_NOT_READY",
+		4: "DECLINE_REASON_TASK_CLOSING",
+		5: "DECLINE_REASON_SUBSUMED",
+		6: "DECLINE_REASON_ON_CANCELLATION_BARRIER",
+	}
+	DeclineReason_value = map[string]int32{
+		"DECLINE_REASON_UNSPECIFIED":             0,
+		"DECLINE_REASON_DECLINED":                1,
+		"DECLINE_REASON_ASYNC_EXCEPTION":         2,
+		"DECLINE_REASON_TASK_NOT_READY":          3,
+		"DECLINE_REASON_TASK_CLOSING":            4,
+		"DECLINE_REASON_SUBSUMED":                5,
+		"DECLINE_REASON_ON_CANCELLATION_BARRIER": 6,
+	}
+)
+
+func (x DeclineReason) Enum() *DeclineReason {
+	p := new(DeclineReason)
+	*p = x
+	return p
+}
+
+func (x DeclineReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeclineReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_weir_proto_enumTypes[0].Descriptor()
+}
+
+func (DeclineReason) Type() protoreflect.EnumType {
+	return &file_weir_proto_enumTypes[0]
+}
+
+func (x DeclineReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeclineReason.Descriptor instead.
+func (DeclineReason) EnumDescriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{0}
+}
+
 type ListJobManagersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2267,10 +2343,12 @@ func (x *AcknowledgeCheckpointRequest) GetFinished() bool {
 }
 
 type DeclineCheckpointRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Execution     *ExecutionAttemptID    `protobuf:"bytes,1,opt,name=execution,proto3" json:"execution,omitempty"`
-	CheckpointId  int64                  `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Execution    *ExecutionAttemptID    `protobuf:"bytes,1,opt,name=execution,proto3" json:"execution,omitempty"`
+	CheckpointId int64                  `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	ReasonCode   DeclineReason          `protobuf:"varint,4,opt,name=reason_code,json=reasonCode,proto3,enum=weir.v1.DeclineReason" json:"reason_code,omitempty"`
+	// What went wrong, for the user; the JobManager clips it.
+	Message       string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2319,9 +2397,16 @@ func (x *DeclineCheckpointRequest) GetCheckpointId() int64 {
 	return 0
 }
 
-func (x *DeclineCheckpointRequest) GetReason() string {
+func (x *DeclineCheckpointRequest) GetReasonCode() DeclineReason {
 	if x != nil {
-		return x.Reason
+		return x.ReasonCode
+	}
+	return DeclineReason_DECLINE_REASON_UNSPECIFIED
+}
+
+func (x *DeclineCheckpointRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
 	}
 	return ""
 }
@@ -3069,11 +3154,13 @@ const file_weir_proto_rawDesc = "" +
 	"state_size\x18\x04 \x01(\x03R\tstateSize\x12!\n" +
 	"\falignment_ms\x18\x05 \x01(\x03R\valignmentMs\x129\n" +
 	"\x19persisted_in_flight_bytes\x18\x06 \x01(\x03R\x16persistedInFlightBytes\x12\x1a\n" +
-	"\bfinished\x18\a \x01(\bR\bfinished\"\x92\x01\n" +
+	"\bfinished\x18\a \x01(\bR\bfinished\"\xdb\x01\n" +
 	"\x18DeclineCheckpointRequest\x129\n" +
 	"\texecution\x18\x01 \x01(\v2\x1b.weir.v1.ExecutionAttemptIDR\texecution\x12#\n" +
-	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xbc\x04\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x127\n" +
+	"\vreason_code\x18\x04 \x01(\x0e2\x16.weir.v1.DeclineReasonR\n" +
+	"reasonCode\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessageJ\x04\b\x03\x10\x04R\x06reason\"\xbc\x04\n" +
 	"\x18TaskDeploymentDescriptor\x129\n" +
 	"\texecution\x18\x01 \x01(\v2\x1b.weir.v1.ExecutionAttemptIDR\texecution\x12\x19\n" +
 	"\bjob_name\x18\x02 \x01(\tR\ajobName\x12 \n" +
@@ -3120,7 +3207,15 @@ const file_weir_proto_rawDesc = "" +
 	"\x04stop\x18\a \x01(\bR\x04stop\"y\n" +
 	"\x17NotifyCheckpointRequest\x129\n" +
 	"\texecution\x18\x01 \x01(\v2\x1b.weir.v1.ExecutionAttemptIDR\texecution\x12#\n" +
-	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId2\x81\x06\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId*\xfd\x01\n" +
+	"\rDeclineReason\x12\x1e\n" +
+	"\x1aDECLINE_REASON_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17DECLINE_REASON_DECLINED\x10\x01\x12\"\n" +
+	"\x1eDECLINE_REASON_ASYNC_EXCEPTION\x10\x02\x12!\n" +
+	"\x1dDECLINE_REASON_TASK_NOT_READY\x10\x03\x12\x1f\n" +
+	"\x1bDECLINE_REASON_TASK_CLOSING\x10\x04\x12\x1b\n" +
+	"\x17DECLINE_REASON_SUBSUMED\x10\x05\x12*\n" +
+	"&DECLINE_REASON_ON_CANCELLATION_BARRIER\x10\x062\x81\x06\n" +
 	"\n" +
 	"JobService\x12B\n" +
 	"\tSubmitJob\x12\x19.weir.v1.SubmitJobRequest\x1a\x1a.weir.v1.SubmitJobResponse\x12?\n" +
@@ -3162,127 +3257,130 @@ func file_weir_proto_rawDescGZIP() []byte {
 	return file_weir_proto_rawDescData
 }
 
+var file_weir_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_weir_proto_goTypes = []any{
-	(*ListJobManagersRequest)(nil),              // 0: weir.v1.ListJobManagersRequest
-	(*ListJobManagersResponse)(nil),             // 1: weir.v1.ListJobManagersResponse
-	(*JobManagerInfo)(nil),                      // 2: weir.v1.JobManagerInfo
-	(*SubmitJobRequest)(nil),                    // 3: weir.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),                   // 4: weir.v1.SubmitJobResponse
-	(*ListJobsRequest)(nil),                     // 5: weir.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),                    // 6: weir.v1.ListJobsResponse
-	(*JobSummary)(nil),                          // 7: weir.v1.JobSummary
-	(*GetJobRequest)(nil),                       // 8: weir.v1.GetJobRequest
-	(*JobDetails)(nil),                          // 9: weir.v1.JobDetails
-	(*TaskStatus)(nil),                          // 10: weir.v1.TaskStatus
-	(*JobException)(nil),                        // 11: weir.v1.JobException
-	(*CheckpointStats)(nil),                     // 12: weir.v1.CheckpointStats
-	(*CheckpointInfo)(nil),                      // 13: weir.v1.CheckpointInfo
-	(*CancelJobRequest)(nil),                    // 14: weir.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),                   // 15: weir.v1.CancelJobResponse
-	(*ListTaskManagersRequest)(nil),             // 16: weir.v1.ListTaskManagersRequest
-	(*ListTaskManagersResponse)(nil),            // 17: weir.v1.ListTaskManagersResponse
-	(*TaskManagerInfo)(nil),                     // 18: weir.v1.TaskManagerInfo
-	(*ListCheckpointsRequest)(nil),              // 19: weir.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),             // 20: weir.v1.ListCheckpointsResponse
-	(*TriggerSavepointRequest)(nil),             // 21: weir.v1.TriggerSavepointRequest
-	(*TriggerSavepointResponse)(nil),            // 22: weir.v1.TriggerSavepointResponse
-	(*StopJobRequest)(nil),                      // 23: weir.v1.StopJobRequest
-	(*StopJobResponse)(nil),                     // 24: weir.v1.StopJobResponse
-	(*DisposeSavepointRequest)(nil),             // 25: weir.v1.DisposeSavepointRequest
-	(*DisposeSavepointResponse)(nil),            // 26: weir.v1.DisposeSavepointResponse
-	(*Ack)(nil),                                 // 27: weir.v1.Ack
-	(*RegisterTaskManagerRequest)(nil),          // 28: weir.v1.RegisterTaskManagerRequest
-	(*ReportedTask)(nil),                        // 29: weir.v1.ReportedTask
-	(*RegisterTaskManagerResponse)(nil),         // 30: weir.v1.RegisterTaskManagerResponse
-	(*TaskManagerHeartbeat)(nil),                // 31: weir.v1.TaskManagerHeartbeat
-	(*TaskMetrics)(nil),                         // 32: weir.v1.TaskMetrics
-	(*JobManagerHeartbeat)(nil),                 // 33: weir.v1.JobManagerHeartbeat
-	(*ExecutionAttemptID)(nil),                  // 34: weir.v1.ExecutionAttemptID
-	(*TaskExecutionState)(nil),                  // 35: weir.v1.TaskExecutionState
-	(*AcknowledgeCheckpointRequest)(nil),        // 36: weir.v1.AcknowledgeCheckpointRequest
-	(*DeclineCheckpointRequest)(nil),            // 37: weir.v1.DeclineCheckpointRequest
-	(*TaskDeploymentDescriptor)(nil),            // 38: weir.v1.TaskDeploymentDescriptor
-	(*InputGateDeploymentDescriptor)(nil),       // 39: weir.v1.InputGateDeploymentDescriptor
-	(*InputChannelDeploymentDescriptor)(nil),    // 40: weir.v1.InputChannelDeploymentDescriptor
-	(*ResultPartitionDeploymentDescriptor)(nil), // 41: weir.v1.ResultPartitionDeploymentDescriptor
-	(*CancelTaskRequest)(nil),                   // 42: weir.v1.CancelTaskRequest
-	(*ReleaseJobRequest)(nil),                   // 43: weir.v1.ReleaseJobRequest
-	(*TriggerCheckpointRequest)(nil),            // 44: weir.v1.TriggerCheckpointRequest
-	(*NotifyCheckpointRequest)(nil),             // 45: weir.v1.NotifyCheckpointRequest
-	nil,                                         // 46: weir.v1.TaskDeploymentDescriptor.ConfigEntry
+	(DeclineReason)(0),                          // 0: weir.v1.DeclineReason
+	(*ListJobManagersRequest)(nil),              // 1: weir.v1.ListJobManagersRequest
+	(*ListJobManagersResponse)(nil),             // 2: weir.v1.ListJobManagersResponse
+	(*JobManagerInfo)(nil),                      // 3: weir.v1.JobManagerInfo
+	(*SubmitJobRequest)(nil),                    // 4: weir.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),                   // 5: weir.v1.SubmitJobResponse
+	(*ListJobsRequest)(nil),                     // 6: weir.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),                    // 7: weir.v1.ListJobsResponse
+	(*JobSummary)(nil),                          // 8: weir.v1.JobSummary
+	(*GetJobRequest)(nil),                       // 9: weir.v1.GetJobRequest
+	(*JobDetails)(nil),                          // 10: weir.v1.JobDetails
+	(*TaskStatus)(nil),                          // 11: weir.v1.TaskStatus
+	(*JobException)(nil),                        // 12: weir.v1.JobException
+	(*CheckpointStats)(nil),                     // 13: weir.v1.CheckpointStats
+	(*CheckpointInfo)(nil),                      // 14: weir.v1.CheckpointInfo
+	(*CancelJobRequest)(nil),                    // 15: weir.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),                   // 16: weir.v1.CancelJobResponse
+	(*ListTaskManagersRequest)(nil),             // 17: weir.v1.ListTaskManagersRequest
+	(*ListTaskManagersResponse)(nil),            // 18: weir.v1.ListTaskManagersResponse
+	(*TaskManagerInfo)(nil),                     // 19: weir.v1.TaskManagerInfo
+	(*ListCheckpointsRequest)(nil),              // 20: weir.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),             // 21: weir.v1.ListCheckpointsResponse
+	(*TriggerSavepointRequest)(nil),             // 22: weir.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil),            // 23: weir.v1.TriggerSavepointResponse
+	(*StopJobRequest)(nil),                      // 24: weir.v1.StopJobRequest
+	(*StopJobResponse)(nil),                     // 25: weir.v1.StopJobResponse
+	(*DisposeSavepointRequest)(nil),             // 26: weir.v1.DisposeSavepointRequest
+	(*DisposeSavepointResponse)(nil),            // 27: weir.v1.DisposeSavepointResponse
+	(*Ack)(nil),                                 // 28: weir.v1.Ack
+	(*RegisterTaskManagerRequest)(nil),          // 29: weir.v1.RegisterTaskManagerRequest
+	(*ReportedTask)(nil),                        // 30: weir.v1.ReportedTask
+	(*RegisterTaskManagerResponse)(nil),         // 31: weir.v1.RegisterTaskManagerResponse
+	(*TaskManagerHeartbeat)(nil),                // 32: weir.v1.TaskManagerHeartbeat
+	(*TaskMetrics)(nil),                         // 33: weir.v1.TaskMetrics
+	(*JobManagerHeartbeat)(nil),                 // 34: weir.v1.JobManagerHeartbeat
+	(*ExecutionAttemptID)(nil),                  // 35: weir.v1.ExecutionAttemptID
+	(*TaskExecutionState)(nil),                  // 36: weir.v1.TaskExecutionState
+	(*AcknowledgeCheckpointRequest)(nil),        // 37: weir.v1.AcknowledgeCheckpointRequest
+	(*DeclineCheckpointRequest)(nil),            // 38: weir.v1.DeclineCheckpointRequest
+	(*TaskDeploymentDescriptor)(nil),            // 39: weir.v1.TaskDeploymentDescriptor
+	(*InputGateDeploymentDescriptor)(nil),       // 40: weir.v1.InputGateDeploymentDescriptor
+	(*InputChannelDeploymentDescriptor)(nil),    // 41: weir.v1.InputChannelDeploymentDescriptor
+	(*ResultPartitionDeploymentDescriptor)(nil), // 42: weir.v1.ResultPartitionDeploymentDescriptor
+	(*CancelTaskRequest)(nil),                   // 43: weir.v1.CancelTaskRequest
+	(*ReleaseJobRequest)(nil),                   // 44: weir.v1.ReleaseJobRequest
+	(*TriggerCheckpointRequest)(nil),            // 45: weir.v1.TriggerCheckpointRequest
+	(*NotifyCheckpointRequest)(nil),             // 46: weir.v1.NotifyCheckpointRequest
+	nil,                                         // 47: weir.v1.TaskDeploymentDescriptor.ConfigEntry
 }
 var file_weir_proto_depIdxs = []int32{
-	2,  // 0: weir.v1.ListJobManagersResponse.jobmanagers:type_name -> weir.v1.JobManagerInfo
-	7,  // 1: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobSummary
-	10, // 2: weir.v1.JobDetails.tasks:type_name -> weir.v1.TaskStatus
-	11, // 3: weir.v1.JobDetails.exceptions:type_name -> weir.v1.JobException
-	12, // 4: weir.v1.JobDetails.checkpoints:type_name -> weir.v1.CheckpointStats
-	13, // 5: weir.v1.CheckpointStats.latest:type_name -> weir.v1.CheckpointInfo
-	18, // 6: weir.v1.ListTaskManagersResponse.taskmanagers:type_name -> weir.v1.TaskManagerInfo
-	13, // 7: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
-	29, // 8: weir.v1.RegisterTaskManagerRequest.tasks:type_name -> weir.v1.ReportedTask
-	34, // 9: weir.v1.ReportedTask.execution:type_name -> weir.v1.ExecutionAttemptID
-	32, // 10: weir.v1.TaskManagerHeartbeat.tasks:type_name -> weir.v1.TaskMetrics
-	34, // 11: weir.v1.TaskMetrics.execution:type_name -> weir.v1.ExecutionAttemptID
-	34, // 12: weir.v1.TaskExecutionState.execution:type_name -> weir.v1.ExecutionAttemptID
-	34, // 13: weir.v1.AcknowledgeCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	34, // 14: weir.v1.DeclineCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	34, // 15: weir.v1.TaskDeploymentDescriptor.execution:type_name -> weir.v1.ExecutionAttemptID
-	46, // 16: weir.v1.TaskDeploymentDescriptor.config:type_name -> weir.v1.TaskDeploymentDescriptor.ConfigEntry
-	39, // 17: weir.v1.TaskDeploymentDescriptor.inputs:type_name -> weir.v1.InputGateDeploymentDescriptor
-	41, // 18: weir.v1.TaskDeploymentDescriptor.outputs:type_name -> weir.v1.ResultPartitionDeploymentDescriptor
-	40, // 19: weir.v1.InputGateDeploymentDescriptor.channels:type_name -> weir.v1.InputChannelDeploymentDescriptor
-	34, // 20: weir.v1.CancelTaskRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	34, // 21: weir.v1.TriggerCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	34, // 22: weir.v1.NotifyCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	3,  // 23: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	5,  // 24: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	8,  // 25: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	14, // 26: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	16, // 27: weir.v1.JobService.ListTaskManagers:input_type -> weir.v1.ListTaskManagersRequest
-	19, // 28: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
-	21, // 29: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	23, // 30: weir.v1.JobService.StopJob:input_type -> weir.v1.StopJobRequest
-	25, // 31: weir.v1.JobService.DisposeSavepoint:input_type -> weir.v1.DisposeSavepointRequest
-	0,  // 32: weir.v1.JobService.ListJobManagers:input_type -> weir.v1.ListJobManagersRequest
-	28, // 33: weir.v1.JobManagerGateway.RegisterTaskManager:input_type -> weir.v1.RegisterTaskManagerRequest
-	31, // 34: weir.v1.JobManagerGateway.Heartbeat:input_type -> weir.v1.TaskManagerHeartbeat
-	35, // 35: weir.v1.JobManagerGateway.UpdateTaskExecutionState:input_type -> weir.v1.TaskExecutionState
-	36, // 36: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:input_type -> weir.v1.AcknowledgeCheckpointRequest
-	37, // 37: weir.v1.JobManagerGateway.DeclineCheckpoint:input_type -> weir.v1.DeclineCheckpointRequest
-	38, // 38: weir.v1.TaskExecutorGateway.SubmitTask:input_type -> weir.v1.TaskDeploymentDescriptor
-	42, // 39: weir.v1.TaskExecutorGateway.CancelTask:input_type -> weir.v1.CancelTaskRequest
-	43, // 40: weir.v1.TaskExecutorGateway.ReleaseJob:input_type -> weir.v1.ReleaseJobRequest
-	44, // 41: weir.v1.TaskExecutorGateway.TriggerCheckpoint:input_type -> weir.v1.TriggerCheckpointRequest
-	45, // 42: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:input_type -> weir.v1.NotifyCheckpointRequest
-	45, // 43: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:input_type -> weir.v1.NotifyCheckpointRequest
-	4,  // 44: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	6,  // 45: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	9,  // 46: weir.v1.JobService.GetJob:output_type -> weir.v1.JobDetails
-	15, // 47: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	17, // 48: weir.v1.JobService.ListTaskManagers:output_type -> weir.v1.ListTaskManagersResponse
-	20, // 49: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	22, // 50: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	24, // 51: weir.v1.JobService.StopJob:output_type -> weir.v1.StopJobResponse
-	26, // 52: weir.v1.JobService.DisposeSavepoint:output_type -> weir.v1.DisposeSavepointResponse
-	1,  // 53: weir.v1.JobService.ListJobManagers:output_type -> weir.v1.ListJobManagersResponse
-	30, // 54: weir.v1.JobManagerGateway.RegisterTaskManager:output_type -> weir.v1.RegisterTaskManagerResponse
-	33, // 55: weir.v1.JobManagerGateway.Heartbeat:output_type -> weir.v1.JobManagerHeartbeat
-	27, // 56: weir.v1.JobManagerGateway.UpdateTaskExecutionState:output_type -> weir.v1.Ack
-	27, // 57: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:output_type -> weir.v1.Ack
-	27, // 58: weir.v1.JobManagerGateway.DeclineCheckpoint:output_type -> weir.v1.Ack
-	27, // 59: weir.v1.TaskExecutorGateway.SubmitTask:output_type -> weir.v1.Ack
-	27, // 60: weir.v1.TaskExecutorGateway.CancelTask:output_type -> weir.v1.Ack
-	27, // 61: weir.v1.TaskExecutorGateway.ReleaseJob:output_type -> weir.v1.Ack
-	27, // 62: weir.v1.TaskExecutorGateway.TriggerCheckpoint:output_type -> weir.v1.Ack
-	27, // 63: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:output_type -> weir.v1.Ack
-	27, // 64: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:output_type -> weir.v1.Ack
-	44, // [44:65] is the sub-list for method output_type
-	23, // [23:44] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	3,  // 0: weir.v1.ListJobManagersResponse.jobmanagers:type_name -> weir.v1.JobManagerInfo
+	8,  // 1: weir.v1.ListJobsResponse.jobs:type_name -> weir.v1.JobSummary
+	11, // 2: weir.v1.JobDetails.tasks:type_name -> weir.v1.TaskStatus
+	12, // 3: weir.v1.JobDetails.exceptions:type_name -> weir.v1.JobException
+	13, // 4: weir.v1.JobDetails.checkpoints:type_name -> weir.v1.CheckpointStats
+	14, // 5: weir.v1.CheckpointStats.latest:type_name -> weir.v1.CheckpointInfo
+	19, // 6: weir.v1.ListTaskManagersResponse.taskmanagers:type_name -> weir.v1.TaskManagerInfo
+	14, // 7: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	30, // 8: weir.v1.RegisterTaskManagerRequest.tasks:type_name -> weir.v1.ReportedTask
+	35, // 9: weir.v1.ReportedTask.execution:type_name -> weir.v1.ExecutionAttemptID
+	33, // 10: weir.v1.TaskManagerHeartbeat.tasks:type_name -> weir.v1.TaskMetrics
+	35, // 11: weir.v1.TaskMetrics.execution:type_name -> weir.v1.ExecutionAttemptID
+	35, // 12: weir.v1.TaskExecutionState.execution:type_name -> weir.v1.ExecutionAttemptID
+	35, // 13: weir.v1.AcknowledgeCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	35, // 14: weir.v1.DeclineCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	0,  // 15: weir.v1.DeclineCheckpointRequest.reason_code:type_name -> weir.v1.DeclineReason
+	35, // 16: weir.v1.TaskDeploymentDescriptor.execution:type_name -> weir.v1.ExecutionAttemptID
+	47, // 17: weir.v1.TaskDeploymentDescriptor.config:type_name -> weir.v1.TaskDeploymentDescriptor.ConfigEntry
+	40, // 18: weir.v1.TaskDeploymentDescriptor.inputs:type_name -> weir.v1.InputGateDeploymentDescriptor
+	42, // 19: weir.v1.TaskDeploymentDescriptor.outputs:type_name -> weir.v1.ResultPartitionDeploymentDescriptor
+	41, // 20: weir.v1.InputGateDeploymentDescriptor.channels:type_name -> weir.v1.InputChannelDeploymentDescriptor
+	35, // 21: weir.v1.CancelTaskRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	35, // 22: weir.v1.TriggerCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	35, // 23: weir.v1.NotifyCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	4,  // 24: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	6,  // 25: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	9,  // 26: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	15, // 27: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	17, // 28: weir.v1.JobService.ListTaskManagers:input_type -> weir.v1.ListTaskManagersRequest
+	20, // 29: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	22, // 30: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	24, // 31: weir.v1.JobService.StopJob:input_type -> weir.v1.StopJobRequest
+	26, // 32: weir.v1.JobService.DisposeSavepoint:input_type -> weir.v1.DisposeSavepointRequest
+	1,  // 33: weir.v1.JobService.ListJobManagers:input_type -> weir.v1.ListJobManagersRequest
+	29, // 34: weir.v1.JobManagerGateway.RegisterTaskManager:input_type -> weir.v1.RegisterTaskManagerRequest
+	32, // 35: weir.v1.JobManagerGateway.Heartbeat:input_type -> weir.v1.TaskManagerHeartbeat
+	36, // 36: weir.v1.JobManagerGateway.UpdateTaskExecutionState:input_type -> weir.v1.TaskExecutionState
+	37, // 37: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:input_type -> weir.v1.AcknowledgeCheckpointRequest
+	38, // 38: weir.v1.JobManagerGateway.DeclineCheckpoint:input_type -> weir.v1.DeclineCheckpointRequest
+	39, // 39: weir.v1.TaskExecutorGateway.SubmitTask:input_type -> weir.v1.TaskDeploymentDescriptor
+	43, // 40: weir.v1.TaskExecutorGateway.CancelTask:input_type -> weir.v1.CancelTaskRequest
+	44, // 41: weir.v1.TaskExecutorGateway.ReleaseJob:input_type -> weir.v1.ReleaseJobRequest
+	45, // 42: weir.v1.TaskExecutorGateway.TriggerCheckpoint:input_type -> weir.v1.TriggerCheckpointRequest
+	46, // 43: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:input_type -> weir.v1.NotifyCheckpointRequest
+	46, // 44: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:input_type -> weir.v1.NotifyCheckpointRequest
+	5,  // 45: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	7,  // 46: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	10, // 47: weir.v1.JobService.GetJob:output_type -> weir.v1.JobDetails
+	16, // 48: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	18, // 49: weir.v1.JobService.ListTaskManagers:output_type -> weir.v1.ListTaskManagersResponse
+	21, // 50: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	23, // 51: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	25, // 52: weir.v1.JobService.StopJob:output_type -> weir.v1.StopJobResponse
+	27, // 53: weir.v1.JobService.DisposeSavepoint:output_type -> weir.v1.DisposeSavepointResponse
+	2,  // 54: weir.v1.JobService.ListJobManagers:output_type -> weir.v1.ListJobManagersResponse
+	31, // 55: weir.v1.JobManagerGateway.RegisterTaskManager:output_type -> weir.v1.RegisterTaskManagerResponse
+	34, // 56: weir.v1.JobManagerGateway.Heartbeat:output_type -> weir.v1.JobManagerHeartbeat
+	28, // 57: weir.v1.JobManagerGateway.UpdateTaskExecutionState:output_type -> weir.v1.Ack
+	28, // 58: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:output_type -> weir.v1.Ack
+	28, // 59: weir.v1.JobManagerGateway.DeclineCheckpoint:output_type -> weir.v1.Ack
+	28, // 60: weir.v1.TaskExecutorGateway.SubmitTask:output_type -> weir.v1.Ack
+	28, // 61: weir.v1.TaskExecutorGateway.CancelTask:output_type -> weir.v1.Ack
+	28, // 62: weir.v1.TaskExecutorGateway.ReleaseJob:output_type -> weir.v1.Ack
+	28, // 63: weir.v1.TaskExecutorGateway.TriggerCheckpoint:output_type -> weir.v1.Ack
+	28, // 64: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:output_type -> weir.v1.Ack
+	28, // 65: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:output_type -> weir.v1.Ack
+	45, // [45:66] is the sub-list for method output_type
+	24, // [24:45] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_weir_proto_init() }
@@ -3295,13 +3393,14 @@ func file_weir_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_proto_rawDesc), len(file_weir_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
 		GoTypes:           file_weir_proto_goTypes,
 		DependencyIndexes: file_weir_proto_depIdxs,
+		EnumInfos:         file_weir_proto_enumTypes,
 		MessageInfos:      file_weir_proto_msgTypes,
 	}.Build()
 	File_weir_proto = out.File

@@ -1,6 +1,10 @@
 package barrier
 
-import "time"
+import (
+	"time"
+
+	"github.com/weirstream/weir/proto/weirpb"
+)
 
 // Flags of a CheckpointBarrier event (network.Event.Flags). The checkpointing
 // mode is not among them: every task knows execution.checkpointing.mode from
@@ -29,28 +33,33 @@ const (
 	FlagAlignedTimeout uint32 = 1 << 4
 )
 
-// Reasons of a decline: Flink's CheckpointFailureReason names. A task sends
-// DeclineCheckpointRequest.reason as "<reason>: <message>". As in Flink's
-// CheckpointFailureManager, only DeclineReasonDeclined and
-// DeclineReasonAsync are failures of their own; the others follow from a
-// failure reported elsewhere (or from a newer checkpoint) and should not
-// count toward tolerable failed checkpoints.
+// DeclineReason says why a task declines a checkpoint. It is the wire
+// enum itself, so that no reason is ever turned into text and parsed back:
+// the JobManager maps it to the coordinator's failure reason in one table
+// (jobmanager.declineFailureReason). As in Flink's CheckpointFailureManager,
+// only DeclineReasonDeclined and DeclineReasonAsync are failures of their
+// own; the others follow from a failure reported elsewhere (or from a newer
+// checkpoint) and do not count toward tolerable failed checkpoints.
+type DeclineReason = weirpb.DeclineReason
+
+// Reasons of a decline (Flink's CheckpointFailureReason names in the enum's
+// comments).
 const (
 	// DeclineReasonDeclined: an operator's synchronous snapshot failed, or
 	// the task cannot take this kind of checkpoint.
-	DeclineReasonDeclined = "CHECKPOINT_DECLINED"
+	DeclineReasonDeclined = weirpb.DeclineReason_DECLINE_REASON_DECLINED
 	// DeclineReasonAsync: writing the snapshot to checkpoint storage
 	// failed (full disk, permissions, ...).
-	DeclineReasonAsync = "CHECKPOINT_ASYNC_EXCEPTION"
+	DeclineReasonAsync = weirpb.DeclineReason_DECLINE_REASON_ASYNC_EXCEPTION
 	// DeclineReasonSubsumed: a newer barrier or trigger arrived while
 	// this checkpoint was being aligned.
-	DeclineReasonSubsumed = "CHECKPOINT_DECLINED_SUBSUMED"
+	DeclineReasonSubsumed = weirpb.DeclineReason_DECLINE_REASON_SUBSUMED
 	// DeclineReasonCancellationBarrier: an upstream task canceled the
 	// checkpoint (CancelCheckpointMarker).
-	DeclineReasonCancellationBarrier = "CHECKPOINT_DECLINED_ON_CANCELLATION_BARRIER"
+	DeclineReasonCancellationBarrier = weirpb.DeclineReason_DECLINE_REASON_ON_CANCELLATION_BARRIER
 	// DeclineReasonTaskNotReady: the trigger found the task not running
 	// (finished, canceled, failed, or not deployed).
-	DeclineReasonTaskNotReady = "CHECKPOINT_DECLINED_TASK_NOT_READY"
+	DeclineReasonTaskNotReady = weirpb.DeclineReason_DECLINE_REASON_TASK_NOT_READY
 )
 
 // Handler is what the task needs of a handler.
@@ -138,7 +147,7 @@ type TriggerSnapshot struct {
 // CheckpointID. Reason is one of the DeclineReason* constants.
 type DeclineCheckpoint struct {
 	CheckpointID int64
-	Reason       string
+	Reason       DeclineReason
 	Message      string
 }
 

@@ -43,7 +43,7 @@ func describeActions(as []Action) string {
 		case DiscardChannelState:
 			out = append(out, fmt.Sprintf("discard %d", a.CheckpointID))
 		case DeclineCheckpoint:
-			out = append(out, fmt.Sprintf("decline %d %s", a.CheckpointID, strings.TrimPrefix(strings.TrimPrefix(a.Reason, "CHECKPOINT_DECLINED_"), "CHECKPOINT_")))
+			out = append(out, fmt.Sprintf("decline %d %s", a.CheckpointID, strings.TrimPrefix(a.Reason.String(), "DECLINE_REASON_")))
 		case ForwardCancelMarker:
 			out = append(out, fmt.Sprintf("cancel %d", a.CheckpointID))
 		default:
