@@ -99,10 +99,8 @@ func (c *cluster) launch(n, slots int) *cluster {
 	c.jm = c.start("jobmanager", "jobmanager",
 		"-D", "jobmanager.rpc.address=127.0.0.1",
 		"-D", "jobmanager.rpc.port="+port)
-	for i := 0; i < n; i++ {
-		c.addTaskManager(slots)
-	}
-	c.waitTaskManagers(n)
+	// Before anything can fail: a cluster that does not come up is killed
+	// and its logs shown too.
 	t.Cleanup(func() {
 		for _, p := range append([]*process{c.jm}, c.taskmanagers...) {
 			p.kill()
@@ -111,6 +109,10 @@ func (c *cluster) launch(n, slots int) *cluster {
 			c.dumpLogs()
 		}
 	})
+	for i := 0; i < n; i++ {
+		c.addTaskManager(slots)
+	}
+	c.waitTaskManagers(n)
 	return c
 }
 
