@@ -200,28 +200,22 @@ func loadSavepoint(ctx context.Context, path string) (*snapshot.Metadata, error)
 // misread); state of an operator the job lacks is refused unless
 // allowNonRestored, and then returned as dropped. Operators new to the
 // job start empty. Only operators with state count: a stateless operator
-// may be removed or change type freely.
+// may be removed or change type freely. In-flight data of an unaligned
+// checkpoint restores at another parallelism too, with the exceptions of
+// checkChannelState.
 func matchSavepoint(md *snapshot.Metadata, maxParallelism int, vertices []*jobgraph.JobVertex, allowNonRestored bool) (dropped []string, err error) {
 	if md.MaxParallelism != maxParallelism {
 		return nil, fmt.Errorf("the job's max-parallelism is %d but the savepoint %s was taken with max-parallelism %d: it cannot change for a job restored from state; set max-parallelism: %d",
 			maxParallelism, md.Dir, md.MaxParallelism, md.MaxParallelism)
 	}
 	types := map[string]string{}
-	parallelism := map[string]int{}
 	for _, v := range vertices {
 		for _, op := range v.Operators {
 			types[op.ID] = op.Type
-			parallelism[op.ID] = op.Parallelism
 		}
 	}
-	// In-flight data of an unaligned checkpoint belongs to channels between
-	// subtasks: it cannot be redistributed (yet), so such a checkpoint
-	// restores only at the parallelism it was taken at.
-	for _, op := range md.Operators {
-		if p, ok := parallelism[op.ID]; ok && p != op.Parallelism && hasChannelState(&op) {
-			return nil, fmt.Errorf("%s has in-flight data of operator %q (an unaligned checkpoint) and cannot be restored at a different parallelism (%d, was %d); take a savepoint (always aligned) to rescale",
-				md.Dir, op.ID, p, op.Parallelism)
-		}
+	if err := checkChannelState(md, vertices); err != nil {
+		return nil, err
 	}
 	var missing []string
 	for _, op := range md.Operators {
@@ -256,12 +250,69 @@ func operatorHasState(op *snapshot.OperatorState) bool {
 	return false
 }
 
+// checkChannelState refuses the in-flight data of an unaligned checkpoint
+// that the tasks could not restore. At another parallelism it is
+// redistributed (pkg/taskexec/rescale.go), except on a broadcast edge: each
+// old consumer held its own unconsumed part of the same stream, which no
+// new subtask can take over. And it belongs to the head of a chain (input
+// channels) or to its tail (output subpartitions): a job whose chains
+// changed around it cannot restore it.
+func checkChannelState(md *snapshot.Metadata, vertices []*jobgraph.JobVertex) error {
+	old := map[string]*snapshot.OperatorState{}
+	for i := range md.Operators {
+		old[md.Operators[i].ID] = &md.Operators[i]
+	}
+	parallelism := map[string]int{}
+	for _, v := range vertices {
+		for _, op := range v.Operators {
+			parallelism[op.ID] = op.Parallelism
+		}
+	}
+	for _, v := range vertices {
+		if len(v.Operators) == 0 {
+			continue
+		}
+		head, tail := v.Operators[0], v.Operators[len(v.Operators)-1]
+		for _, op := range v.Operators {
+			os := old[op.ID]
+			if os == nil {
+				continue
+			}
+			if op != head && hasChannelState(os, snapshot.KindInputChannel, -1) {
+				return fmt.Errorf("%s has in-flight data of the input of operator %q (an unaligned checkpoint), which is no longer the first operator of its chain; restore it with the job's chains unchanged, or take a savepoint (always aligned)", md.Dir, op.ID)
+			}
+			if op != tail && hasChannelState(os, snapshot.KindResultSubpartition, -1) {
+				return fmt.Errorf("%s has in-flight data of the output of operator %q (an unaligned checkpoint), which is no longer the last operator of its chain; restore it with the job's chains unchanged, or take a savepoint (always aligned)", md.Dir, op.ID)
+			}
+		}
+		// The index of an edge in the vertex's inputs or outputs is the
+		// gate of its channel state (the deployment descriptor's order).
+		for gate, in := range v.Inputs {
+			if os := old[head.ID]; in.Partition == jobgraph.Broadcast && os != nil && os.Parallelism != head.Parallelism && hasChannelState(os, snapshot.KindInputChannel, gate) {
+				return fmt.Errorf("%s has in-flight data of the broadcast edge from %q to %q (an unaligned checkpoint), which cannot be redistributed to another parallelism of %q (%d, was %d); take a savepoint (always aligned) to rescale",
+					md.Dir, in.FromOperator, head.ID, head.ID, head.Parallelism, os.Parallelism)
+			}
+		}
+		for gate, out := range v.Outputs {
+			os, cons := old[tail.ID], old[out.ToOperator]
+			if out.Partition != jobgraph.Broadcast || os == nil || cons == nil || cons.Parallelism == parallelism[out.ToOperator] {
+				continue
+			}
+			if hasChannelState(os, snapshot.KindResultSubpartition, gate) {
+				return fmt.Errorf("%s has in-flight data of the broadcast edge from %q to %q (an unaligned checkpoint), which cannot be redistributed to another parallelism of %q (%d, was %d); take a savepoint (always aligned) to rescale",
+					md.Dir, tail.ID, out.ToOperator, out.ToOperator, parallelism[out.ToOperator], cons.Parallelism)
+			}
+		}
+	}
+	return nil
+}
+
 // hasChannelState reports whether an operator's state holds in-flight
-// buffers (input or output channel state of an unaligned checkpoint).
-func hasChannelState(op *snapshot.OperatorState) bool {
+// buffers of kind, of gate (any gate: -1).
+func hasChannelState(op *snapshot.OperatorState, kind snapshot.StateKind, gate int) bool {
 	for _, st := range op.Subtasks {
 		for _, o := range st.State {
-			if o.Kind == snapshot.KindInputChannel || o.Kind == snapshot.KindResultSubpartition {
+			if o.Kind == kind && (gate < 0 || o.Channel == nil || o.Channel.Gate == gate) {
 				return true
 			}
 		}

@@ -548,22 +548,62 @@ func TestMatchSavepointStateless(t *testing.T) {
 	}
 }
 
+// In-flight data of an unaligned checkpoint restores at another
+// parallelism, except on a broadcast edge; and only into the chain
+// positions it was written at.
 func TestMatchSavepointChannelStateRescale(t *testing.T) {
-	md := &snapshot.Metadata{Dir: "/cp/job/chk-3", MaxParallelism: 8, Operators: []snapshot.OperatorState{
-		{ID: "agg", Type: "aggregate", Parallelism: 2, Subtasks: []snapshot.SubtaskState{
-			{Subtask: 0, State: []snapshot.StateObject{{Kind: snapshot.KindInputChannel}}},
-			{Subtask: 1},
-		}},
-	}}
-	vertices := func(p int) []*jobgraph.JobVertex {
-		return []*jobgraph.JobVertex{{Operators: []*jobgraph.Operator{{ID: "agg", Type: "aggregate", Parallelism: p}}, Parallelism: p}}
+	md := func(aggGate int) *snapshot.Metadata {
+		return &snapshot.Metadata{Dir: "/cp/job/chk-3", MaxParallelism: 8, Operators: []snapshot.OperatorState{
+			{ID: "src", Type: "sequence", Parallelism: 2, Subtasks: []snapshot.SubtaskState{
+				{Subtask: 0, State: []snapshot.StateObject{{Kind: snapshot.KindResultSubpartition, Channel: &snapshot.ChannelStateInfo{Gate: 1}}}},
+				{Subtask: 1},
+			}},
+			{ID: "agg", Type: "aggregate", Parallelism: 2, Subtasks: []snapshot.SubtaskState{
+				{Subtask: 0, State: []snapshot.StateObject{{Kind: snapshot.KindInputChannel, Channel: &snapshot.ChannelStateInfo{Gate: aggGate}}}},
+				{Subtask: 1},
+			}},
+		}}
 	}
-	if _, err := matchSavepoint(md, 8, vertices(2), false); err != nil {
-		t.Fatalf("same parallelism: %v", err)
+	// src -> agg on two edges: hash (gate 0) and broadcast (gate 1).
+	vertices := func(p int, chained bool) []*jobgraph.JobVertex {
+		src := &jobgraph.Operator{ID: "src", Type: "sequence", Parallelism: 2}
+		agg := &jobgraph.Operator{ID: "agg", Type: "aggregate", Parallelism: p}
+		if chained {
+			return []*jobgraph.JobVertex{{Operators: []*jobgraph.Operator{src, agg}, Parallelism: 2}}
+		}
+		return []*jobgraph.JobVertex{
+			{Index: 0, Operators: []*jobgraph.Operator{src}, Parallelism: 2, Outputs: []jobgraph.VertexOutput{
+				{OutputIndex: 0, ToVertex: 1, ToOperator: "agg", Partition: jobgraph.Hash, Key: "k"},
+				{OutputIndex: 1, ToVertex: 1, ToOperator: "agg", InputIndex: 1, Partition: jobgraph.Broadcast},
+			}},
+			{Index: 1, Operators: []*jobgraph.Operator{agg}, Parallelism: p, Inputs: []jobgraph.VertexInput{
+				{InputIndex: 0, FromVertex: 0, FromOperator: "src", Partition: jobgraph.Hash, Key: "k"},
+				{InputIndex: 1, FromVertex: 0, FromOperator: "src", Partition: jobgraph.Broadcast},
+			}},
+		}
 	}
-	_, err := matchSavepoint(md, 8, vertices(3), false)
-	want := `/cp/job/chk-3 has in-flight data of operator "agg" (an unaligned checkpoint) and cannot be restored at a different parallelism (3, was 2); take a savepoint (always aligned) to rescale`
-	if err == nil || err.Error() != want {
-		t.Fatalf("rescaled: got %v\nwant %s", err, want)
+	noBroadcastOut := func(m *snapshot.Metadata) *snapshot.Metadata {
+		m.Operators[0].Subtasks[0].State[0].Channel.Gate = 0
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		md   *snapshot.Metadata
+		v    []*jobgraph.JobVertex
+		want string
+	}{
+		{"same parallelism", md(1), vertices(2, false), ""},
+		{"rescaled hash edge", noBroadcastOut(md(0)), vertices(3, false), ""},
+		{"rescaled broadcast input", noBroadcastOut(md(1)), vertices(3, false),
+			`/cp/job/chk-3 has in-flight data of the broadcast edge from "src" to "agg" (an unaligned checkpoint), which cannot be redistributed to another parallelism of "agg" (3, was 2); take a savepoint (always aligned) to rescale`},
+		{"rescaled broadcast output", md(0), vertices(1, false),
+			`/cp/job/chk-3 has in-flight data of the broadcast edge from "src" to "agg" (an unaligned checkpoint), which cannot be redistributed to another parallelism of "agg" (1, was 2); take a savepoint (always aligned) to rescale`},
+		{"chain changed", noBroadcastOut(md(0)), vertices(2, true),
+			`/cp/job/chk-3 has in-flight data of the output of operator "src" (an unaligned checkpoint), which is no longer the last operator of its chain; restore it with the job's chains unchanged, or take a savepoint (always aligned)`},
+	} {
+		_, err := matchSavepoint(tc.md, 8, tc.v, false)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || err.Error() != tc.want) {
+			t.Errorf("%s: got %v\nwant %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -3,13 +3,14 @@ package taskexec
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/weirstream/weir/pkg/jobgraph"
 	"github.com/weirstream/weir/pkg/network"
 	"github.com/weirstream/weir/pkg/snapshot"
 	"github.com/weirstream/weir/pkg/taskexec/barrier"
@@ -57,16 +58,16 @@ import (
 // state, the producer's recovered output state, then new data: the order
 // of the original run.
 //
-// Rescaling. A checkpoint with channel state cannot be restored at another
-// parallelism: the task fails. Flink redistributes channel state on
-// rescaling (it reroutes recovered buffers by key group to the new
-// subtasks, with virtual channels that demultiplex them until the
-// recovered data is consumed), which weir does not do yet. Checked: the
-// task's own parallelism against each operator's in the checkpoint, and
-// the layout recorded in each object against the current descriptor (so
-// that a producer whose consumer was rescaled fails too, as its recovered
-// subpartition buffers would go to the wrong consumer). A savepoint is
-// always aligned, so rescaling from a savepoint works.
+// Rescaling. A checkpoint with channel state restores at another
+// parallelism too, as Flink's does: rescale.go decides which recovered
+// records each new subtask takes (hash: by key group; forward and
+// rebalance: whole old objects; broadcast refused), recovered output
+// written for another number of subpartitions goes through the
+// partitioner again, and the order above holds per key. So a subtask reads
+// the channel state of other old subtasks than its own. Refused, failing
+// the task: in-flight data of a broadcast edge across a parallelism
+// change, and channel state of an operator that is no longer the head
+// (input) or tail (output) of its chain.
 
 // channelData is the recorded buffers of one channel: their frames back to
 // back, and where each buffer starts.
@@ -327,29 +328,35 @@ type restoredChannel struct {
 }
 
 // channelRestore is the channel state of a restored attempt, in replay
-// order (by gate, then channel).
+// order (by gate, then old subtask, then channel): only the objects this
+// subtask reads (rescale.go).
 type channelRestore struct {
 	checkpoint int64
 	location   string
 	inputs     []restoredChannel
 	outputs    []restoredChannel
+	// inShares is the share of this subtask in each input gate's channel
+	// state.
+	inShares map[int]channelShare
 }
 
-// rescaleError is the failure of a restore of channel state at another
-// parallelism.
+// rescaleError is the failure of a restore of channel state that cannot be
+// redistributed to the new parallelism.
 func rescaleError(checkpoint int64, why string) error {
-	return fmt.Errorf("checkpoint %d has in-flight data (unaligned) and cannot be restored at a different parallelism; use a savepoint (always aligned) to rescale (%s)", checkpoint, why)
+	return fmt.Errorf("checkpoint %d has in-flight data (unaligned) that cannot be restored here; use a savepoint (always aligned) instead (%s)", checkpoint, why)
 }
 
-// planChannelState finds the channel state of this subtask in r (nil: no
-// restore) and checks that it can be restored here. It reads no state.
+// planChannelState finds the channel state this subtask restores in r
+// (nil: none) and checks that it can be restored here. It reads no state.
 func (t *Task) planChannelState(r *snapshot.TaskRestore) (*channelRestore, error) {
 	if r == nil {
 		return nil, nil
 	}
 	p := int(t.desc.GetParallelism())
 	cr := &channelRestore{checkpoint: r.CheckpointID, location: r.Location}
-	for _, c := range t.chain {
+	var inputs, outputs []restoredChannel
+	oldIn, oldOut := p, p // the head's and the tail's parallelism in the checkpoint
+	for i, c := range t.chain {
 		os := r.Operators[c.spec.ID]
 		if os == nil {
 			continue
@@ -363,35 +370,54 @@ func (t *Task) planChannelState(r *snapshot.TaskRestore) (*channelRestore, error
 				if !isChannelKind(o.Kind) {
 					continue
 				}
-				if oldP != p {
-					return nil, rescaleError(r.CheckpointID, fmt.Sprintf("operator %q has parallelism %d in the checkpoint and %d now", c.spec.ID, oldP, p))
+				if o.Channel == nil {
+					return nil, fmt.Errorf("restore subtask %d from checkpoint %d: %s state of operator %q old subtask %d has no channel", t.subtask, r.CheckpointID, o.Kind, c.spec.ID, st.Subtask)
 				}
-				if st.Subtask != t.subtask {
+				if st.Subtask < 0 || st.Subtask >= oldP {
+					return nil, fmt.Errorf("restore subtask %d from checkpoint %d: %s state of operator %q names old subtask %d of %d", t.subtask, r.CheckpointID, o.Kind, c.spec.ID, st.Subtask, oldP)
+				}
+				rc := restoredChannel{op: c.spec.ID, subtask: st.Subtask, gate: o.Channel.Gate, channel: o.Channel.Channel, obj: o}
+				if o.Kind == snapshot.KindInputChannel {
+					if i != 0 {
+						return nil, rescaleError(r.CheckpointID, fmt.Sprintf("input channel state of operator %q, which is not the head of its chain now", c.spec.ID))
+					}
+					if n := len(t.desc.GetInputs()); rc.gate < 0 || rc.gate >= n {
+						return nil, rescaleError(r.CheckpointID, fmt.Sprintf("input channel state of input %d, but the task has %d inputs", rc.gate, n))
+					}
+					inputs, oldIn = append(inputs, rc), oldP
 					continue
 				}
-				if o.Channel == nil {
-					return nil, fmt.Errorf("restore subtask %d from checkpoint %d: %s state of operator %q has no channel", t.subtask, r.CheckpointID, o.Kind, c.spec.ID)
+				if i != len(t.chain)-1 {
+					return nil, rescaleError(r.CheckpointID, fmt.Sprintf("output channel state of operator %q, which is not the tail of its chain now", c.spec.ID))
 				}
-				rc := restoredChannel{op: c.spec.ID, gate: o.Channel.Gate, channel: o.Channel.Channel, obj: o}
-				if err := t.checkChannel(r.CheckpointID, o.Kind, rc.gate, rc.channel); err != nil {
-					return nil, err
+				if n := len(t.desc.GetOutputs()); rc.gate < 0 || rc.gate >= n {
+					return nil, rescaleError(r.CheckpointID, fmt.Sprintf("output channel state of output %d, but the task has %d outputs", rc.gate, n))
 				}
-				if o.Kind == snapshot.KindInputChannel {
-					cr.inputs = append(cr.inputs, rc)
-				} else {
-					cr.outputs = append(cr.outputs, rc)
-				}
+				outputs, oldOut = append(outputs, rc), oldP
 			}
 		}
 	}
-	byChannel := func(a, b restoredChannel) int {
-		if a.gate != b.gate {
-			return a.gate - b.gate
+	sortChannels(inputs)
+	sortChannels(outputs)
+	maxP := int(t.desc.GetMaxParallelism())
+	for _, rc := range inputs {
+		s, ok := cr.inShares[rc.gate]
+		if !ok {
+			var err error
+			if s, err = inputShare(t.inputRoute(rc.gate), maxP, oldIn, p, t.subtask); err != nil {
+				return nil, rescaleError(r.CheckpointID, fmt.Sprintf("input %d of operator %q (from %q): parallelism %d in the checkpoint, %d now: %v",
+					rc.gate, rc.op, t.desc.GetInputs()[rc.gate].GetProducerOperator(), oldIn, p, err))
+			}
+			if cr.inShares == nil {
+				cr.inShares = map[int]channelShare{}
+			}
+			cr.inShares[rc.gate] = s
 		}
-		return a.channel - b.channel
+		if s.owns(rc.subtask) {
+			cr.inputs = append(cr.inputs, rc)
+		}
 	}
-	slices.SortStableFunc(cr.inputs, byChannel)
-	slices.SortStableFunc(cr.outputs, byChannel)
+	cr.outputs = outputShare(oldOut, p, t.subtask).objects(outputs)
 	if len(cr.inputs) == 0 && len(cr.outputs) == 0 {
 		return nil, nil
 	}
@@ -402,122 +428,169 @@ func isChannelKind(k snapshot.StateKind) bool {
 	return k == snapshot.KindInputChannel || k == snapshot.KindResultSubpartition
 }
 
-// checkChannel checks that a channel of the checkpoint exists here.
-func (t *Task) checkChannel(checkpoint int64, kind snapshot.StateKind, gate, channel int) error {
-	if kind == snapshot.KindInputChannel {
-		ins := t.desc.GetInputs()
-		if gate < 0 || gate >= len(ins) {
-			return rescaleError(checkpoint, fmt.Sprintf("input channel state of input %d, but the task has %d inputs", gate, len(ins)))
-		}
-		if n := len(ins[gate].GetChannels()); channel < 0 || channel >= n {
-			return rescaleError(checkpoint, fmt.Sprintf("input channel state of input %d channel %d, but the input has %d channels", gate, channel, n))
-		}
-		return nil
+// inputRoute returns how the producer of input gate routes its records.
+func (t *Task) inputRoute(gate int) routing {
+	switch t.desc.GetInputs()[gate].GetPartition() {
+	case jobgraph.Rebalance:
+		return routeRebalance
+	case jobgraph.Hash:
+		return routeHash
+	case jobgraph.Broadcast:
+		return routeBroadcast
+	default:
+		return routeForward
 	}
-	outs := t.desc.GetOutputs()
-	if gate < 0 || gate >= len(outs) {
-		return rescaleError(checkpoint, fmt.Sprintf("output channel state of output %d, but the task has %d outputs", gate, len(outs)))
-	}
-	if n := int(outs[gate].GetNumSubpartitions()); channel < 0 || channel >= n {
-		return rescaleError(checkpoint, fmt.Sprintf("output channel state of output %d subpartition %d, but the output has %d subpartitions", gate, channel, n))
-	}
-	return nil
 }
 
-// readChannel reads one channel state object, checks the layout it was
-// written for against the current one and returns its buffers.
-func (t *Task) readChannel(cr *channelRestore, rc restoredChannel, layout int) ([][]byte, error) {
+// inputKey returns the key field of a hash input gate (the head's input
+// it is).
+func (t *Task) inputKey(gate int) string {
+	idx := int(t.desc.GetInputs()[gate].GetInputIndex())
+	if ins := t.chain[0].spec.Inputs; idx >= 0 && idx < len(ins) {
+		return ins[idx].Key
+	}
+	return ""
+}
+
+// readChannel reads one channel state object and returns the layout it was
+// written for and its buffers.
+func (t *Task) readChannel(cr *channelRestore, rc restoredChannel) (int, [][]byte, error) {
 	what := fmt.Sprintf("output %d subpartition %d", rc.gate, rc.channel)
 	if rc.obj.Kind == snapshot.KindInputChannel {
 		what = fmt.Sprintf("input %d channel %d", rc.gate, rc.channel)
 	}
 	fail := func(err error) error {
-		return fmt.Errorf("restore subtask %d from checkpoint %d: channel state of %s (operator %q): %w", t.subtask, cr.checkpoint, what, rc.op, err)
+		return fmt.Errorf("restore subtask %d from checkpoint %d: channel state of %s (operator %q old subtask %d): %w", t.subtask, cr.checkpoint, what, rc.op, rc.subtask, err)
 	}
 	if !rc.obj.IsInline() && cr.location == "" {
-		return nil, fail(fmt.Errorf("state file %s: the restore state has no checkpoint location", rc.obj.Path))
+		return 0, nil, fail(fmt.Errorf("state file %s: the restore state has no checkpoint location", rc.obj.Path))
 	}
 	rd, err := snapshot.OpenState(t.ctx, cr.location, rc.obj.StateHandle)
 	if err != nil {
-		return nil, fail(err)
+		return 0, nil, fail(err)
 	}
 	b, err := io.ReadAll(rd)
 	_ = rd.Close()
 	if err != nil {
-		return nil, fail(err)
+		return 0, nil, fail(err)
 	}
-	old, n, err := channelStateLayout(b)
+	layout, n, err := channelStateLayout(b)
 	if err != nil {
-		return nil, fail(err)
+		return 0, nil, fail(err)
 	}
-	if old != uint64(layout) {
-		kind := "the producer's parallelism (channels of the input)"
-		if rc.obj.Kind == snapshot.KindResultSubpartition {
-			kind = "the consumer's parallelism (subpartitions of the output)"
-		}
-		return nil, rescaleError(cr.checkpoint, fmt.Sprintf("%s: %s was %d and is %d", what, kind, old, layout))
+	if layout == 0 || layout > maxChannelLayout {
+		return 0, nil, fail(fmt.Errorf("%w: layout %d not in 1..%d", snapshot.ErrCorrupt, layout, maxChannelLayout))
 	}
 	bufs, err := splitChannelBuffers(b, n, rc.obj.Channel.Offsets)
 	if err != nil {
-		return nil, fail(err)
+		return 0, nil, fail(err)
 	}
-	return bufs, nil
+	return int(layout), bufs, nil
 }
 
-// restoreOutputState re-sends every recovered output buffer to its
-// subpartition, in order, before anything else is emitted.
+// maxChannelLayout bounds the layout of a channel state object: a
+// parallelism (state.MaxParallelismLimit would do; this keeps the check
+// local).
+const maxChannelLayout = 1 << 15
+
+// restoreOutputState re-sends every recovered output buffer this subtask
+// owns, in order, before anything else is emitted: raw to its subpartition
+// when the output has as many subpartitions as when it was written, else
+// its records through the output's partitioner (rescale.go).
 func (t *Task) restoreOutputState(cr *channelRestore) error {
 	if cr == nil {
 		return nil
 	}
-	var n, bytes int
+	var n, rerouted, bytes int
 	for _, rc := range cr.outputs {
-		p := t.out.outs[rc.gate].p
-		bufs, err := t.readChannel(cr, rc, t.out.outs[rc.gate].numSub)
+		o := t.out.outs[rc.gate]
+		layout, bufs, err := t.readChannel(cr, rc)
 		if err != nil {
 			return err
 		}
-		for _, b := range bufs {
-			if err := p.EmitRawBuffer(rc.channel, b); err != nil {
-				if t.canceled.Load() {
-					return ErrCanceled
-				}
-				return &attributedError{fmt.Errorf("re-send recovered output to %q subpartition %d: %w", t.desc.GetOutputs()[rc.gate].GetConsumerOperator(), rc.channel, err)}
+		failed := func(err error) error {
+			if t.canceled.Load() {
+				return ErrCanceled
 			}
-			n++
+			return &attributedError{fmt.Errorf("re-send recovered output of old subtask %d subpartition %d to %q: %w", rc.subtask, rc.channel, t.desc.GetOutputs()[rc.gate].GetConsumerOperator(), err)}
+		}
+		if layout != o.numSub {
+			if err := rerouteBuffers(o, bufs, &t.dec, &t.rec); err != nil {
+				if errors.Is(err, errBroadcastRescale) {
+					return rescaleError(cr.checkpoint, fmt.Sprintf("output %d to %q had %d subpartitions and has %d now: %v", rc.gate, o.consumer, layout, o.numSub, err))
+				}
+				return failed(err)
+			}
+			rerouted += len(bufs)
+		} else {
+			for _, b := range bufs {
+				if err := o.p.EmitRawBuffer(rc.channel, b); err != nil {
+					return failed(err)
+				}
+			}
+		}
+		n += len(bufs)
+		for _, b := range bufs {
 			bytes += len(b)
 		}
 	}
+	if rerouted > 0 {
+		t.out.flush()
+	}
 	if n > 0 {
-		t.log.Info("recovered output buffers re-sent", zap.Int64("checkpoint", cr.checkpoint), zap.Int("buffers", n), zap.Int("bytes", bytes))
+		t.log.Info("recovered output buffers re-sent", zap.Int64("checkpoint", cr.checkpoint), zap.Int("buffers", n),
+			zap.Int("rerouted_buffers", rerouted), zap.Int("bytes", bytes))
 	}
 	return nil
 }
 
-// replayInputState feeds every recovered input buffer through the chain,
-// channel by channel, before the gate is polled.
+// replayInputState feeds the recovered input records this subtask owns
+// through the chain, gate by gate, before the gate is polled.
 func (t *Task) replayInputState(cr *channelRestore) error {
 	if cr == nil {
 		return nil
 	}
 	var n, bytes int
-	for _, rc := range cr.inputs {
-		bufs, err := t.readChannel(cr, rc, len(t.desc.GetInputs()[rc.gate].GetChannels()))
-		if err != nil {
+	var own error // an error of load or emit: complete as it is
+	load := func(rc restoredChannel) ([][]byte, error) {
+		_, bufs, err := t.readChannel(cr, rc)
+		own = err
+		return bufs, err
+	}
+	emit := func(frames []byte) error {
+		if t.canceled.Load() {
+			own = ErrCanceled
+			return own
+		}
+		if err := t.processBuffer(frames); err != nil {
+			own = err
 			return err
 		}
-		for _, b := range bufs {
-			if t.canceled.Load() {
-				return ErrCanceled
-			}
-			if err := t.processBuffer(b); err != nil {
+		t.publish()
+		t.maybeFlush()
+		n++
+		bytes += len(frames)
+		return nil
+	}
+	maxP := int(t.desc.GetMaxParallelism())
+	for i := 0; i < len(cr.inputs); {
+		gate := cr.inputs[i].gate
+		j := i + 1
+		for j < len(cr.inputs) && cr.inputs[j].gate == gate {
+			j++
+		}
+		s := cr.inShares[gate]
+		var keyGroup func([]byte) (int, error)
+		if s.byKey() {
+			keyGroup = recordKeyGroup(&t.dec, &t.rec, t.inputKey(gate), maxP)
+		}
+		if err := s.records(cr.inputs[i:j], load, keyGroup, emit); err != nil {
+			if err == own {
 				return err
 			}
-			t.publish()
-			t.maybeFlush()
-			n++
-			bytes += len(b)
+			return fmt.Errorf("restore subtask %d from checkpoint %d: %w", t.subtask, cr.checkpoint, err)
 		}
+		i = j
 	}
 	if n > 0 {
 		t.log.Info("recovered input buffers replayed", zap.Int64("checkpoint", cr.checkpoint), zap.Int("buffers", n), zap.Int("bytes", bytes))

@@ -2,7 +2,6 @@ package taskexec
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -688,9 +687,9 @@ func TestUnalignedCheckpointExactlyOnce(t *testing.T) {
 	}
 }
 
-// A checkpoint with channel state cannot be restored when the layout of
-// the channels changed (here: the source's consumer was rescaled from 1 to
-// 2, so its output has 2 subpartitions): the task fails, saying why.
+// Channel state that cannot be redistributed fails the task, saying why:
+// the in-flight data of a broadcast edge whose consumer was rescaled, on
+// either side of the edge (rescaling otherwise: rescale_restore_test.go).
 func TestChannelStateRescaleRejected(t *testing.T) {
 	jm, err := snapshot.Open("jobmanager", zap.NewNop())
 	if err != nil {
@@ -702,25 +701,37 @@ func TestChannelStateRescaleRejected(t *testing.T) {
 	}
 	var cd channelData
 	cd.add([]byte{1, 'x'})
-	obj, err := writeChannelState(t.Context(), loc, "src-0-out-0-0", snapshot.KindResultSubpartition, 0, 0, 1, &cd)
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := newManager(t)
 	src := &vertex{index: 0, par: 1, managers: []*network.Manager{m}, ops: [][]byte{opJSON(t, "src", "test-gated", map[string]any{"name": "rescale-cs"})}}
-	dst := &vertex{index: 1, par: 2, managers: []*network.Manager{m, m}, ops: [][]byte{opJSON(t, "k", "test-discard", nil, jobgraph.Input{From: "src", Partition: jobgraph.Rebalance})}}
-	d := descriptors("rescale-cs", src, nil, []edge{{from: src, to: dst, partition: jobgraph.Rebalance, consumer: "k", producer: "src"}}, unalignedConfig(""))[0]
-	d = withRestore(t, d, &snapshot.TaskRestore{CheckpointID: 4, Location: loc.Path(), Operators: map[string]*snapshot.OperatorState{
-		"src": {ID: "src", Type: "test-gated", Parallelism: 1, Subtasks: []snapshot.SubtaskState{{Subtask: 0, State: []snapshot.StateObject{obj}}}},
-	}})
-	r := startEnv(t, d, Env{Network: m, Logger: zap.NewNop()})
-	res := r.mustEnd(t, Failed)
-	const want = "checkpoint 4 has in-flight data (unaligned) and cannot be restored at a different parallelism; use a savepoint (always aligned) to rescale (output 0 subpartition 0: the consumer's parallelism (subpartitions of the output) was 1 and is 2)"
-	if res.Err == nil || res.Err.Error() != want {
-		t.Fatalf("error %v\nwant %s", res.Err, want)
-	}
-	if errors.Is(res.Err, ErrCanceled) {
-		t.Fatal("canceled")
+	dst := &vertex{index: 1, par: 2, managers: []*network.Manager{m, m}, ops: [][]byte{opJSON(t, "k", "test-discard", nil, jobgraph.Input{From: "src", Partition: jobgraph.Broadcast})}}
+	e := edge{from: src, to: dst, partition: jobgraph.Broadcast, consumer: "k", producer: "src"}
+	for _, tc := range []struct {
+		name, op, typ string
+		kind          snapshot.StateKind
+		v             *vertex
+		ins, outs     []edge
+		want          string
+	}{
+		{"consumer", "k", "test-discard", snapshot.KindInputChannel, dst, []edge{e}, nil,
+			`checkpoint 4 has in-flight data (unaligned) that cannot be restored here; use a savepoint (always aligned) instead (input 0 of operator "k" (from "src"): parallelism 1 in the checkpoint, 2 now: the in-flight data of a broadcast edge cannot be redistributed)`},
+		{"producer", "src", "test-gated", snapshot.KindResultSubpartition, src, nil, []edge{e},
+			`checkpoint 4 has in-flight data (unaligned) that cannot be restored here; use a savepoint (always aligned) instead (output 0 to "k" had 1 subpartitions and has 2 now: the in-flight data of a broadcast edge cannot be redistributed)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj, err := writeChannelState(t.Context(), loc, tc.op+"-0-0-0", tc.kind, 0, 0, 1, &cd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := descriptors("rescale-cs", tc.v, tc.ins, tc.outs, unalignedConfig(""))[0]
+			d = withRestore(t, d, &snapshot.TaskRestore{CheckpointID: 4, Location: loc.Path(), Operators: map[string]*snapshot.OperatorState{
+				tc.op: {ID: tc.op, Type: tc.typ, Parallelism: 1, Subtasks: []snapshot.SubtaskState{{Subtask: 0, State: []snapshot.StateObject{obj}}}},
+			}})
+			r := startEnv(t, d, Env{Network: m, Logger: zap.NewNop()})
+			res := r.mustEnd(t, Failed)
+			if res.Err == nil || res.Err.Error() != tc.want {
+				t.Fatalf("error %v\nwant %s", res.Err, tc.want)
+			}
+		})
 	}
 }
 

@@ -357,7 +357,7 @@ func TestRestoreEntries(t *testing.T) {
 		{"channel state", func(ops *snapshot.OperatorState) map[string]*snapshot.OperatorState {
 			ops.Subtasks[1].State = append(ops.Subtasks[1].State, snapshot.StateObject{Kind: snapshot.KindInputChannel, StateHandle: snapshot.StateHandle{Inline: []byte{}}, Channel: &snapshot.ChannelStateInfo{}})
 			return map[string]*snapshot.OperatorState{"c": ops}
-		}, nil, `checkpoint 7 has in-flight data (unaligned) and cannot be restored at a different parallelism; use a savepoint (always aligned) to rescale (operator "c" has parallelism 2 in the checkpoint and 1 now)`},
+		}, nil, `checkpoint 7 has in-flight data (unaligned) that cannot be restored here; use a savepoint (always aligned) instead (input channel state of operator "c", which is not the head of its chain now)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			job := "restore-entries-" + strings.ReplaceAll(tc.name, " ", "-")
