@@ -88,6 +88,9 @@ func (s *subpartition) copyToEnd() ([][]byte, bool) {
 // finished, finds the whole rest of the channel in the consumer's gate (CopyToEnd). Call it from the producer's
 // task goroutine, after Flush.
 func (p *ResultPartition) Drained() bool {
+	if p.released.Load() {
+		return true // nothing will be handed over any more
+	}
 	for _, s := range p.subs {
 		if s.backlog() > 0 {
 			return false

@@ -61,7 +61,12 @@ func (o CheckpointOptions) flags() uint32 {
 func (t *Task) TriggerCheckpoint(id, ts int64, o CheckpointOptions) error {
 	flags := t.barrierFlags(o)
 	return t.Execute(func() error {
-		return t.stepBarrier(barrier.TriggerReceived{CheckpointID: id, Timestamp: ts, Flags: flags})
+		ev := barrier.TriggerReceived{CheckpointID: id, Timestamp: ts, Flags: flags}
+		var queued [][][]byte
+		if flags&barrier.FlagUnaligned != 0 {
+			ev.EndsQueued, queued = t.queuedEnds()
+		}
+		return t.carryOut(t.handler.Step(t.now(), ev), carried{queued: queued})
 	})
 }
 
@@ -136,6 +141,7 @@ func (t *Task) stepBarrier(ev barrier.Event) error {
 type carried struct {
 	data      []byte
 	overtaken [][]byte
+	queued    [][][]byte // per channel: the copies of a trigger's RecordQueued (queuedEnds)
 }
 
 // carryOut does what the handler decided. It rearms the timer of the
@@ -165,6 +171,12 @@ func (t *Task) carryOut(actions []barrier.Action, in carried) error {
 		case barrier.RecordOvertaken:
 			if c := t.capture; c != nil && c.id == a.CheckpointID && a.Channel < len(c.inputs) {
 				for _, b := range in.overtaken {
+					c.inputs[a.Channel].add(b)
+				}
+			}
+		case barrier.RecordQueued:
+			if c := t.capture; c != nil && c.id == a.CheckpointID && a.Channel < len(c.inputs) && a.Channel < len(in.queued) {
+				for _, b := range in.queued[a.Channel] {
 					c.inputs[a.Channel].add(b)
 				}
 			}
@@ -331,8 +343,10 @@ func (t *Task) endInput() error {
 // stop-with-savepoint this task snapshotted, if any, completed or was
 // aborted (its listeners commit it before the task finishes).
 func (t *Task) awaitFinalCheckpoint() error {
-	for t.awaitingFinal || t.stop.id != noID {
+	var drainTick <-chan time.Time
+	for t.awaitingFinal || t.stop.id != noID || t.awaitingDrain(&drainTick) {
 		select {
+		case <-drainTick:
 		case a := <-t.mailbox:
 			t.pending.Add(-1)
 			if err := t.runAction(a); err != nil {
