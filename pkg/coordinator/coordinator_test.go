@@ -3,7 +3,14 @@ package coordinator
 import (
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"go/types"
+	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -929,13 +936,91 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-// TestMarkers covers the sealed interfaces' marker methods.
+// TestMarkers checks the sealed Event and Action sets against what must
+// know all of them: Step has a case for every Event (an event without one
+// would be dropped in silence, as Step has no default), and the caller's
+// loop in doc.go names every Action (a caller copying it would drop a new
+// one). The package's source is read, so a new marker method fails here
+// until the lists, Step and doc.go agree.
 func TestMarkers(t *testing.T) {
-	for _, e := range []Event{Tick{}, TriggerSavepoint{}, Acknowledge{}, Decline{}, TaskRunning{}, TaskFinished{}, MetadataWritten{}, Stop{}} {
+	wantEvents := []string{"Acknowledge", "Decline", "MetadataWritten", "Stop", "TaskFinished", "TaskRunning", "Tick",
+		"TriggerFailed", "TriggerSavepoint"}
+	wantActions := []string{"DiscardCheckpoint", "DiscardState", "FailJob", "Log", "NotifyAborted", "NotifyComplete",
+		"PersistCheckpointID", "SavepointDone", "SavepointFailed", "TriggerTasks", "WriteMetadata"}
+
+	names, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	markers := map[string][]string{} // marker method -> receiver types
+	var stepCases []string
+	var doc string
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Doc != nil {
+			doc += f.Doc.Text()
+		}
+		for _, d := range f.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Recv == nil {
+				continue
+			}
+			recv := types.ExprString(fn.Recv.List[0].Type)
+			if name := fn.Name.Name; name == "isEvent" || name == "isAction" {
+				markers[name] = append(markers[name], recv)
+			}
+			if fn.Name.Name != "Step" || recv != "*Coordinator" {
+				continue
+			}
+			ast.Inspect(fn.Body, func(n ast.Node) bool {
+				if sw, ok := n.(*ast.TypeSwitchStmt); ok {
+					for _, cc := range sw.Body.List {
+						for _, e := range cc.(*ast.CaseClause).List {
+							stepCases = append(stepCases, types.ExprString(e))
+						}
+					}
+					return false
+				}
+				return true
+			})
+		}
+	}
+	var docActions []string
+	for _, m := range regexp.MustCompile(`coordinator\.([A-Za-z]+)`).FindAllStringSubmatch(doc, -1) {
+		if slices.Contains(wantActions, m[1]) && !slices.Contains(docActions, m[1]) {
+			docActions = append(docActions, m[1])
+		}
+	}
+	for _, l := range [][]string{markers["isEvent"], markers["isAction"], stepCases, docActions} {
+		slices.Sort(l)
+	}
+	for _, c := range []struct {
+		what      string
+		got, want []string
+	}{
+		{"types with isEvent", markers["isEvent"], wantEvents},
+		{"types with isAction", markers["isAction"], wantActions},
+		{"cases of Step's type switch", stepCases, wantEvents},
+		{"actions the caller's loop in doc.go names", docActions, wantActions},
+	} {
+		if !slices.Equal(c.got, c.want) {
+			t.Errorf("%s:\n got %v\nwant %v", c.what, c.got, c.want)
+		}
+	}
+	// The markers themselves, called once each.
+	for _, e := range []Event{Tick{}, TriggerSavepoint{}, Acknowledge{}, Decline{}, TaskRunning{}, TaskFinished{},
+		MetadataWritten{}, TriggerFailed{}, Stop{}} {
 		e.isEvent()
 	}
 	for _, a := range []Action{PersistCheckpointID{}, TriggerTasks{}, WriteMetadata{}, NotifyComplete{}, NotifyAborted{},
-		DiscardCheckpoint{}, FailJob{}, SavepointDone{}, SavepointFailed{}, Log{}} {
+		DiscardCheckpoint{}, DiscardState{}, FailJob{}, SavepointDone{}, SavepointFailed{}, Log{}} {
 		a.isAction()
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"io"
 	"math/rand"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // frame encodes records as a buffer's frames.
@@ -240,7 +242,9 @@ func TestPriorityEventThroughBlockedChannel(t *testing.T) {
 // TestExactlyOneOfInvariant drives a producer and a consumer with random pacing and checks, for every priority
 // barrier B on every channel, that the records emitted before B are exactly, in order: those delivered before B,
 // then those in B.OvertakenData (the consumer's input channel state, byte for byte the first B.Overtaken buffers
-// delivered after B), then those in the copies BroadcastPriorityEvent returned.
+// delivered after B), then those in the copies BroadcastPriorityEvent returned. Random pacing may let every barrier
+// find empty queues, so the last barrier is placed: the consumer catches up and stops polling, each channel gets
+// settledBuffers full buffers, and the barrier must overtake exactly those, on the producer or the consumer side.
 func TestExactlyOneOfInvariant(t *testing.T) {
 	forBoth(t, func(t *testing.T, remote bool) {
 		for seed := int64(1); seed <= 6; seed++ {
@@ -282,6 +286,9 @@ func runInvariant(t *testing.T, remote bool, seed int64) {
 		subs     = 2
 		records  = 1500
 		barriers = 12
+		// settledBuffers full buffers per channel wait, unpolled, for the last barrier: 2, so that none waits for
+		// the consumer (a local producer's pool holds 2*BuffersPerChannel+FloatingBuffersPerGate = 5).
+		settledBuffers = 2
 	)
 	cfg := testConfig()
 	cfg.BuffersPerChannel = 2
@@ -308,6 +315,13 @@ func runInvariant(t *testing.T, remote bool, seed int64) {
 	for ch := range prodLogs {
 		prodLogs[ch] = make([]barrierLog, barriers)
 	}
+	// The handshake that places the last barrier: the producer says how many records it emitted per channel
+	// (caughtUp), the consumer delivers them and the earlier barriers and stops polling (paused), the producer emits
+	// the settled buffers and sends the barrier (resume), and the consumer takes only priority events until that
+	// barrier arrived on every channel, so that it delivers no settled buffer before it.
+	caughtUp, paused, resume := make(chan []int, 1), make(chan struct{}), make(chan struct{})
+	quit := make(chan struct{})
+	defer close(quit) // a failed consumer lets the producer go
 	done := make(chan error, 1)
 	go func() {
 		done <- func() error {
@@ -327,7 +341,7 @@ func runInvariant(t *testing.T, remote bool, seed int64) {
 				}
 				next[sub]++
 				switch r := rnd.Intn(records * subs / barriers); {
-				case r == 0 && id < barriers:
+				case r == 0 && id < barriers-1: // the last one is placed at the end
 					id++
 					copies, err := p.BroadcastPriorityEvent(barrier(int64(id)))
 					if err != nil {
@@ -342,7 +356,7 @@ func runInvariant(t *testing.T, remote bool, seed int64) {
 					runtime.Gosched()
 				}
 			}
-			for ; id < barriers; id++ { // the rest at the end, so every run has them all
+			for ; id < barriers-1; id++ { // the rest at the end, so every run has them all
 				copies, err := p.BroadcastPriorityEvent(barrier(int64(id + 1)))
 				if err != nil {
 					return err
@@ -351,6 +365,32 @@ func runInvariant(t *testing.T, remote bool, seed int64) {
 					prodLogs[ch][id] = barrierLog{emittedBefore: next[ch], copies: copies[ch]}
 				}
 			}
+			p.Flush()
+			caughtUp <- slices.Clone(next)
+			select {
+			case <-paused:
+			case <-quit:
+				return nil
+			}
+			full := len(fullRecord(cfg))
+			for sub := range subs {
+				for range settledBuffers {
+					rec = binary.AppendUvarint(rec[:0], uint64(next[sub]))
+					rec = append(rec, make([]byte, full-len(rec))...)
+					if err := p.EmitRecord(sub, rec); err != nil {
+						return err
+					}
+					next[sub]++
+				}
+			}
+			copies, err := p.BroadcastPriorityEvent(barrier(barriers))
+			if err != nil {
+				return err
+			}
+			for ch := range copies {
+				prodLogs[ch][barriers-1] = barrierLog{emittedBefore: next[ch], copies: copies[ch]}
+			}
+			close(resume)
 			return p.Finish()
 		}()
 	}()
@@ -363,22 +403,64 @@ func runInvariant(t *testing.T, remote bool, seed int64) {
 	for ch := range consLogs {
 		consLogs[ch] = make([]barrierLog, barriers)
 	}
+	var expect []int      // records per channel emitted before the settled buffers, once the producer said
+	waitCount := caughtUp // nil once the count arrived
+	pausedOnce := false
+	lastSeen := 0 // channels that delivered the last barrier
+	caughtUpNow := func() bool {
+		for ch := range subs {
+			if len(delivered[ch]) != expect[ch] || !consLogs[ch][barriers-2].seen {
+				return false
+			}
+		}
+		return true
+	}
 	for {
+		if expect != nil && !pausedOnce && caughtUpNow() {
+			pausedOnce = true
+			close(paused)
+			select {
+			case <-resume:
+			case <-time.After(10 * time.Second):
+				t.Fatal("timed out waiting for the producer to send the last barrier")
+			}
+		}
 		if rnd.Intn(8) == 0 {
 			for i := rnd.Intn(200); i > 0; i-- {
 				runtime.Gosched() // let buffers pile up
 			}
 		}
-		boe, err := next(t, g)
+		poll := g.PollNext
+		if pausedOnce && lastSeen < subs {
+			poll = g.PollPriority
+		}
+		boe, ok, err := poll()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !ok {
+			// Wait for data or for the count: every record may have been delivered already.
+			select {
+			case expect = <-waitCount:
+				waitCount = nil
+			case <-g.Available():
+			case <-time.After(10 * time.Second):
+				if pausedOnce && lastSeen < subs {
+					t.Fatalf("the last barrier overtook nothing: after 10s, %d of %d channels delivered it, as a priority event", lastSeen, subs)
+				}
+				t.Fatal("timed out waiting for the input gate")
+			}
+			continue
+		}
 		ch := boe.Channel
 		switch {
 		case boe.IsEvent && boe.Priority:
+			if boe.Event.CheckpointID == barriers {
+				lastSeen++
+			}
 			l := &consLogs[ch][boe.Event.CheckpointID-1]
 			*l = barrierLog{deliveredBef: len(delivered[ch]), bufIndex: len(bufs[ch]), overtaken: boe.Overtaken,
 				inCopies: boe.OvertakenData, seen: true}
@@ -402,7 +484,6 @@ func runInvariant(t *testing.T, remote bool, seed int64) {
 		t.Fatal(err)
 	}
 
-	overtookOnConsumer, overtookOnProducer := 0, 0
 	for ch := 0; ch < subs; ch++ {
 		for i, n := range delivered[ch] {
 			if i != n {
@@ -436,8 +517,6 @@ func runInvariant(t *testing.T, remote bool, seed int64) {
 			for _, c := range pl.copies {
 				outState = append(outState, decodeSeq(t, c)...)
 			}
-			overtookOnConsumer += cl.overtaken
-			overtookOnProducer += len(pl.copies)
 			// Emitted before B, in order: delivered before B, then input state, then output state.
 			var got []int
 			for i := 0; i < cl.deliveredBef; i++ {
@@ -458,8 +537,21 @@ func runInvariant(t *testing.T, remote bool, seed int64) {
 			}
 		}
 	}
-	t.Logf("buffers overtaken over all barriers: %d on the consumer side, %d on the producer side",
-		overtookOnConsumer, overtookOnProducer)
+	// The placed barrier overtook the settled buffers, each one whole: on a local channel all of them at the
+	// producer (the consumer's side holds nothing); on a remote one those not yet sent, the others at the consumer,
+	// however the credit split them.
+	for ch := 0; ch < subs; ch++ {
+		pl, cl := prodLogs[ch][barriers-1], consLogs[ch][barriers-1]
+		if got := len(pl.copies) + cl.overtaken; got != settledBuffers || (!remote && cl.overtaken != 0) {
+			t.Fatalf("channel %d: the last barrier overtook %d buffers at the producer and %d at the consumer, want %d in all"+
+				" (all at the producer on a local channel)", ch, len(pl.copies), cl.overtaken, settledBuffers)
+		}
+		for i, c := range append(slices.Clone(cl.inCopies), pl.copies...) {
+			if want := pl.emittedBefore - settledBuffers + i; !slices.Equal(decodeSeq(t, c), []int{want}) {
+				t.Fatalf("channel %d: overtaken buffer %d holds records %v, want [%d]", ch, i, decodeSeq(t, c), want)
+			}
+		}
+	}
 }
 
 // The buffers a priority barrier overtook in attempt 1, re-emitted with EmitRawBuffer in attempt 2, come first and
