@@ -113,11 +113,12 @@
 // operator and KindResultSubpartition objects of the tail (channelstate.go
 // has the encoding). A restored attempt first re-sends its recovered output
 // buffers (EmitRawBuffer, in order), and feeds its recovered input buffers
-// through the chain, channel by channel, before it polls its gate. A
-// checkpoint with channel state cannot be restored at another parallelism
-// (of the task, or of the other side of one of its channels): the task
-// fails, telling to rescale from a savepoint. Flink redistributes channel
-// state on rescaling; weir does not yet.
+// through the chain, channel by channel, before it polls its gate. At
+// another parallelism the channel state is redistributed, as Flink does
+// (rescale.go): input records by key group on hash edges, whole old
+// channels on forward and rebalance edges; output records through the
+// partitioner again when the consumer was rescaled. Broadcast edges are
+// refused.
 //
 // Under backpressure a source waits for an output buffer before it polls
 // its source (network.ResultPartition.IsAvailable), serving its mailbox
