@@ -40,6 +40,10 @@ import (
 //     the reader given to fn is valid only during that call. Empty key
 //     groups are not offered.
 //
+// The in-flight data of an unaligned checkpoint is not an operator's: the
+// task replays and re-sends it (channelstate.go), also from other old
+// subtasks than its own when rescaled (rescale.go).
+//
 // Invariants:
 //   - Nothing the restore reads is used unless its CRC-32C matched: a
 //     corrupt, truncated or missing state file fails the task (FAILED, the
