@@ -245,7 +245,8 @@ var (
 	CheckpointsAfterTasksFinish = &Option{
 		Key: "execution.checkpointing.checkpoints-after-tasks-finish", Type: TypeBool, Default: "true",
 		FallbackKeys: []string{"execution.checkpointing.checkpoints-after-tasks-finish.enabled"},
-		Description:  "Keep taking checkpoints after some tasks have finished, so that bounded sources do not stop checkpoints of the rest of the job.",
+		Description: "Keep taking checkpoints after some tasks have finished, so that bounded sources do not stop checkpoints of the rest of the job. " +
+			"Only true is supported: a job that sets false (Flink: no checkpoint once a task finished) is refused at submission.",
 	}
 )
 

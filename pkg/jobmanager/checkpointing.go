@@ -171,6 +171,16 @@ func (cp *checkpointing) removeCompleted(id int64) {
 // interval): c then has no Interval, and the other options still apply to
 // savepoints.
 func checkpointSettings(cfg *config.Config) (c coordinator.Config, retention string, ok bool, err error) {
+	// Flink's false stops checkpoints (and savepoints) once a task has
+	// finished and lets tasks finish without a final checkpoint. Honouring
+	// it takes the tasks too (a sink that commits on checkpoints waits for
+	// a final one, which would never come), so it is refused rather than
+	// accepted and ignored.
+	if !cfg.Bool(config.CheckpointsAfterTasksFinish) {
+		return c, "", false, fmt.Errorf("%s is false, which weir does not support: checkpoints go on after some tasks "+
+			"finished (FLIP-147), and sinks that commit on checkpoints wait for a final one; remove the key or set it to true",
+			config.CheckpointsAfterTasksFinish.Key)
+	}
 	ok = cfg.IsSet(config.CheckpointingInterval)
 	var interval time.Duration
 	if ok {

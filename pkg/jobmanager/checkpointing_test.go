@@ -590,6 +590,37 @@ func TestClusterCheckpointConfig(t *testing.T) {
 	}
 }
 
+// execution.checkpointing.checkpoints-after-tasks-finish: false is refused
+// at submission, under either name and with or without an interval, never
+// accepted and ignored; true is accepted.
+func TestCheckpointsAfterTasksFinishFalseRefused(t *testing.T) {
+	c := startJM(t, nil, nil)
+	want := "checkpointing: execution.checkpointing.checkpoints-after-tasks-finish is false, which weir does not support: " +
+		"checkpoints go on after some tasks finished (FLIP-147), and sinks that commit on checkpoints wait for a final one; " +
+		"remove the key or set it to true"
+	for _, conf := range []string{
+		"  execution.checkpointing.checkpoints-after-tasks-finish: false\n  execution.checkpointing.interval: 1s",
+		"  execution.checkpointing.checkpoints-after-tasks-finish.enabled: false",
+	} {
+		spec := strings.Replace(chainJob(1), "operators:", "config:\n"+conf+"\noperators:", 1)
+		_, err := c.api.SubmitJob(context.Background(), &weirpb.SubmitJobRequest{JobSpec: []byte(spec), FileName: "job.yaml"})
+		if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != want {
+			t.Fatalf("SubmitJob with\n%s\n= %v, want %q", conf, err, want)
+		}
+	}
+	spec := strings.Replace(chainJob(1), "operators:", "config:\n  execution.checkpointing.checkpoints-after-tasks-finish: true\noperators:", 1)
+	if _, err := c.api.SubmitJob(context.Background(), &weirpb.SubmitJobRequest{JobSpec: []byte(spec), FileName: "job.yaml"}); err != nil {
+		t.Fatalf("SubmitJob with true: %v", err)
+	}
+
+	// From the cluster's configuration too.
+	c = startJM(t, nil, map[string]string{"execution.checkpointing.checkpoints-after-tasks-finish": "false"})
+	_, err := c.api.SubmitJob(context.Background(), &weirpb.SubmitJobRequest{JobSpec: []byte(chainJob(1)), FileName: "job.yaml"})
+	if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != want {
+		t.Fatalf("SubmitJob with false in the cluster's configuration = %v, want %q", err, want)
+	}
+}
+
 func TestDeclineFailureReason(t *testing.T) {
 	for _, tc := range []struct {
 		code        weirpb.DeclineReason
