@@ -562,7 +562,7 @@ func (t *Task) replayInputState(cr *channelRestore) error {
 			own = ErrCanceled
 			return own
 		}
-		if err := t.processBuffer(frames); err != nil {
+		if err := t.processBuffer(-1, frames); err != nil { // -1: no barrier between the records of a replay
 			own = err
 			return err
 		}

@@ -158,6 +158,7 @@ func (t *Task) carryOut(actions []barrier.Action, in carried) error {
 			if err := t.snapshot(a); err != nil {
 				return err
 			}
+			t.addMidBuffer(a)
 		case barrier.DeclineCheckpoint:
 			t.decline(a.CheckpointID, a.Reason, a.Message)
 		case barrier.ForwardCancelMarker:

@@ -2,6 +2,8 @@ package taskexec
 
 import (
 	"time"
+
+	"github.com/weirstream/weir/pkg/taskexec/barrier"
 )
 
 // Unaligned checkpoints around the end of input (FLIP-147), so that they
@@ -55,4 +57,21 @@ func (t *Task) queuedEnds() (ends []bool, copies [][][]byte) {
 		copies[ch], ends[ch] = t.gate.CopyToEnd(ch)
 	}
 	return ends, copies
+}
+
+// addMidBuffer adds the unprocessed rest of the buffer being processed
+// (betweenRecords) to the input channel state of an unaligned snapshot
+// just taken between two of its records: those records precede every
+// barrier of the snapshot on their channel, and were not processed into
+// the snapshot. A buffer recorded whole when it was polled belongs to an
+// earlier capture; this is a new one.
+func (t *Task) addMidBuffer(a barrier.TriggerSnapshot) {
+	m := &t.mid
+	if !a.Unaligned || !m.active || m.addedTo == a.CheckpointID {
+		return
+	}
+	if c := t.capture; c != nil && c.id == a.CheckpointID && m.channel >= 0 && m.channel < len(c.inputs) {
+		c.inputs[m.channel].add(m.rest)
+		m.addedTo = a.CheckpointID
+	}
 }

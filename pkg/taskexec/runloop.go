@@ -64,6 +64,19 @@ type loopState struct {
 	// the chain is opened, and records from the inputs are dropped.
 	deployedFinished bool
 	dropped          int64 // records dropped while deployedFinished
+	// mid is the buffer being processed while the task takes a priority
+	// event or its mailbox between two of its records (betweenRecords).
+	mid midBuffer
+}
+
+// midBuffer: the unprocessed rest of the buffer of channel whose records
+// are being processed. An unaligned snapshot taken now adds it to the
+// input channel state (once per checkpoint: addedTo).
+type midBuffer struct {
+	active  bool
+	channel int
+	rest    []byte
+	addedTo int64
 }
 
 type counterAdder interface{ Add(float64) }
@@ -321,7 +334,7 @@ func (t *Task) runInput() error {
 		if t.deployedFinished {
 			t.dropBuffer(data)
 		} else {
-			err = t.processBuffer(data)
+			err = t.processBuffer(boe.Channel, data)
 		}
 		boe.Buffer.Recycle()
 		t.publish()
@@ -361,12 +374,23 @@ func (t *Task) handleEvent(channel int, ev network.Event, overtaken [][]byte) er
 	}
 }
 
-// processBuffer decodes the records of one buffer into the reused record
-// and hands each to the head. The record does not alias the buffer (the
-// decoder copies strings), so the buffer can be recycled afterwards.
-func (t *Task) processBuffer(data []byte) error {
+// processBuffer decodes the records of one buffer of channel into the
+// reused record and hands each to the head. The record does not alias the
+// buffer (the decoder copies strings), so the buffer can be recycled
+// afterwards. With unaligned checkpoints, a barrier that arrives (a
+// priority event) and the mailbox (a trigger) are served between two
+// records: a checkpoint never waits for the rest of a buffer whose
+// records are slow to process (two atomic loads per record). channel -1:
+// recovered channel state being replayed, before the gate is polled.
+func (t *Task) processBuffer(channel int, data []byte) error {
 	head := t.chain[0]
+	between := t.uh != nil && channel >= 0
 	for len(data) > 0 {
+		if between && (t.gate.HasPriority() || t.pending.Load() > 0) {
+			if err := t.betweenRecords(channel, data); err != nil {
+				return err
+			}
+		}
 		frame, rest, err := network.NextRecord(data)
 		if err != nil {
 			return fmt.Errorf("input of operator %q[%d]: %w", head.spec.ID, t.subtask, err)
@@ -379,6 +403,35 @@ func (t *Task) processBuffer(data []byte) error {
 			return opError(head.spec.ID, t.subtask, err)
 		}
 		data = rest
+	}
+	return nil
+}
+
+// betweenRecords takes the priority events that arrived (unaligned
+// barriers, cancel markers) and runs the mailbox, between two records of a
+// buffer of channel; rest is the part of the buffer not processed yet,
+// which an unaligned snapshot taken now adds to channel's input channel
+// state (carryOut), ahead of what its barrier overtook in the gate.
+func (t *Task) betweenRecords(channel int, rest []byte) error {
+	t.mid = midBuffer{active: true, channel: channel, rest: rest, addedTo: noID}
+	defer func() { t.mid = midBuffer{} }()
+	for t.gate.HasPriority() {
+		boe, ok, err := t.gate.PollPriority()
+		if err != nil && err != io.EOF {
+			if t.canceled.Load() {
+				return ErrCanceled
+			}
+			return fmt.Errorf("input of operator %q[%d]: %w", t.chain[0].spec.ID, t.subtask, err)
+		}
+		if !ok {
+			break
+		}
+		if err := t.handleEvent(boe.Channel, boe.Event, boe.OvertakenData); err != nil {
+			return err
+		}
+	}
+	if t.pending.Load() > 0 {
+		return t.runMailbox()
 	}
 	return nil
 }
