@@ -11,12 +11,19 @@ import (
 	"time"
 )
 
-// BenchmarkBackpressure runs a job whose sink is throttled to a tenth of
-// what its sources offer, with a checkpoint every second, once with aligned
-// and once with unaligned checkpoints, and prints the checkpoint duration
-// (median and max) and size of both. Run with -benchtime 1x
-// (make bench-backpressure). WEIR_BENCH_SECONDS sets how long each mode
-// runs (default 30).
+// BenchmarkBackpressure runs three backpressured jobs, each once with
+// aligned and once with unaligned checkpoints, and prints the checkpoint
+// duration (median and max) and size of both. Run with -benchtime 1x
+// (make bench-backpressure). WEIR_BENCH_SECONDS sets how long each run
+// measures (default 30).
+//
+//   - backpressure: a sink throttled to a tenth of what its sources offer,
+//     a checkpoint every second;
+//   - finished-sources: a bounded source that finishes at once, then a
+//     throttled sink for tens of seconds: the checkpoints after the sources
+//     finished (FLIP-147), triggered at the tasks whose inputs ended;
+//   - slow-buffer: a sink that takes over 10 s per network buffer: a barrier
+//     handled only between buffers waits for the one in progress.
 func BenchmarkBackpressure(b *testing.B) {
 	run := 30 * time.Second
 	if s := os.Getenv("WEIR_BENCH_SECONDS"); s != "" {
@@ -27,13 +34,15 @@ func BenchmarkBackpressure(b *testing.B) {
 		run = time.Duration(n) * time.Second
 	}
 	for i := 0; i < b.N; i++ {
-		for _, unaligned := range []bool{false, true} {
-			mode := map[bool]string{false: "aligned", true: "unaligned"}[unaligned]
-			d := backpressuredCheckpoints(b, unaligned, run)
-			fmt.Printf("%-9s checkpoints: %d completed, duration median %v max %v, size median %s (in-flight median %s)\n",
-				mode, d.n, d.medianDur, d.maxDur, humanBytes(d.medianSize), humanBytes(d.medianInFlight))
-			b.ReportMetric(float64(d.medianDur.Milliseconds()), mode+"-median-ms")
-			b.ReportMetric(float64(d.maxDur.Milliseconds()), mode+"-max-ms")
+		for _, sc := range backpressureScenarios {
+			for _, unaligned := range []bool{false, true} {
+				mode := map[bool]string{false: "aligned", true: "unaligned"}[unaligned]
+				d := backpressuredCheckpoints(b, sc, unaligned, run)
+				fmt.Printf("%-16s %-9s checkpoints: %d completed, duration median %v max %v, size median %s (in-flight median %s)\n",
+					sc.name, mode, d.n, d.medianDur, d.maxDur, humanBytes(d.medianSize), humanBytes(d.medianInFlight))
+				b.ReportMetric(float64(d.medianDur.Milliseconds()), sc.name+"-"+mode+"-median-ms")
+				b.ReportMetric(float64(d.maxDur.Milliseconds()), sc.name+"-"+mode+"-max-ms")
+			}
 		}
 	}
 }
@@ -44,37 +53,80 @@ type checkpointDurations struct {
 	medianSize, medianInFlight int64
 }
 
-func backpressuredCheckpoints(b *testing.B, unaligned bool, run time.Duration) checkpointDurations {
+// backpressureScenario is a job and the moment its measurement starts:
+// checkpoints triggered after started returns are measured.
+type backpressureScenario struct {
+	name     string
+	interval string
+	job      keyedJob
+	started  func(c *cluster, jobID string) bool
+}
+
+var backpressureScenarios = []backpressureScenario{
+	{name: "backpressure", interval: "1s", job: keyedJob{keys: 64, rate: 20000, sinkRate: 2000},
+		started: func(*cluster, string) bool { return true }},
+	{name: "finished-sources", interval: "1s", job: keyedJob{keys: 16, count: 8000, sinkRate: 2000},
+		started: func(c *cluster, jobID string) bool {
+			n := 0
+			for _, task := range c.status(jobID).Tasks {
+				if task.Operator == "numbers" && task.State == "FINISHED" {
+					n++
+				}
+			}
+			return n == 2
+		}},
+	{name: "slow-buffer", interval: "1s", job: keyedJob{keys: 16, count: 1_000_000, sinkRate: 100},
+		started: func(c *cluster, jobID string) bool {
+			for _, task := range c.status(jobID).Tasks {
+				if task.Operator != "numbers" && task.RecordsIn > 0 {
+					return true
+				}
+			}
+			return false
+		}},
+}
+
+func backpressuredCheckpoints(b *testing.B, sc backpressureScenario, unaligned bool, run time.Duration) checkpointDurations {
 	c := newCluster(b, 2, 1)
-	job := keyedJob{
-		name: "backpressure",
-		config: c.checkpointing("1s",
-			fmt.Sprintf("execution.checkpointing.unaligned.enabled: %t", unaligned),
-			"execution.checkpointing.timeout: 10 min"),
-		keys: 64, rate: 20000, sinkRate: 2000, out: filepath.Join(c.dir, "out"),
-	}.write(c)
-	jobID := strings.TrimSpace(c.mustWeir("run", "-d", job))
+	j := sc.job
+	j.name = sc.name
+	j.out = filepath.Join(c.dir, "out")
+	j.config = c.checkpointing(sc.interval,
+		fmt.Sprintf("execution.checkpointing.unaligned.enabled: %t", unaligned),
+		"execution.checkpointing.timeout: 10 min")
+	jobID := strings.TrimSpace(c.mustWeir("run", "-d", j.write(c)))
 	c.waitState(jobID, 60*time.Second, "RUNNING")
-	time.Sleep(run) // the measurement window: checkpoints complete as they can
+	waitFor(b, 60*time.Second, sc.name+": the measurement's start", func() bool { return sc.started(c, jobID) })
+	var after int64
+	for _, cp := range c.unalignedCheckpoints(jobID) {
+		after = max(after, cp.ID)
+	}
+	// The measurement window: checkpoints complete as they can, until the
+	// window ends or the job does.
+	deadline := time.Now().Add(run)
+	for time.Now().Before(deadline) && c.status(jobID).State == "RUNNING" {
+		time.Sleep(500 * time.Millisecond)
+	}
 	var cps []struct {
+		ID         int64  `json:"id"`
 		Status     string `json:"status"`
 		DurationMs int64  `json:"duration_ms"`
 		SizeBytes  int64  `json:"size_bytes"`
 		InFlight   int64  `json:"persisted_in_flight_bytes"`
 	}
 	c.weirJSON(&cps, "checkpoints", jobID)
-	c.mustWeir("cancel", jobID)
+	c.weir("cancel", jobID)
 	var durs []time.Duration
 	var sizes, inflight []int64
 	for _, cp := range cps {
-		if cp.Status == "COMPLETED" {
+		if cp.ID > after && cp.Status == "COMPLETED" {
 			durs = append(durs, time.Duration(cp.DurationMs)*time.Millisecond)
 			sizes = append(sizes, cp.SizeBytes)
 			inflight = append(inflight, cp.InFlight)
 		}
 	}
 	if len(durs) == 0 {
-		b.Logf("no checkpoint completed within %v", run)
+		b.Logf("%s: no checkpoint completed within %v", sc.name, run)
 		return checkpointDurations{medianDur: run, maxDur: run}
 	}
 	slices.Sort(durs)
