@@ -124,11 +124,18 @@
 // its source (network.ResultPartition.IsAvailable), serving its mailbox
 // meanwhile, as Flink's mailbox does: a checkpoint trigger is taken at
 // once, not after an emit blocked for a buffer returns. A task with
-// inputs still handles a barrier only between buffers: one blocked in an
-// emit, or processing a long buffer, sees it when that buffer is done.
-// Unaligned barriers still skip the queued data and the overtaken input
-// buffers are persisted from copies, so a checkpoint waits neither for the
-// backlog to drain nor for the overtaken buffers to be processed.
+// inputs, with unaligned checkpoints, takes a priority barrier and its
+// mailbox between two records of a buffer (runloop.go betweenRecords): an
+// unaligned snapshot there adds the unprocessed rest of the buffer to its
+// channel's input channel state. Only a record blocked in an emit (or in a
+// slow operator call) delays it, by that one record. Unaligned barriers
+// skip the queued data and the overtaken input buffers are persisted from
+// copies, so a checkpoint waits neither for the backlog to drain nor for
+// the overtaken buffers to be processed. Around the end of input
+// (finishedinputs.go) a task waits for its outputs to drain before it
+// finishes, and an unaligned trigger at a task whose inputs finished
+// copies the queued rest of its channels, so checkpoints after sources
+// finished do not wait for the backlog either.
 //
 // # Savepoints and stop-with-savepoint
 //
