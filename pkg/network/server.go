@@ -446,6 +446,9 @@ func (sc *serverConn) notifyDataAvailable() {
 	}
 }
 
+// hasCredit reports whether the writer may send one more element now (ResultPartition.Drained).
+func (sc *serverConn) hasCredit() bool { return sc.credit.Load() > 0 }
+
 // notifyPriority wakes the writer, which sends a priority event whatever its credit.
 func (sc *serverConn) notifyPriority() { sc.notifyDataAvailable() }
 

@@ -82,19 +82,34 @@ func (s *subpartition) copyToEnd() ([][]byte, bool) {
 	return copyFrames(end, func(i int) (*Buffer, bool) { it := s.queue.at(i); return it.buf, it.isEvent }), true
 }
 
-// Drained reports whether every subpartition has handed over everything queued: to the socket for a remote
-// consumer, to the consumer's task for a local one. A producer that has ended its input waits for it (with unaligned
-// checkpoints) before it sends EndOfPartition and finishes, so that a checkpoint of its consumer, triggered once it
-// finished, finds the whole rest of the channel in the consumer's gate (CopyToEnd). Call it from the producer's
-// task goroutine, after Flush.
+// Drained reports whether every subpartition has handed over everything queued (to the socket for a remote
+// consumer, to the consumer's task for a local one) and could hand over one more element at once: a remote consumer
+// has credit for it. A producer that has ended its input waits for it (with unaligned checkpoints) before it sends
+// EndOfPartition and finishes, so that the EndOfPartition goes out at once and a checkpoint of its consumer,
+// triggered once it finished, finds the whole rest of the channel in the consumer's gate (CopyToEnd). Call it from
+// the producer's task goroutine, after Flush.
 func (p *ResultPartition) Drained() bool {
 	if p.released.Load() {
 		return true // nothing will be handed over any more
 	}
 	for _, s := range p.subs {
-		if s.backlog() > 0 {
+		if s.backlog() > 0 || !s.canSendNow() {
 			return false
 		}
+	}
+	return true
+}
+
+// creditor is a dataListener that sends only against credit: a server connection.
+type creditor interface{ hasCredit() bool }
+
+// canSendNow reports whether an element queued now would be handed over without waiting for the consumer.
+func (s *subpartition) canSendNow() bool {
+	s.mu.Lock()
+	l := s.listener
+	s.mu.Unlock()
+	if c, ok := l.(creditor); ok {
+		return c.hasCredit()
 	}
 	return true
 }

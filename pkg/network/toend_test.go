@@ -82,3 +82,57 @@ func TestCopyToEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestDrainedLeavesCreditForTheEnd: a remote consumer whose credit is used up holds the producer's last buffers;
+// the producer is not drained until the consumer has credit again, so that the EndOfPartition sent after Drained goes
+// out at once and the consumer's gate holds the whole rest of the channel (CopyToEnd), however slowly it processes.
+func TestDrainedLeavesCreditForTheEnd(t *testing.T) {
+	cfg := testConfig()
+	cfg.BuffersPerChannel, cfg.FloatingBuffersPerGate = 2, 0
+	pm, cm := pair(t, true, cfg)
+	p, err := pm.CreatePartition("job/src/0/0/0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, r := range []string{"a", "b", "c"} {
+		if err := p.EmitRecord(0, []byte(r)); err != nil {
+			t.Fatal(err)
+		}
+		p.Flush()
+	}
+	waitFor(t, "two buffers at the consumer, one queued at the producer", func() bool { return g.Buffered(0) == 2 && p.Backlog(0) == 1 })
+	if p.Drained() {
+		t.Fatal("drained with a buffer queued")
+	}
+	// The consumer processes one buffer: its credit lets "c" go, and only then is there none for the end.
+	boe, ok, err := g.PollNext()
+	if !ok || err != nil {
+		t.Fatalf("PollNext: %v %v", ok, err)
+	}
+	if got := describe(t, boe); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("first buffer %q", got)
+	}
+	waitFor(t, `"c" at the consumer`, func() bool { return g.Buffered(0) == 2 && p.Backlog(0) == 0 })
+	if p.Drained() {
+		t.Fatal("drained without credit for the end of the partition")
+	}
+	boe, ok, err = g.PollNext()
+	if !ok || err != nil {
+		t.Fatalf("PollNext: %v %v", ok, err)
+	}
+	describe(t, boe)
+	waitFor(t, "drained with credit for the end", p.Drained)
+	if err := p.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the end at the consumer", func() bool { return g.Buffered(0) == 2 })
+	copies, ok := g.CopyToEnd(0)
+	if got := framesOf(t, copies); !ok || got != "c" {
+		t.Fatalf("CopyToEnd = %q, %v; want \"c\", true", got, ok)
+	}
+}

@@ -55,7 +55,9 @@ import "time"
 //   - RecordOvertaken n for a channel comes at most once, in the Step of
 //     that channel's barrier of n; from then on no buffer of the channel is
 //     recorded for n (the overtaken ones are in the copies, the later ones
-//     follow the barrier);
+//     follow the barrier). RecordQueued n likewise, in the Step of the
+//     trigger of n, for a channel whose end is queued: the channel then
+//     counts as arrived;
 //   - no channel is blocked while the channel state of a checkpoint is
 //     being recorded (the Step that snapshots unaligned unblocks all);
 //   - a buffer is recorded only after the snapshot it belongs to and before
