@@ -162,7 +162,7 @@ func (t *Task) carryOut(actions []barrier.Action, in carried) error {
 		case barrier.DeclineCheckpoint:
 			t.decline(a.CheckpointID, a.Reason, a.Message)
 		case barrier.ForwardCancelMarker:
-			if err := t.broadcastEvent(network.Event{Type: network.CancelCheckpointMarker, CheckpointID: a.CheckpointID}); err != nil {
+			if err := t.broadcastCancelMarker(a.CheckpointID); err != nil {
 				return err
 			}
 		case barrier.RecordBuffer:
@@ -199,7 +199,7 @@ func (t *Task) snapshot(a barrier.TriggerSnapshot) error {
 	id := a.CheckpointID
 	reject := func(reason barrier.DeclineReason, msg string) error {
 		t.decline(id, reason, msg)
-		return t.broadcastEvent(network.Event{Type: network.CancelCheckpointMarker, CheckpointID: id})
+		return t.broadcastCancelMarker(id)
 	}
 	if !t.checkpointing && a.Flags&barrier.FlagSavepoint == 0 {
 		return reject(barrier.DeclineReasonDeclined, fmt.Sprintf("checkpointing is not enabled for this job (%s is not set)", "execution.checkpointing.interval"))
@@ -271,6 +271,28 @@ func (t *Task) broadcastEvent(ev network.Event) error {
 			continue
 		}
 		if err := o.p.BroadcastEvent(ev); err != nil {
+			return &attributedError{fmt.Errorf("send %s to %q: %w", ev.Type, t.desc.GetOutputs()[i].GetConsumerOperator(), err)}
+		}
+	}
+	return nil
+}
+
+// broadcastCancelMarker tells the tasks downstream that checkpoint id is
+// abandoned. With unaligned checkpoints the marker is a priority event, as
+// the barriers are: it overtakes the queued data, so that a consumer drops
+// the checkpoint's alignment or channel state at once, not after the
+// backlog (the buffers it overtakes are no channel state: they are
+// delivered as usual).
+func (t *Task) broadcastCancelMarker(id int64) error {
+	ev := network.Event{Type: network.CancelCheckpointMarker, CheckpointID: id}
+	if t.uh == nil {
+		return t.broadcastEvent(ev)
+	}
+	for i, o := range t.out.outs {
+		if o.p == nil {
+			continue
+		}
+		if _, err := o.p.BroadcastPriorityEvent(ev); err != nil {
 			return &attributedError{fmt.Errorf("send %s to %q: %w", ev.Type, t.desc.GetOutputs()[i].GetConsumerOperator(), err)}
 		}
 	}
