@@ -11,15 +11,7 @@ func TestPollPriority(t *testing.T) {
 	for _, remote := range []bool{false, true} {
 		t.Run(fmt.Sprintf("remote=%v", remote), func(t *testing.T) {
 			pm, cm := pair(t, remote, testConfig())
-			p, err := pm.CreatePartition("job/src/0/0/0", 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
+			p, g := oneChannel(t, pm, cm)
 			if err := p.EmitRecord(0, []byte("a")); err != nil {
 				t.Fatal(err)
 			}

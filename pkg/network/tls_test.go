@@ -49,15 +49,7 @@ func TestTLSDataPlane(t *testing.T) {
 
 	// A member of the cluster gets the records.
 	cm := newManager(t, tlsConfig(t, internalTLS(t, dir, ca, "consumer")))
-	p, err := pm.CreatePartition("job/src/0/0/0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	p, g := oneChannel(t, pm, cm)
 	sendOneRecord(t, p, g)
 
 	// A plain TCP peer that sends a partition request gets nothing back and is logged with the reason.
@@ -118,16 +110,8 @@ func TestTLSConsumerRefusedByPlaintextServer(t *testing.T) {
 	cfg := tlsConfig(t, internalTLS(t, t.TempDir(), securitytest.NewCA(t, "Internal CA"), "consumer"))
 	cfg.PartitionRequestTimeout = 300 * time.Millisecond
 	cm := newManager(t, cfg)
-	p, err := pm.CreatePartition("job/src/0/0/0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	_, err = readAll(t, g)
+	_, g := oneChannel(t, pm, cm)
+	_, err := readAll(t, g)
 	if err == nil || !strings.Contains(err.Error(), pm.Addr()) || !strings.Contains(err.Error(), "TLS dial") {
 		t.Fatalf("consumer error: %v", err)
 	}

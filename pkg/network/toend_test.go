@@ -31,15 +31,7 @@ func TestCopyToEnd(t *testing.T) {
 		t.Run(fmt.Sprintf("remote=%v", remote), func(t *testing.T) {
 			cfg := testConfig()
 			pm, cm := pair(t, remote, cfg)
-			p, err := pm.CreatePartition("job/src/0/0/0", 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
+			p, g := oneChannel(t, pm, cm)
 			for i, recs := range [][]string{{"a", "b"}, {"c"}, {"d", "e"}} {
 				for _, r := range recs {
 					if err := p.EmitRecord(0, []byte(r)); err != nil {
@@ -90,15 +82,7 @@ func TestDrainedLeavesCreditForTheEnd(t *testing.T) {
 	cfg := testConfig()
 	cfg.BuffersPerChannel, cfg.FloatingBuffersPerGate = 2, 0
 	pm, cm := pair(t, true, cfg)
-	p, err := pm.CreatePartition("job/src/0/0/0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	p, g := oneChannel(t, pm, cm)
 	for _, r := range []string{"a", "b", "c"} {
 		if err := p.EmitRecord(0, []byte(r)); err != nil {
 			t.Fatal(err)
@@ -135,4 +119,20 @@ func TestDrainedLeavesCreditForTheEnd(t *testing.T) {
 	if got := framesOf(t, copies); !ok || got != "c" {
 		t.Fatalf("CopyToEnd = %q, %v; want \"c\", true", got, ok)
 	}
+}
+
+// oneChannel creates a one-subpartition partition on pm and a gate of one channel to it on cm (closed at the
+// end of the test).
+func oneChannel(t *testing.T, pm, cm *Manager) (*ResultPartition, *InputGate) {
+	t.Helper()
+	p, err := pm.CreatePartition("job/src/0/0/0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := cm.CreateInputGate([]ChannelSpec{{Partition: p.ID(), ProducerAddress: pm.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	return p, g
 }
