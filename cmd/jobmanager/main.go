@@ -51,7 +51,7 @@ func start(cfg *config.Config, log *zap.Logger) (func(context.Context) error, er
 	}
 	reg := metrics.NewRegistry()
 	lo, hi := cfg.PortRange(config.MetricsPromPort)
-	msrv, err := metrics.Serve(log, host, lo, hi, reg)
+	msrv, err := metrics.Serve(log, host, lo, hi, reg, metrics.Options{Pprof: cfg.Bool(config.MetricsPprofEnabled)})
 	if err != nil {
 		return nil, fmt.Errorf("serve metrics (metrics.reporter.prom.port): %w", err)
 	}

@@ -121,6 +121,12 @@ var (
 		Description: "Port or port range (tried in order) of the Prometheus /metrics endpoint of the JobManager and of each TaskManager; " +
 			"the range lets several daemons share a host. 0 picks any free port.",
 	}
+	MetricsPprofEnabled = &Option{
+		Key: "metrics.pprof.enabled", Type: TypeBool, Default: "false", Cluster: true,
+		Description: "Serve Go's runtime profiles (net/http/pprof: CPU, heap, goroutines, execution trace) under /debug/pprof/ on the " +
+			"metrics.reporter.prom.port endpoint of the JobManager and of each TaskManager. They reveal the daemon's internals " +
+			"(command line, code paths) and a CPU profile or trace costs CPU while it runs: expose the port only to operators. weir-specific.",
+	}
 )
 
 // Network stack and execution.
@@ -473,7 +479,7 @@ var allOptions = []*Option{
 	JobStoreMaxCapacity, JobStoreExpirationTime,
 	HeartbeatInterval, HeartbeatTimeout, SlotRequestTimeout, ClusterEvenlySpreadOutSlots,
 	TaskCancellationTimeout, TaskCancellationInterval, ShutdownTimeout,
-	LogFormat, LogLevel, MetricsPromPort,
+	LogFormat, LogLevel, MetricsPromPort, MetricsPprofEnabled,
 	SegmentSize, BufferTimeout, BuffersPerChannel, FloatingBuffersPerGate, MaxBuffersPerChannel,
 	PartitionRequestTimeout, NetworkHandshakeTimeout, NetworkMaxPendingConnectionsPerHost, NetworkMaxPendingConnections,
 	Parallelism, MaxParallelism,

@@ -1,5 +1,6 @@
 // Package metrics serves a daemon's Prometheus metrics over HTTP. It owns the
-// /metrics and /healthz endpoints and the registry constructor; the metrics
+// /metrics and /healthz endpoints, the optional /debug/pprof/ endpoints
+// (metrics.pprof.enabled) and the registry constructor; the metrics
 // themselves are defined by the packages that update them, registered on the
 // *prometheus.Registry the daemon passes down (never on the global default
 // registry, so that tests and several daemons in one process do not collide).
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync"
 	"syscall"
@@ -49,11 +51,19 @@ type Server struct {
 // shutdownTimeout bounds how long Close waits for in-flight scrapes.
 const shutdownTimeout = 5 * time.Second
 
+// Options are the optional endpoints of a metrics server.
+type Options struct {
+	// Pprof serves net/http/pprof's profiles under /debug/pprof/
+	// (metrics.pprof.enabled).
+	Pprof bool
+}
+
 // Serve listens on host and the first free port of lo..hi (the
 // metrics.reporter.prom.port option; lo = hi = 0 takes any free port) and
-// serves reg on /metrics and a liveness probe on /healthz. A port in use is
-// skipped; any other listen error fails at once.
-func Serve(log *zap.Logger, host string, lo, hi int, reg *prometheus.Registry) (*Server, error) {
+// serves reg on /metrics, a liveness probe on /healthz and, if opts.Pprof,
+// the runtime profiles on /debug/pprof/. A port in use is skipped; any other
+// listen error fails at once.
+func Serve(log *zap.Logger, host string, lo, hi int, reg *prometheus.Registry, opts Options) (*Server, error) {
 	if lo < 0 || hi < lo || hi > 65535 {
 		return nil, fmt.Errorf("metrics: invalid port range %d-%d", lo, hi)
 	}
@@ -82,6 +92,16 @@ func Serve(log *zap.Logger, host string, lo, hi int, reg *prometheus.Registry) (
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	if opts.Pprof {
+		// Registered on this mux, never served from http.DefaultServeMux (on
+		// which importing net/http/pprof also registers them): the profiles
+		// exist only where the operator turned them on.
+		mux.HandleFunc("/debug/pprof/", pprof.Index) // also serves heap, goroutine, allocs, block, mutex, threadcreate
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	s := &Server{
 		log:  log,
 		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
@@ -95,6 +115,10 @@ func Serve(log *zap.Logger, host string, lo, hi int, reg *prometheus.Registry) (
 		}
 	}()
 	log.Info("serving metrics", zap.String("addr", s.addr))
+	if opts.Pprof {
+		log.Warn("serving Go runtime profiles on /debug/pprof/ (metrics.pprof.enabled): they reveal the daemon's internals and a CPU profile costs CPU; firewall this port from all but operators",
+			zap.String("addr", s.addr))
+	}
 	return s, nil
 }
 

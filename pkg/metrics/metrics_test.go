@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"compress/gzip"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -36,7 +38,7 @@ func TestServeScrapeClose(t *testing.T) {
 	reg.MustRegister(c)
 	c.Add(3)
 
-	s, err := Serve(zap.NewNop(), "127.0.0.1", 0, 0, reg)
+	s, err := Serve(zap.NewNop(), "127.0.0.1", 0, 0, reg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +91,7 @@ func TestServeSkipsBusyPorts(t *testing.T) {
 	}
 	defer busy.Close()
 
-	s, err := Serve(zap.NewNop(), "127.0.0.1", port, port+1, prometheus.NewRegistry())
+	s, err := Serve(zap.NewNop(), "127.0.0.1", port, port+1, prometheus.NewRegistry(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,15 +101,73 @@ func TestServeSkipsBusyPorts(t *testing.T) {
 	}
 
 	// All ports busy: an error naming the range.
-	_, err = Serve(zap.NewNop(), "127.0.0.1", port, port, prometheus.NewRegistry())
+	_, err = Serve(zap.NewNop(), "127.0.0.1", port, port, prometheus.NewRegistry(), Options{})
 	if err == nil || !strings.HasPrefix(err.Error(), "metrics: listen on 127.0.0.1 ports "+strconv.Itoa(port)+"-"+strconv.Itoa(port)+": ") {
 		t.Errorf("err = %v", err)
 	}
 }
 
 func TestServeInvalidRange(t *testing.T) {
-	_, err := Serve(zap.NewNop(), "127.0.0.1", 10, 5, prometheus.NewRegistry())
+	_, err := Serve(zap.NewNop(), "127.0.0.1", 10, 5, prometheus.NewRegistry(), Options{})
 	if err == nil || err.Error() != "metrics: invalid port range 10-5" {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(strconv.FormatBool(on), func(t *testing.T) {
+			core, logs := observer.New(zap.WarnLevel)
+			s, err := Serve(zap.New(core), "127.0.0.1", 0, 0, NewRegistry(), Options{Pprof: on})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			base := "http://" + s.Addr()
+			code, body := get(t, base+"/debug/pprof/")
+			if !on {
+				// Importing net/http/pprof registers on http.DefaultServeMux;
+				// this proves the server does not serve that mux.
+				if code != http.StatusNotFound {
+					t.Errorf("off: /debug/pprof/: %d, want 404", code)
+				}
+				if code, _ := get(t, base+"/debug/pprof/heap"); code != http.StatusNotFound {
+					t.Errorf("off: /debug/pprof/heap: %d, want 404", code)
+				}
+				if n := logs.Len(); n != 0 {
+					t.Errorf("off: %d warnings logged: %v", n, logs.All())
+				}
+				return
+			}
+			if code != http.StatusOK || !strings.Contains(body, "heap") {
+				t.Errorf("on: /debug/pprof/: %d\n%s", code, body)
+			}
+			code, body = get(t, base+"/debug/pprof/heap")
+			if code != http.StatusOK {
+				t.Fatalf("on: /debug/pprof/heap: %d\n%s", code, body)
+			}
+			// A profile is a gzipped protocol buffer (profile.proto) whose
+			// string table names the heap sample types.
+			zr, err := gzip.NewReader(strings.NewReader(body))
+			if err != nil {
+				t.Fatalf("on: /debug/pprof/heap is not gzipped: %v", err)
+			}
+			raw, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatalf("on: /debug/pprof/heap: %v", err)
+			}
+			for _, want := range []string{"alloc_objects", "inuse_space"} {
+				if !strings.Contains(string(raw), want) {
+					t.Errorf("on: heap profile lacks sample type %q", want)
+				}
+			}
+			code, body = get(t, base+"/debug/pprof/cmdline")
+			if code != http.StatusOK || body == "" {
+				t.Errorf("on: /debug/pprof/cmdline: %d %q", code, body)
+			}
+			if w := logs.FilterMessageSnippet("/debug/pprof/").All(); len(w) != 1 || w[0].ContextMap()["addr"] != s.Addr() {
+				t.Errorf("on: want one warning naming %s, got %v", s.Addr(), logs.All())
+			}
+		})
 	}
 }

@@ -254,7 +254,7 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	}
 	if !opts.NoMetricsServer {
 		lo, hi = cfg.PortRange(config.MetricsPromPort)
-		if tm.metricsSrv, err = metrics.Serve(tm.log, host, lo, hi, reg); err != nil {
+		if tm.metricsSrv, err = metrics.Serve(tm.log, host, lo, hi, reg, metrics.Options{Pprof: cfg.Bool(config.MetricsPprofEnabled)}); err != nil {
 			return nil, err
 		}
 		closers = append(closers, func() { _ = tm.metricsSrv.Close() })
