@@ -2,6 +2,7 @@
 // in init (import it for its side effect, as with database/sql drivers):
 //
 //	sequence       source: {"key": k, "seq": s} per key, deterministic
+//	nexmark        source: Nexmark person, auction and bid events, deterministic
 //	file-source    source: lines or JSON objects from files
 //	map            transform: an expression builds the output record
 //	filter         transform: an expression keeps or drops the record
