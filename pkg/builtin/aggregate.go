@@ -189,9 +189,14 @@ func (a *aggregateOp) Open(ctx *operator.Context) error {
 }
 
 func (a *aggregateOp) ProcessRecord(in *record.Record, out operator.Collector) error {
-	// A missing key field is the null key, as for the hash partitioner
-	// (Get returns the null Value).
-	key, _ := in.Get(a.keyField)
+	// A record without its key field fails, as at the hash partitioner
+	// upstream and as Flink's KeySelector returning null: grouping it under
+	// the null key would merge unrelated records silently. A key field
+	// whose value is null is a key like any other.
+	key, ok := in.Get(a.keyField)
+	if !ok {
+		return fmt.Errorf("aggregate %q: record has no key field %q: %s", a.id, a.keyField, in)
+	}
 	kg := state.KeyGroupFor(key, a.maxP)
 	if !a.kgs.Contains(kg) {
 		return fmt.Errorf("aggregate %q: record %s: key %s is in key group %d, outside this subtask's range %s (input not partitioned by %q?)",

@@ -91,10 +91,10 @@ func TestAggregateKinds(t *testing.T) {
 			},
 		},
 		{
-			name: "a record without the key field has the null key",
+			name: "a key field whose value is null is the null key",
 			aggs: map[string]any{"n": "count()"},
-			in:   []string{`{"v":1}`, `{"k":null}`, `{"k":0}`},
-			want: []string{`{"v":1,"n":1}`, `{"k":null,"n":2}`, `{"k":0,"n":1}`},
+			in:   []string{`{"k":null}`, `{"k":null,"v":1}`, `{"k":0}`},
+			want: []string{`{"k":null,"n":1}`, `{"k":null,"v":1,"n":2}`, `{"k":0,"n":1}`},
 		},
 	}
 	for _, tt := range tests {
@@ -185,6 +185,15 @@ func TestAggregateErrors(t *testing.T) {
 	}
 	if want := []string{`{"k":1,"v":2,"n":2,"s":4}`}; !slices.Equal(c.out, want) {
 		t.Errorf("after a failed record: %q, want %q", c.out, want)
+	}
+
+	// A record without its key field fails, naming the operator, the key
+	// field and the record; the state is untouched.
+	op = newOperator(t, "aggregate", props)
+	got, err = runOperator(t, op, keyedCtx("agg", "k", 0, 1), []string{`{"k":1,"v":1}`, `{"v":2}`})
+	want = `aggregate "agg": record has no key field "k": {"v":2}`
+	if errString(err) != want || !slices.Equal(got, []string{`{"k":1,"v":1,"n":1,"s":1}`}) {
+		t.Errorf("missing key: %q, err %q\nwant err %q", got, errString(err), want)
 	}
 
 	// A key routed to the wrong subtask is an error, not a panic.
