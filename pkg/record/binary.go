@@ -52,11 +52,11 @@ func (v Value) appendBinary(dst []byte) []byte {
 	case KindFloat:
 		dst = binary.LittleEndian.AppendUint64(dst, v.num)
 	case KindString:
-		dst = appendUvarint(dst, uint64(len(v.str)))
-		dst = append(dst, v.str...)
+		dst = appendUvarint(dst, uint64(len(v.str())))
+		dst = append(dst, v.str()...)
 	case KindList:
-		dst = appendUvarint(dst, uint64(len(v.list)))
-		for _, e := range v.list {
+		dst = appendUvarint(dst, uint64(len(v.list())))
+		for _, e := range v.list() {
 			dst = e.appendBinary(dst)
 		}
 	case KindMap:
@@ -73,6 +73,13 @@ type Decoder struct {
 	names   map[string]string
 	strs    map[string]string
 	scratch []byte // JSON string unescaping
+	// shape is the field names of the last top-level record decoded in
+	// binary form, in order. Records of one edge nearly always share their
+	// shape, so a name equal to the one at the same position is taken from
+	// here: one short compare instead of a map lookup, and no duplicate scan
+	// while the names so far equal shape's prefix (shape's names are
+	// distinct, being those of a record that decoded).
+	shape []string
 }
 
 // Interning limits. Field names are few in practice; the cap only protects
@@ -175,7 +182,7 @@ func (br *binReader) bytes(n uint64, what string) ([]byte, error) {
 func (d *Decoder) Decode(src []byte, r *Record) error {
 	r.Reset()
 	br := binReader{src: src, prealloc: uint64(len(src))}
-	fs, err := d.decodeFields(&br, r.Fields, 0)
+	fs, same, err := d.decodeFields(&br, r.Fields, 0, d.shape)
 	r.Fields = fs
 	if err == nil && br.off != len(src) {
 		err = br.errorf("%d bytes left after the record", len(src)-br.off)
@@ -184,130 +191,171 @@ func (d *Decoder) Decode(src []byte, r *Record) error {
 		r.Reset()
 		return fmt.Errorf("decode record: %w", err)
 	}
+	if !same {
+		d.shape = d.shape[:0]
+		for i := range fs {
+			d.shape = append(d.shape, fs[i].Name)
+		}
+	}
 	return nil
 }
 
-func (d *Decoder) decodeFields(br *binReader, fs []Field, depth int) ([]Field, error) {
+// fieldCount reads a record's field count, rejecting one that the rest of
+// the input cannot hold.
+func (d *Decoder) fieldCount(br *binReader) (uint64, error) {
 	n, err := br.uvarint("field count")
 	if err != nil {
-		return fs, err
+		return 0, err
 	}
 	// Each field takes at least 2 bytes; a larger count is corrupt, and
 	// checking first keeps a corrupt count from reserving huge memory.
 	if n > uint64(len(br.src)-br.off)/2 {
-		return fs, br.errorf("field count %d exceeds what %d remaining bytes can hold", n, len(br.src)-br.off)
+		return 0, br.errorf("field count %d exceeds what %d remaining bytes can hold", n, len(br.src)-br.off)
+	}
+	return n, nil
+}
+
+// decodeFields decodes a record's fields, appending them to fs. shape is
+// the names the record is expected to have (Decoder.shape, nil for nested
+// records); same reports whether it had exactly those.
+func (d *Decoder) decodeFields(br *binReader, fs []Field, depth int, shape []string) (_ []Field, same bool, _ error) {
+	n, err := d.fieldCount(br)
+	if err != nil {
+		return fs, false, err
 	}
 	if fs == nil && n > 0 {
 		fs = make([]Field, 0, br.reserve(n))
 	}
+	same = n == uint64(len(shape))
 	var index fieldIndex
 	for i := uint64(0); i < n; i++ {
 		nameLen, err := br.uvarint("field name length")
 		if err != nil {
-			return fs, err
+			return fs, false, err
 		}
 		nameStart := br.off
 		nb, err := br.bytes(nameLen, "field name")
 		if err != nil {
-			return fs, err
+			return fs, false, err
 		}
-		if findField(&index, fs, nb) >= 0 {
-			br.off = nameStart
-			return fs, br.errorf("duplicate field %q", nb)
+		var name string
+		if same && string(nb) == shape[i] {
+			name = shape[i]
+		} else {
+			same = false
+			if findField(&index, fs, nb) >= 0 {
+				br.off = nameStart
+				return fs, false, br.errorf("duplicate field %q", nb)
+			}
+			name = d.name(nb)
 		}
-		name := d.name(nb)
-		v, err := d.decodeValue(br, depth)
-		if err != nil {
-			return fs, fmt.Errorf("field %q: %w", name, err)
+		// Decoded in place, into a slot zeroed here: cheaper than
+		// building a Field and appending a copy.
+		if len(fs) < cap(fs) {
+			fs = fs[:len(fs)+1]
+			fs[len(fs)-1].Value = Value{}
+		} else {
+			fs = append(fs, Field{})
 		}
-		fs = append(fs, Field{Name: name, Value: v})
+		f := &fs[len(fs)-1]
+		f.Name = name
+		if err := d.decodeValue(br, depth, &f.Value); err != nil {
+			return fs[:len(fs)-1], false, fmt.Errorf("field %q: %w", name, err)
+		}
 		index.added(fs)
 	}
-	return fs, nil
+	return fs, same, nil
 }
 
-func (d *Decoder) decodeValue(br *binReader, depth int) (Value, error) {
+// decodeValue decodes one value into *v, which must be the zero Value.
+func (d *Decoder) decodeValue(br *binReader, depth int, v *Value) error {
 	if br.off >= len(br.src) {
-		return Value{}, br.errorf("kind: %w", errTruncated)
+		return br.errorf("kind: %w", errTruncated)
 	}
 	k := Kind(br.src[br.off])
 	if !k.valid() {
-		return Value{}, br.errorf("unknown kind byte %d", k)
+		return br.errorf("unknown kind byte %d", k)
 	}
 	br.off++
 	switch k {
 	case KindNull:
-		return Value{}, nil
+		return nil
 	case KindBool:
 		if br.off >= len(br.src) {
-			return Value{}, br.errorf("bool: %w", errTruncated)
+			return br.errorf("bool: %w", errTruncated)
 		}
 		b := br.src[br.off]
 		if b > 1 {
-			return Value{}, br.errorf("bool byte %d is neither 0 nor 1", b)
+			return br.errorf("bool byte %d is neither 0 nor 1", b)
 		}
 		br.off++
-		return Value{kind: KindBool, num: uint64(b)}, nil
+		v.kind, v.num = KindBool, uint64(b)
+		return nil
 	case KindInt:
 		x, n := binary.Varint(br.src[br.off:])
 		if n == 0 {
-			return Value{}, br.errorf("int: %w", errTruncated)
+			return br.errorf("int: %w", errTruncated)
 		}
 		if n < 0 {
-			return Value{}, br.errorf("int: varint overflows 64 bits")
+			return br.errorf("int: varint overflows 64 bits")
 		}
 		if n > 1 && br.src[br.off+n-1] == 0 {
-			return Value{}, br.errorf("int: varint is not minimally encoded")
+			return br.errorf("int: varint is not minimally encoded")
 		}
 		br.off += n
-		return Int(x), nil
+		v.kind, v.num = KindInt, uint64(x)
+		return nil
 	case KindFloat:
 		b, err := br.bytes(8, "float")
 		if err != nil {
-			return Value{}, err
+			return err
 		}
-		return Value{kind: KindFloat, num: binary.LittleEndian.Uint64(b)}, nil
+		v.kind, v.num = KindFloat, binary.LittleEndian.Uint64(b)
+		return nil
 	case KindString:
 		n, err := br.uvarint("string length")
 		if err != nil {
-			return Value{}, err
+			return err
 		}
 		b, err := br.bytes(n, "string")
 		if err != nil {
-			return Value{}, err
+			return err
 		}
-		return String(d.str(b)), nil
+		*v = String(d.str(b))
+		return nil
 	case KindList:
 		if depth >= maxDepth {
-			return Value{}, br.errorf("nesting deeper than %d", maxDepth)
+			return br.errorf("nesting deeper than %d", maxDepth)
 		}
 		n, err := br.uvarint("list length")
 		if err != nil {
-			return Value{}, err
+			return err
 		}
 		if n > uint64(len(br.src)-br.off) {
-			return Value{}, br.errorf("list length %d exceeds the %d remaining bytes", n, len(br.src)-br.off)
+			return br.errorf("list length %d exceeds the %d remaining bytes", n, len(br.src)-br.off)
 		}
 		if n == 0 {
-			return List(nil), nil
+			*v = List(nil)
+			return nil
 		}
 		vs := make([]Value, 0, br.reserve(n))
 		for i := uint64(0); i < n; i++ {
-			v, err := d.decodeValue(br, depth+1)
-			if err != nil {
-				return Value{}, fmt.Errorf("list element %d: %w", i, err)
+			vs = append(vs, Value{})
+			if err := d.decodeValue(br, depth+1, &vs[len(vs)-1]); err != nil {
+				return fmt.Errorf("list element %d: %w", i, err)
 			}
-			vs = append(vs, v)
 		}
-		return List(vs), nil
+		*v = List(vs)
+		return nil
 	default: // KindMap
 		if depth >= maxDepth {
-			return Value{}, br.errorf("nesting deeper than %d", maxDepth)
+			return br.errorf("nesting deeper than %d", maxDepth)
 		}
-		fs, err := d.decodeFields(br, nil, depth+1)
+		fs, _, err := d.decodeFields(br, nil, depth+1, nil)
 		if err != nil {
-			return Value{}, err
+			return err
 		}
-		return Value{kind: KindMap, rec: &Record{Fields: fs}}, nil
+		*v = Map(&Record{Fields: fs})
+		return nil
 	}
 }

@@ -57,10 +57,10 @@ func (v Value) AppendJSON(dst []byte) []byte {
 	case KindFloat:
 		return appendJSONFloat(dst, math.Float64frombits(v.num))
 	case KindString:
-		return appendJSONString(dst, v.str)
+		return appendJSONString(dst, v.str())
 	case KindList:
 		dst = append(dst, '[')
-		for i, e := range v.list {
+		for i, e := range v.list() {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -300,7 +300,7 @@ func (jr *jsonReader) value(depth int) (Value, error) {
 		if err != nil {
 			return Value{}, err
 		}
-		return Value{kind: KindMap, rec: &Record{Fields: fs}}, nil
+		return Map(&Record{Fields: fs}), nil
 	case c == '[':
 		return jr.array(depth + 1)
 	case c == '"':

@@ -3,6 +3,7 @@ package record
 import (
 	"math"
 	"strconv"
+	"unsafe"
 )
 
 // Kind is the type of a Value.
@@ -36,13 +37,27 @@ func (k Kind) valid() bool { return k <= KindMap }
 // map (a nested *Record). The zero Value is Null. Values are small and are
 // passed by value; see the package doc for why they must be treated as
 // immutable.
+//
+// A Value is 24 bytes, not the 64 that a string, a slice and a pointer side
+// by side would take: records are slices of fields, decoded, copied and
+// scanned for every record on the hot path, so their size is their cost.
+// The price is unsafe.Pointer, confined to the constructors and the three
+// accessors below: ptr points at a string's bytes, a list's first element
+// or a map's Record (keeping them alive for the collector as the string,
+// slice or pointer would), num holds a string's or list's length.
 type Value struct {
+	ptr  unsafe.Pointer // string bytes, first list element, or *Record
+	num  uint64         // bool (0/1), int64 or float64 bits; string or list length
 	kind Kind
-	num  uint64 // bool (0/1), int64 or float64 bits
-	str  string
-	list []Value
-	rec  *Record
 }
+
+func (v Value) str() string { return unsafe.String((*byte)(v.ptr), int(v.num)) }
+
+// list returns a list's elements, with their capacity cut to their length
+// (the constructor's slice may have had more; it is not reachable here).
+func (v Value) list() []Value { return unsafe.Slice((*Value)(v.ptr), int(v.num)) }
+
+func (v Value) rec() *Record { return (*Record)(v.ptr) }
 
 // Null returns the null value.
 func Null() Value { return Value{} }
@@ -63,11 +78,15 @@ func Int(i int64) Value { return Value{kind: KindInt, num: uint64(i)} }
 func Float(f float64) Value { return Value{kind: KindFloat, num: math.Float64bits(f)} }
 
 // String returns a string value.
-func String(s string) Value { return Value{kind: KindString, str: s} }
+func String(s string) Value {
+	return Value{kind: KindString, ptr: unsafe.Pointer(unsafe.StringData(s)), num: uint64(len(s))}
+}
 
 // List returns a list value holding vs (not copied: vs must not be modified
 // afterwards).
-func List(vs []Value) Value { return Value{kind: KindList, list: vs} }
+func List(vs []Value) Value {
+	return Value{kind: KindList, ptr: unsafe.Pointer(unsafe.SliceData(vs)), num: uint64(len(vs))}
+}
 
 // Map returns a map value holding r (not copied: r must not be modified
 // afterwards). A nil r is an empty map.
@@ -75,7 +94,7 @@ func Map(r *Record) Value {
 	if r == nil {
 		r = &Record{}
 	}
-	return Value{kind: KindMap, rec: r}
+	return Value{kind: KindMap, ptr: unsafe.Pointer(r)}
 }
 
 // Kind returns the kind of v.
@@ -109,7 +128,7 @@ func (v Value) AsString() (string, bool) {
 	if v.kind != KindString {
 		return "", false
 	}
-	return v.str, true
+	return v.str(), true
 }
 
 // AsList returns v's elements and whether v is a list. The slice is shared
@@ -118,7 +137,7 @@ func (v Value) AsList() ([]Value, bool) {
 	if v.kind != KindList {
 		return nil, false
 	}
-	return v.list, true
+	return v.list(), true
 }
 
 // AsMap returns v's record and whether v is a map. The record is shared and
@@ -127,19 +146,19 @@ func (v Value) AsMap() (*Record, bool) {
 	if v.kind != KindMap {
 		return nil, false
 	}
-	if v.rec == nil {
+	if v.rec() == nil {
 		return &Record{}, true
 	}
-	return v.rec, true
+	return v.rec(), true
 }
 
 // mapFields returns the fields of a map value, tolerating a nil rec (which
 // only a zero-ish Value built inside this package could have).
 func (v Value) mapFields() []Field {
-	if v.rec == nil {
+	if v.rec() == nil {
 		return nil
 	}
-	return v.rec.Fields
+	return v.rec().Fields
 }
 
 // canonicalNaN is the bit pattern every NaN is keyed and hashed as, the one
@@ -168,13 +187,13 @@ func Equal(a, b Value) bool {
 	case KindFloat:
 		return floatKeyBits(a.num) == floatKeyBits(b.num)
 	case KindString:
-		return a.str == b.str
+		return a.str() == b.str()
 	case KindList:
-		if len(a.list) != len(b.list) {
+		if len(a.list()) != len(b.list()) {
 			return false
 		}
-		for i := range a.list {
-			if !Equal(a.list[i], b.list[i]) {
+		for i := range a.list() {
+			if !Equal(a.list()[i], b.list()[i]) {
 				return false
 			}
 		}
@@ -220,11 +239,11 @@ func (v Value) AppendKey(dst []byte) []byte {
 	case KindFloat:
 		dst = appendBE64(dst, floatKeyBits(v.num))
 	case KindString:
-		dst = appendUvarint(dst, uint64(len(v.str)))
-		dst = append(dst, v.str...)
+		dst = appendUvarint(dst, uint64(len(v.str())))
+		dst = append(dst, v.str()...)
 	case KindList:
-		dst = appendUvarint(dst, uint64(len(v.list)))
-		for _, e := range v.list {
+		dst = appendUvarint(dst, uint64(len(v.list())))
+		for _, e := range v.list() {
 			dst = e.AppendKey(dst)
 		}
 	case KindMap:
@@ -264,11 +283,11 @@ func (v Value) hashKey(h uint64) uint64 {
 	case KindFloat:
 		h = fnvBE64(h, floatKeyBits(v.num))
 	case KindString:
-		h = fnvUvarint(h, uint64(len(v.str)))
-		h = fnvString(h, v.str)
+		h = fnvUvarint(h, uint64(len(v.str())))
+		h = fnvString(h, v.str())
 	case KindList:
-		h = fnvUvarint(h, uint64(len(v.list)))
-		for _, e := range v.list {
+		h = fnvUvarint(h, uint64(len(v.list())))
+		for _, e := range v.list() {
 			h = e.hashKey(h)
 		}
 	case KindMap:
