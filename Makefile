@@ -3,7 +3,8 @@
 #   make run     build, start a local cluster (1 JobManager, 2 TaskManagers), run an example job, show the result
 #   make stop    stop the local cluster started by `make run`
 #   make test    format and vet checks, unit tests with -race, end-to-end tests on real processes
-#   make bench   benchmarks (see docs/benchmarks.md); make bench-backpressure for checkpoints under backpressure
+#   make bench   benchmarks (see docs/benchmarks.md); make bench-nexmark for Nexmark q0-q2, make bench-backpressure
+#                for checkpoints under backpressure
 #   make fuzz    every fuzz target for FUZZTIME (default 1m) each, e.g. make fuzz FUZZTIME=10m (docs/fuzzing.md)
 #   make proto   regenerate proto/weirpb from proto/weir.proto
 
@@ -16,7 +17,7 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w"
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: all build run stop test unit e2e check tools bench bench-backpressure fuzz proto clean
+.PHONY: all build run stop test unit e2e check tools bench bench-nexmark bench-backpressure fuzz proto clean
 
 all: build
 
@@ -53,7 +54,13 @@ e2e: build tools
 
 bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
-	$(GO) test -run '^$$' -bench 'Pipeline|Recovery|CheckpointStorage|JobManagerFailover' -benchtime 1x -count 1 -timeout 30m ./test/e2e/
+	$(GO) test -run '^$$' -bench 'EngineVsLoop|PipelineTLS|CheckpointOverhead|Recovery|CheckpointStorage|JobManagerFailover' -benchtime 1x -count 1 -timeout 30m ./test/e2e/
+
+# Nexmark q0-q2 (examples/nexmark), 100 M events each as the published runs, with and without exactly-once
+# checkpoints every 10 s: events per TaskManager CPU-second, set beside Flink's per-core figures in docs/benchmarks.md.
+NEXMARK_EVENTS ?= 100000000
+bench-nexmark: build
+	WEIR_BENCH_EVENTS=$(NEXMARK_EVENTS) $(GO) test -run '^$$' -bench Nexmark -benchtime 1x -count 1 -timeout 60m ./test/e2e/
 
 # Checkpoint duration under backpressure, aligned vs unaligned (about 2 minutes).
 bench-backpressure: build

@@ -489,3 +489,58 @@ func TestManyFields(t *testing.T) {
 		t.Fatalf("JSON duplicate:\n got %s\nwant %s", &got, want)
 	}
 }
+
+// The decoder takes names from the last record's shape; records of other
+// shapes, and duplicates after a matching prefix, must decode (or fail)
+// exactly as without it.
+func TestDecodeShapeCache(t *testing.T) {
+	enc := func(names ...string) []byte {
+		b := appendUvarint(nil, uint64(len(names)))
+		for i, n := range names {
+			b = appendUvarint(b, uint64(len(n)))
+			b = append(b, n...)
+			b = Int(int64(i)).appendBinary(b)
+		}
+		return b
+	}
+	var d Decoder
+	var r Record
+	for i, tc := range []struct {
+		names   []string
+		wantErr string
+	}{
+		{names: []string{"a", "b"}},
+		{names: []string{"a", "b"}},
+		{names: []string{"a", "a"}, wantErr: `duplicate field "a"`},
+		{names: []string{"a", "b"}},
+		{names: []string{"b", "a"}},
+		{names: []string{"b", "a", "c"}},
+		{names: []string{"b", "a"}},
+		{names: []string{"b", "b"}, wantErr: `duplicate field "b"`},
+		{names: []string{}},
+		{names: []string{"b"}},
+		{names: []string{"b", "a", "b"}, wantErr: `duplicate field "b"`},
+	} {
+		err := d.Decode(enc(tc.names...), &r)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("record %d %v: error %v, want %q", i, tc.names, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("record %d %v: %v", i, tc.names, err)
+		}
+		if r.Len() != len(tc.names) {
+			t.Fatalf("record %d: %d fields, want %d", i, r.Len(), len(tc.names))
+		}
+		for j, n := range tc.names {
+			if r.Fields[j].Name != n {
+				t.Fatalf("record %d field %d: name %q, want %q", i, j, r.Fields[j].Name, n)
+			}
+			if v, ok := r.Fields[j].Value.AsInt(); !ok || v != int64(j) {
+				t.Fatalf("record %d field %q: %v, want %d", i, n, r.Fields[j].Value, j)
+			}
+		}
+	}
+}

@@ -25,16 +25,25 @@ func BenchmarkPipelineTLS(b *testing.B) {
 }
 
 func benchPipeline(b *testing.B, c *cluster) {
-	total := int64(20_000_000)
-	if s := os.Getenv("WEIR_BENCH_RECORDS"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			b.Fatalf("WEIR_BENCH_RECORDS: %v", err)
-		}
-		total = n
+	total := benchRecords(b)
+	var wall, cpu float64
+	for i := 0; i < b.N; i++ {
+		w, c := runPipeline(b, c, total)
+		wall += w
+		cpu += c
 	}
-	const keys = 1024
-	perKey := total / keys
+	records := float64(total/loopKeys*loopKeys) * float64(b.N)
+	b.ReportMetric(records/wall, "records/s")
+	b.ReportMetric(records/cpu, "records/cpu-s")
+	b.ReportMetric(cpu/wall, "tm-cores")
+	fmt.Printf("pipeline: %.0f records in %.2fs wall, %.2f TaskManager CPU-seconds: %.0f records/s, %.0f records per CPU-second\n",
+		records, wall, cpu, records/wall, records/cpu)
+}
+
+// runPipeline runs the benchmark pipeline once on c over total records
+// (rounded down to a multiple of loopKeys) and returns its wall seconds and
+// the TaskManagers' CPU seconds.
+func runPipeline(b *testing.B, c *cluster, total int64) (wall, cpu float64) {
 	job := c.writeJob("bench.yaml", fmt.Sprintf(`
 name: bench-pipeline
 parallelism: 2
@@ -53,24 +62,14 @@ operators:
   - id: out
     type: blackhole-sink
     input: counted
-`, keys, perKey))
-	var wall, cpu float64
-	for i := 0; i < b.N; i++ {
-		cpuBefore := c.taskManagerCPU()
-		start := time.Now()
-		stdout, stderr, code := c.weir("run", job)
-		if code != 0 {
-			b.Fatalf("job failed: %s\n%s", stdout, stderr)
-		}
-		wall += time.Since(start).Seconds()
-		cpu += c.taskManagerCPU() - cpuBefore
+`, loopKeys, total/loopKeys))
+	cpuBefore := c.taskManagerCPU()
+	start := time.Now()
+	stdout, stderr, code := c.weir("run", job)
+	if code != 0 {
+		b.Fatalf("job failed: %s\n%s", stdout, stderr)
 	}
-	records := float64(perKey*keys) * float64(b.N)
-	b.ReportMetric(records/wall, "records/s")
-	b.ReportMetric(records/cpu, "records/cpu-s")
-	b.ReportMetric(cpu/wall, "tm-cores")
-	fmt.Printf("pipeline: %.0f records in %.2fs wall, %.2f TaskManager CPU-seconds: %.0f records/s, %.0f records per CPU-second\n",
-		records, wall, cpu, records/wall, records/cpu)
+	return time.Since(start).Seconds(), c.taskManagerCPU() - cpuBefore
 }
 
 // taskManagerCPU is the user+system CPU time, in seconds, that the running
