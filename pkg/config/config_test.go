@@ -82,7 +82,7 @@ func TestValueSyntaxPerType(t *testing.T) {
 		{"log.level", "Debug", func(c *Config) any { return c.String(LogLevel) }, "debug"},
 		{"restart-strategy.type", "Fixed-Delay", func(c *Config) any { return c.String(RestartStrategy) }, "fixed-delay"},
 		{"execution.checkpointing.storage", "FILESYSTEM", func(c *Config) any { return c.String(CheckpointStorage) }, "filesystem"},
-		{"weir.data.dir", "/var/lib/weir", func(c *Config) any { return c.String(DataDir) }, "/var/lib/weir"},
+		{"taskmanager.memory.process.size", "1728m", func(c *Config) any { return c.MemorySize(TaskManagerProcessSize) }, int64(1728 << 20)},
 		{"heartbeat.interval", "10s", func(c *Config) any { return c.String(HeartbeatInterval) }, "10s"},
 	}
 	for _, tt := range tests {
@@ -248,7 +248,7 @@ func TestFlattenMap(t *testing.T) {
 		"restart-strategy.exponential-delay.jitter-factor": 0.5,
 		"cluster.evenly-spread-out-slots":                  false,
 		"pipeline.max-parallelism":                         int64(256),
-		"weir.data.dir":                                    nil,
+		"s3.region":                                        nil,
 	})
 	want := map[string]string{
 		"execution.checkpointing.interval":                 "10 s",
@@ -257,7 +257,7 @@ func TestFlattenMap(t *testing.T) {
 		"restart-strategy.exponential-delay.jitter-factor": "0.5",
 		"cluster.evenly-spread-out-slots":                  "false",
 		"pipeline.max-parallelism":                         "256",
-		"weir.data.dir":                                    "",
+		"s3.region":                                        "",
 	}
 	if err != nil || !maps.Equal(got, want) {
 		t.Errorf("got %v, %v; want %v", got, err, want)

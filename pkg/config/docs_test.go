@@ -18,7 +18,7 @@ const (
 // optionsTable renders Options() as the markdown table of docs/configuration.md.
 func optionsTable() string {
 	var b strings.Builder
-	b.WriteString("| Key | Type | Default | Description |\n|---|---|---|---|\n")
+	b.WriteString("| Key | Scope | Type | Default | Description |\n|---|---|---|---|---|\n")
 	esc := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 	for _, o := range Options() {
 		typ := o.Type.String()
@@ -33,13 +33,14 @@ func optionsTable() string {
 		if len(o.FallbackKeys) > 0 {
 			desc += " Older name: `" + strings.Join(o.FallbackKeys, "`, `") + "`."
 		}
-		if o.Cluster {
-			desc += " Cluster option: set in the daemons' configuration; refused in a job's `config:`."
-		}
 		if o.Secret {
 			desc += " Secret: never logged, shown or sent to TaskManagers."
 		}
-		b.WriteString("| `" + o.Key + "` | " + esc(typ) + " | " + esc(def) + " | " + esc(desc) + " |\n")
+		scope := o.Scope.String()
+		if o.Daemon != "" {
+			scope += " (" + o.Daemon + ")"
+		}
+		b.WriteString("| `" + o.Key + "` | " + scope + " | " + esc(typ) + " | " + esc(def) + " | " + esc(desc) + " |\n")
 	}
 	return b.String()
 }

@@ -84,10 +84,16 @@ type Option struct {
 	// AbsoluteDirList: a TypeString value is a comma-separated list of
 	// absolute directories (io.allowed-paths), each entry non-empty.
 	AbsoluteDirList bool
-	// Cluster options are read by each daemon from its own configuration
-	// (file and -D flags), never from a job: WithJob refuses a job's
-	// config: that sets one.
-	Cluster bool
+	// Scope says where the option may be set: ScopeCluster options are
+	// read by a daemon from its own configuration (file and -D flags),
+	// never from a job, so WithJob refuses a job's config: that sets one;
+	// ScopeBoth options are cluster-wide defaults that a job's config: may
+	// override. Every option declares one (init checks).
+	Scope Scope
+	// Daemon names the daemon that reads a ScopeCluster option, for the
+	// error that tells a job where the key belongs: DaemonJobManager,
+	// DaemonTaskManager, or "" for both.
+	Daemon string
 	// Secret options hold credentials: their value never leaves the
 	// process (ToMap omits them), is never printed (Redacted, errors),
 	// and so never reaches a log line or a deployment descriptor.
@@ -95,6 +101,51 @@ type Option struct {
 }
 
 func bound(f float64) *float64 { return &f }
+
+// Scope is where an option may be set.
+type Scope int
+
+const (
+	// ScopeCluster options belong to the daemons' configuration
+	// (config.yaml, -D); a job's config: may not set them.
+	ScopeCluster Scope = iota + 1
+	// ScopeJob options mean something only for a job, in its config:.
+	ScopeJob
+	// ScopeBoth options are set for the cluster as a default that a job's
+	// config: may override.
+	ScopeBoth
+)
+
+// String returns the name used in docs/configuration.md.
+func (s Scope) String() string {
+	switch s {
+	case ScopeCluster:
+		return "cluster"
+	case ScopeJob:
+		return "job"
+	case ScopeBoth:
+		return "cluster, job"
+	default:
+		return fmt.Sprintf("Scope(%d)", int(s))
+	}
+}
+
+// The daemons named by Option.Daemon.
+const (
+	DaemonJobManager  = "JobManager"
+	DaemonTaskManager = "TaskManager"
+)
+
+// Cluster reports whether o is a cluster option, refused in a job's config:.
+func (o *Option) Cluster() bool { return o.Scope == ScopeCluster }
+
+// where says in which configuration file a cluster option belongs.
+func (o *Option) where() string {
+	if o.Daemon == "" {
+		return "the config.yaml of the JobManager and the TaskManagers"
+	}
+	return "the " + o.Daemon + "'s config.yaml"
+}
 
 // want describes what a valid value looks like, for error messages about a
 // value that does not parse.
@@ -259,6 +310,12 @@ func init() {
 	for _, o := range allOptions {
 		if _, dup := byKey[o.Key]; dup {
 			panic(fmt.Sprintf("config: option %q declared twice", o.Key))
+		}
+		if o.Scope < ScopeCluster || o.Scope > ScopeBoth {
+			panic(fmt.Sprintf("config: option %q declares no scope", o.Key))
+		}
+		if o.Daemon != "" && (o.Scope != ScopeCluster || (o.Daemon != DaemonJobManager && o.Daemon != DaemonTaskManager)) {
+			panic(fmt.Sprintf("config: option %q: Daemon %q needs ScopeCluster and a daemon's name", o.Key, o.Daemon))
 		}
 		byKey[o.Key] = o
 		if o.Default != "" {

@@ -38,8 +38,8 @@ func TestWithJobRefusesClusterOptions(t *testing.T) {
 	_, _, err := New().WithJob(map[string]string{
 		"s3.secret-key": "very-secret", "s3.access.key": "AKIAEXAMPLE", "execution.checkpointing.interval": "1 s",
 	})
-	want := `key "s3.access.key" is a cluster option: set it in the configuration of the JobManager and TaskManagers, not in a job` + "\n" +
-		`key "s3.secret-key" is a cluster option: set it in the configuration of the JobManager and TaskManagers, not in a job`
+	want := `s3.access.key is a cluster setting (set it in the config.yaml of the JobManager and the TaskManagers), not a job setting` + "\n" +
+		`s3.secret-key is a cluster setting (set it in the config.yaml of the JobManager and the TaskManagers), not a job setting`
 	if err == nil || err.Error() != want || strings.Contains(err.Error(), "very-secret") {
 		t.Fatalf("err = %v\nwant %s", err, want)
 	}
@@ -48,7 +48,7 @@ func TestWithJobRefusesClusterOptions(t *testing.T) {
 		t.Fatalf("job options: %v", err)
 	}
 	for _, o := range Options() {
-		if strings.HasPrefix(o.Key, "s3.") && !o.Cluster {
+		if strings.HasPrefix(o.Key, "s3.") && !o.Cluster() {
 			t.Errorf("%s is not a cluster option", o.Key)
 		}
 	}

@@ -55,7 +55,7 @@ func TestUnsupportedStorageScheme(t *testing.T) {
 func TestJobConfigCannotSetClusterOptions(t *testing.T) {
 	c := startJM(t, nil, nil)
 	_, err := c.api.SubmitJob(context.Background(), &weirpb.SubmitJobRequest{JobSpec: []byte(cpJob("  s3.secret-key: hunter2-secret")), FileName: "job.yaml"})
-	want := `job.yaml: config: key "s3.secret-key" is a cluster option: set it in the configuration of the JobManager and TaskManagers, not in a job`
+	want := `job.yaml: config: s3.secret-key is a cluster setting (set it in the config.yaml of the JobManager and the TaskManagers), not a job setting`
 	if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != want || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("SubmitJob = %v\nwant InvalidArgument %s", err, want)
 	}
