@@ -1,6 +1,12 @@
 // Package daemon is what the jobmanager and taskmanager commands share: the
 // command line (--config FILE, -D key=value, also Flink's -Dkey=value), the
-// configuration, the logger, and a life that ends on SIGTERM or SIGINT.
+// configuration, the logger, the memory limit, and a life that ends on
+// SIGTERM or SIGINT.
+//
+// The configuration file is found as Flink finds FLINK_CONF_DIR's
+// (config.ConfigFile): --config FILE, else $WEIR_CONF_DIR/config.yaml, else
+// /etc/weir/config.yaml if it exists, else none (the defaults); -D flags
+// apply on top. The daemon logs which file it read, or that it read none.
 //
 // Shutdown is bounded: the first signal stops the daemon, which has
 // cluster.services.shutdown-timeout (10 s; below systemd's default
@@ -18,8 +24,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -70,7 +78,12 @@ func Run(signals <-chan os.Signal, name string, args []string, stderr io.Writer,
 		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
 		return 2
 	}
-	cfg, warnings, err := config.Load(*configFile, overrides)
+	path, source, err := findConfigFile(*configFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	cfg, warnings, err := config.Load(path, overrides)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
@@ -81,6 +94,12 @@ func Run(signals <-chan os.Signal, name string, args []string, stderr io.Writer,
 		return 1
 	}
 	defer func() { _ = log.Sync() }()
+	if path != "" {
+		log.Info("configuration file read", zap.String("file", path), zap.String("found_by", source))
+	} else {
+		log.Info("no configuration file (no --config, $" + config.ConfDirEnv + " unset, no " + config.SystemConfigFile + "): " +
+			"using the defaults")
+	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}
@@ -94,6 +113,39 @@ func Run(signals <-chan os.Signal, name string, args []string, stderr io.Writer,
 	}
 	sig := <-signals
 	return shutdown(log, name, sig, signals, cfg.Duration(config.ShutdownTimeout), stop)
+}
+
+// findConfigFile is config.FindConfigFile; tests replace it so that a
+// /etc/weir/config.yaml or $WEIR_CONF_DIR of the machine running them does
+// not change their outcome.
+var findConfigFile = config.FindConfigFile
+
+// SetMemoryLimit sets Go's soft memory limit (runtime/debug.SetMemoryLimit)
+// to the daemon's process size, the option opt (jobmanager.memory.process.size
+// or taskmanager.memory.process.size), when it is set, and logs the limit in
+// force either way. The option wins over GOMEMLIMIT, which applies when it
+// is unset. It is the whole budget: there is no JVM metaspace or overhead to
+// take off it, and the TaskManager's network buffers live inside it.
+func SetMemoryLimit(cfg *config.Config, opt *config.Option, log *zap.Logger) {
+	setMemoryLimit(cfg, opt, log, debug.SetMemoryLimit)
+}
+
+func setMemoryLimit(cfg *config.Config, opt *config.Option, log *zap.Logger, set func(int64) int64) {
+	if !cfg.IsSet(opt) {
+		if cur := set(-1); cur != math.MaxInt64 {
+			log.Info("memory limit from GOMEMLIMIT", zap.Int64("bytes", cur), zap.String("unset", opt.Key))
+		} else {
+			log.Info("no memory limit: "+opt.Key+" is unset", zap.String("unset", opt.Key))
+		}
+		return
+	}
+	limit := cfg.MemorySize(opt)
+	prev := set(limit)
+	fields := []zap.Field{zap.Int64("bytes", limit), zap.String(opt.Key, cfg.String(opt))}
+	if os.Getenv("GOMEMLIMIT") != "" {
+		fields = append(fields, zap.Int64("replaces_gomemlimit", prev))
+	}
+	log.Info("memory limit (Go's soft memory limit) set to "+opt.Key, fields...)
 }
 
 // shutdown runs stop, bounded by timeout (plus stopGrace) and by a second

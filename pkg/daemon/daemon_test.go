@@ -42,6 +42,7 @@ func TestRun(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			withDiscovery(t, "")
 			signals := make(chan os.Signal, 1)
 			signals <- syscall.SIGTERM // run until "signalled" at once
 			var stderr bytes.Buffer
