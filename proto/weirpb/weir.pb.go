@@ -327,8 +327,12 @@ func (x *SubmitJobRequest) GetAllowNonRestoredState() bool {
 }
 
 type SubmitJobResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// What the user should know about the job file but that did not stop it:
+	// unknown or deprecated keys of its config: (with the closest known key),
+	// keys not applicable to weir. One line each, naming the file and key.
+	Warnings      []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -368,6 +372,13 @@ func (x *SubmitJobResponse) GetJobId() string {
 		return x.JobId
 	}
 	return ""
+}
+
+func (x *SubmitJobResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
 }
 
 type ListJobsRequest struct {
@@ -2998,9 +3009,10 @@ const file_weir_proto_rawDesc = "" +
 	"\bjob_spec\x18\x01 \x01(\fR\ajobSpec\x12\x1b\n" +
 	"\tfile_name\x18\x02 \x01(\tR\bfileName\x12%\n" +
 	"\x0efrom_savepoint\x18\x03 \x01(\tR\rfromSavepoint\x127\n" +
-	"\x18allow_non_restored_state\x18\x04 \x01(\bR\x15allowNonRestoredState\"*\n" +
+	"\x18allow_non_restored_state\x18\x04 \x01(\bR\x15allowNonRestoredState\"F\n" +
 	"\x11SubmitJobResponse\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x11\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1a\n" +
+	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"\x11\n" +
 	"\x0fListJobsRequest\";\n" +
 	"\x10ListJobsResponse\x12'\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x13.weir.v1.JobSummaryR\x04jobs\"\x9c\x01\n" +
