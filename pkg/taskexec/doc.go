@@ -173,7 +173,11 @@
 // stop flag, so every downstream operator flushes in EndInput), then takes
 // the savepoint; its barrier follows EndOfData, and EndOfPartition follows
 // the savepoint's completion: the order of a final checkpoint. The
-// savepoint's acknowledgements are marked finished. An aborted drain
+// savepoint's acknowledgements are marked finished (Flink's
+// isTaskFinished), but the JobManager records only tasks that were
+// FINISHED at the trigger as finished, as Flink's CheckpointPlan does:
+// a drained savepoint is a regular one, and a job resumed from it runs
+// its sources on from their positions. An aborted drain
 // cannot resume a source whose input ended: the job then ends as a bounded
 // one, its sinks waiting for a final checkpoint.
 //
