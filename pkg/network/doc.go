@@ -35,19 +35,30 @@
 // A local channel (producer on the same Manager) takes buffers straight from the producer's subpartition queue: no
 // copy, no socket; Recycle returns the buffer to the producer's pool.
 //
-// A remote channel has one TCP connection of its own to the producer's Manager. We chose a connection per channel
-// over Flink's one multiplexed connection per TaskManager pair because it keeps each channel's life cycle
-// (connect, retry on partition-not-found, fail, close) independent and the framing free of channel ids; the cost
-// is one socket and four goroutines per remote channel (producer side: reader and writer; consumer side: reader
-// and credit writer), acceptable at the parallelisms weir targets. Multiplexing can be added later
-// behind the same API by putting a channel id in the frame header.
+// Remote channels are multiplexed, as in Flink's Netty shuffle: a Manager holds one TCP connection to each producer
+// Manager it reads from, shared by every remote channel of every gate reading from that producer, so a pair of
+// TaskManagers has at most one connection per direction of data flow (not one per channel: at parallelism 16 over
+// two TaskManagers that was hundreds of sockets and four goroutines each). A channel opens itself on the connection
+// with a partition request carrying an id of its own (Flink's InputChannelID); every frame of the channel carries
+// the id. The consumer end of a connection has a reader and a writer goroutine (requests, credit, cancels), the
+// producer end a reader (requests, credit, cancels) and a writer, which serves the channels with data and credit in
+// turn.
+//
+// Life cycle. The first channel to a producer dials (with TLS, one handshake per connection); later ones join. A
+// channel ends on its own: EndOfPartition, an error frame for its id (partition not found, which it retries with
+// backoff as before, possibly on a new connection; released; invalid request), or its gate closing (task canceled
+// or finished), which sends a cancel so that the producer detaches the subpartition. None of these touches the
+// other channels. The connection closes when its last channel ends, at once (no idle period: the next channel dials
+// again; a job's channels open together and end together, so keeping idle sockets would buy little). A connection
+// that fails (broken, or a protocol error of either side) fails exactly the channels open on it at that moment; as
+// before, if nothing at all had arrived on it (a refusal) they retry with their credit intact.
 //
 // # Credit
 //
 // A remote channel's credit is its free buffers: BuffersPerChannel exclusive ones, plus floating ones borrowed from
 // the gate's pool (FloatingBuffersPerGate) while the producer's announced backlog exceeds the free buffers. The
-// initial credit travels with the partition request; recycled buffers are announced in batches by a per-connection
-// writer. The producer sends a buffer or an event only against credit: events take credit too, because the
+// initial credit travels with the partition request; recycled buffers are announced in batches, per channel, by the
+// connection's writer. The producer sends a buffer or an event only against credit: events take credit too, because the
 // consumer reads every element into one of its own buffers (an event's buffer is freed as soon as PollNext decodes
 // it). The one exception is a priority event (below), sent at once without credit and read into no buffer. While the producer holds data but no credit it announces its backlog, so that the consumer can lend floating
 // buffers. Hence in-flight data per remote channel is bounded by MaxBuffersPerSubpartition on the producer plus
@@ -62,6 +73,14 @@
 //   - nothing read from the network is trusted: frame lengths are capped (MaxFrameSize, and far less for control
 //     frames), unknown types and malformed payloads close the connection with a logged error naming the peer;
 //     nothing panics on input;
+//   - one channel never holds up another on their shared connection: the producer's writer sends a channel's
+//     elements only while that channel has credit (a channel without credit announces its backlog and leaves the
+//     writer's line until credit comes), and the consumer's reader never waits for a channel: what it reads lands
+//     in a buffer the channel announced as credit, else the producer broke the protocol;
+//   - a frame naming a channel never opened on the connection, a partition request reusing an id, or an oversized
+//     length closes the connection (logged with the reason, naming the peer); a frame for a channel that has ended
+//     on the receiving side (a credit or cancel crossing the producer's EndOfPartition, buffers crossing the
+//     consumer's cancel) is dropped, read with no allocation;
 //   - a connection to the data server that has not sent its partition request is closed after HandshakeTimeout,
 //     and at most MaxPendingConnectionsPerHost such connections per peer IP (MaxPendingConnections in all) are held:
 //     the excess is refused on the accept loop, without a goroutine, with a retryable "busy" error. A consumer
@@ -120,9 +139,9 @@
 //
 // # Wire format
 //
-// See frame.go: a 5-byte header (uint32 length, uint8 type) then the payload; types are partition request,
-// buffer, event, priority event, add-credit, backlog and error (partition not found: retried; released: the channel
-// fails).
+// See frame.go: a 9-byte header (uint32 length, uint8 type, uint32 channel id) then the payload; types are partition
+// request, buffer, event, priority event, add-credit, backlog, error (partition not found: retried; released: the
+// channel fails; on channel 0, busy: the whole connection is refused) and cancel.
 //
 // Records in a buffer are framed uvarint(len) | bytes and never span buffers; a record larger than a segment gets a
 // buffer of its own. NextRecord iterates them without allocating.

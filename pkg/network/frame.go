@@ -9,9 +9,14 @@ import (
 	"unicode/utf8"
 )
 
-// Wire format. Every frame is a 5-byte header followed by the payload:
+// Wire format. One connection carries every channel between a consumer's Manager and a producer's Manager; every
+// frame names its channel. A frame is a 9-byte header followed by the payload:
 //
-//	uint32 big-endian payload length | uint8 frame type | payload
+//	uint32 big-endian payload length | uint8 frame type | uint32 big-endian channel id | payload
+//
+// The channel id is chosen by the consumer (Flink's InputChannelID): its partition request opens the channel, ids
+// increase strictly on a connection, and every later frame of that channel, in both directions, carries it. Id 0 is
+// the connection itself: only a producer's connection-level error (busy) uses it.
 //
 // Payloads by type (all integers big-endian):
 //
@@ -21,12 +26,16 @@ import (
 //	priorityEvent     producer->consumer  uint32 backlog | event (eventSize bytes); sent without credit
 //	addCredit         consumer->producer  uint32 credit
 //	backlog           producer->consumer  uint32 backlog (sent only while the consumer has no credit)
-//	errorFrame        producer->consumer  uint8 code | message (rest, UTF-8)
+//	errorFrame        producer->consumer  uint8 code | message (rest, UTF-8); ends the channel (id 0: the connection)
+//	cancel            consumer->producer  empty: the consumer released the channel (Flink's CancelPartitionRequest)
 //
-// A length over the receiver's cap, an unknown type or a payload of the wrong size for its type is a protocol error:
-// the receiver logs it naming the peer and closes the connection.
+// A length over the receiver's cap, an unknown type, a payload of the wrong size for its type, a channel id never
+// opened on the connection, or a partition request reusing an id is a protocol error: the receiver logs it naming the
+// peer and closes the connection, failing its channels. A frame for a channel that was open and has ended (a credit
+// or cancel crossing the producer's EndOfPartition, buffers crossing the consumer's cancel) is dropped: both sides end
+// a channel without waiting for the other.
 const (
-	frameHeaderLen = 5
+	frameHeaderLen = 9
 
 	framePartitionRequest byte = 1
 	frameBuffer           byte = 2
@@ -35,6 +44,7 @@ const (
 	frameBacklog          byte = 5
 	frameError            byte = 6
 	framePriorityEvent    byte = 7
+	frameCancel           byte = 8
 
 	// maxPendingPriority bounds the priority events a remote channel holds undelivered. They take no credit, so
 	// only this cap keeps a hostile producer from filling memory; an honest one sends one per checkpoint, and the
@@ -49,6 +59,9 @@ const (
 	// maxCredit bounds the credit a consumer may announce: far above any sane buffer count, low enough that a
 	// hostile peer cannot overflow the counter.
 	maxCredit = 1 << 20
+	// maxPendingErrors bounds the error frames (answers to failed partition requests) a producer holds for a
+	// consumer that does not read them: past it the consumer is not honest, and the connection is closed.
+	maxPendingErrors = 1024
 )
 
 // Error codes carried by an error frame.
@@ -61,64 +74,106 @@ const (
 
 var errProtocol = errors.New("network protocol error")
 
-func putHeader(b []byte, typ byte, payloadLen int) {
+func putHeader(b []byte, typ byte, ch uint32, payloadLen int) {
 	binary.BigEndian.PutUint32(b[0:4], uint32(payloadLen))
 	b[4] = typ
+	binary.BigEndian.PutUint32(b[5:9], ch)
 }
 
 // readHeader reads one frame header into scratch (len >= frameHeaderLen) and checks the length against maxLen.
-func readHeader(r io.Reader, scratch []byte, maxLen int) (typ byte, length int, err error) {
+func readHeader(r io.Reader, scratch []byte, maxLen int) (typ byte, ch uint32, length int, err error) {
 	if _, err := io.ReadFull(r, scratch[:frameHeaderLen]); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	n := binary.BigEndian.Uint32(scratch[0:4])
 	typ = scratch[4]
+	ch = binary.BigEndian.Uint32(scratch[5:9])
 	if uint64(n) > uint64(maxLen) {
-		return typ, 0, fmt.Errorf("%w: frame type %d length %d exceeds cap %d", errProtocol, typ, n, maxLen)
+		return typ, ch, 0, fmt.Errorf("%w: frame type %d channel %d length %d exceeds cap %d", errProtocol, typ, ch, n, maxLen)
 	}
-	return typ, int(n), nil
+	return typ, ch, int(n), nil
 }
 
-func encodePartitionRequest(id PartitionID, sub, credit int) []byte {
+func encodePartitionRequest(ch uint32, id PartitionID, sub, credit int) []byte {
 	b := make([]byte, frameHeaderLen+8+len(id))
-	putHeader(b, framePartitionRequest, 8+len(id))
-	binary.BigEndian.PutUint32(b[5:9], uint32(sub))
-	binary.BigEndian.PutUint32(b[9:13], uint32(credit))
-	copy(b[13:], id)
+	putHeader(b, framePartitionRequest, ch, 8+len(id))
+	binary.BigEndian.PutUint32(b[frameHeaderLen:], uint32(sub))
+	binary.BigEndian.PutUint32(b[frameHeaderLen+4:], uint32(credit))
+	copy(b[frameHeaderLen+8:], id)
+	return b
+}
+
+// consumerFrame is one frame a producer reads: a partition request, a credit or a cancel.
+type consumerFrame struct {
+	typ       byte
+	ch        uint32
+	partition PartitionID // request
+	sub       int         // request
+	credit    int         // request: initial credit; addCredit: the credit added
+}
+
+// encode is the frame's wire form (tests and fuzz targets).
+func (f consumerFrame) encode() []byte {
+	switch f.typ {
+	case framePartitionRequest:
+		return encodePartitionRequest(f.ch, f.partition, f.sub, f.credit)
+	case frameAddCredit:
+		return putUint32Frame(make([]byte, frameHeaderLen+4), frameAddCredit, f.ch, f.credit)
+	}
+	b := make([]byte, frameHeaderLen)
+	putHeader(b, f.typ, f.ch, 0)
 	return b
 }
 
 // readPartitionRequest reads the first frame of a connection to the data server, which must be a partition request.
-// scratch holds at least frameHeaderLen bytes. It allocates the payload only once the header has passed its cap.
-func readPartitionRequest(r io.Reader, scratch []byte) (id PartitionID, sub, credit int, err error) {
-	typ, n, err := readHeader(r, scratch, maxRequestLen)
-	if err != nil {
-		return "", 0, 0, err
+func readPartitionRequest(r io.Reader, scratch []byte) (consumerFrame, error) {
+	f, err := readConsumerFrame(r, scratch)
+	if err == nil && f.typ != framePartitionRequest {
+		err = fmt.Errorf("%w: first frame has type %d, want a partition request", errProtocol, f.typ)
 	}
-	if typ != framePartitionRequest {
-		return "", 0, 0, fmt.Errorf("%w: first frame has type %d, want a partition request", errProtocol, typ)
-	}
-	payload := make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return "", 0, 0, err
-	}
-	return decodePartitionRequest(payload)
+	return f, err
 }
 
-// readCredit reads one frame from a consumer after its partition request: only add-credit frames are valid there.
-// scratch holds at least frameHeaderLen bytes.
-func readCredit(r io.Reader, scratch []byte) (int, error) {
-	typ, n, err := readHeader(r, scratch, 4)
-	if err == nil && (typ != frameAddCredit || n != 4) {
-		err = fmt.Errorf("%w: frame type %d of %d bytes, want credit", errProtocol, typ, n)
-	}
+// readConsumerFrame reads one frame a consumer sends: a partition request, an add-credit or a cancel; anything else
+// is a protocol error. scratch holds at least frameHeaderLen+4 bytes. It allocates a request's payload only once the
+// header has passed its cap, and nothing for the other frames.
+func readConsumerFrame(r io.Reader, scratch []byte) (consumerFrame, error) {
+	typ, ch, n, err := readHeader(r, scratch, maxRequestLen)
 	if err != nil {
-		return 0, err
+		return consumerFrame{}, err
 	}
-	if _, err := io.ReadFull(r, scratch[:4]); err != nil {
-		return 0, err
+	f := consumerFrame{typ: typ, ch: ch}
+	if ch == 0 {
+		return f, fmt.Errorf("%w: frame type %d names channel 0", errProtocol, typ)
 	}
-	return int(binary.BigEndian.Uint32(scratch[:4])), nil
+	switch typ {
+	case framePartitionRequest:
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return f, err
+		}
+		f.partition, f.sub, f.credit, err = decodePartitionRequest(payload)
+		return f, err
+	case frameAddCredit:
+		if n != 4 {
+			return f, fmt.Errorf("%w: credit frame of %d bytes", errProtocol, n)
+		}
+		if _, err := io.ReadFull(r, scratch[:4]); err != nil {
+			return f, err
+		}
+		c := binary.BigEndian.Uint32(scratch[:4])
+		if c > maxCredit {
+			return f, fmt.Errorf("%w: channel %d announces credit %d, more than %d", errProtocol, ch, c, maxCredit)
+		}
+		f.credit = int(c)
+		return f, nil
+	case frameCancel:
+		if n != 0 {
+			return f, fmt.Errorf("%w: cancel frame of %d bytes", errProtocol, n)
+		}
+		return f, nil
+	}
+	return f, fmt.Errorf("%w: frame type %d of %d bytes from a consumer", errProtocol, typ, n)
 }
 
 func decodePartitionRequest(p []byte) (id PartitionID, sub, credit int, err error) {
@@ -136,14 +191,14 @@ func decodePartitionRequest(p []byte) (id PartitionID, sub, credit int, err erro
 	return PartitionID(p[8:]), int(s), int(c), nil
 }
 
-func encodeError(code byte, msg string) []byte {
+func encodeError(ch uint32, code byte, msg string) []byte {
 	if len(msg) > maxErrorLen-1 {
 		msg = msg[:maxErrorLen-1]
 	}
 	b := make([]byte, frameHeaderLen+1+len(msg))
-	putHeader(b, frameError, 1+len(msg))
-	b[5] = code
-	copy(b[6:], msg)
+	putHeader(b, frameError, ch, 1+len(msg))
+	b[frameHeaderLen] = code
+	copy(b[frameHeaderLen+1:], msg)
 	return b
 }
 
@@ -154,11 +209,11 @@ func decodeError(p []byte) (code byte, msg string, err error) {
 	return p[0], string(p[1:]), nil
 }
 
-// putUint32Frame writes a header plus a single uint32 payload (addCredit, backlog) into b[:9].
-func putUint32Frame(b []byte, typ byte, v int) []byte {
-	putHeader(b, typ, 4)
-	binary.BigEndian.PutUint32(b[5:9], uint32(v))
-	return b[:9]
+// putUint32Frame writes a header plus a single uint32 payload (addCredit, backlog) into b[:frameHeaderLen+4].
+func putUint32Frame(b []byte, typ byte, ch uint32, v int) []byte {
+	putHeader(b, typ, ch, 4)
+	binary.BigEndian.PutUint32(b[frameHeaderLen:frameHeaderLen+4], uint32(v))
+	return b[:frameHeaderLen+4]
 }
 
 // EventType names an in-band event. Events travel in order with the data of their channel.

@@ -61,10 +61,10 @@ func TestNextRecord(t *testing.T) {
 }
 
 func TestPartitionRequestCodec(t *testing.T) {
-	b := encodePartitionRequest("job/v/3/0/0", 7, 2)
-	typ, n, err := readHeader(bytes.NewReader(b), make([]byte, 8), maxRequestLen)
-	if err != nil || typ != framePartitionRequest || n != len(b)-frameHeaderLen {
-		t.Fatalf("header = %d %d %v", typ, n, err)
+	b := encodePartitionRequest(9, "job/v/3/0/0", 7, 2)
+	typ, ch, n, err := readHeader(bytes.NewReader(b), make([]byte, frameHeaderLen), maxRequestLen)
+	if err != nil || typ != framePartitionRequest || ch != 9 || n != len(b)-frameHeaderLen {
+		t.Fatalf("header = %d %d %d %v", typ, ch, n, err)
 	}
 	id, sub, credit, err := decodePartitionRequest(b[frameHeaderLen:])
 	if err != nil || id != "job/v/3/0/0" || sub != 7 || credit != 2 {
@@ -91,11 +91,11 @@ func TestPartitionRequestCodec(t *testing.T) {
 
 func TestReadHeaderCapsLength(t *testing.T) {
 	h := make([]byte, frameHeaderLen)
-	putHeader(h, frameBuffer, 1<<31)
-	if _, _, err := readHeader(bytes.NewReader(h), make([]byte, 8), 1<<20); !errors.Is(err, errProtocol) {
+	putHeader(h, frameBuffer, 1, 1<<31)
+	if _, _, _, err := readHeader(bytes.NewReader(h), make([]byte, frameHeaderLen), 1<<20); !errors.Is(err, errProtocol) {
 		t.Fatalf("err = %v, want protocol error", err)
 	}
-	if _, _, err := readHeader(bytes.NewReader(h[:3]), make([]byte, 8), 1<<20); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, _, _, err := readHeader(bytes.NewReader(h[:3]), make([]byte, frameHeaderLen), 1<<20); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("err = %v, want unexpected EOF", err)
 	}
 }
@@ -122,7 +122,7 @@ func TestEventCodec(t *testing.T) {
 }
 
 func TestErrorCodec(t *testing.T) {
-	b := encodeError(errCodeReleased, string(bytes.Repeat([]byte("x"), 2*maxErrorLen)))
+	b := encodeError(1, errCodeReleased, string(bytes.Repeat([]byte("x"), 2*maxErrorLen)))
 	if len(b)-frameHeaderLen > maxErrorLen {
 		t.Fatalf("error frame payload %d exceeds %d", len(b)-frameHeaderLen, maxErrorLen)
 	}

@@ -64,7 +64,7 @@ func TestHandshakeTimeoutClosesSilentConnection(t *testing.T) {
 	}{
 		{"sends nothing", nil},
 		{"stops inside the header", []byte{0, 0}},
-		{"stops inside the request", encodePartitionRequest("job/src/0/0/0", 0, 1)[:frameHeaderLen+3]},
+		{"stops inside the request", encodePartitionRequest(1, "job/src/0/0/0", 0, 1)[:frameHeaderLen+3]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)
@@ -110,9 +110,9 @@ func fillPending(t *testing.T, m *Manager, ip string, n int) []net.Conn {
 func expectBusy(t *testing.T, conn net.Conn, limit string) {
 	t.Helper()
 	got := awaitServerClose(t, conn)
-	typ, n, err := readHeader(bytes.NewReader(got), make([]byte, frameHeaderLen), maxErrorLen)
-	if err != nil || typ != frameError || n != len(got)-frameHeaderLen {
-		t.Fatalf("refusal = %x (type %d, length %d, %v), want one error frame", got, typ, n, err)
+	typ, ch, n, err := readHeader(bytes.NewReader(got), make([]byte, frameHeaderLen), maxErrorLen)
+	if err != nil || typ != frameError || ch != 0 || n != len(got)-frameHeaderLen {
+		t.Fatalf("refusal = %x (type %d, channel %d, length %d, %v), want one connection error frame", got, typ, ch, n, err)
 	}
 	code, msg, err := decodeError(got[frameHeaderLen:])
 	if err != nil || code != errCodeBusy || !strings.Contains(msg, limit) {

@@ -472,8 +472,11 @@ func TestMalformedFramesCloseConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr := func(typ byte, n int) []byte { b := make([]byte, frameHeaderLen); putHeader(b, typ, n); return b }
-	req := func(sub int) []byte { return encodePartitionRequest(p.ID(), sub, 1) }
+	hdr := func(typ byte, n int) []byte { b := make([]byte, frameHeaderLen); putHeader(b, typ, 1, n); return b }
+	req := func(sub int) []byte { return encodePartitionRequest(1, p.ID(), sub, 1) }
+	credit := func(ch uint32, n int) []byte {
+		return putUint32Frame(make([]byte, frameHeaderLen+4), frameAddCredit, ch, n)
+	}
 	cases := []struct {
 		name    string
 		send    [][]byte
@@ -483,7 +486,10 @@ func TestMalformedFramesCloseConnection(t *testing.T) {
 		{"unknown first frame", [][]byte{hdr(42, 0)}, true},
 		{"bad request payload", [][]byte{append(hdr(framePartitionRequest, 3), 1, 2, 3)}, true},
 		{"unknown frame after request", [][]byte{req(0), hdr(99, 4), {0, 0, 0, 0}}, true},
-		{"credit overflow", [][]byte{req(1), putUint32Frame(make([]byte, 9), frameAddCredit, 1<<30)}, true},
+		{"credit overflow", [][]byte{req(1), credit(1, 1<<30)}, true},
+		{"credit for an unknown channel", [][]byte{req(1), credit(2, 1)}, true},
+		{"duplicate channel id", [][]byte{req(1), encodePartitionRequest(1, p.ID(), 0, 1)}, true},
+		{"channel 0", [][]byte{encodePartitionRequest(0, p.ID(), 0, 1)}, true},
 		{"truncated", [][]byte{hdr(framePartitionRequest, 100), {1, 2}}, false},
 	}
 	for _, tc := range cases {
@@ -529,7 +535,7 @@ func TestMalformedFramesCloseConnection(t *testing.T) {
 func TestMalformedFramesFromProducerFailChannel(t *testing.T) {
 	bufFrame := func(n int) []byte {
 		b := make([]byte, frameHeaderLen+4+n)
-		putHeader(b, frameBuffer, 4+n)
+		putHeader(b, frameBuffer, 1, 4+n)
 		return b
 	}
 	cases := []struct {
@@ -538,15 +544,17 @@ func TestMalformedFramesFromProducerFailChannel(t *testing.T) {
 		want string
 	}{
 		{"huge length", bufFrame(0)[:frameHeaderLen:frameHeaderLen], "exceeds cap"},
-		{"unknown type", []byte{0, 0, 0, 0, 77}, "unknown frame type 77"},
+		{"unknown type", []byte{0, 0, 0, 0, 77, 0, 0, 0, 1}, "unknown frame type 77"},
 		{"no credit", append(append(bufFrame(3), bufFrame(3)...), bufFrame(3)...), "without credit"},
-		{"bad event", append([]byte{0, 0, 0, 25, frameEvent, 0, 0, 0, 0, 99}, make([]byte, 20)...), "unknown event type"},
-		{"short event", []byte{0, 0, 0, 5, frameEvent, 0, 0, 0, 0, 1}, "frame type 3 of 5 bytes"},
-		{"priority EndOfPartition", append([]byte{0, 0, 0, 25, framePriorityEvent, 0, 0, 0, 0, 1}, make([]byte, 20)...),
+		{"bad event", append([]byte{0, 0, 0, 25, frameEvent, 0, 0, 0, 1, 0, 0, 0, 0, 99}, make([]byte, 20)...), "unknown event type"},
+		{"short event", []byte{0, 0, 0, 5, frameEvent, 0, 0, 0, 1, 0, 0, 0, 0, 1}, "frame type 3 of 5 bytes"},
+		{"priority EndOfPartition", append([]byte{0, 0, 0, 25, framePriorityEvent, 0, 0, 0, 1, 0, 0, 0, 0, 1}, make([]byte, 20)...),
 			"EndOfPartition sent as a priority event"},
-		{"short priority event", []byte{0, 0, 0, 5, framePriorityEvent, 0, 0, 0, 0, 2}, "frame type 7 of 5 bytes"},
+		{"short priority event", []byte{0, 0, 0, 5, framePriorityEvent, 0, 0, 0, 1, 0, 0, 0, 0, 2}, "frame type 7 of 5 bytes"},
+		{"unknown channel", []byte{0, 0, 0, 4, frameBacklog, 0, 0, 0, 7, 0, 0, 0, 1}, "frame type 5 for channel 7, which was never requested (last 1)"},
+		{"data on channel 0", []byte{0, 0, 0, 4, frameBacklog, 0, 0, 0, 0, 0, 0, 0, 1}, "frame type 5 for channel 0"},
 	}
-	putHeader(cases[0].send, frameBuffer, 1<<30)
+	putHeader(cases[0].send, frameBuffer, 1, 1<<30)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -563,7 +571,7 @@ func TestMalformedFramesFromProducerFailChannel(t *testing.T) {
 				}
 				defer conn.Close()
 				r := bufio.NewReader(conn)
-				if _, n, err := readHeader(r, make([]byte, 8), maxRequestLen); err == nil {
+				if _, _, n, err := readHeader(r, make([]byte, frameHeaderLen), maxRequestLen); err == nil {
 					_, _ = io.ReadFull(r, make([]byte, n))
 				}
 				_, _ = conn.Write(tc.send)

@@ -113,6 +113,10 @@ type Manager struct {
 	// become a flood of log lines.
 	peerLog *zap.Logger
 
+	// ctx ends with the Manager: it bounds the dials of client connections, which no single channel owns.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu         sync.Mutex
 	closed     bool
 	partitions map[PartitionID]*ResultPartition
@@ -121,6 +125,13 @@ type Manager struct {
 	// Connections accepted that have not yet sent their partition request, by peer IP and in total.
 	pendingByHost map[string]int
 	numPending    int
+
+	// clients are the connections to producers' data servers, one per address, shared by every remote channel
+	// reading from that producer.
+	clientsMu     sync.Mutex
+	clients       map[string]*clientConn
+	clientsClosed bool
+	outgoing      atomic.Int64 // client connections established and open
 
 	wg sync.WaitGroup
 
@@ -157,7 +168,9 @@ func NewManager(cfg Config, log *zap.Logger) (*Manager, error) {
 		conns:         map[*serverConn]struct{}{},
 		gates:         map[*InputGate]struct{}{},
 		pendingByHost: map[string]int{},
+		clients:       map[string]*clientConn{},
 	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	if cfg.TLS != nil {
 		m.tls = cfg.TLS.ServerConfig()
 	}
@@ -201,8 +214,30 @@ func (m *Manager) Close() error {
 	for _, c := range conns {
 		c.conn.Close()
 	}
+	// The gates are closed, so their channels have released their connections; a dial still under way ends here.
+	m.cancel()
+	m.clientsMu.Lock()
+	m.clientsClosed = true
+	clients := make([]*clientConn, 0, len(m.clients))
+	for _, cc := range m.clients {
+		clients = append(clients, cc)
+	}
+	m.clientsMu.Unlock()
+	for _, cc := range clients {
+		cc.shutdown()
+	}
 	m.wg.Wait()
 	return err
+}
+
+// Connections returns the data connections open now: outgoing ones (this Manager's channels reading from a
+// producer elsewhere, one per producer Manager) and incoming ones (accepted by the data server, one per consumer
+// Manager, plus connections that have not sent their first request yet).
+func (m *Manager) Connections() (outgoing, incoming int) {
+	m.mu.Lock()
+	incoming = len(m.conns)
+	m.mu.Unlock()
+	return int(m.outgoing.Load()), incoming
 }
 
 // CreatePartition registers a partition with numSubpartitions subpartitions; pending and future requests for it
@@ -363,7 +398,8 @@ func (m *Manager) acceptLoop() {
 		if m.tls != nil {
 			conn = tls.Server(conn, m.tls) // no I/O yet: serve handshakes
 		}
-		sc := &serverConn{m: m, conn: conn, peer: peer, host: host, pending: true, wake: make(chan struct{}, 1)}
+		sc := &serverConn{m: m, conn: conn, peer: peer, host: host, pending: true, wake: make(chan struct{}, 1),
+			channels: map[uint32]*serverChannel{}}
 		m.conns[sc] = struct{}{}
 		m.wg.Add(1)
 		m.mu.Unlock()
@@ -401,7 +437,7 @@ func (m *Manager) refuse(conn net.Conn, peer string, fromHost, total int) {
 		return
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = conn.Write(encodeError(errCodeBusy, fmt.Sprintf("data server %s is busy: %s reached", m.addr, limit)))
+	_, _ = conn.Write(encodeError(0, errCodeBusy, fmt.Sprintf("data server %s is busy: %s reached", m.addr, limit)))
 	conn.Close()
 }
 
@@ -426,31 +462,65 @@ func (m *Manager) pendingConnections() int {
 	return m.numPending
 }
 
-// serverConn is the producer end of one connection: it serves one subpartition to one remote input channel,
-// sending an element only against credit (events included), so the consumer always has a buffer to read it into.
+// serverConn is the producer end of one connection: it serves the subpartitions that one consumer Manager's remote
+// channels request on it. Its reader (serve) opens channels, adds credit and cancels them; its one writer sends
+// each channel's elements only against that channel's credit (events included), so the consumer always has a buffer
+// to read them into, and a channel without credit waits without holding up the others.
 type serverConn struct {
-	m      *Manager
-	conn   net.Conn
-	peer   string
-	host   string
-	credit atomic.Int64
-	wake   chan struct{}
+	m    *Manager
+	conn net.Conn
+	peer string
+	host string
+	wake chan struct{}
 
 	pending bool // no partition request yet; guarded by m.mu
+
+	mu       sync.Mutex
+	channels map[uint32]*serverChannel
+	lastID   uint32               // highest channel id requested: ids at or below it and not in channels have ended
+	ready    ring[*serverChannel] // channels the writer should look at, each at most once
+	errs     ring[[]byte]         // error frames answering failed requests, sent before any channel's data
 }
 
-func (sc *serverConn) notifyDataAvailable() {
+// serverChannel is one subpartition served on a serverConn. Only the writer polls its subpartition, so that the
+// writer alone decides (and announces) what a channel's credit is spent on.
+type serverChannel struct {
+	sc     *serverConn
+	id     uint32
+	sub    *subpartition
+	credit atomic.Int64
+
+	queued   bool // in sc.ready; guarded by sc.mu
+	canceled bool // the consumer released it: the writer detaches it; guarded by sc.mu
+	removed  bool // guarded by sc.mu
+
+	lastBacklog int // writer only
+}
+
+func (ch *serverChannel) notifyDataAvailable() { ch.sc.enqueue(ch) }
+
+// notifyPriority wakes the writer, which sends a priority event whatever the channel's credit.
+func (ch *serverChannel) notifyPriority() { ch.sc.enqueue(ch) }
+
+// hasCredit reports whether the writer may send one more element of this channel now (ResultPartition.Drained).
+func (ch *serverChannel) hasCredit() bool { return ch.credit.Load() > 0 }
+
+func (sc *serverConn) enqueue(ch *serverChannel) {
+	sc.mu.Lock()
+	if !ch.queued && !ch.removed {
+		ch.queued = true
+		sc.ready.push(ch)
+	}
+	sc.mu.Unlock()
+	sc.signal()
+}
+
+func (sc *serverConn) signal() {
 	select {
 	case sc.wake <- struct{}{}:
 	default:
 	}
 }
-
-// hasCredit reports whether the writer may send one more element now (ResultPartition.Drained).
-func (sc *serverConn) hasCredit() bool { return sc.credit.Load() > 0 }
-
-// notifyPriority wakes the writer, which sends a priority event whatever its credit.
-func (sc *serverConn) notifyPriority() { sc.notifyDataAvailable() }
 
 func (sc *serverConn) protocolError(err error) {
 	sc.m.peerLog.Error("network: closing connection after protocol error", zap.String("peer", sc.peer), zap.Error(err))
@@ -480,7 +550,7 @@ func (sc *serverConn) serve() {
 			return
 		}
 	}
-	id, sub, credit, err := readPartitionRequest(r, hdr[:])
+	f, err := readPartitionRequest(r, hdr[:])
 	sc.m.requested(sc)
 	if err != nil {
 		var ne net.Error
@@ -495,42 +565,22 @@ func (sc *serverConn) serve() {
 	}
 	_ = sc.conn.SetReadDeadline(time.Time{})
 
-	p := sc.m.lookup(id)
-	if p == nil {
-		sc.m.requestMisses.Add(1)
-		sc.writeError(errCodePartitionNotFound, fmt.Sprintf("partition %s not found at %s", id, sc.m.addr))
-		return
-	}
-	if sub >= len(p.subs) {
-		sc.writeError(errCodeProtocol, fmt.Sprintf("partition %s has %d subpartitions, requested %d", id, len(p.subs), sub))
-		return
-	}
-	s := p.subs[sub]
-	sc.credit.Store(int64(credit))
-	if err := s.attach(sc); err != nil {
-		sc.writeError(errCodeReleased, err.Error())
-		return
-	}
-	defer s.detach(sc)
-
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		sc.writeLoop(s, stop)
+		sc.writeLoop(stop)
 	}()
 	defer func() {
 		close(stop)
 		sc.conn.Close()
 		wg.Wait()
+		sc.detachAll() // the writer has stopped: nothing polls the subpartitions any more
 	}()
 	for {
-		n, err := readCredit(r, hdr[:])
 		if err == nil {
-			if c := sc.credit.Add(int64(n)); c > maxCredit {
-				err = fmt.Errorf("%w: credit %d exceeds %d", errProtocol, c, maxCredit)
-			}
+			err = sc.handle(f)
 		}
 		if err != nil {
 			if errors.Is(err, errProtocol) {
@@ -538,22 +588,127 @@ func (sc *serverConn) serve() {
 			}
 			return // EOF: the consumer is done (or gone)
 		}
-		sc.notifyDataAvailable()
+		f, err = readConsumerFrame(r, hdr[:])
 	}
 }
 
-func (sc *serverConn) writeError(code byte, msg string) {
-	_ = sc.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, _ = sc.conn.Write(encodeError(code, msg))
+// handle applies one frame of the consumer. A credit or cancel for a channel that has ended is dropped: it crossed
+// the channel's EndOfPartition (or error) on the wire.
+func (sc *serverConn) handle(f consumerFrame) error {
+	if f.typ == framePartitionRequest {
+		return sc.open(f)
+	}
+	sc.mu.Lock()
+	ch := sc.channels[f.ch]
+	known := f.ch <= sc.lastID
+	if ch != nil && f.typ == frameCancel {
+		ch.canceled = true
+		if !ch.queued {
+			ch.queued = true
+			sc.ready.push(ch)
+		}
+	}
+	sc.mu.Unlock()
+	switch {
+	case ch == nil && !known:
+		return fmt.Errorf("%w: frame type %d for channel %d, which was never requested (last %d)", errProtocol, f.typ, f.ch, sc.lastID)
+	case ch == nil:
+		return nil
+	case f.typ == frameAddCredit:
+		if c := ch.credit.Add(int64(f.credit)); c > maxCredit {
+			return fmt.Errorf("%w: channel %d credit %d exceeds %d", errProtocol, f.ch, c, maxCredit)
+		}
+		sc.enqueue(ch)
+	default:
+		sc.signal()
+	}
+	return nil
 }
 
-// writeLoop sends elements of s while there is credit, and priority events at once, credit or not (the consumer
-// reads them into no buffer). With data queued but no credit it announces the backlog, so the consumer can lend the
-// channel floating buffers.
-func (sc *serverConn) writeLoop(s *subpartition, stop <-chan struct{}) {
+// open serves a partition request. A request that cannot be served is answered with an error frame for its channel;
+// the connection and its other channels go on.
+func (sc *serverConn) open(f consumerFrame) error {
+	sc.mu.Lock()
+	if f.ch <= sc.lastID {
+		last := sc.lastID
+		sc.mu.Unlock()
+		return fmt.Errorf("%w: partition request for channel %d, which is not above the last requested %d (duplicate id)",
+			errProtocol, f.ch, last)
+	}
+	sc.lastID = f.ch
+	sc.mu.Unlock()
+
+	p := sc.m.lookup(f.partition)
+	if p == nil {
+		sc.m.requestMisses.Add(1)
+		return sc.answerError(f.ch, errCodePartitionNotFound, fmt.Sprintf("partition %s not found at %s", f.partition, sc.m.addr))
+	}
+	if f.sub >= len(p.subs) {
+		return sc.answerError(f.ch, errCodeProtocol, fmt.Sprintf("partition %s has %d subpartitions, requested %d", f.partition, len(p.subs), f.sub))
+	}
+	ch := &serverChannel{sc: sc, id: f.ch, sub: p.subs[f.sub], lastBacklog: -1}
+	ch.credit.Store(int64(f.credit))
+	sc.mu.Lock()
+	sc.channels[f.ch] = ch
+	sc.mu.Unlock()
+	if err := ch.sub.attach(ch); err != nil {
+		sc.mu.Lock()
+		ch.removed = true
+		delete(sc.channels, f.ch)
+		sc.mu.Unlock()
+		return sc.answerError(f.ch, errCodeReleased, err.Error())
+	}
+	return nil
+}
+
+// answerError queues an error frame for the writer. A consumer that keeps requesting without reading the answers is
+// cut off rather than buffered for.
+func (sc *serverConn) answerError(ch uint32, code byte, msg string) error {
+	sc.mu.Lock()
+	if sc.errs.len() >= maxPendingErrors {
+		sc.mu.Unlock()
+		return fmt.Errorf("%w: more than %d failed partition requests unanswered: the consumer does not read", errProtocol, maxPendingErrors)
+	}
+	sc.errs.push(encodeError(ch, code, msg))
+	sc.mu.Unlock()
+	sc.signal()
+	return nil
+}
+
+// remove ends a channel on the producer side. Writer only (or after the writer stopped): the subpartition is
+// detached only when nothing polls it.
+func (sc *serverConn) remove(ch *serverChannel) {
+	sc.mu.Lock()
+	ch.removed = true
+	if sc.channels[ch.id] == ch {
+		delete(sc.channels, ch.id)
+	}
+	sc.mu.Unlock()
+	ch.sub.detach(ch)
+}
+
+func (sc *serverConn) detachAll() {
+	sc.mu.Lock()
+	chs := make([]*serverChannel, 0, len(sc.channels))
+	for _, ch := range sc.channels {
+		chs = append(chs, ch)
+	}
+	sc.mu.Unlock()
+	for _, ch := range chs {
+		sc.remove(ch)
+	}
+}
+
+// writeBudget is the elements the writer sends of one channel before it looks at the next one in line, so that a
+// channel with much credit and data does not hold the connection.
+const writeBudget = 16
+
+// writeLoop serves the channels in line, round robin: a channel's elements while it has credit, and its priority
+// events at once, credit or not (the consumer reads them into no buffer). A channel with data queued but no credit
+// gets its backlog announced, so the consumer can lend it floating buffers, and leaves the line until credit comes.
+func (sc *serverConn) writeLoop(stop <-chan struct{}) {
 	w := bufio.NewWriterSize(sc.conn, 64<<10)
 	var hdr [frameHeaderLen + 4 + eventSize]byte
-	lastBacklog := -1
 	for {
 		select {
 		case <-stop:
@@ -561,38 +716,34 @@ func (sc *serverConn) writeLoop(s *subpartition, stop <-chan struct{}) {
 		case <-sc.wake:
 		}
 		for {
-			// Only this goroutine takes credit, so credit seen here is still there when the element is sent.
-			hasCredit := sc.credit.Load() > 0
-			it, _, backlog, ok, err := s.poll(hasCredit)
-			if err != nil {
-				_ = w.Flush()
-				sc.writeError(errCodeReleased, err.Error())
-				sc.conn.Close()
-				return
+			sc.mu.Lock()
+			errFrame, isErr := sc.errs.pop()
+			var ch *serverChannel
+			ok := false
+			if !isErr {
+				if ch, ok = sc.ready.pop(); ok {
+					ch.queued = false
+				}
+			}
+			canceled := ok && ch.canceled
+			sc.mu.Unlock()
+			if isErr {
+				if _, err := w.Write(errFrame); err != nil {
+					sc.conn.Close()
+					return
+				}
+				continue
 			}
 			if !ok {
-				if !hasCredit {
-					if b := s.queued(); b > 0 && b != lastBacklog {
-						lastBacklog = b
-						if _, err := w.Write(putUint32Frame(hdr[:], frameBacklog, b)); err != nil {
-							sc.conn.Close()
-							return
-						}
-					}
-				}
 				break
 			}
-			if !it.priority {
-				sc.credit.Add(-1)
+			if canceled {
+				sc.remove(ch)
+				continue
 			}
-			lastBacklog = -1
-			if err := writeElement(w, hdr[:], it, backlog); err != nil {
+			if err := sc.writeChannel(w, hdr[:], ch); err != nil {
 				sc.conn.Close()
 				return
-			}
-			if it.isEvent && it.ev.Type == EndOfPartition {
-				_ = w.Flush()
-				return // the consumer closes the connection after EndOfPartition
 			}
 		}
 		if err := w.Flush(); err != nil {
@@ -602,22 +753,60 @@ func (sc *serverConn) writeLoop(s *subpartition, stop <-chan struct{}) {
 	}
 }
 
-func writeElement(w *bufio.Writer, hdr []byte, it queueItem, backlog int) error {
+// writeChannel sends up to writeBudget elements of ch; only a write error is returned.
+func (sc *serverConn) writeChannel(w *bufio.Writer, hdr []byte, ch *serverChannel) error {
+	for range writeBudget {
+		// Only the writer takes credit, so credit seen here is still there when the element is sent.
+		hasCredit := ch.credit.Load() > 0
+		it, _, backlog, ok, err := ch.sub.poll(hasCredit)
+		if err != nil {
+			sc.remove(ch)
+			_, werr := w.Write(encodeError(ch.id, errCodeReleased, err.Error()))
+			return werr
+		}
+		if !ok {
+			if !hasCredit {
+				if b := ch.sub.queued(); b > 0 && b != ch.lastBacklog {
+					ch.lastBacklog = b
+					_, err := w.Write(putUint32Frame(hdr, frameBacklog, ch.id, b))
+					return err
+				}
+			}
+			return nil
+		}
+		if !it.priority {
+			ch.credit.Add(-1)
+		}
+		ch.lastBacklog = -1
+		if err := writeElement(w, hdr, ch.id, it, backlog); err != nil {
+			return err
+		}
+		if it.isEvent && it.ev.Type == EndOfPartition {
+			sc.remove(ch) // the consumer ends the channel on its side when it reads EndOfPartition
+			return nil
+		}
+	}
+	sc.enqueue(ch) // budget spent: behind the others
+	return nil
+}
+
+func writeElement(w *bufio.Writer, hdr []byte, ch uint32, it queueItem, backlog int) error {
+	const h = frameHeaderLen
 	if it.isEvent {
 		typ := frameEvent
 		if it.priority {
 			typ = framePriorityEvent
 		}
-		putHeader(hdr, typ, 4+eventSize)
-		binary.BigEndian.PutUint32(hdr[5:9], uint32(backlog))
-		it.ev.encode(hdr[9 : 9+eventSize])
-		_, err := w.Write(hdr[:9+eventSize])
+		putHeader(hdr, typ, ch, 4+eventSize)
+		binary.BigEndian.PutUint32(hdr[h:h+4], uint32(backlog))
+		it.ev.encode(hdr[h+4 : h+4+eventSize])
+		_, err := w.Write(hdr[:h+4+eventSize])
 		return err
 	}
 	defer it.buf.Recycle() // the data is in the socket or the bufio buffer
-	putHeader(hdr, frameBuffer, 4+it.buf.n)
-	binary.BigEndian.PutUint32(hdr[5:9], uint32(backlog))
-	if _, err := w.Write(hdr[:9]); err != nil {
+	putHeader(hdr, frameBuffer, ch, 4+it.buf.n)
+	binary.BigEndian.PutUint32(hdr[h:h+4], uint32(backlog))
+	if _, err := w.Write(hdr[:h+4]); err != nil {
 		return err
 	}
 	_, err := w.Write(it.buf.Data())

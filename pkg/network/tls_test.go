@@ -58,7 +58,7 @@ func TestTLSDataPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.Write(encodePartitionRequest("job/src/0/0/0", 0, 1)); err != nil {
+	if _, err := conn.Write(encodePartitionRequest(1, "job/src/0/0/0", 0, 1)); err != nil {
 		t.Fatal(err)
 	}
 	if got := awaitServerClose(t, conn); len(got) != 0 && !strings.HasPrefix(string(got), "\x15\x03") {
