@@ -60,10 +60,19 @@ var (
 )
 
 // ParseOptions are the cluster's choices that a job file may override.
+//
+// The job's parallelism is, first found: the file's parallelism field, the
+// parallelism.default of its config:, DefaultParallelism. Its
+// max-parallelism likewise: the max-parallelism field, the
+// pipeline.max-parallelism of its config:, DefaultMaxParallelism.
 type ParseOptions struct {
 	// DefaultParallelism is used for a job that sets no parallelism (the
 	// cluster's parallelism.default); 0 means DefaultParallelism.
 	DefaultParallelism int
+	// DefaultMaxParallelism is used for a job that sets no max-parallelism
+	// (the cluster's pipeline.max-parallelism); 0 means
+	// DefaultMaxParallelism.
+	DefaultMaxParallelism int
 }
 
 // Parse parses and completely validates a job file (YAML or JSON).
@@ -136,9 +145,10 @@ func (p *parser) parse(data []byte) (*JobGraph, error) {
 	}
 	g := &JobGraph{MaxParallelism: DefaultMaxParallelism}
 	var (
-		nameSet, parallelismSet bool
-		opsNode                 *yaml.Node
-		opsLine                 int
+		nameSet, parallelismSet, maxParallelismSet bool
+		opsNode                                    *yaml.Node
+		opsLine                                    int
+		jobCfg                                     *config.Config // the config: section alone
 	)
 	for _, f := range fs {
 		switch f.key {
@@ -156,8 +166,9 @@ func (p *parser) parse(data []byte) (*JobGraph, error) {
 			if g.MaxParallelism, err = intValue("max-parallelism", f.value); err != nil {
 				return nil, p.errf("%v", err)
 			}
+			maxParallelismSet = true
 		case "config":
-			if g.Config, err = p.config(f.value); err != nil {
+			if g.Config, jobCfg, err = p.config(f.value); err != nil {
 				return nil, err
 			}
 		case "operators":
@@ -172,12 +183,27 @@ func (p *parser) parse(data []byte) (*JobGraph, error) {
 	if err := checkName(g.Name); err != nil {
 		return nil, p.errf("%v", err)
 	}
+	// The fields win over the job's config:, which wins over the cluster's.
+	if !maxParallelismSet {
+		switch {
+		case jobCfg.IsSet(config.MaxParallelism):
+			g.MaxParallelism = jobCfg.Int(config.MaxParallelism)
+		case p.opts.DefaultMaxParallelism > 0:
+			g.MaxParallelism = p.opts.DefaultMaxParallelism
+		}
+	}
 	if g.MaxParallelism < 1 || g.MaxParallelism > MaxMaxParallelism {
 		return nil, p.errf("max-parallelism must be between 1 and %d, is %d", MaxMaxParallelism, g.MaxParallelism)
 	}
 	if !parallelismSet {
 		g.Parallelism = DefaultParallelism
-		if p.opts.DefaultParallelism > 0 {
+		switch {
+		case jobCfg.IsSet(config.Parallelism):
+			g.Parallelism = jobCfg.Int(config.Parallelism)
+			if g.Parallelism > g.MaxParallelism {
+				return nil, p.errf("config: %s %d is above max-parallelism %d", config.Parallelism.Key, g.Parallelism, g.MaxParallelism)
+			}
+		case p.opts.DefaultParallelism > 0:
 			g.Parallelism = p.opts.DefaultParallelism
 			if g.Parallelism > g.MaxParallelism {
 				return nil, p.errf("the cluster's default parallelism %d is above max-parallelism %d: set parallelism or max-parallelism", g.Parallelism, g.MaxParallelism)
@@ -361,24 +387,24 @@ func syntaxError(err error) string {
 
 // config validates the config: section against the declared options, as
 // the JobManager will apply it on top of the cluster's configuration.
-func (p *parser) config(n *yaml.Node) (map[string]string, error) {
+func (p *parser) config(n *yaml.Node) (map[string]string, *config.Config, error) {
 	flat, err := config.FlattenNode(n)
 	if err != nil {
-		return nil, p.errf("config: %v", err)
+		return nil, nil, p.errf("config: %v", err)
 	}
-	_, warns, err := config.New().With(flat)
+	c, warns, err := config.New().With(flat)
 	if err != nil {
 		// One error at a time, as everywhere in the job file.
 		var multi interface{ Unwrap() []error }
 		if errors.As(err, &multi) && len(multi.Unwrap()) > 0 {
 			err = multi.Unwrap()[0]
 		}
-		return nil, p.errf("config: %v", err)
+		return nil, nil, p.errf("config: %v", err)
 	}
 	for _, w := range warns {
 		p.warnings = append(p.warnings, p.errf("config: %s", w).Error())
 	}
-	return flat, nil
+	return flat, c, nil
 }
 
 // operator reads one entry of operators: and checks what can be checked

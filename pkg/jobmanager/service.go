@@ -86,7 +86,21 @@ func (s *jobService) SubmitJob(ctx context.Context, req *weirpb.SubmitJobRequest
 		pj.cp.setStored(next, completed)
 	}
 	jm.admit(pj, restore, 0, "")
-	return &weirpb.SubmitJobResponse{JobId: jobID}, nil
+	return &weirpb.SubmitJobResponse{JobId: jobID, Warnings: pj.warnings}, nil
+}
+
+// maxWarnings bounds the warnings of one submission that are logged and sent
+// back: a config: of thousands of unknown keys must not flood the log or
+// outgrow the client's message limit.
+const maxWarnings = 100
+
+// clipWarnings keeps the first maxWarnings warnings and says how many more
+// there were.
+func clipWarnings(ws []string) []string {
+	if len(ws) <= maxWarnings {
+		return ws
+	}
+	return append(ws[:maxWarnings:maxWarnings], fmt.Sprintf("%d more warnings not shown", len(ws)-maxWarnings))
 }
 
 // preparedJob is a parsed job with everything the scheduler needs, not yet
@@ -107,13 +121,16 @@ type preparedJob struct {
 // user's: they name the file, the key or the operator.
 func (jm *JobManager) prepareJob(ctx context.Context, jobID string, spec []byte, fileName string) (*preparedJob, error) {
 	g, warnings, err := jobgraph.ParseWithOptions(spec, fileName, jobgraph.ParseOptions{
-		DefaultParallelism: jm.cfg.Int(config.Parallelism),
+		DefaultParallelism:    jm.cfg.Int(config.Parallelism),
+		DefaultMaxParallelism: jm.cfg.Int(config.MaxParallelism),
 	})
 	if err != nil {
 		return nil, err
 	}
 	// The job's config: section on top of the cluster's: what its tasks run with.
-	eff, warns, err := jm.cfg.WithJob(g.Config)
+	// Its warnings are those of the same keys that the parser already
+	// reported, naming the file: dropped, so each is said once.
+	eff, _, err := jm.cfg.WithJob(g.Config)
 	if err != nil {
 		var multi interface{ Unwrap() []error }
 		if errors.As(err, &multi) && len(multi.Unwrap()) > 0 {
@@ -145,7 +162,7 @@ func (jm *JobManager) prepareJob(ctx context.Context, jobID string, spec []byte,
 		return nil, fmt.Errorf("checkpointing: %w", err)
 	}
 	return &preparedJob{id: jobID, graph: g, vertices: vertices, eff: eff, strategy: strategy, cp: cp,
-		warnings: append(warnings, warns...), log: log}, nil
+		warnings: clipWarnings(warnings), log: log}, nil
 }
 
 // admit hands a prepared job to the scheduler, which may deploy it at once.

@@ -141,6 +141,13 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 			return nil, fmt.Errorf("taskmanager.host is %q and the hostname is unknown: %w", host, err)
 		}
 	}
+	// The endpoints listen on taskmanager.bind-host (one interface, or
+	// 0.0.0.0) while the JobManager and other TaskManagers are told
+	// taskmanager.host, as in Flink.
+	bind := cfg.String(config.TaskManagerBindHost)
+	if bind == "" {
+		bind = host
+	}
 	switch haType := cfg.String(config.HighAvailabilityType); {
 	case haType == "etcd" && opts.Leaders == nil:
 		return nil, fmt.Errorf("%s is etcd, but the TaskManager was given no leader retrieval service (Options.Leaders)", config.HighAvailabilityType.Key)
@@ -181,7 +188,7 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	}
 	// gRPC listener first: the id contains its port.
 	lo, hi := cfg.PortRange(config.TaskManagerRPCPort)
-	lis, err := listenRange(host, lo, hi)
+	lis, err := listenRange(bind, lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("taskmanager.rpc.port: %w", err)
 	}
@@ -207,7 +214,7 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 		ncfg.MaxFrameSize = ncfg.SegmentSize
 	}
 	lo, hi = cfg.PortRange(config.TaskManagerDataPort)
-	tm.net, err = newNetworkInRange(ncfg, host, lo, hi, tm.log)
+	tm.net, err = newNetworkInRange(ncfg, bind, lo, hi, tm.log)
 	if err != nil {
 		return nil, fmt.Errorf("taskmanager.data.port: %w", err)
 	}
@@ -254,7 +261,7 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	}
 	if !opts.NoMetricsServer {
 		lo, hi = cfg.PortRange(config.MetricsPromPort)
-		if tm.metricsSrv, err = metrics.Serve(tm.log, host, lo, hi, reg, metrics.Options{Pprof: cfg.Bool(config.MetricsPprofEnabled)}); err != nil {
+		if tm.metricsSrv, err = metrics.Serve(tm.log, bind, lo, hi, reg, metrics.Options{Pprof: cfg.Bool(config.MetricsPprofEnabled)}); err != nil {
 			return nil, err
 		}
 		closers = append(closers, func() { _ = tm.metricsSrv.Close() })
