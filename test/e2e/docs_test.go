@@ -20,7 +20,9 @@ package e2e
 // CLI examples. A ```console block right after a line `<!-- doc-test -->`
 // is run: each `$ weir ...` line (a trailing `\` continues it) is a command,
 // the lines after it up to the next `$` its expected output (stdout and
-// stderr together, as a terminal shows them); it must exit 0. The marked
+// stderr together, as a terminal shows them); it must exit 0, or, when a
+// line of that output starts with `weir: ` (an error example), with an
+// error. The marked
 // blocks of a page run in page order and share bindings:
 //
 //   - a 32-hex job id a command names that is not bound yet starts the
@@ -351,8 +353,10 @@ func (s *docSession) run(t *testing.T, b docBlock) {
 			args[i] = s.substitute(t, a)
 		}
 		got, code := s.c.weirCombined(2*time.Minute, args...)
-		if code != 0 {
-			t.Errorf("%s: `%s` (run as weir %s): exit %d\n%s", b.name(), st.cmd, strings.Join(args, " "), code, got)
+		wantErr := slices.ContainsFunc(st.want, func(l string) bool { return strings.HasPrefix(l, "weir: ") })
+		if (code != 0) != wantErr || code < 0 {
+			t.Errorf("%s: `%s` (run as weir %s): exit %d, want %s\n%s", b.name(), st.cmd, strings.Join(args, " "), code,
+				map[bool]string{false: "0", true: "an error (the docs show one)"}[wantErr], got)
 			return
 		}
 		if msg := s.match(st.want, strings.Split(strings.TrimRight(got, "\n"), "\n")); msg != "" {
