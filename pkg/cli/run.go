@@ -49,7 +49,10 @@ With -d (detached), weir prints the job id and exits.`,
 			if err != nil {
 				return err
 			}
-			var id string
+			var (
+				id       string
+				warnings []string
+			)
 			err = a.call(cmd.Context(), a.timeout, func(ctx context.Context, c weirpb.JobServiceClient) error {
 				resp, err := c.SubmitJob(ctx, &weirpb.SubmitJobRequest{
 					JobSpec:               spec,
@@ -57,11 +60,14 @@ With -d (detached), weir prints the job id and exits.`,
 					FromSavepoint:         fromSavepoint,
 					AllowNonRestoredState: allowNonRestored,
 				})
-				id = resp.GetJobId()
+				id, warnings = resp.GetJobId(), resp.GetWarnings()
 				return err
 			})
 			if err != nil {
 				return err
+			}
+			for _, w := range warnings { // the JobManager's, about the job's config:
+				fmt.Fprintf(a.stderr, "warning: %s\n", printable(w))
 			}
 			if detached {
 				fmt.Fprintln(a.stdout, printable(id))
