@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -130,8 +131,8 @@ func parseAggSpec(s string) (aggKind, string, bool) {
 }
 
 // aggAcc is the running value of one aggregate for one key. It is kept
-// small (32 bytes, no pointers) because checkpoints copy every one of them
-// at the barrier (SnapshotState).
+// small (32 bytes, no pointers): the first update of a key after a
+// checkpoint copies all of the key's accumulators (copy-on-write).
 type aggAcc struct {
 	n    int64 // records counted (count) or contributing (others)
 	isum int64 // sum: the int sum; min, max: the best value if an int
@@ -142,15 +143,18 @@ type aggAcc struct {
 }
 
 // aggKeyState is the state of one key: one accumulator per spec, allocated
-// when the key is first seen.
+// when the key is first seen. ProcessRecord updates accs in place, so a
+// copy-on-write copies the slice (cloneAggKeyState).
 type aggKeyState struct {
 	accs []aggAcc
 }
 
+func cloneAggKeyState(dst, src *aggKeyState) { dst.accs = slices.Clone(src.accs) }
+
 // aggregateOp keeps running aggregates per key of its hash-partitioned
 // input, in a state.KeyedStore by key group. That store is its checkpointed
-// state (Snapshotter): a copy is taken at the barrier and written key group
-// by key group in the aggStateV1 format; a restore reads the key groups of
+// state (Snapshotter): a copy-on-write view is taken at the barrier and
+// written key group by key group in the aggStateV1 format; a restore reads the key groups of
 // the new range, so the state follows its keys through rescaling.
 //
 // Semantics per input record, for each aggregate: count counts every
@@ -184,7 +188,7 @@ func (a *aggregateOp) Open(ctx *operator.Context) error {
 		return fmt.Errorf("aggregate %q: max parallelism %d, key groups %s", a.id, ctx.MaxParallelism, ctx.KeyGroups)
 	}
 	a.keyField, a.maxP, a.kgs = ctx.KeyField, ctx.MaxParallelism, ctx.KeyGroups
-	a.store = state.NewKeyedStore[aggKeyState](ctx.KeyGroups)
+	a.store = state.NewKeyedStore[aggKeyState](ctx.KeyGroups, cloneAggKeyState)
 	return nil
 }
 
@@ -217,6 +221,8 @@ func (a *aggregateOp) ProcessRecord(in *record.Record, out operator.Collector) e
 		}
 	}
 	a.keyBuf = key.AppendKey(a.keyBuf[:0])
+	// st is valid until the next call of the store (a copy-on-write may
+	// replace the entry), so it is not kept past this record.
 	st := a.store.GetOrCreate(kg, a.keyBuf)
 	if st.accs == nil {
 		st.accs = make([]aggAcc, len(a.specs))
@@ -335,22 +341,25 @@ func numLess(a, b record.Value) bool {
 //	           bytes for a float
 const aggStateV1 = 1
 
-// SnapshotState copies the keyed state (state.KeyedStore.Snapshot, all
-// accumulators in one slab) and returns a writer of its key groups.
+// SnapshotState takes a copy-on-write view of the keyed state
+// (state.KeyedStore.Snapshot: O(key groups), whatever the number of keys)
+// and returns a writer of its key groups. The writer releases the view
+// after the last key group of the range, or at the first error (the
+// runtime calls it once per key group in order and stops at an error); a
+// view dropped unwritten (checkpoint canceled) is released by the garbage
+// collector. Until released, the first update of each key copies it.
 func (a *aggregateOp) SnapshotState(int64) (*operator.Snapshot, error) {
-	nacc := len(a.specs)
-	slab := make([]aggAcc, a.store.Len()*nacc)
-	snap := a.store.Snapshot(func(dst, src *aggKeyState) {
-		dst.accs, slab = slab[:nacc:nacc], slab[nacc:]
-		copy(dst.accs, src.accs)
-	})
+	snap := a.store.Snapshot()
 	specs := a.specs // never changed after construction
-	id := a.id
+	id, last := a.id, a.kgs.End
 	return &operator.Snapshot{
 		WriteKeyGroup: func(kg int, w io.Writer) error {
 			err := snap.WriteKeyGroup(kg, w, aggStateV1, func(dst []byte, st *aggKeyState) []byte {
 				return appendAggState(dst, specs, st)
 			})
+			if err != nil || kg == last {
+				snap.Release()
+			}
 			if err != nil {
 				return fmt.Errorf("aggregate %q: %w", id, err)
 			}
@@ -491,7 +500,7 @@ func (a *aggregateOp) RestoreState(r *operator.RestoredState) error {
 			if format != aggStateV1 {
 				return fmt.Errorf("unknown value format %d (want %d)", format, aggStateV1)
 			}
-			if a.store.Get(kg, key) != nil {
+			if a.store.Contains(kg, key) {
 				return fmt.Errorf("key %q appears twice", key)
 			}
 			st := a.store.GetOrCreate(kg, key)

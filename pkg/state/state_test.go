@@ -119,7 +119,7 @@ func TestKeyGroupForStable(t *testing.T) {
 }
 
 func TestKeyedStore(t *testing.T) {
-	s := NewKeyedStore[int64](KeyGroupRange{10, 12})
+	s := NewKeyedStore[int64](KeyGroupRange{10, 12}, nil)
 	if s.Range() != (KeyGroupRange{10, 12}) || s.Len() != 0 {
 		t.Fatal("new store")
 	}
@@ -156,7 +156,7 @@ func TestKeyedStore(t *testing.T) {
 }
 
 func TestKeyedStoreOutOfRangePanics(t *testing.T) {
-	s := NewKeyedStore[int](KeyGroupRange{0, 42})
+	s := NewKeyedStore[int](KeyGroupRange{0, 42}, nil)
 	defer func() {
 		r := recover()
 		want := "state: key group 43 is not in this subtask's key group range [0-42]; the key was routed to the wrong subtask"
@@ -168,7 +168,7 @@ func TestKeyedStoreOutOfRangePanics(t *testing.T) {
 }
 
 func TestKeyedStoreZeroAlloc(t *testing.T) {
-	s := NewKeyedStore[[2]int64](KeyGroupRange{0, 127})
+	s := NewKeyedStore[[2]int64](KeyGroupRange{0, 127}, nil)
 	key := record.String("user-17").AppendKey(nil)
 	kg := KeyGroupFor(record.String("user-17"), 128)
 	s.GetOrCreate(kg, key)
@@ -181,7 +181,7 @@ func TestKeyedStoreZeroAlloc(t *testing.T) {
 }
 
 func BenchmarkKeyedStoreGetOrCreate(b *testing.B) {
-	s := NewKeyedStore[int64](KeyGroupRange{0, 127})
+	s := NewKeyedStore[int64](KeyGroupRange{0, 127}, nil)
 	keys := make([][]byte, 1024)
 	kgs := make([]int, len(keys))
 	for i := range keys {
@@ -199,7 +199,7 @@ func BenchmarkKeyedStoreGetOrCreate(b *testing.B) {
 }
 
 func BenchmarkKeyedStoreGet(b *testing.B) {
-	s := NewKeyedStore[int64](KeyGroupRange{0, 127})
+	s := NewKeyedStore[int64](KeyGroupRange{0, 127}, nil)
 	var scratch []byte
 	for i := 0; i < 1024; i++ {
 		v := record.Int(int64(i))
