@@ -76,6 +76,7 @@ FUZZPARALLEL     ?= 1
 FUZZ_TARGETS     ?= \
 	./pkg/jobgraph:FuzzParse \
 	./pkg/config:FuzzParseValue ./pkg/config:FuzzLoad \
+	./pkg/expr:FuzzFastPathMatchesCEL \
 	./pkg/network:FuzzNextRecord ./pkg/network:FuzzServerFrames ./pkg/network:FuzzClientFrames \
 	./pkg/record:FuzzDecodeBinary ./pkg/record:FuzzDecodeJSON \
 	./pkg/snapshot:FuzzDecodeMetadata ./pkg/snapshot:FuzzDecodeTaskState ./pkg/snapshot:FuzzKeyGroups \

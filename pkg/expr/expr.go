@@ -167,6 +167,11 @@ type Program struct {
 	// lit is the fast path of a map literal root (or a list of them), nil
 	// if the expression has another shape; see literalPlan.
 	lit *literalPlan
+	// fastBool is the fast path (fast.go) of a ResultBool expression, nil
+	// if it is outside the subset.
+	fastBool func(*fastCtx) (bool, bool)
+	// hints and slots size the fast paths' fastCtx.
+	hints, slots int
 
 	// limit and stop are the Limits (see SetLimits).
 	limit uint64
@@ -190,8 +195,12 @@ type Program struct {
 	inCopy  *record.Record
 	scratch record.Record  // the record EvalList passes to emit
 	keys    []ref.Val      // sorted keys of an unordered map
-	direct  []record.Value // per entry of lit: constant or field value
+	direct  []record.Value // per entry of lit: constant or fast value
 	vals    []ref.Val      // per entry of lit: CEL result, or nil
+	fast    fastCtx        // the fast paths' input and field hints
+	// fastMisses counts the evaluations (or literal values) that the
+	// fast path handed to CEL, for tests.
+	fastMisses uint64
 }
 
 // Compile parses and type-checks source, whose result must be of type want
@@ -223,8 +232,7 @@ func Compile(source string, want ResultType) (*Program, error) {
 		prg:       prg,
 		keyOrders: mapLiteralKeys(ast.NativeRep().Expr()),
 	}
-	p.lit = planLiteral(e, ast.NativeRep(), p)
-	p.direct, p.vals = p.lit.newScratch()
+	p.planFast(e)
 	if err := p.SetLimits(Limits{}); err != nil {
 		return nil, err
 	}
@@ -258,13 +266,38 @@ func (p *Program) SetLimits(l Limits) error {
 func (p *Program) Clone() (*Program, error) {
 	c := &Program{
 		source: p.source, want: p.want, ast: p.ast, maxCost: p.maxCost,
-		prg: p.prg, keyOrders: p.keyOrders, lit: p.lit,
+		prg: p.prg, keyOrders: p.keyOrders, lit: p.lit, fastBool: p.fastBool, hints: p.hints, slots: p.slots,
 	}
-	c.direct, c.vals = c.lit.newScratch()
+	c.newScratch()
 	if err := c.SetLimits(Limits{CostLimit: p.limit, Done: p.stop}); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// planFast plans the fast paths: the literal plan of a map or list root,
+// the compiled closures of a bool one. p must have its keyOrders and
+// maxCost set.
+func (p *Program) planFast(e *cel.Env) {
+	var fc fastCompiler
+	root := p.ast.NativeRep()
+	p.lit = planLiteral(e, root, p, &fc)
+	if p.want == ResultBool {
+		// Planned whatever the cost (compiling evaluates nothing), used
+		// only when the expression runs untracked.
+		if n, ok := fc.compile(root.Expr()); ok {
+			p.fastBool, _ = asBool(n)
+		}
+	}
+	p.hints, p.slots = fc.hints, fc.vals
+	p.newScratch()
+}
+
+// newScratch allocates the per-evaluation scratch of p's fast paths.
+func (p *Program) newScratch() {
+	p.direct, p.vals = p.lit.newScratch()
+	p.fast.hints = make([]int32, p.hints)
+	p.fast.vals = make([]record.Value, p.slots)
 }
 
 // Source returns the expression's text.
@@ -373,6 +406,8 @@ func (p *Program) result(in *record.Record, out ref.Val, err error) (ref.Val, er
 // record must not be retained.
 func (p *Program) release() {
 	p.act.in = nil
+	p.fast.in = nil
+	clear(p.fast.vals)
 	p.inCopy = nil
 }
 
@@ -415,6 +450,16 @@ func (e *EvalError) Unwrap() error { return e.Err }
 
 // EvalBool evaluates a ResultBool expression on in.
 func (p *Program) EvalBool(in *record.Record) (bool, error) {
+	if p.fastBool != nil && p.tracked == nil {
+		p.fast.in = in
+		b, ok := p.fastBool(&p.fast)
+		p.fast.in = nil
+		clear(p.fast.vals)
+		if ok {
+			return b, nil
+		}
+		p.fastMisses++ // CEL gives the result, or the error, of this record
+	}
 	out, err := p.eval(in)
 	if err != nil {
 		return false, err

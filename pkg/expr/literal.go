@@ -3,6 +3,7 @@ package expr
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/google/cel-go/cel"
 	celast "github.com/google/cel-go/common/ast"
@@ -23,13 +24,12 @@ import (
 //   - a constant (any value not reading `record` that evaluates and converts
 //     at compile time, such as 1, "x" or [1, 2]) is a precomputed
 //     record.Value;
-//   - a field selection (`record.f`, `record["f"]`, `record.a.b`) copies
-//     the input's record.Value, converting nothing;
-//   - arithmetic (+ - * / %) between two operands that are field
-//     selections or int or double literals (`record.seq * 2`) is computed
-//     in Go when both are ints, or both doubles (no %), and CEL could not
-//     fail: no overflow, no division by zero;
-//   - anything else runs as its own cel.Program over the same `record`.
+//   - a value in the fast path's subset (fast.go: field selections such as
+//     `record.f`, `record["f"]` or `record.a.b`, arithmetic, comparisons,
+//     conditionals, ...) is computed by its compiled closures, copying the
+//     input's values and converting nothing;
+//   - anything else, and a fast value that misses on this record, runs as
+//     its own cel.Program over the same `record`.
 //
 // It must behave exactly like CEL's evaluation of the whole expression
 // followed by mapInto, which TestLiteralPlanMatchesCEL checks:
@@ -39,13 +39,16 @@ import (
 //     in order and stops at the first error); only then are values converted
 //     to record values, so a conversion error never hides an evaluation
 //     error of a later entry.
-//   - A field selection that does not resolve to a value (missing key, or a
-//     step through a non-map), and arithmetic that Go does not compute
-//     (mixed or non-numeric operands, overflow, division by zero), are
+//   - A fast value that misses (a missing key, a step through a non-map,
+//     an overflow, a division by zero, an operand of another type) is
 //     evaluated by CEL, so the result or error is CEL's own.
 //   - Fields are written in the order orderFor would choose: the first map
 //     literal of the expression with the same key set, computed at compile
 //     time (for a map root that is the root itself).
+//
+// Converting a fast value costs no budget: its static cost already covers
+// it (a map literal costs 30 units and 2 per entry, its conversion 2 per
+// entry), so CEL's conversion could not fail on the budget either.
 //
 // A literalPlan is immutable and shared by clones.
 type literalPlan struct {
@@ -56,40 +59,35 @@ type literalPlan struct {
 type literalMap struct {
 	entries []literalEntry // in source order, which is evaluation order
 	order   []int          // output field order: indexes into entries
+	// direct: every entry is entryConst or entryFast, so that the map can
+	// be written straight into the output record (see fastMapInto).
+	direct bool
+	pos    []int // output position of each entry: the inverse of order
 }
 
 type entryKind uint8
 
 const (
 	entryConst entryKind = iota // value, precomputed
-	entryField                  // path, read from the input record
-	entryArith                  // op over args
+	entryFast                   // fast, compiled closures
 	entryCEL                    // prg
 )
-
-// operand is an argument of an entryArith: a field path, or a constant.
-type operand struct {
-	path  []string // nil for a constant
-	value record.Value
-}
 
 type literalEntry struct {
 	name  string
 	kind  entryKind
-	value record.Value // entryConst
-	path  []string     // entryField: keys from the input record down
-	op    string       // entryArith: operators.Add, ...
-	args  [2]operand   // entryArith
+	value record.Value                       // entryConst
+	fast  func(*fastCtx, *record.Value) bool // entryFast
 	// prg evaluates the entry's value expression: always for entryCEL, and
-	// for entryField and entryArith when Go cannot, to fail as CEL does.
+	// for entryFast when it misses, to give CEL's result or error.
 	prg cel.Program
 }
 
 // planLiteral returns the fast path for the checked expression a, or nil if
 // its root is not a literal the fast path handles or it is too costly to
 // run untracked. p must have its keyOrders and maxCost set: constants are
-// converted with them.
-func planLiteral(e *cel.Env, a *celast.AST, p *Program) *literalPlan {
+// converted with them. fc compiles the fast values.
+func planLiteral(e *cel.Env, a *celast.AST, p *Program, fc *fastCompiler) *literalPlan {
 	if p.maxCost > maxUntracked {
 		// Never used (see SetLimits), and planning evaluates the entries
 		// that do not read the record: one could run for hours.
@@ -111,7 +109,7 @@ func planLiteral(e *cel.Env, a *celast.AST, p *Program) *literalPlan {
 	}
 	plan := &literalPlan{maps: make([]literalMap, 0, len(lits))}
 	for _, lit := range lits {
-		m, ok := planMap(e, a, lit, p)
+		m, ok := planMap(e, a, lit, p, fc)
 		if !ok {
 			return nil
 		}
@@ -124,7 +122,7 @@ func planLiteral(e *cel.Env, a *celast.AST, p *Program) *literalPlan {
 // planMap plans one map literal: keys must be distinct constant strings and
 // entries not optional (`?"k": v`, which the environment does not enable
 // today anyway).
-func planMap(e *cel.Env, a *celast.AST, lit celast.Expr, p *Program) (literalMap, bool) {
+func planMap(e *cel.Env, a *celast.AST, lit celast.Expr, p *Program, fc *fastCompiler) (literalMap, bool) {
 	if lit.Kind() != celast.MapKind {
 		return literalMap{}, false
 	}
@@ -143,7 +141,7 @@ func planMap(e *cel.Env, a *celast.AST, lit celast.Expr, p *Program) (literalMap
 			return literalMap{}, false
 		}
 		seen[string(name)] = true
-		ent, ok := planEntry(e, a, string(name), me.Value(), p)
+		ent, ok := planEntry(e, a, string(name), me.Value(), p, fc)
 		if !ok {
 			return literalMap{}, false
 		}
@@ -175,26 +173,33 @@ func planMap(e *cel.Env, a *celast.AST, lit celast.Expr, p *Program) (literalMap
 			break
 		}
 	}
+	m.pos = make([]int, len(m.order))
+	for i, j := range m.order {
+		m.pos[j] = i
+	}
+	m.direct = true
+	for _, en := range m.entries {
+		if en.kind == entryCEL {
+			m.direct = false
+		}
+	}
 	return m, true
 }
 
-func planEntry(e *cel.Env, a *celast.AST, name string, v celast.Expr, p *Program) (literalEntry, bool) {
+func planEntry(e *cel.Env, a *celast.AST, name string, v celast.Expr, p *Program, fc *fastCompiler) (literalEntry, bool) {
 	ent := literalEntry{name: name}
 	prg, err := subProgram(e, a, v)
 	if err != nil {
 		return literalEntry{}, false
 	}
 	ent.prg = prg
-	if path, ok := fieldPath(v); ok {
-		ent.kind, ent.path = entryField, path
-		return ent, true
-	}
-	if op, args, ok := arithmetic(v); ok {
-		ent.kind, ent.op, ent.args = entryArith, op, args
-		return ent, true
-	}
 	ent.kind = entryCEL
 	if readsRecord(v) {
+		if n, ok := fc.compile(v); ok {
+			if f, ok := outputValue(n); ok {
+				ent.kind, ent.fast = entryFast, f
+			}
+		}
 		return ent, true
 	}
 	// No input: the value is the same for every record, unless it fails,
@@ -273,82 +278,6 @@ func fieldPath(x celast.Expr) ([]string, bool) {
 	}
 }
 
-// arithmetic returns the operator and operands of x if it is arithmetic
-// entryArith can compute, and one operand at least reads the record
-// (otherwise x is a constant).
-func arithmetic(x celast.Expr) (string, [2]operand, bool) {
-	var args [2]operand
-	if x.Kind() != celast.CallKind {
-		return "", args, false
-	}
-	c := x.AsCall()
-	switch c.FunctionName() {
-	case operators.Add, operators.Subtract, operators.Multiply, operators.Divide, operators.Modulo:
-	default:
-		return "", args, false
-	}
-	if c.IsMemberFunction() || len(c.Args()) != 2 {
-		return "", args, false
-	}
-	fields := 0
-	for i, a := range c.Args() {
-		if path, ok := fieldPath(a); ok {
-			args[i].path = path
-			fields++
-			continue
-		}
-		if a.Kind() != celast.LiteralKind {
-			return "", args, false
-		}
-		switch l := a.AsLiteral().(type) {
-		case types.Int:
-			args[i].value = record.Int(int64(l))
-		case types.Double:
-			args[i].value = record.Float(float64(l))
-		default:
-			return "", args, false
-		}
-	}
-	return c.FunctionName(), args, fields > 0
-}
-
-// arith computes an entryArith in Go, reporting false where CEL's result
-// could be anything but the plain arithmetic result (an error, mostly).
-func arith(in *record.Record, op string, args *[2]operand) (record.Value, bool) {
-	var v [2]record.Value
-	for i := range args {
-		if args[i].path == nil {
-			v[i] = args[i].value
-			continue
-		}
-		var ok bool
-		if v[i], ok = lookupPath(in, args[i].path); !ok {
-			return record.Value{}, false
-		}
-	}
-	switch {
-	case v[0].Kind() == record.KindInt && v[1].Kind() == record.KindInt:
-		x, _ := v[0].AsInt()
-		y, _ := v[1].AsInt()
-		r, ok := intArith(op, x, y)
-		return record.Int(r), ok
-	case v[0].Kind() == record.KindFloat && v[1].Kind() == record.KindFloat:
-		x, _ := v[0].AsFloat()
-		y, _ := v[1].AsFloat()
-		switch op {
-		case operators.Add:
-			return record.Float(x + y), true
-		case operators.Subtract:
-			return record.Float(x - y), true
-		case operators.Multiply:
-			return record.Float(x * y), true
-		case operators.Divide: // IEEE, as CEL: no error on zero
-			return record.Float(x / y), true
-		}
-	}
-	return record.Value{}, false
-}
-
 // intArith is CEL's checked int arithmetic (cel-go common/types/overflow.go),
 // reporting false where CEL fails.
 func intArith(op string, x, y int64) (int64, bool) {
@@ -399,20 +328,6 @@ func readsRecord(x celast.Expr) bool {
 	return found
 }
 
-// lookupPath returns the value at path in r, if every step but the last is
-// a map that has the key.
-func lookupPath(r *record.Record, path []string) (record.Value, bool) {
-	v, ok := r.Get(path[0])
-	for _, k := range path[1:] {
-		if !ok || v.Kind() != record.KindMap {
-			return record.Value{}, false
-		}
-		m, _ := v.AsMap()
-		v, ok = m.Get(k)
-	}
-	return v, ok
-}
-
 // evalLiteral evaluates every entry of the plan on in, in source order,
 // into p.direct (constants and resolved fields) or p.vals (CEL results). On
 // success p.act.in is left set for the conversions that follow (toValue
@@ -421,6 +336,7 @@ func lookupPath(r *record.Record, path []string) (record.Value, bool) {
 func (p *Program) evalLiteral(in *record.Record) error {
 	p.budget = p.limit
 	p.act.in = (*recordMap)(in)
+	p.fast.in = in
 	i := 0
 	for mi := range p.lit.maps {
 		for ei := range p.lit.maps[mi].entries {
@@ -428,19 +344,11 @@ func (p *Program) evalLiteral(in *record.Record) error {
 			switch en.kind {
 			case entryConst:
 				p.direct[i] = en.value
-			case entryField:
-				if v, ok := lookupPath(in, en.path); ok {
-					p.direct[i] = v
+			case entryFast:
+				if en.fast(&p.fast, &p.direct[i]) {
 					break
 				}
-				if err := p.evalEntry(en, in, i); err != nil {
-					return err
-				}
-			case entryArith:
-				if v, ok := arith(in, en.op, &en.args); ok {
-					p.direct[i] = v
-					break
-				}
+				p.fastMisses++
 				if err := p.evalEntry(en, in, i); err != nil {
 					return err
 				}
@@ -492,6 +400,12 @@ func (p *Program) endLiteral() {
 
 // evalMapLiteral is EvalMap's fast path.
 func (p *Program) evalMapLiteral(in, out *record.Record) error {
+	if p.lit.maps[0].direct {
+		if p.fastMapInto(&p.lit.maps[0], in, out) {
+			return nil
+		}
+		p.fastMisses++
+	}
 	if err := p.evalLiteral(in); err != nil {
 		return err
 	}
@@ -501,6 +415,38 @@ func (p *Program) evalMapLiteral(in, out *record.Record) error {
 		return p.failed(in, err)
 	}
 	return nil
+}
+
+// fastMapInto writes map m, all of whose entries are constants or fast
+// values, straight into out, which is empty: no scratch, no conversion.
+// Evaluation order does not matter, as nothing fails. If a value misses,
+// it leaves out empty and reports false: the caller starts over with
+// evalLiteral, which gives CEL's result for that value.
+func (p *Program) fastMapInto(m *literalMap, in, out *record.Record) bool {
+	n := len(m.entries)
+	fs := slices.Grow(out.Fields[:0], n)[:n]
+	p.fast.in = in
+	ok := true
+	for i := range m.entries {
+		en := &m.entries[i]
+		f := &fs[m.pos[i]]
+		f.Name = en.name
+		if en.kind == entryConst {
+			f.Value = en.value
+		} else if !en.fast(&p.fast, &f.Value) {
+			ok = false
+			break
+		}
+	}
+	p.fast.in = nil
+	clear(p.fast.vals)
+	if !ok {
+		clear(fs)
+		out.Fields = fs[:0]
+		return false
+	}
+	out.Fields = fs
+	return true
 }
 
 // evalListLiteral is EvalList's fast path.
