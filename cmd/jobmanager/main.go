@@ -37,6 +37,9 @@ func main() {
 // start starts the metrics server and the JobManager. Their Close is not
 // bounded by the context: package daemon exits at the shutdown bound anyway.
 func start(cfg *config.Config, log *zap.Logger) (func(context.Context) error, error) {
+	daemon.SetMemoryLimit(cfg, config.JobManagerProcessSize, log)
+	// Listeners bind to jobmanager.bind-host; TaskManagers and clients are
+	// told jobmanager.rpc.address.
 	host := cfg.String(config.JobManagerBindHost)
 	if host == "" {
 		host = cfg.String(config.JobManagerRPCAddress)

@@ -6,6 +6,10 @@
 //
 //	taskmanager [--config FILE] [-D key=value]...
 //
+// Without --config it reads $WEIR_CONF_DIR/config.yaml, else
+// /etc/weir/config.yaml if it exists (package daemon); a Flink
+// distribution's config.yaml works unchanged. taskmanager.memory.process.size
+// is its memory limit, network buffers included.
 // -D may be repeated and is also accepted as -Dkey=value (Flink's form).
 // On SIGTERM it cancels its tasks and exits within
 // cluster.services.shutdown-timeout (package daemon). It exits 70 when a
@@ -27,42 +31,46 @@ import (
 )
 
 func main() {
-	daemon.Main("taskmanager", func(cfg *config.Config, log *zap.Logger) (func(context.Context) error, error) {
-		// Checkpoint storage drivers beyond the built-in file and
-		// jobmanager, configured by this daemon's own s3.* keys.
-		if err := s3.Register(cfg); err != nil {
-			return nil, err
-		}
-		opts := taskmanager.Options{Stdout: os.Stdout}
-		var leaders *ha.Etcd
-		if cfg.String(config.HighAvailabilityType) == "etcd" {
-			ecfg, err := ha.EtcdConfigFrom(cfg, "", log)
-			if err != nil {
-				return nil, err
-			}
-			// A TaskManager only observes the election: it reads no job
-			// graph, so high-availability.storageDir is not its business.
-			ecfg.StorageDir = ""
-			if leaders, err = ha.NewEtcd(ecfg); err != nil {
-				return nil, err
-			}
-			opts.Leaders = leaders
-		}
-		tm, err := taskmanager.New(cfg, log, opts)
+	daemon.Main("taskmanager", start)
+}
+
+// start sets the memory limit and starts the TaskManager.
+func start(cfg *config.Config, log *zap.Logger) (func(context.Context) error, error) {
+	daemon.SetMemoryLimit(cfg, config.TaskManagerProcessSize, log)
+	// Checkpoint storage drivers beyond the built-in file and
+	// jobmanager, configured by this daemon's own s3.* keys.
+	if err := s3.Register(cfg); err != nil {
+		return nil, err
+	}
+	opts := taskmanager.Options{Stdout: os.Stdout}
+	var leaders *ha.Etcd
+	if cfg.String(config.HighAvailabilityType) == "etcd" {
+		ecfg, err := ha.EtcdConfigFrom(cfg, "", log)
 		if err != nil {
-			if leaders != nil {
-				_ = leaders.Close()
-			}
 			return nil, err
 		}
-		return func(ctx context.Context) error {
-			err := tm.Shutdown(ctx)
-			if leaders != nil {
-				if cerr := leaders.Close(); err == nil {
-					err = cerr
-				}
+		// A TaskManager only observes the election: it reads no job
+		// graph, so high-availability.storageDir is not its business.
+		ecfg.StorageDir = ""
+		if leaders, err = ha.NewEtcd(ecfg); err != nil {
+			return nil, err
+		}
+		opts.Leaders = leaders
+	}
+	tm, err := taskmanager.New(cfg, log, opts)
+	if err != nil {
+		if leaders != nil {
+			_ = leaders.Close()
+		}
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		err := tm.Shutdown(ctx)
+		if leaders != nil {
+			if cerr := leaders.Close(); err == nil {
+				err = cerr
 			}
-			return err
-		}, nil
-	})
+		}
+		return err
+	}, nil
 }

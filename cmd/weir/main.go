@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 
+	// The operator types that weir info and weir run validate job files
+	// against, as the JobManager does.
+	_ "github.com/weirstream/weir/pkg/builtin"
 	"github.com/weirstream/weir/pkg/cli"
 	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/pkg/ha"

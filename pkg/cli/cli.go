@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
 	"github.com/weirstream/weir/pkg/config"
@@ -85,6 +86,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, s Service
 type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	fileExists     func(string) bool // for finding the configuration file
 	now            func() time.Time
 	loc            *time.Location
 	pollInterval   time.Duration
@@ -93,11 +95,13 @@ type app struct {
 
 	jobmanagers jobManagerList // --jobmanager, or WEIR_JOBMANAGER as its default
 	timeout     time.Duration
-	configFile  string
-	overrides   []string
+	configFile  string   // --config
+	overrides   []string // -D
 	root        *cobra.Command
 
 	cfg     *config.Config // loaded by the first use of config
+	cfgFile string         // the file cfg was read from ("": none)
+	cfgFrom string         // where cfgFile came from (config.SourceFlag, ...)
 	cfgErr  error
 	leaders LeaderReader // opened by the first use with high availability
 
@@ -111,6 +115,7 @@ func newApp(stdout, stderr io.Writer) *app {
 		stdout:         stdout,
 		stderr:         stderr,
 		getenv:         os.Getenv,
+		fileExists:     config.FileExists,
 		now:            time.Now,
 		loc:            time.Local,
 		pollInterval:   defaultPollInterval,
@@ -146,7 +151,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.msg != "" {
-			fmt.Fprintf(a.stderr, "weir: %s\n", printable(ee.msg))
+			fmt.Fprintf(a.stderr, "weir: %s\n", printable(oneLine(ee.msg)))
 		}
 		return ee.code
 	}
@@ -180,16 +185,19 @@ cancels, stops and savepoints them, with Apache Flink's verbs.`,
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
-	pf.Var(&a.jobmanagers, "jobmanager",
+	pf.VarP(&a.jobmanagers, "jobmanager", "m",
 		"JobManager address host:port, or several: host1:6123,host2:6123 (tried in order; a standby's answer leads to the leader) (env "+EnvJobManager+")")
 	a.timeout = defaultTimeout
-	pf.Var((*timeoutFlag)(&a.timeout), "timeout", "how long to wait for each call to the JobManager (finding the leader included)")
+	pf.Var((*timeoutFlag)(&a.timeout), "timeout",
+		"how long to wait for each call to the JobManager, finding the leader included (savepoint and stop: "+strings.TrimSuffix(defaultSavepointTimeout.String(), "0s")+" unless given)")
 	pf.StringVar(&a.configFile, "config", "",
-		"read the YAML configuration `FILE`, as the daemons' (its high-availability.* keys find the leader, its s3.* keys configure checkpoint inspect)")
-	pf.StringArrayVarP(&a.overrides, "define", "D", nil, "set a configuration key: -D `key=value` (repeatable; also -Dkey=value)")
+		"read the YAML configuration `FILE`, as the daemons' (default: $"+config.ConfDirEnv+"/"+config.ConfigFileName+", else "+config.SystemConfigFile+" if it exists)")
+	pf.StringArrayVarP(&a.overrides, "define", "D", nil,
+		"set a configuration key: -D `key=value` (repeatable; also -Dkey=value); with run and info, a key that is not a cluster setting configures the job")
 
 	root.AddCommand(
 		a.newRunCommand(),
+		a.newInfoCommand(),
 		a.newListCommand(),
 		a.newStatusCommand(),
 		a.newCancelCommand(),
@@ -205,8 +213,49 @@ cancels, stops and savepoints them, with Apache Flink's verbs.`,
 	// cobra's own completion command prints its help and exits 0 for a
 	// shell it does not know; ours says which shells there are.
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetGlobalNormalizationFunc(flinkFlagNames)
 	a.root = root
 	return root
+}
+
+// flinkNames maps Flink's spellings of flags (flink run --fromSavepoint,
+// flink stop --savepointPath) to weir's, so that a Flink user's command line
+// works as typed. The short forms are the same in both (-s, -n, -p, -d, -m).
+var flinkNames = map[string]string{
+	"fromSavepoint":         "from-savepoint",
+	"allowNonRestoredState": "allow-non-restored-state",
+	"savepointPath":         "savepoint-path",
+}
+
+func flinkFlagNames(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	if n, ok := flinkNames[name]; ok {
+		return pflag.NormalizedName(n)
+	}
+	return pflag.NormalizedName(name)
+}
+
+// oneLine makes an error message one line where it comes in several: CEL's
+// compile errors carry the expression and a caret under the column on
+// lines of their own (" | ..."), which the position in the first line
+// already gives; several errors are joined with "; ". Other line breaks
+// stay, to be escaped by printable like any control character.
+func oneLine(msg string) string {
+	if !strings.Contains(msg, "\n") {
+		return msg
+	}
+	lines := strings.Split(msg, "\n")
+	out := lines[:1]
+	for _, l := range lines[1:] {
+		switch {
+		case strings.HasPrefix(l, " | "):
+			continue
+		case strings.HasPrefix(l, "ERROR: "):
+			out[len(out)-1] += "; " + l
+		default:
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // timeoutFlag is the value of --timeout: a positive duration. It validates

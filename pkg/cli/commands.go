@@ -3,11 +3,13 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,12 +18,19 @@ import (
 )
 
 func (a *app) newListCommand() *cobra.Command {
-	var out outputFormat
+	var (
+		out                     outputFormat
+		running, scheduled, all bool
+	)
 	cmd := &cobra.Command{
-		Use:     "list",
+		Use:     "list [-r] [-s] [-a]",
 		Aliases: []string{"ls"},
-		Short:   "List the jobs the JobManager knows",
-		Example: "  weir list\n  weir list -o json",
+		Short:   "List the running and scheduled jobs (-a: all the JobManager knows)",
+		Long: `List the jobs of the cluster, as flink list does: by default the running
+and the scheduled ones; -r only the running ones (RUNNING, RESTARTING,
+FAILING, CANCELING), -s only the scheduled ones (CREATED: waiting for
+slots), -a all, those that ended (FINISHED, FAILED, CANCELED) too.`,
+		Example: "  weir list\n  weir list -a\n  weir list -r -o json",
 		Args:    cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			var resp *weirpb.ListJobsResponse
@@ -32,16 +41,36 @@ func (a *app) newListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out == outputJSON {
-				return writeJSON(a.stdout, toJobSummaryJSON(resp.GetJobs()))
+			if !running && !scheduled && !all {
+				running, scheduled = true, true
 			}
-			if len(resp.GetJobs()) == 0 {
-				fmt.Fprintln(a.stderr, "No jobs.")
+			var jobs []*weirpb.JobSummary
+			for _, j := range resp.GetJobs() {
+				switch jobListing(j.GetState()) {
+				case listedRunning:
+					if running || all {
+						jobs = append(jobs, j)
+					}
+				case listedScheduled:
+					if scheduled || all {
+						jobs = append(jobs, j)
+					}
+				default:
+					if all {
+						jobs = append(jobs, j)
+					}
+				}
+			}
+			if out == outputJSON {
+				return writeJSON(a.stdout, toJobSummaryJSON(jobs))
+			}
+			if len(jobs) == 0 {
+				fmt.Fprintln(a.stderr, noJobsText(running, scheduled, all))
 				return nil
 			}
 			now := a.now()
 			t := newTable(a.stdout, "ID", "NAME", "STATE", "START TIME", "DURATION")
-			for _, j := range resp.GetJobs() {
+			for _, j := range jobs {
 				t.row(j.GetId(), orDash(j.GetName()), j.GetState(),
 					humanTime(j.GetStartTimeUnixMs(), a.loc),
 					jobDuration(j.GetStartTimeUnixMs(), j.GetEndTimeUnixMs(), now))
@@ -49,8 +78,44 @@ func (a *app) newListCommand() *cobra.Command {
 			return t.flush()
 		}),
 	}
+	f := cmd.Flags()
+	f.BoolVarP(&running, "running", "r", false, "only the running jobs (RUNNING, RESTARTING, FAILING, CANCELING)")
+	f.BoolVarP(&scheduled, "scheduled", "s", false, "only the scheduled jobs (CREATED)")
+	f.BoolVarP(&all, "all", "a", false, "all jobs, those that ended included")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// How `weir list` sorts a job, as flink list does: CREATED (and Flink's
+// INITIALIZING) is scheduled, a globally terminal state ended, any other
+// running.
+const (
+	listedRunning = iota
+	listedScheduled
+	listedEnded
+)
+
+func jobListing(state string) int {
+	switch {
+	case state == "CREATED" || state == "INITIALIZING":
+		return listedScheduled
+	case isGloballyTerminal(state):
+		return listedEnded
+	}
+	return listedRunning
+}
+
+// noJobsText is what `weir list` says when it lists nothing.
+func noJobsText(running, scheduled, all bool) string {
+	switch {
+	case all:
+		return "No jobs."
+	case running && scheduled:
+		return "No running or scheduled jobs."
+	case running:
+		return "No running jobs."
+	}
+	return "No scheduled jobs."
 }
 
 func (a *app) newStatusCommand() *cobra.Command {
@@ -196,6 +261,7 @@ func (a *app) savepointTimeout(cmd *cobra.Command) time.Duration {
 func (a *app) newStopCommand() *cobra.Command {
 	var dir string
 	var drain bool
+	var typ savepointType
 	cmd := &cobra.Command{
 		Use:   "stop [--savepoint-path DIR] [--drain] JOBID",
 		Short: "Stop a job with a savepoint, to resume it later with run --from-savepoint",
@@ -204,9 +270,13 @@ func (a *app) newStopCommand() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			id := args[0]
+			dir, err := localPath(dir)
+			if err != nil {
+				return err
+			}
 			var resp *weirpb.StopJobResponse
 			fmt.Fprintf(a.stderr, "Stopping job %s with a savepoint...\n", printable(id))
-			err := a.call(cmd.Context(), a.savepointTimeout(cmd), func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
+			err = a.call(cmd.Context(), a.savepointTimeout(cmd), func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
 				resp, err = c.StopJob(ctx, &weirpb.StopJobRequest{JobId: id, TargetDirectory: dir, Drain: drain})
 				return err
 			})
@@ -218,13 +288,15 @@ func (a *app) newStopCommand() *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.Flags().StringVarP(&dir, "savepoint-path", "p", "", "directory for the savepoint (default: execution.checkpointing.savepoint-dir)")
+	cmd.Flags().StringVarP(&dir, "savepoint-path", "p", "", "directory for the savepoint (default: execution.checkpointing.savepoint-dir) (Flink: --savepointPath)")
 	cmd.Flags().BoolVarP(&drain, "drain", "d", false, "end the input first (operators flush) and then take the savepoint: for a job that will not be resumed")
+	addSavepointTypeFlag(cmd, &typ)
 	return cmd
 }
 
 func (a *app) newSavepointCommand() *cobra.Command {
 	var dispose bool
+	var typ savepointType
 	cmd := &cobra.Command{
 		Use:   "savepoint JOBID [TARGET_DIR] | savepoint --dispose PATH",
 		Short: "Trigger a savepoint of a running job, or dispose of one",
@@ -240,8 +312,11 @@ func (a *app) newSavepointCommand() *cobra.Command {
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			timeout := a.savepointTimeout(cmd)
 			if dispose {
-				path := args[0]
-				err := a.call(cmd.Context(), timeout, func(ctx context.Context, c weirpb.JobServiceClient) error {
+				path, err := localPath(args[0])
+				if err != nil {
+					return err
+				}
+				err = a.call(cmd.Context(), timeout, func(ctx context.Context, c weirpb.JobServiceClient) error {
 					_, err := c.DisposeSavepoint(ctx, &weirpb.DisposeSavepointRequest{Path: path})
 					return err
 				})
@@ -253,7 +328,10 @@ func (a *app) newSavepointCommand() *cobra.Command {
 			}
 			id, dir := args[0], ""
 			if len(args) == 2 {
-				dir = args[1]
+				var err error
+				if dir, err = localPath(args[1]); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintf(a.stderr, "Triggering savepoint for job %s...\n", printable(id))
 			var resp *weirpb.TriggerSavepointResponse
@@ -270,7 +348,32 @@ func (a *app) newSavepointCommand() *cobra.Command {
 		}),
 	}
 	cmd.Flags().BoolVarP(&dispose, "dispose", "d", false, "dispose of the savepoint at PATH instead of triggering one")
+	addSavepointTypeFlag(cmd, &typ)
 	return cmd
+}
+
+// savepointType is --type of savepoint and stop: Flink's choice between
+// the canonical format and the state backend's native one. weir writes one
+// format, which any weir reads, so canonical is accepted and native is
+// refused rather than silently ignored.
+type savepointType string
+
+func (t *savepointType) String() string { return string(*t) }
+func (t *savepointType) Type() string   { return "canonical" }
+func (t *savepointType) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "canonical":
+		*t = "canonical"
+		return nil
+	case "native":
+		return errors.New("weir's savepoints have one format, canonical (any weir job reads it, whatever its state); there is no native format: leave --type out or pass canonical")
+	}
+	return fmt.Errorf("unknown savepoint format %q: weir writes canonical savepoints only", clip(s))
+}
+
+func addSavepointTypeFlag(cmd *cobra.Command, t *savepointType) {
+	*t = "canonical"
+	cmd.Flags().VarP(t, "type", "t", "the savepoint's format: canonical, the only one weir has (Flink's --type)")
 }
 
 func (a *app) newCheckpointsCommand() *cobra.Command {

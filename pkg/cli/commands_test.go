@@ -51,17 +51,38 @@ func TestList(t *testing.T) {
 			{Id: "0b1d", Name: "etl", State: "FINISHED",
 				StartTimeUnixMs: ms(testNow.Add(-3 * time.Hour)), EndTimeUnixMs: ms(testNow.Add(-3*time.Hour + 4500*time.Millisecond))},
 			{Id: "c4", Name: "", State: "CREATED"},
+			{Id: "9e", Name: "ratios", State: "RESTARTING", StartTimeUnixMs: ms(testNow.Add(-10 * time.Second))},
 		}}, nil
 	}}
 	addr := serve(t, f)
 
-	weir(t, addr, "list").check(t, ""+
-		"ID        NAME       STATE     START TIME           DURATION\n"+
-		"7f3c2a1e  wordcount  RUNNING   2025-03-01 11:58:37  1m23s\n"+
-		"0b1d      etl        FINISHED  2025-03-01 09:00:00  4s\n"+
-		"c4        -          CREATED   -                    -\n", "", 0)
+	const (
+		header     = "ID        NAME       STATE       START TIME           DURATION\n"
+		wordcount  = "7f3c2a1e  wordcount  RUNNING     2025-03-01 11:58:37  1m23s\n"
+		etl        = "0b1d      etl        FINISHED    2025-03-01 09:00:00  4s\n"
+		created    = "c4        -          CREATED     -                    -\n"
+		restarting = "9e        ratios     RESTARTING  2025-03-01 11:59:50  10s\n"
+	)
+	// As flink list: running and scheduled by default; -r, -s, -a.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"list"}, header + wordcount + created + restarting},
+		{[]string{"list", "-r", "-s"}, header + wordcount + created + restarting},
+		{[]string{"list", "-a"}, header + wordcount + etl + created + restarting},
+		{[]string{"list", "--all", "-r"}, header + wordcount + etl + created + restarting},
+		{[]string{"ls", "-r"}, "ID        NAME       STATE       START TIME           DURATION\n" + wordcount + restarting},
+		{[]string{"list", "--running"}, "ID        NAME       STATE       START TIME           DURATION\n" + wordcount + restarting},
+		{[]string{"list", "-s"}, "ID  NAME  STATE    START TIME  DURATION\nc4  -     CREATED  -           -\n"},
+		{[]string{"list", "--scheduled"}, "ID  NAME  STATE    START TIME  DURATION\nc4  -     CREATED  -           -\n"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			weir(t, addr, tc.args...).check(t, tc.want, "", 0)
+		})
+	}
 
-	weir(t, addr, "list", "-o", "json").check(t, `[
+	weir(t, addr, "list", "-a", "-o", "json").check(t, `[
   {
     "id": "7f3c2a1e",
     "name": "wordcount",
@@ -79,6 +100,20 @@ func TestList(t *testing.T) {
     "id": "c4",
     "name": "",
     "state": "CREATED"
+  },
+  {
+    "id": "9e",
+    "name": "ratios",
+    "state": "RESTARTING",
+    "start_time": "2025-03-01T11:59:50.000Z"
+  }
+]
+`, "", 0)
+	weir(t, addr, "list", "-s", "-o", "json").check(t, `[
+  {
+    "id": "c4",
+    "name": "",
+    "state": "CREATED"
   }
 ]
 `, "", 0)
@@ -86,10 +121,17 @@ func TestList(t *testing.T) {
 
 func TestListEmpty(t *testing.T) {
 	addr := serve(t, &fakeJobService{list: func() (*weirpb.ListJobsResponse, error) {
+		return &weirpb.ListJobsResponse{Jobs: []*weirpb.JobSummary{{Id: "0b1d", Name: "etl", State: "FINISHED"}}}, nil
+	}})
+	weir(t, addr, "list").check(t, "", "No running or scheduled jobs.\n", 0)
+	weir(t, addr, "list", "-r").check(t, "", "No running jobs.\n", 0)
+	weir(t, addr, "list", "-s").check(t, "", "No scheduled jobs.\n", 0)
+	weir(t, addr, "list", "--output=json").check(t, "[]\n", "", 0)
+	empty := serve(t, &fakeJobService{list: func() (*weirpb.ListJobsResponse, error) {
 		return &weirpb.ListJobsResponse{}, nil
 	}})
-	weir(t, addr, "list").check(t, "", "No jobs.\n", 0)
-	weir(t, addr, "list", "--output=json").check(t, "[]\n", "", 0)
+	weir(t, empty, "list", "-a").check(t, "", "No jobs.\n", 0)
+	weir(t, empty, "list", "-a", "-o", "json").check(t, "[]\n", "", 0)
 }
 
 func TestStatus(t *testing.T) {
@@ -445,9 +487,9 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"status"}, "weir: accepts 1 arg(s), received 0\nUsage:\n  weir status JOBID [flags]\n"},
 		{[]string{"cancel", "a", "b"}, "weir: accepts 1 arg(s), received 2\nUsage:\n  weir cancel JOBID [flags]\n"},
-		{[]string{"run"}, "weir: accepts 1 arg(s), received 0\nUsage:\n  weir run [-d] JOBFILE [flags]\n"},
-		{[]string{"list", "-o", "yaml"}, "weir: invalid argument \"yaml\" for \"-o, --output\" flag: must be \"table\" or \"json\"\nUsage:\n  weir list [flags]\n"},
-		{[]string{"list", "--frobnicate"}, "weir: unknown flag: --frobnicate\nUsage:\n  weir list [flags]\n"},
+		{[]string{"run"}, "weir: accepts 1 arg(s), received 0\nUsage:\n  weir run [-d] [-s PATH [-n]] [-p N] [-D key=value]... JOBFILE [flags]\n"},
+		{[]string{"list", "-o", "yaml"}, "weir: invalid argument \"yaml\" for \"-o, --output\" flag: must be \"table\" or \"json\"\nUsage:\n  weir list [-r] [-s] [-a] [flags]\n"},
+		{[]string{"list", "--frobnicate"}, "weir: unknown flag: --frobnicate\nUsage:\n  weir list [-r] [-s] [-a] [flags]\n"},
 		{[]string{"frobnicate"}, "weir: unknown command \"frobnicate\" for \"weir\"\n"},
 		{[]string{"savepoint", "--dispose"}, "weir: accepts 1 arg(s), received 0\n"},
 		{[]string{"cancel", "-o", "json", "j1"}, "weir: unknown shorthand flag: 'o' in -o\n"},

@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/grpc"
 
+	_ "github.com/weirstream/weir/pkg/builtin"
+	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/proto/weirpb"
 )
 
@@ -192,6 +194,8 @@ type result struct {
 func testApp(stdout, stderr *syncBuffer, env map[string]string) *app {
 	a := newApp(stdout, stderr)
 	a.getenv = func(k string) string { return env[k] }
+	// The machine's /etc/weir/config.yaml is none of the tests' business.
+	a.fileExists = func(p string) bool { return p != config.SystemConfigFile && config.FileExists(p) }
 	a.now = func() time.Time { return testNow }
 	a.loc = time.UTC
 	a.pollInterval = time.Millisecond

@@ -176,11 +176,19 @@ func clip(s string) string {
 	return s
 }
 
-// config returns the configuration of --config and -D, loaded once; its
-// warnings (unknown keys) are printed the first time.
+// config returns the configuration of weir: the file found as the daemons
+// find theirs (--config, else $WEIR_CONF_DIR/config.yaml, else
+// /etc/weir/config.yaml if it exists; config.ConfigFile) with the -D keys
+// on top, loaded once; its warnings (unknown keys) are printed the first
+// time.
 func (a *app) config() (*config.Config, error) {
 	if a.cfg == nil && a.cfgErr == nil {
-		cfg, warnings, err := config.Load(a.configFile, a.overrides)
+		path, from, err := config.ConfigFile(a.configFile, a.getenv, a.fileExists)
+		if err != nil {
+			a.cfgErr = failf("%v", err)
+			return nil, a.cfgErr
+		}
+		cfg, warnings, err := config.Load(path, a.overrides)
 		if err != nil {
 			a.cfgErr = failf("%v", err)
 			return nil, a.cfgErr
@@ -188,7 +196,7 @@ func (a *app) config() (*config.Config, error) {
 		for _, w := range warnings {
 			fmt.Fprintf(a.stderr, "weir: warning: %s\n", printable(w))
 		}
-		a.cfg = cfg
+		a.cfg, a.cfgFile, a.cfgFrom = cfg, path, from
 	}
 	return a.cfg, a.cfgErr
 }
@@ -200,10 +208,48 @@ func (a *app) highAvailability() bool {
 	return err == nil && cfg.String(config.HighAvailabilityType) != "none"
 }
 
+// configAddress is the JobManager address the configuration gives when
+// jobmanager.rpc.address or jobmanager.rpc.port is set, as the
+// TaskManagers find it; "" when neither is.
+func (a *app) configAddress() string {
+	cfg, err := a.config()
+	if err != nil || !cfg.IsSet(config.JobManagerRPCAddress) && !cfg.IsSet(config.JobManagerRPCPort) {
+		return ""
+	}
+	return net.JoinHostPort(cfg.String(config.JobManagerRPCAddress), strconv.Itoa(cfg.Int(config.JobManagerRPCPort)))
+}
+
+// configOnCommandLine reports whether what the configuration says about
+// the JobManager was given on the command line (--config, or -D of a
+// high-availability or jobmanager.rpc key) rather than found in
+// $WEIR_CONF_DIR or /etc/weir.
+func (a *app) configOnCommandLine() bool {
+	if a.configFile != "" {
+		return true
+	}
+	for _, d := range a.overrides {
+		k, _, _ := strings.Cut(d, "=")
+		k = strings.TrimSpace(k)
+		if strings.HasPrefix(k, "high-availability") || strings.HasPrefix(k, "jobmanager.rpc.") {
+			return true
+		}
+	}
+	return false
+}
+
 // route says where a call's JobManager comes from: the addresses to ask in
-// order, or none when the HA service says who leads. --jobmanager wins,
-// then the high-availability keys, then WEIR_JOBMANAGER, then the default:
-// what is on the command line is more specific than the environment.
+// order, or none when the HA service says who leads. The first of:
+//
+//  1. --jobmanager (-m);
+//  2. the configuration given on the command line (--config, -D): its
+//     high-availability keys, else jobmanager.rpc.address and port;
+//  3. WEIR_JOBMANAGER;
+//  4. the same from the configuration file found on its own
+//     ($WEIR_CONF_DIR/config.yaml, /etc/weir/config.yaml);
+//  5. 127.0.0.1:6123.
+//
+// What is on the command line is more specific than the environment, and
+// the environment more specific than a file found on its own.
 func (a *app) route() ([]string, error) {
 	cfg, err := a.config()
 	if err != nil {
@@ -219,11 +265,32 @@ func (a *app) route() ([]string, error) {
 	if a.root.PersistentFlags().Changed("jobmanager") {
 		return a.jobmanagers.addrs, nil
 	}
-	if a.highAvailability() {
-		return nil, nil
+	fromConfig := func() ([]string, bool, error) {
+		if a.highAvailability() {
+			return nil, true, nil
+		}
+		addr := a.configAddress()
+		if addr == "" {
+			return nil, false, nil
+		}
+		if err := checkAddress(addr); err != nil {
+			return nil, false, failf("%s and %s: %q: %v", config.JobManagerRPCAddress.Key, config.JobManagerRPCPort.Key, clip(addr), err)
+		}
+		return []string{addr}, true, nil
 	}
-	if l := a.jobmanagers; l.err != nil {
-		return nil, usageError{fmt.Errorf("%s %q: %w", EnvJobManager, clip(l.raw), l.err)}
+	if a.configOnCommandLine() {
+		if addrs, ok, err := fromConfig(); ok || err != nil {
+			return addrs, err
+		}
+	}
+	if l := a.jobmanagers; l.fromEnv {
+		if l.err != nil {
+			return nil, usageError{fmt.Errorf("%s %q: %w", EnvJobManager, clip(l.raw), l.err)}
+		}
+		return l.addrs, nil
+	}
+	if addrs, ok, err := fromConfig(); ok || err != nil {
+		return addrs, err
 	}
 	return a.jobmanagers.addrs, nil
 }

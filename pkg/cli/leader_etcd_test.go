@@ -86,7 +86,7 @@ func TestLeaderFromEtcd(t *testing.T) {
 	if err := <-led; err != nil {
 		t.Fatal(err)
 	}
-	weirApp(t, etcdServices, "", keys("c1", "list")...).check(t, ""+
+	weirApp(t, etcdServices, "", keys("c1", "list", "-a")...).check(t, ""+
 		"ID    NAME  STATE     START TIME  DURATION\n"+
 		"0b1d  etl   FINISHED  -           -\n", "", 0)
 

@@ -146,7 +146,7 @@ func TestJobManagerListErrors(t *testing.T) {
 		{strings.Join(seventeen, ","), "17 entries: the limit is 16 JobManagers"},
 	} {
 		r := weir(t, "", "--jobmanager", tc.value, "list")
-		want := "weir: invalid argument " + strconv.Quote(tc.value) + ` for "--jobmanager" flag: ` + tc.want + "\nUsage:\n  weir list [flags]\n"
+		want := "weir: invalid argument " + strconv.Quote(tc.value) + ` for "-m, --jobmanager" flag: ` + tc.want + "\nUsage:\n  weir list [-r] [-s] [-a] [flags]\n"
 		if r.code != 2 || r.stdout != "" || !strings.HasPrefix(r.stderr, want) {
 			t.Errorf("--jobmanager %q: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and stderr starting with:\n%s", tc.value, r.code, r.stdout, r.stderr, want)
 		}
@@ -154,7 +154,7 @@ func TestJobManagerListErrors(t *testing.T) {
 
 	env := withEnv(map[string]string{EnvJobManager: "jm1:6123,,jm2:6123"})
 	r := weirApp(t, env, "", "list")
-	want := "weir: WEIR_JOBMANAGER \"jm1:6123,,jm2:6123\": entry 2 is empty\nUsage:\n  weir list [flags]\n"
+	want := "weir: WEIR_JOBMANAGER \"jm1:6123,,jm2:6123\": entry 2 is empty\nUsage:\n  weir list [-r] [-s] [-a] [flags]\n"
 	if r.code != 2 || r.stdout != "" || !strings.HasPrefix(r.stderr, want) {
 		t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant exit 2 and stderr starting with:\n%s", r.code, r.stdout, r.stderr, want)
 	}

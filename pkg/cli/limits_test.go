@@ -66,7 +66,7 @@ func TestRunAllowNonRestoredNeedsSavepoint(t *testing.T) {
 	path := writeJobFile(t)
 	for _, args := range [][]string{{"run", "-n", path}, {"run", "-d", "--allow-non-restored-state", path}} {
 		r := weir(t, addr, args...)
-		want := "weir: --allow-non-restored-state (-n) needs --from-savepoint (-s)\nUsage:\n  weir run [-d] JOBFILE [flags]\n"
+		want := "weir: --allow-non-restored-state (-n) needs --from-savepoint (-s)\nUsage:\n  weir run [-d] [-s PATH [-n]] [-p N] [-D key=value]... JOBFILE [flags]\n"
 		if r.code != 2 || r.stdout != "" || !strings.HasPrefix(r.stderr, want) {
 			t.Errorf("weir %v: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and stderr starting with:\n%s", args, r.code, r.stdout, r.stderr, want)
 		}

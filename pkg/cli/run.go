@@ -22,10 +22,11 @@ func (a *app) newRunCommand() *cobra.Command {
 		detached         bool
 		fromSavepoint    string
 		allowNonRestored bool
+		parallelism      int
 		out              outputFormat
 	)
 	cmd := &cobra.Command{
-		Use:   "run [-d] JOBFILE",
+		Use:   "run [-d] [-s PATH [-n]] [-p N] [-D key=value]... JOBFILE",
 		Short: "Submit a job and follow it until it ends (or only submit it, with -d)",
 		Long: `Submit the job described in JOBFILE (YAML or JSON) to the JobManager.
 
@@ -33,10 +34,15 @@ Without -d, weir follows the job: progress goes to stderr, and when the job
 ends its final status goes to stdout; the exit code is 0 only if the job
 FINISHED. Ctrl-C stops following, it does not cancel the job.
 
-With -d (detached), weir prints the job id and exits.`,
+With -d (detached), weir prints the job id and exits.
+
+-p sets the job's default parallelism (its parallelism field: operators
+without their own parallelism), and -D a key of its config: section, in
+place of what the file says.`,
 		Example: "  weir run wordcount.yaml\n" +
 			"  ID=$(weir run -d wordcount.yaml)\n" +
-			"  weir run -d --from-savepoint file:///savepoints/savepoint-7f3c2a-9a8b7c6d5e4f wordcount.yaml",
+			"  weir run -d --from-savepoint file:///savepoints/savepoint-7f3c2a-9a8b7c6d5e4f wordcount.yaml\n" +
+			"  weir run -p 4 -D execution.checkpointing.interval=10s wordcount.yaml",
 		Args: cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			path := args[0]
@@ -47,6 +53,12 @@ With -d (detached), weir prints the job id and exits.`,
 			}
 			spec, err := readJobFile(path)
 			if err != nil {
+				return err
+			}
+			if spec, err = a.withOverrides(path, spec, parallelism); err != nil {
+				return err
+			}
+			if fromSavepoint, err = localPath(fromSavepoint); err != nil {
 				return err
 			}
 			var (
@@ -79,9 +91,10 @@ With -d (detached), weir prints the job id and exits.`,
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&detached, "detached", "d", false, "only submit the job: print its id and exit")
-	f.StringVarP(&fromSavepoint, "from-savepoint", "s", "", "restore the job's state from this savepoint or retained checkpoint")
+	f.StringVarP(&fromSavepoint, "from-savepoint", "s", "", "restore the job's state from this savepoint or retained checkpoint (Flink: --fromSavepoint)")
 	f.BoolVarP(&allowNonRestored, "allow-non-restored-state", "n", false,
-		"allow state in the savepoint that no operator of the job claims")
+		"allow state in the savepoint that no operator of the job claims (Flink: --allowNonRestoredState)")
+	addParallelismFlag(cmd, &parallelism)
 	addOutputFlag(cmd, &out)
 	return cmd
 }
@@ -215,7 +228,7 @@ func (p *progress) next(now time.Time, d *weirpb.JobDetails) (string, bool) {
 }
 
 // progressLine summarizes a job in one line, e.g.
-// "RUNNING: 4/4 tasks running, 1200 records out of the sinks".
+// "RUNNING: 4/4 tasks running, 1200 records into counted -> out".
 func progressLine(d *weirpb.JobDetails) string {
 	var b strings.Builder
 	b.WriteString(d.GetState())
@@ -227,8 +240,8 @@ func progressLine(d *weirpb.JobDetails) string {
 			}
 		}
 		fmt.Fprintf(&b, ": %d/%d tasks running", running, len(tasks))
-		if out := sinkRecordsOut(tasks); out > 0 || d.GetState() == "RUNNING" {
-			fmt.Fprintf(&b, ", %d records out of the sinks", out)
+		if chain, in := lastChainRecordsIn(tasks); in > 0 || d.GetState() == "RUNNING" {
+			fmt.Fprintf(&b, ", %d records into %s", in, chain)
 		}
 	}
 	if r := d.GetRestarts(); r > 0 {
@@ -240,19 +253,19 @@ func progressLine(d *weirpb.JobDetails) string {
 	return b.String()
 }
 
-// sinkRecordsOut sums records_in over the subtasks of the last operator
-// chain in the list. The API lists the job's vertices in topological order,
-// so the last one ends in a sink; TaskStatus does not (yet) say which chains
-// end in sinks, so a job with several sinks counts only the last one.
-func sinkRecordsOut(tasks []*weirpb.TaskStatus) int64 {
-	// A sink emits nothing downstream: what reached the last chain is what
-	// its records in say.
-	sink := tasks[len(tasks)-1].GetOperator()
+// lastChainRecordsIn sums records_in over the subtasks of the last operator
+// chain in the list, and names it. The API lists the job's vertices in
+// topological order, so the last one ends in a sink; a sink emits nothing
+// downstream, so what went into its chain is the job's output so far (a
+// job with several sinks: the last one's). TaskStatus does not say which
+// chains end in sinks.
+func lastChainRecordsIn(tasks []*weirpb.TaskStatus) (string, int64) {
+	last := tasks[len(tasks)-1].GetOperator()
 	var n int64
 	for _, t := range tasks {
-		if t.GetOperator() == sink {
+		if t.GetOperator() == last {
 			n += t.GetRecordsIn()
 		}
 	}
-	return n
+	return last, n
 }

@@ -138,9 +138,9 @@ func TestRunFollowsJobToFinished(t *testing.T) {
 		"count -> sink    0        FINISHED  tm-1         120         120\n",
 		"Job 7f3c2a1e submitted\n"+
 			"CREATED (waiting for slots: 2 needed, 0 free)\n"+
-			"RUNNING: 1/2 tasks running, 0 records out of the sinks\n"+
-			"RUNNING: 2/2 tasks running, 0 records out of the sinks\n"+
-			"RUNNING: 2/2 tasks running, 120 records out of the sinks\n", 0)
+			"RUNNING: 1/2 tasks running, 0 records into count -> sink\n"+
+			"RUNNING: 2/2 tasks running, 0 records into count -> sink\n"+
+			"RUNNING: 2/2 tasks running, 120 records into count -> sink\n", 0)
 
 	// -o json gives the final status as `weir status -o json` does.
 	s.rewind(0)
@@ -175,7 +175,7 @@ func TestRunJobFails(t *testing.T) {
 		"Task failures:\n"+
 		"  source -> upper (subtask 0, attempt 2): parse record: unexpected EOF\n",
 		"Job 7f3c2a1e submitted\n"+
-			"RUNNING: 1/1 tasks running, 0 records out of the sinks\n"+
+			"RUNNING: 1/1 tasks running, 0 records into source -> upper\n"+
 			"weir: job 7f3c2a1e FAILED: restart strategy exhausted: parse record: unexpected EOF\n", 1)
 
 	// The task's failure appears in the JSON form only when set.
@@ -235,7 +235,7 @@ func TestRunInterrupted(t *testing.T) {
 	}
 	result{stdout: stdout.String(), stderr: stderr.String(), code: got}.check(t, "",
 		"Job 7f3c2a1e submitted\n"+
-			"RUNNING: 1/1 tasks running, 10 records out of the sinks\n"+
+			"RUNNING: 1/1 tasks running, 10 records into source -> sink\n"+
 			"\n"+
 			"Stopped following job 7f3c2a1e; it keeps running.\n"+
 			"Cancel it with: weir --jobmanager "+addr+" cancel 7f3c2a1e\n", 130)
@@ -259,9 +259,9 @@ func TestProgress(t *testing.T) {
 		{0, &weirpb.JobDetails{State: "CREATED"}, "CREATED"},
 		{100 * ms, &weirpb.JobDetails{State: "CREATED"}, ""},                                           // unchanged
 		{200 * ms, running(0), ""},                                                                     // changed, but too soon
-		{1000 * ms, running(5), "RUNNING: 2/2 tasks running, 5 records out of the sinks"},              // the latest, a second later
+		{1000 * ms, running(5), "RUNNING: 2/2 tasks running, 5 records into sink"},                     // the latest, a second later
 		{1500 * ms, running(7), ""},                                                                    // too soon
-		{2500 * ms, running(7), "RUNNING: 2/2 tasks running, 7 records out of the sinks"},              // held back, now due
+		{2500 * ms, running(7), "RUNNING: 2/2 tasks running, 7 records into sink"},                     // held back, now due
 		{9000 * ms, running(7), ""},                                                                    // unchanged
 		{9001 * ms, job("RESTARTING", task("source", "CANCELED", 0)), "RESTARTING: 0/1 tasks running"}, // no sink output yet
 		{9002 * ms, &weirpb.JobDetails{State: "RUNNING", Restarts: 1, StatusMessage: "m"}, ""},         // too soon
@@ -278,14 +278,14 @@ func TestProgress(t *testing.T) {
 
 // What reached the last chain (the sink's) is summed over its subtasks;
 // a sink emits nothing, so its records out would always be 0.
-func TestSinkRecordsOut(t *testing.T) {
+func TestLastChainRecordsIn(t *testing.T) {
 	tasks := []*weirpb.TaskStatus{
 		{Operator: "source -> map", Subtask: 0, RecordsIn: 0, RecordsOut: 100},
 		{Operator: "source -> map", Subtask: 1, RecordsIn: 0, RecordsOut: 100},
 		{Operator: "map2 -> sink", Subtask: 0, RecordsIn: 3},
 		{Operator: "map2 -> sink", Subtask: 1, RecordsIn: 4},
 	}
-	if got := sinkRecordsOut(tasks); got != 7 {
-		t.Errorf("sinkRecordsOut = %d, want 7", got)
+	if chain, got := lastChainRecordsIn(tasks); chain != "map2 -> sink" || got != 7 {
+		t.Errorf("lastChainRecordsIn = %q, %d, want \"map2 -> sink\", 7", chain, got)
 	}
 }

@@ -170,8 +170,10 @@ type Program struct {
 	// fastBool is the fast path (fast.go) of a ResultBool expression, nil
 	// if it is outside the subset.
 	fastBool func(*fastCtx) (bool, bool)
-	// hints and slots size the fast paths' fastCtx.
-	hints, slots int
+	// hints and slots shape the fast paths' fastCtx: the name of each
+	// field hint, the number of value slots.
+	hints []string
+	slots int
 
 	// limit and stop are the Limits (see SetLimits).
 	limit uint64
@@ -296,7 +298,7 @@ func (p *Program) planFast(e *cel.Env) {
 // newScratch allocates the per-evaluation scratch of p's fast paths.
 func (p *Program) newScratch() {
 	p.direct, p.vals = p.lit.newScratch()
-	p.fast.hints = make([]int32, p.hints)
+	p.fast.hints = newHints(p.hints)
 	p.fast.vals = make([]record.Value, p.slots)
 }
 

@@ -67,7 +67,7 @@ const (
 // goroutine): the compiled closures are shared by clones.
 type fastCtx struct {
 	in    *record.Record
-	hints []int32
+	hints []fieldHint
 	// vals holds the record values computed by dynamic nodes (a sum of
 	// two fields), which return pointers: a record.Value is too large to
 	// pass around by value at this speed. Cleared after each evaluation:
@@ -86,13 +86,47 @@ type node struct {
 	d func(*fastCtx) (float64, bool)
 	s func(*fastCtx) (string, bool)
 	v func(*fastCtx) *record.Value
+
+	// What the operators specialize on, saving a closure call per
+	// operand: an int constant (konst), and a read of a top-level field
+	// (field, with its hint slot).
+	konst bool
+	ki    int64
+	field string
+	hint  int
 }
 
-// fastCompiler compiles expressions of one Program, numbering the hint
-// slots of its field reads and the value slots of its dynamic nodes.
+// fieldHint is where a field read found its field the last time, and the
+// name as the record spelled it: records of one edge share their name
+// strings (Go constants in a source, interned by the Decoder), so that
+// comparing with it is a pointer comparison, where comparing with the
+// expression's own copy of the name would compare bytes. name always has
+// the content of the name read.
+type fieldHint struct {
+	pos  int
+	name string
+}
+
+// fastCompiler compiles expressions of one Program, naming the hint slots
+// of its field reads and numbering the value slots of its dynamic nodes.
 type fastCompiler struct {
-	hints int
+	hints []string // the field name of each hint slot
 	vals  int
+}
+
+// hint returns a new hint slot for reading the field name.
+func (fc *fastCompiler) hint(name string) int {
+	fc.hints = append(fc.hints, name)
+	return len(fc.hints) - 1
+}
+
+// newHints returns the initial hints of slots named names.
+func newHints(names []string) []fieldHint {
+	hs := make([]fieldHint, len(names))
+	for i, n := range names {
+		hs[i].name = n
+	}
+	return hs
 }
 
 // slot returns a new index into fastCtx.vals.
@@ -123,7 +157,7 @@ func constNode(l any) (node, bool) {
 	case types.Bool:
 		return node{t: tBool, b: func(*fastCtx) (bool, bool) { return bool(c), true }}, true
 	case types.Int:
-		return node{t: tInt, i: func(*fastCtx) (int64, bool) { return int64(c), true }}, true
+		return node{t: tInt, i: func(*fastCtx) (int64, bool) { return int64(c), true }, konst: true, ki: int64(c)}, true
 	case types.Uint:
 		return node{t: tUint, u: func(*fastCtx) (uint64, bool) { return uint64(c), true }}, true
 	case types.Double:
@@ -143,16 +177,18 @@ func (fc *fastCompiler) field(x celast.Expr) (node, bool) {
 	if !ok {
 		return node{}, false
 	}
-	first := fc.hints
-	fc.hints += len(path)
-	if len(path) == 1 {
-		name := path[0]
-		return node{t: tDyn, v: func(c *fastCtx) *record.Value {
-			return getField(c.in, name, &c.hints[first])
-		}}, true
+	first := len(fc.hints)
+	for _, name := range path {
+		fc.hint(name)
 	}
+	if len(path) == 1 {
+		return node{t: tDyn, v: func(c *fastCtx) *record.Value {
+			return getField(c.in, &c.hints[first])
+		}, field: path[0], hint: first}, true
+	}
+	n := len(path)
 	return node{t: tDyn, v: func(c *fastCtx) *record.Value {
-		return getPath(c.in, path, c.hints[first:first+len(path)])
+		return getPath(c.in, c.hints[first:first+n])
 	}}, true
 }
 
@@ -165,52 +201,52 @@ func (fc *fastCompiler) has(s celast.SelectExpr) (node, bool) {
 		if op.AsIdent() != varName {
 			return node{}, false
 		}
-		h := fc.hints
-		fc.hints++
+		h := fc.hint(name)
 		return node{t: tBool, b: func(c *fastCtx) (bool, bool) {
-			return getField(c.in, name, &c.hints[h]) != nil, true
+			return getField(c.in, &c.hints[h]) != nil, true
 		}}, true
 	}
 	parent, ok := fc.field(op)
 	if !ok {
 		return node{}, false
 	}
-	h := fc.hints
-	fc.hints++
+	h := fc.hint(name)
 	return node{t: tBool, b: func(c *fastCtx) (bool, bool) {
 		v := parent.v(c)
 		if v == nil || v.Kind() != record.KindMap {
 			return false, false
 		}
 		m, _ := v.AsMap()
-		return getField(m, name, &c.hints[h]) != nil, true
+		return getField(m, &c.hints[h]) != nil, true
 	}}, true
 }
 
-// getField returns the named field's value in r, or nil, trying first
-// where it was found last time. The value is r's own: read, never written.
-func getField(r *record.Record, name string, hint *int32) *record.Value {
+// getField returns the value of the field h names in r, or nil, trying
+// first where it was found last time. The value is r's own: read, never
+// written.
+func getField(r *record.Record, h *fieldHint) *record.Value {
 	fs := r.Fields
-	if h := int(*hint); h < len(fs) && fs[h].Name == name {
-		return &fs[h].Value
+	if h.pos < len(fs) && fs[h.pos].Name == h.name {
+		return &fs[h.pos].Value
 	}
 	for i := range fs {
-		if fs[i].Name == name {
-			*hint = int32(i)
+		if fs[i].Name == h.name {
+			h.pos, h.name = i, fs[i].Name
 			return &fs[i].Value
 		}
 	}
 	return nil
 }
 
-func getPath(r *record.Record, path []string, hints []int32) *record.Value {
-	v := getField(r, path[0], &hints[0])
-	for i := 1; i < len(path); i++ {
+// getPath reads the field path of hints, one hint per step.
+func getPath(r *record.Record, hints []fieldHint) *record.Value {
+	v := getField(r, &hints[0])
+	for i := 1; i < len(hints); i++ {
 		if v == nil || v.Kind() != record.KindMap {
 			return nil
 		}
 		m, _ := v.AsMap()
-		v = getField(m, path[i], &hints[i])
+		v = getField(m, &hints[i])
 	}
 	return v
 }
@@ -388,10 +424,18 @@ func choose[T any](cond func(*fastCtx) (bool, bool), a, b func(*fastCtx) (T, boo
 // dynamic one is checked per record.
 
 func asBool(n node) (func(*fastCtx) (bool, bool), bool) {
-	switch n.t {
-	case tBool:
+	switch {
+	case n.t == tBool:
 		return n.b, true
-	case tDyn:
+	case n.field != "":
+		h := n.hint
+		return func(c *fastCtx) (bool, bool) {
+			if v := getField(c.in, &c.hints[h]); v != nil {
+				return v.AsBool()
+			}
+			return false, false
+		}, true
+	case n.t == tDyn:
 		return func(c *fastCtx) (bool, bool) {
 			if v := n.v(c); v != nil {
 				return v.AsBool()
@@ -403,10 +447,18 @@ func asBool(n node) (func(*fastCtx) (bool, bool), bool) {
 }
 
 func asInt(n node) (func(*fastCtx) (int64, bool), bool) {
-	switch n.t {
-	case tInt:
+	switch {
+	case n.t == tInt:
 		return n.i, true
-	case tDyn:
+	case n.field != "":
+		h := n.hint
+		return func(c *fastCtx) (int64, bool) {
+			if v := getField(c.in, &c.hints[h]); v != nil {
+				return v.AsInt()
+			}
+			return 0, false
+		}, true
+	case n.t == tDyn:
 		return func(c *fastCtx) (int64, bool) {
 			if v := n.v(c); v != nil {
 				return v.AsInt()
@@ -429,10 +481,19 @@ func asUint(n node) (func(*fastCtx) (uint64, bool), bool) {
 }
 
 func asDouble(n node) (func(*fastCtx) (float64, bool), bool) {
-	switch n.t {
-	case tDouble:
+	switch {
+	case n.t == tDouble:
 		return n.d, true
-	case tDyn:
+	case n.field != "":
+		h := n.hint
+		return func(c *fastCtx) (float64, bool) {
+			v := getField(c.in, &c.hints[h])
+			if v == nil || v.Kind() != record.KindFloat { // AsFloat would take an int too
+				return 0, false
+			}
+			return v.AsFloat()
+		}, true
+	case n.t == tDyn:
 		return func(c *fastCtx) (float64, bool) {
 			v := n.v(c)
 			if v == nil || v.Kind() != record.KindFloat { // AsFloat would take an int too
@@ -445,10 +506,18 @@ func asDouble(n node) (func(*fastCtx) (float64, bool), bool) {
 }
 
 func asString(n node) (func(*fastCtx) (string, bool), bool) {
-	switch n.t {
-	case tString:
+	switch {
+	case n.t == tString:
 		return n.s, true
-	case tDyn:
+	case n.field != "":
+		h := n.hint
+		return func(c *fastCtx) (string, bool) {
+			if v := getField(c.in, &c.hints[h]); v != nil {
+				return v.AsString()
+			}
+			return "", false
+		}, true
+	case n.t == tDyn:
 		return func(c *fastCtx) (string, bool) {
 			if v := n.v(c); v != nil {
 				return v.AsString()
@@ -699,7 +768,8 @@ func size(a node) (node, bool) {
 // arith compiles l op r. With a static operand the other must have
 // its type at run time (CEL has no implicit conversions); with two field
 // reads the kinds decide per record.
-func (fc *fastCompiler) arith(op string, l, r node) (node, bool) {
+func (fc *fastCompiler) arith(fn string, l, r node) (node, bool) {
+	op := arithOps[fn]
 	t := l.t
 	if t == tDyn {
 		t = r.t
@@ -710,6 +780,16 @@ func (fc *fastCompiler) arith(op string, l, r node) (node, bool) {
 	case tInt:
 		li, _ := asInt(l)
 		ri, _ := asInt(r)
+		if r.konst {
+			y := r.ki
+			return node{t: tInt, i: func(c *fastCtx) (int64, bool) {
+				x, ok := li(c)
+				if !ok {
+					return 0, false
+				}
+				return intArith(op, x, y)
+			}}, true
+		}
 		return node{t: tInt, i: func(c *fastCtx) (int64, bool) {
 			x, ok := li(c)
 			if !ok {
@@ -736,7 +816,7 @@ func (fc *fastCompiler) arith(op string, l, r node) (node, bool) {
 			return uintArith(op, x, y)
 		}}, true
 	case tDouble:
-		if op == operators.Modulo {
+		if op == opMod {
 			return node{}, false
 		}
 		ld, _ := asDouble(l)
@@ -753,7 +833,7 @@ func (fc *fastCompiler) arith(op string, l, r node) (node, bool) {
 			return doubleArith(op, x, y), true
 		}}, true
 	case tString:
-		if op != operators.Add {
+		if op != opAdd {
 			return node{}, false
 		}
 		ls, _ := asString(l)
@@ -791,13 +871,67 @@ func (fc *fastCompiler) arith(op string, l, r node) (node, bool) {
 	return node{}, false
 }
 
-func doubleArith(op string, x, y float64) float64 {
+// arithOp is an arithmetic operator, switched on per record faster than
+// its name.
+type arithOp uint8
+
+const (
+	opAdd arithOp = iota
+	opSub
+	opMul
+	opDiv
+	opMod
+)
+
+var arithOps = map[string]arithOp{
+	operators.Add: opAdd, operators.Subtract: opSub, operators.Multiply: opMul,
+	operators.Divide: opDiv, operators.Modulo: opMod,
+}
+
+// intArith is CEL's checked int arithmetic (cel-go common/types/overflow.go),
+// reporting false where CEL fails.
+func intArith(op arithOp, x, y int64) (int64, bool) {
 	switch op {
-	case operators.Add:
+	case opAdd:
+		if (y > 0 && x > math.MaxInt64-y) || (y < 0 && x < math.MinInt64-y) {
+			return 0, false
+		}
+		return x + y, true
+	case opSub:
+		if (y < 0 && x > math.MaxInt64+y) || (y > 0 && x < math.MinInt64+y) {
+			return 0, false
+		}
+		return x - y, true
+	case opMul:
+		if (x == -1 && y == math.MinInt64) || (y == -1 && x == math.MinInt64) ||
+			(x > 0 && y > 0 && x > math.MaxInt64/y) ||
+			(x > 0 && y < 0 && y < math.MinInt64/x) ||
+			(x < 0 && y > 0 && x < math.MinInt64/y) ||
+			(x < 0 && y < 0 && y < math.MaxInt64/x) {
+			return 0, false
+		}
+		return x * y, true
+	case opDiv:
+		if y == 0 || (x == math.MinInt64 && y == -1) {
+			return 0, false
+		}
+		return x / y, true
+	case opMod:
+		if y == 0 || (x == math.MinInt64 && y == -1) {
+			return 0, false
+		}
+		return x % y, true
+	}
+	return 0, false
+}
+
+func doubleArith(op arithOp, x, y float64) float64 {
+	switch op {
+	case opAdd:
 		return x + y
-	case operators.Subtract:
+	case opSub:
 		return x - y
-	case operators.Multiply:
+	case opMul:
 		return x * y
 	}
 	return x / y // IEEE, as CEL: no error on zero
@@ -805,29 +939,29 @@ func doubleArith(op string, x, y float64) float64 {
 
 // uintArith is CEL's checked uint arithmetic, reporting false where CEL
 // fails.
-func uintArith(op string, x, y uint64) (uint64, bool) {
+func uintArith(op arithOp, x, y uint64) (uint64, bool) {
 	switch op {
-	case operators.Add:
+	case opAdd:
 		if x > math.MaxUint64-y {
 			return 0, false
 		}
 		return x + y, true
-	case operators.Subtract:
+	case opSub:
 		if y > x {
 			return 0, false
 		}
 		return x - y, true
-	case operators.Multiply:
+	case opMul:
 		if y != 0 && x > math.MaxUint64/y {
 			return 0, false
 		}
 		return x * y, true
-	case operators.Divide:
+	case opDiv:
 		if y == 0 {
 			return 0, false
 		}
 		return x / y, true
-	case operators.Modulo:
+	case opMod:
 		if y == 0 {
 			return 0, false
 		}
@@ -837,18 +971,18 @@ func uintArith(op string, x, y uint64) (uint64, bool) {
 }
 
 // dynArith is arithmetic between two record values of the same kind.
-func dynArith(op string, x, y *record.Value) (record.Value, bool) {
+func dynArith(op arithOp, x, y *record.Value) (record.Value, bool) {
 	switch {
 	case x.Kind() == record.KindInt && y.Kind() == record.KindInt:
 		a, _ := x.AsInt()
 		b, _ := y.AsInt()
 		r, ok := intArith(op, a, b)
 		return record.Int(r), ok
-	case x.Kind() == record.KindFloat && y.Kind() == record.KindFloat && op != operators.Modulo:
+	case x.Kind() == record.KindFloat && y.Kind() == record.KindFloat && op != opMod:
 		a, _ := x.AsFloat()
 		b, _ := y.AsFloat()
 		return record.Float(doubleArith(op, a, b)), true
-	case x.Kind() == record.KindString && y.Kind() == record.KindString && op == operators.Add:
+	case x.Kind() == record.KindString && y.Kind() == record.KindString && op == opAdd:
 		a, _ := x.AsString()
 		b, _ := y.AsString()
 		return record.String(a + b), true
@@ -1007,6 +1141,12 @@ func equalScalars(a, b scalar) (bool, bool) {
 func equality(ne bool, l, r node) (node, bool) {
 	// The common shapes, without going through scalars.
 	switch {
+	case l.t == tInt && r.konst:
+		y := r.ki
+		return node{t: tBool, b: func(c *fastCtx) (bool, bool) {
+			x, ok := l.i(c)
+			return (x == y) != ne, ok
+		}}, true
 	case l.t == tInt && r.t == tInt:
 		return node{t: tBool, b: func(c *fastCtx) (bool, bool) {
 			x, ok := l.i(c)

@@ -2,7 +2,6 @@ package expr
 
 import (
 	"fmt"
-	"math"
 	"slices"
 
 	"github.com/google/cel-go/cel"
@@ -276,43 +275,6 @@ func fieldPath(x celast.Expr) ([]string, bool) {
 			return nil, false
 		}
 	}
-}
-
-// intArith is CEL's checked int arithmetic (cel-go common/types/overflow.go),
-// reporting false where CEL fails.
-func intArith(op string, x, y int64) (int64, bool) {
-	switch op {
-	case operators.Add:
-		if (y > 0 && x > math.MaxInt64-y) || (y < 0 && x < math.MinInt64-y) {
-			return 0, false
-		}
-		return x + y, true
-	case operators.Subtract:
-		if (y < 0 && x > math.MaxInt64+y) || (y > 0 && x < math.MinInt64+y) {
-			return 0, false
-		}
-		return x - y, true
-	case operators.Multiply:
-		if (x == -1 && y == math.MinInt64) || (y == -1 && x == math.MinInt64) ||
-			(x > 0 && y > 0 && x > math.MaxInt64/y) ||
-			(x > 0 && y < 0 && y < math.MinInt64/x) ||
-			(x < 0 && y > 0 && x < math.MinInt64/y) ||
-			(x < 0 && y < 0 && y < math.MaxInt64/x) {
-			return 0, false
-		}
-		return x * y, true
-	case operators.Divide:
-		if y == 0 || (x == math.MinInt64 && y == -1) {
-			return 0, false
-		}
-		return x / y, true
-	case operators.Modulo:
-		if y == 0 || (x == math.MinInt64 && y == -1) {
-			return 0, false
-		}
-		return x % y, true
-	}
-	return 0, false
 }
 
 // readsRecord reports whether x mentions an identifier named `record` (a

@@ -123,6 +123,7 @@ type TaskManager struct {
 	// jobmanager_id) accepts a registration.
 	jm        weirpb.JobManagerGatewayClient
 	leaderGen uint64
+	netBudget networkBudget // guarded by mu
 	closed    bool
 }
 
@@ -212,6 +213,17 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	}
 	if ncfg.MaxFrameSize < ncfg.SegmentSize {
 		ncfg.MaxFrameSize = ncfg.SegmentSize
+	}
+	nm, budget, err := config.DeriveNetworkMemory(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if budget {
+		tm.netBudget = networkBudget{total: nm.Buffers, mem: nm}
+		tm.log.Info("network memory", zap.Int64("bytes", nm.Bytes), zap.Int64("buffers", nm.Buffers), zap.Int64(config.SegmentSize.Key, nm.SegmentSize),
+			zap.String(config.TaskManagerProcessSize.Key, cfg.String(config.TaskManagerProcessSize)))
+	} else {
+		tm.log.Info("no network memory budget: " + config.TaskManagerProcessSize.Key + " is unset; buffers are bounded per channel and gate only")
 	}
 	lo, hi = cfg.PortRange(config.TaskManagerDataPort)
 	tm.net, err = newNetworkInRange(ncfg, bind, lo, hi, tm.log)

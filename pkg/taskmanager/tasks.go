@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/weirstream/weir/pkg/config"
 	"github.com/weirstream/weir/pkg/internal/allowpath"
 	"github.com/weirstream/weir/pkg/taskexec"
 	"github.com/weirstream/weir/proto/weirpb"
@@ -38,6 +39,10 @@ type taskEntry struct {
 	done    chan struct{}    // closed when the attempt's Run has returned
 	running bool             // task goroutine only: OnRunning was called
 	status  *attemptStatus   // guarded by TaskManager.mu
+	// netBuffers is what the attempt holds of the network budget, until
+	// its Run returns or a new attempt takes it over. Guarded by
+	// TaskManager.mu.
+	netBuffers int64
 	// cancelOnce: the attempt is canceled, and its watchdog started, once
 	// (TaskManager.cancelTask).
 	cancelOnce sync.Once
@@ -143,6 +148,19 @@ func (tm *TaskManager) submit(d *weirpb.TaskDeploymentDescriptor) error {
 			return status.Errorf(codes.FailedPrecondition, "attempt %s is older than the deployed attempt %d", attemptString(e.exec), p)
 		}
 	}
+	var prevHeld int64
+	if prev != nil {
+		prevHeld = prev.netBuffers
+	}
+	need := taskBuffers(d, tm.net.Addr(), tm.cfg.Int(config.BuffersPerChannel), tm.cfg.Int(config.FloatingBuffersPerGate))
+	if err := tm.netBudget.reserve(attemptString(e.exec), need, prevHeld); err != nil {
+		tm.mu.Unlock()
+		return status.Error(codes.ResourceExhausted, err.Error())
+	}
+	if prev != nil {
+		prev.netBuffers = 0
+	}
+	e.netBuffers = need
 	tm.tasks[key] = e
 	// The new attempt is what the next leader must hear of.
 	delete(tm.ended, key)
@@ -169,6 +187,10 @@ func (tm *TaskManager) runTask(e *taskEntry, prev *taskEntry) {
 	}
 	e.log.Info("task deploying")
 	res := e.task.Run()
+	tm.mu.Lock()
+	tm.netBudget.release(e.netBuffers)
+	e.netBuffers = 0
+	tm.mu.Unlock()
 	if e.running {
 		tm.tasksRunning.Dec()
 	}
