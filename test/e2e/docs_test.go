@@ -47,6 +47,10 @@ package e2e
 //
 // Every failing job and block is reported, each as its own subtest named
 // file:line, so one broken page does not hide another.
+//
+// TestDocLinks (no cluster) checks that every relative link of docs/*.md,
+// and every ../ path in their text, names a file of the repository, and a
+// link's #anchor a heading of its page.
 
 import (
 	"bytes"
@@ -484,4 +488,92 @@ func (s *docSession) match(want, got []string) string {
 		}
 	}
 	return ""
+}
+
+// TestDocLinks: every relative link of docs/*.md names a file of the
+// repository (and an anchor of a page, a heading of it), so that the docs
+// never point outside the repository or at a page that moved.
+func TestDocLinks(t *testing.T) {
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	upPath := regexp.MustCompile(`(?:^|[\s(\x60])((?:\.\./)+[\w.\-/]*\w)`)
+	root, _ := filepath.Abs(repoRoot)
+	pages, _ := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
+	for _, p := range pages {
+		rel, _ := filepath.Rel(repoRoot, p)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			// A path up and out of docs/ in the text, not as a link, must
+			// name a file of the repository too.
+			for _, m := range upPath.FindAllStringSubmatchIndex(line, -1) {
+				if strings.HasSuffix(line[:m[2]], "](") {
+					continue // a link: checked below
+				}
+				up := line[m[2]:m[3]]
+				dest, _ := filepath.Abs(filepath.Join(filepath.Dir(p), up))
+				r, err := filepath.Rel(root, dest)
+				if _, serr := os.Stat(dest); err != nil || strings.HasPrefix(r, "..") || serr != nil {
+					t.Errorf("%s:%d: %q is not a file of the repository (copy what it says into docs/reference/)", rel, i+1, up)
+				}
+			}
+			for _, m := range link.FindAllStringSubmatch(line, -1) {
+				target := m[1]
+				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				file, anchor, _ := strings.Cut(target, "#")
+				dest, _ := filepath.Abs(p)
+				if file != "" {
+					dest, _ = filepath.Abs(filepath.Join(filepath.Dir(p), file))
+				}
+				if r, err := filepath.Rel(root, dest); err != nil || strings.HasPrefix(r, "..") {
+					t.Errorf("%s:%d: link %q points outside the repository", rel, i+1, target)
+					continue
+				}
+				st, err := os.Stat(dest)
+				if err != nil {
+					t.Errorf("%s:%d: link %q: %v", rel, i+1, target, err)
+					continue
+				}
+				if anchor != "" && !st.IsDir() && strings.HasSuffix(dest, ".md") && !hasAnchor(t, dest, anchor) {
+					t.Errorf("%s:%d: link %q: no heading of %s has the anchor #%s", rel, i+1, target, filepath.Base(dest), anchor)
+				}
+			}
+		}
+	}
+}
+
+// hasAnchor reports whether a heading of the markdown file has GitHub's
+// anchor: lower case, spaces to hyphens, punctuation other than - and _
+// dropped.
+func hasAnchor(t *testing.T, path, anchor string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inFence := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inFence = !inFence
+		}
+		if inFence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#")))
+		var b strings.Builder
+		for _, r := range h {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127:
+				b.WriteRune(r)
+			}
+		}
+		if b.String() == anchor {
+			return true
+		}
+	}
+	return false
 }
