@@ -229,3 +229,55 @@ func sendOneRecord(t *testing.T, p *ResultPartition, g *InputGate) {
 		t.Fatalf("consumer got %q, want %q", got[0], want)
 	}
 }
+
+// TestConnectionWithoutChannelsIsClosed: a peer whose request failed (partition not found) and which then stays
+// silent is closed after the handshake timeout, as a connection that never sent a request is; a connection with an
+// open channel is not, however long its channel is quiet.
+func TestConnectionWithoutChannelsIsClosed(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	cfg := testConfig()
+	cfg.HandshakeTimeout = 100 * time.Millisecond
+	m, err := NewManager(cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+
+	conn, err := net.Dial("tcp", m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(encodePartitionRequest(1, "job/none/0/0/0", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	got := awaitServerClose(t, conn)
+	typ, ch, n, err := readHeader(bytes.NewReader(got), make([]byte, frameHeaderLen), maxErrorLen)
+	if err != nil || typ != frameError || ch != 1 || n != len(got)-frameHeaderLen {
+		t.Fatalf("server sent %x (type %d, channel %d, %v), want one error frame for channel 1", got, typ, ch, err)
+	}
+	if code, msg, _ := decodeError(got[frameHeaderLen:]); code != errCodePartitionNotFound || !strings.Contains(msg, "job/none/0/0/0") {
+		t.Fatalf("error frame = code %d %q, want partition not found naming it", code, msg)
+	}
+	logNaming(t, logs, "network: closing connection that has no open channel and sent nothing within taskmanager.network.handshake-timeout",
+		conn.LocalAddr().String())
+
+	// A channel quiet for many handshake timeouts keeps its connection.
+	cm := newManager(t, cfg)
+	p, g := oneChannel(t, m, cm)
+	if err := p.EmitRecord(0, []byte("r0")); err != nil {
+		t.Fatal(err)
+	}
+	p.Flush()
+	if boe, err := next(t, g); err != nil {
+		t.Fatal(err)
+	} else {
+		boe.Buffer.Recycle()
+	}
+	before := len(logs.All())
+	time.Sleep(5 * cfg.HandshakeTimeout) // not a guess at a duration: the quiet period under test
+	if o, _ := cm.Connections(); o != 1 || len(logs.All()) != before {
+		t.Fatalf("quiet channel: %d outgoing connections, logs %v", o, logs.All()[before:])
+	}
+	sendOneRecord(t, p, g)
+}

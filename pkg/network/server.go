@@ -399,7 +399,7 @@ func (m *Manager) acceptLoop() {
 			conn = tls.Server(conn, m.tls) // no I/O yet: serve handshakes
 		}
 		sc := &serverConn{m: m, conn: conn, peer: peer, host: host, pending: true, wake: make(chan struct{}, 1),
-			channels: map[uint32]*serverChannel{}}
+			channels: map[uint32]*serverChannel{}, idle: true}
 		m.conns[sc] = struct{}{}
 		m.wg.Add(1)
 		m.mu.Unlock()
@@ -477,6 +477,7 @@ type serverConn struct {
 
 	mu       sync.Mutex
 	channels map[uint32]*serverChannel
+	idle     bool                 // no open channel: the read deadline is armed (armIdle)
 	lastID   uint32               // highest channel id requested: ids at or below it and not in channels have ended
 	ready    ring[*serverChannel] // channels the writer should look at, each at most once
 	errs     ring[[]byte]         // error frames answering failed requests, sent before any channel's data
@@ -563,7 +564,6 @@ func (sc *serverConn) serve() {
 		}
 		return
 	}
-	_ = sc.conn.SetReadDeadline(time.Time{})
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -583,13 +583,37 @@ func (sc *serverConn) serve() {
 			err = sc.handle(f)
 		}
 		if err != nil {
-			if errors.Is(err, errProtocol) {
+			var ne net.Error
+			switch {
+			case errors.Is(err, errProtocol):
 				sc.protocolError(err)
+			case errors.As(err, &ne) && ne.Timeout():
+				sc.m.peerLog.Warn("network: closing connection that has no open channel and sent nothing within taskmanager.network.handshake-timeout",
+					zap.String("peer", sc.peer), zap.Duration("timeout", sc.m.cfg.HandshakeTimeout))
 			}
 			return // EOF: the consumer is done (or gone)
 		}
+		sc.mu.Lock()
+		sc.armIdle(true)
+		sc.mu.Unlock()
 		f, err = readConsumerFrame(r, hdr[:])
 	}
+}
+
+// armIdle keeps the pending-connection bound from being sidestepped: a connection with no open channel (its
+// requests all failed, or its channels ended) must send a frame within HandshakeTimeout, as a new one must send its
+// first request, or it is closed. An honest consumer either has a channel open, or retries a request within the
+// retry backoff (at most 500 ms), or closes the connection itself. rearm restarts the clock (a frame was read).
+// sc.mu is held.
+func (sc *serverConn) armIdle(rearm bool) {
+	idle := len(sc.channels) == 0
+	switch {
+	case idle && (rearm || !sc.idle):
+		_ = sc.conn.SetReadDeadline(time.Now().Add(sc.m.cfg.HandshakeTimeout))
+	case !idle && sc.idle:
+		_ = sc.conn.SetReadDeadline(time.Time{})
+	}
+	sc.idle = idle
 }
 
 // handle applies one frame of the consumer. A credit or cancel for a channel that has ended is dropped: it crossed
@@ -683,6 +707,7 @@ func (sc *serverConn) remove(ch *serverChannel) {
 	if sc.channels[ch.id] == ch {
 		delete(sc.channels, ch.id)
 	}
+	sc.armIdle(false)
 	sc.mu.Unlock()
 	ch.sub.detach(ch)
 }
@@ -726,6 +751,7 @@ func (sc *serverConn) writeLoop(stop <-chan struct{}) {
 				}
 			}
 			canceled := ok && ch.canceled
+			removed := ok && ch.removed // queued again while the writer was ending it
 			sc.mu.Unlock()
 			if isErr {
 				if _, err := w.Write(errFrame); err != nil {
@@ -736,6 +762,9 @@ func (sc *serverConn) writeLoop(stop <-chan struct{}) {
 			}
 			if !ok {
 				break
+			}
+			if removed {
+				continue
 			}
 			if canceled {
 				sc.remove(ch)
