@@ -20,7 +20,7 @@ start_daemon() { # name binary args...
 		echo "$name is already running (pid $(cat "$DATA/run/$name.pid"))"
 		return
 	fi
-	"$@" -D weir.data.dir="$DATA/$name" >"$DATA/logs/$name.log" 2>&1 &
+	"$@" >"$DATA/logs/$name.log" 2>&1 &
 	echo $! >"$DATA/run/$name.pid"
 	echo "started $name (pid $!, log $DATA/logs/$name.log)"
 }

@@ -134,9 +134,7 @@ func (c *cluster) start(name, binary string, args ...string) *process {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	args = append(args,
-		"-D", "metrics.reporter.prom.port=0",
-		"-D", "weir.data.dir="+filepath.Join(c.dir, name))
+	args = append(args, "-D", "metrics.reporter.prom.port=0")
 	for _, e := range c.extra {
 		args = append(args, "-D", e)
 	}

@@ -194,7 +194,7 @@ func (h *haCluster) startDaemon(name, binary string, args []string) (*process, e
 	fmt.Fprintf(logFile, "==== %s started at %s ====\n", name, time.Now().Format(time.RFC3339Nano))
 	var argv []string
 	for _, kv := range slices.Concat(h.haKeys, haHeartbeats,
-		[]string{"weir.data.dir=" + filepath.Join(h.dir, name), "metrics.reporter.prom.port=0"}, args) {
+		[]string{"metrics.reporter.prom.port=0"}, args) {
 		argv = append(argv, "-D", kv)
 	}
 	cmd := exec.Command(filepath.Join(binDir, binary), argv...)
