@@ -509,11 +509,11 @@ func (cc *clientConn) readLoop(r *bufio.Reader) error {
 		cc.mu.Lock()
 		cc.answered = true
 		e, open := cc.channels[id]
-		known := id <= cc.lastID
+		last := cc.lastID
 		cc.mu.Unlock()
 		if !open {
-			if !known {
-				return fmt.Errorf("%w: frame type %d for channel %d, which was never requested (last %d)", errProtocol, typ, id, cc.lastID)
+			if id > last {
+				return fmt.Errorf("%w: frame type %d for channel %d, which was never requested (last %d)", errProtocol, typ, id, last)
 			}
 			if _, err := r.Discard(n); err != nil {
 				return connErr(err)
