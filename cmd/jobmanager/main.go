@@ -19,6 +19,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -54,7 +55,16 @@ func start(cfg *config.Config, log *zap.Logger) (func(context.Context) error, er
 	}
 	reg := metrics.NewRegistry()
 	lo, hi := cfg.PortRange(config.MetricsPromPort)
-	msrv, err := metrics.Serve(log, host, lo, hi, reg, metrics.Options{Pprof: cfg.Bool(config.MetricsPprofEnabled)})
+	// The metrics server (and its /readyz) starts before the JobManager,
+	// which is not ready until it is there.
+	var started atomic.Pointer[jobmanager.JobManager]
+	ready := func() (bool, string) {
+		if jm := started.Load(); jm != nil {
+			return jm.Ready()
+		}
+		return false, "starting"
+	}
+	msrv, err := metrics.Serve(log, host, lo, hi, reg, metrics.Options{Pprof: cfg.Bool(config.MetricsPprofEnabled), Ready: ready})
 	if err != nil {
 		return nil, fmt.Errorf("serve metrics (metrics.reporter.prom.port): %w", err)
 	}
@@ -80,6 +90,7 @@ func start(cfg *config.Config, log *zap.Logger) (func(context.Context) error, er
 		_ = msrv.Close()
 		return nil, err
 	}
+	started.Store(jm)
 	fmt.Printf("JobManager listening on %s\n", jm.Addr())
 	return func(context.Context) error {
 		err := jm.Close()

@@ -83,10 +83,12 @@ type JobManager struct {
 	exit       func(code int)
 	// leadEpoch is the epoch this JobManager leads at (HA), 0 while it
 	// stands by or once fenced; leaderSince when it began (Unix ms);
-	// leader the leader as last observed.
+	// leader the leader as last observed; haState the ha.LeadershipState
+	// after each step of the election (for Ready, readiness.go).
 	leadEpoch   atomic.Int64
 	leaderSince atomic.Int64
 	leader      atomic.Pointer[ha.LeaderInfo]
+	haState     atomic.Value
 	id          string // this process's JobManager id
 	hbInterval  time.Duration
 	hbTimeout   time.Duration

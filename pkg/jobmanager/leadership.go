@@ -124,6 +124,7 @@ func (jm *JobManager) leadershipLoop(advertised string) {
 		for _, a := range l.Step(time.Now(), ev) {
 			jm.doLeadership(ctx, a, send)
 		}
+		jm.haState.Store(l.State())
 	}
 	apply(ha.Start{})
 	for {

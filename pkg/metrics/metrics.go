@@ -1,5 +1,5 @@
 // Package metrics serves a daemon's Prometheus metrics over HTTP. It owns the
-// /metrics and /healthz endpoints, the optional /debug/pprof/ endpoints
+// /metrics, /healthz and /readyz endpoints, the optional /debug/pprof/ endpoints
 // (metrics.pprof.enabled) and the registry constructor; the metrics
 // themselves are defined by the packages that update them, registered on the
 // *prometheus.Registry the daemon passes down (never on the global default
@@ -56,11 +56,13 @@ type Options struct {
 	// Pprof serves net/http/pprof's profiles under /debug/pprof/
 	// (metrics.pprof.enabled).
 	Pprof bool
+	// Ready answers /readyz (health.go); nil: always ready.
+	Ready Readiness
 }
 
 // Serve listens on host and the first free port of lo..hi (the
 // metrics.reporter.prom.port option; lo = hi = 0 takes any free port) and
-// serves reg on /metrics, a liveness probe on /healthz and, if opts.Pprof,
+// serves reg on /metrics, the probes /healthz and /readyz and, if opts.Pprof,
 // the runtime profiles on /debug/pprof/. A port in use is skipped; any other
 // listen error fails at once.
 func Serve(log *zap.Logger, host string, lo, hi int, reg *prometheus.Registry, opts Options) (*Server, error) {
@@ -88,10 +90,7 @@ func Serve(log *zap.Logger, host string, lo, hi int, reg *prometheus.Registry, o
 		// so that one broken collector does not hide all metrics.
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	mountHealth(mux, opts.Ready)
 	if opts.Pprof {
 		// Registered on this mux, never served from http.DefaultServeMux (on
 		// which importing net/http/pprof also registers them): the profiles

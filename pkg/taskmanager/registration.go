@@ -77,7 +77,9 @@ func (tm *TaskManager) connectLoop(ctx context.Context) {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	defer tm.readiness.Store(readinessStopped)
 	l.do(f.step(time.Now(), startFollowing{}))
+	tm.publishReadiness(f, startFollowing{})
 	for {
 		timer.Stop()
 		if d := f.deadline(); !d.IsZero() {
@@ -103,6 +105,7 @@ func (tm *TaskManager) connectLoop(ctx context.Context) {
 			ev = followerTick{}
 		}
 		l.do(f.step(time.Now(), ev))
+		tm.publishReadiness(f, ev)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -110,6 +111,9 @@ type TaskManager struct {
 	wgReports    sync.WaitGroup // reporter goroutines
 	wgServe      sync.WaitGroup
 	closeOnce    sync.Once
+
+	// readiness: the registration's state for /readyz (readiness.go).
+	readiness atomic.Pointer[readiness]
 
 	mu    sync.Mutex
 	tasks map[subtaskKey]*taskEntry
@@ -273,7 +277,7 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 	}
 	if !opts.NoMetricsServer {
 		lo, hi = cfg.PortRange(config.MetricsPromPort)
-		if tm.metricsSrv, err = metrics.Serve(tm.log, bind, lo, hi, reg, metrics.Options{Pprof: cfg.Bool(config.MetricsPprofEnabled)}); err != nil {
+		if tm.metricsSrv, err = metrics.Serve(tm.log, bind, lo, hi, reg, metrics.Options{Pprof: cfg.Bool(config.MetricsPprofEnabled), Ready: tm.Ready}); err != nil {
 			return nil, err
 		}
 		closers = append(closers, func() { _ = tm.metricsSrv.Close() })
