@@ -19,6 +19,18 @@
 //     free port. Booleans and enums are case-insensitive.
 //   - Older (deprecated) key names are accepted as fallbacks of the current
 //     name; the current name wins when both are set in the same layer.
+//   - A daemon or the CLI finds its file as Flink finds FLINK_CONF_DIR's
+//     (ConfigFile): --config, else $WEIR_CONF_DIR/config.yaml, else
+//     /etc/weir/config.yaml if present, else none. A file named
+//     flink-conf.yaml is read in Flink 1.x's flat line form (ParseFlinkConf).
+//   - Flink keys that mean nothing to weir (JVM options, REST, web UI, class
+//     loading, JVM memory components, ...: notApplicable, a reason per
+//     prefix) are reported in one warning per source as not applicable, not
+//     as unknown keys, so that a Flink distribution's config.yaml loads
+//     without noise or false typo suggestions.
+//   - Every option has a scope (Option.Scope): a cluster option belongs to
+//     the daemons' configuration and WithJob refuses it in a job's config:,
+//     naming the key and the config.yaml it belongs in.
 //
 // Invariants:
 //
