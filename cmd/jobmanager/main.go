@@ -4,6 +4,10 @@
 //
 //	jobmanager [--config FILE] [-D key=value]...
 //
+// Without --config it reads $WEIR_CONF_DIR/config.yaml, else
+// /etc/weir/config.yaml if it exists (package daemon); a Flink
+// distribution's config.yaml works unchanged. jobmanager.memory.process.size
+// is its memory limit.
 // -D may be repeated and is also accepted as -Dkey=value (Flink's form). It
 // prints the address it listens on to stdout; logs go to stderr. A bad
 // configuration exits 1 with a message naming the key. On SIGTERM it stops
