@@ -90,10 +90,12 @@ type node struct {
 	// What the operators specialize on, saving a closure call per
 	// operand: an int constant (konst), and a read of a top-level field
 	// (field, with its hint slot).
-	konst bool
-	ki    int64
-	field string
-	hint  int
+	konst  bool // an int constant, ki
+	ki     int64
+	dkonst bool // a double constant, kd
+	kd     float64
+	field  string
+	hint   int
 }
 
 // fieldHint is where a field read found its field the last time, and the
@@ -161,7 +163,7 @@ func constNode(l any) (node, bool) {
 	case types.Uint:
 		return node{t: tUint, u: func(*fastCtx) (uint64, bool) { return uint64(c), true }}, true
 	case types.Double:
-		return node{t: tDouble, d: func(*fastCtx) (float64, bool) { return float64(c), true }}, true
+		return node{t: tDouble, d: func(*fastCtx) (float64, bool) { return float64(c), true }, dkonst: true, kd: float64(c)}, true
 	case types.String:
 		return node{t: tString, s: func(*fastCtx) (string, bool) { return string(c), true }}, true
 	case types.Null:
@@ -1040,6 +1042,23 @@ func asScalar(n node) func(*fastCtx) (scalar, bool) {
 	}
 }
 
+// constScalar is the scalar of an int or double constant node.
+func constScalar(n node) scalar {
+	if n.konst {
+		return scalar{t: tInt, i: n.ki, ok: true}
+	}
+	return scalar{t: tDouble, d: n.kd, ok: true}
+}
+
+// numberScalar is the scalar of an int or float record value.
+func numberScalar(v *record.Value) scalar {
+	if i, ok := v.AsInt(); ok {
+		return scalar{t: tInt, i: i, ok: true}
+	}
+	d, _ := v.AsFloat()
+	return scalar{t: tDouble, d: d, ok: true}
+}
+
 // isNumber reports whether t is int, uint or double.
 func isNumber(t typ) bool { return t == tInt || t == tUint || t == tDouble }
 
@@ -1165,6 +1184,24 @@ func equality(ne bool, l, r node) (node, bool) {
 			y, ok := r.s(c)
 			return (x == y) != ne, ok
 		}}, true
+	case l.t == tDyn && (r.konst || r.dkonst):
+		// record.x == 5: CEL's == of a number with anything else than a
+		// number is false; lists and maps are left to CEL.
+		k := constScalar(r)
+		return node{t: tBool, b: func(c *fastCtx) (bool, bool) {
+			v := l.v(c)
+			if v == nil {
+				return false, false
+			}
+			switch v.Kind() {
+			case record.KindInt, record.KindFloat:
+				o, ordered := compareNumbers(numberScalar(v), k)
+				return (ordered && o == 0) != ne, true
+			case record.KindNull, record.KindBool, record.KindString:
+				return ne, true
+			}
+			return false, false
+		}}, true
 	}
 	ls, rs := asScalar(l), asScalar(r)
 	return node{t: tBool, b: func(c *fastCtx) (bool, bool) {
@@ -1182,18 +1219,32 @@ func equality(ne bool, l, r node) (node, bool) {
 }
 
 func ordering(op string, l, r node) (node, bool) {
-	test := func(c int) bool {
-		switch op {
-		case operators.Less:
-			return c < 0
-		case operators.LessEquals:
-			return c <= 0
-		case operators.Greater:
-			return c > 0
-		}
-		return c >= 0
+	// The result for a comparison of -1, 0 and 1.
+	var results [3]bool
+	switch op {
+	case operators.Less:
+		results = [3]bool{true, false, false}
+	case operators.LessEquals:
+		results = [3]bool{true, true, false}
+	case operators.Greater:
+		results = [3]bool{false, false, true}
+	default:
+		results = [3]bool{false, true, true}
 	}
-	if l.t == tInt && r.t == tInt {
+	test := func(c int) bool { return results[c+1] }
+	switch {
+	case l.t == tDyn && (r.konst || r.dkonst):
+		// record.x > 5: numbers only (anything else is CEL's error).
+		k := constScalar(r)
+		return node{t: tBool, b: func(c *fastCtx) (bool, bool) {
+			v := l.v(c)
+			if v == nil || (v.Kind() != record.KindInt && v.Kind() != record.KindFloat) {
+				return false, false
+			}
+			o, ordered := compareNumbers(numberScalar(v), k)
+			return test(o), ordered
+		}}, true
+	case l.t == tInt && r.t == tInt:
 		return node{t: tBool, b: func(c *fastCtx) (bool, bool) {
 			x, ok := l.i(c)
 			if !ok {

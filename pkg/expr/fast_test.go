@@ -340,7 +340,7 @@ func TestFastPathAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes what allocates")
 	}
-	in := mustJSON(t, `{"seq":123456789,"auction":1000123,"price":9876543,"line":"the quick brown fox","key":7,"score":0.5,"n":{"m":4}}`)
+	in := mustJSON(t, `{"seq":123456789,"auction":1000123,"bidder":1001,"price":9876543,"dateTime":1704067200000,"extra":"xyz","line":"the quick brown fox","key":7,"score":0.5,"n":{"m":4}}`)
 	for _, src := range []string{
 		`record.seq % 2 == 0`,
 		`record.auction % 123 == 0`,
@@ -357,6 +357,9 @@ func TestFastPathAllocs(t *testing.T) {
 		`{"key": record.key, "seq": record.seq, "twice": record.seq * 2}`,
 		`{"auction": record.auction, "price": 0.908 * double(record.price), "big": record.price > 1000, "k": record.key - record.seq}`,
 		`{"x": record.key > 3 ? record.seq : record.line, "m": record.n.m}`,
+		// examples/nexmark q1 and q2.
+		`{"auction": record.auction, "bidder": record.bidder, "price": 0.908 * double(record.price), "dateTime": record.dateTime, "extra": record.extra}`,
+		`{"auction": record.auction, "price": record.price}`,
 	} {
 		p := mustCompile(t, src, ResultMap)
 		var out record.Record
