@@ -82,6 +82,8 @@
 //     on the receiving side (a credit or cancel crossing the producer's EndOfPartition, buffers crossing the
 //     consumer's cancel) is dropped, read with no allocation;
 //   - a connection to the data server that has not sent its partition request is closed after HandshakeTimeout,
+//     and so is one that has no open channel (its requests failed, its channels ended) and sends nothing for as
+//     long: an honest consumer has a channel open, retries within its backoff, or closes the connection itself;
 //     and at most MaxPendingConnectionsPerHost such connections per peer IP (MaxPendingConnections in all) are held:
 //     the excess is refused on the accept loop, without a goroutine, with a retryable "busy" error. A consumer
 //     retries any connection that ended before the producer answered, so a refusal delays an honest channel but

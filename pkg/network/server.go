@@ -38,7 +38,8 @@ type Config struct {
 	// HandshakeTimeout is how long the data server waits for a new connection's partition request before it
 	// closes the connection (taskmanager.network.handshake-timeout). An honest consumer sends its request right
 	// after connecting; without this deadline a peer that connects and sends nothing holds a socket and a
-	// goroutine forever.
+	// goroutine forever. A connection with no open channel (its requests failed, or its channels ended) must send
+	// a frame within it too.
 	HandshakeTimeout time.Duration
 	// MaxPendingConnectionsPerHost and MaxPendingConnections bound the connections accepted that have not yet sent
 	// their partition request, from one peer IP and in total (taskmanager.network.max-pending-connections-per-host,

@@ -270,7 +270,22 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 		Name: "weir_taskmanager_leader_epoch",
 		Help: "Highest JobManager leader epoch this TaskManager has seen; calls with a lower one are rejected (0: none, standalone).",
 	}, func() float64 { return float64(tm.fence.highest.Load()) })
-	for _, c := range []prometheus.Collector{tm.leaderChanges, leaderEpoch} {
+	collectors := []prometheus.Collector{tm.leaderChanges, leaderEpoch}
+	// One data connection per TaskManager pair and direction of data flow (network doc.go).
+	for _, dir := range []string{"outgoing", "incoming"} {
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "weir_taskmanager_network_connections",
+			Help:        "Open data-plane TCP connections: outgoing to producers' TaskManagers (one per TaskManager this one reads from), incoming from consumers' TaskManagers.",
+			ConstLabels: prometheus.Labels{"direction": dir},
+		}, func() float64 {
+			out, in := tm.net.Connections()
+			if dir == "outgoing" {
+				return float64(out)
+			}
+			return float64(in)
+		}))
+	}
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register taskmanager metrics: %w", err)
 		}
