@@ -554,6 +554,17 @@ func (fc *fastCompiler) asDyn(n node) (node, bool) {
 // reporting false if it misses. A uint result becomes an int, missing
 // above MaxInt64 (where toValue fails).
 func outputValue(n node) (func(c *fastCtx, dst *record.Value) bool, bool) {
+	switch {
+	case n.field != "": // the usual projection, one call less
+		h := n.hint
+		return func(c *fastCtx, dst *record.Value) bool {
+			if v := getField(c.in, &c.hints[h]); v != nil {
+				*dst = *v
+				return true
+			}
+			return false
+		}, true
+	}
 	switch n.t {
 	case tDyn:
 		return func(c *fastCtx, dst *record.Value) bool {
