@@ -57,3 +57,15 @@ if ! command -v openssl >/dev/null 2>&1; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq openssl >/dev/null
 fi
+
+# promtool and prometheus: test/e2e's TestMetricsScrape runs promtool check
+# metrics on every daemon's scrape, and promtool check rules on the
+# dashboard's PromQL (deploy/grafana/weir.json); the prometheus server is
+# for the multi-host tests. Debian's package prometheus has both.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  echo "tools: installing prometheus and promtool (Debian package prometheus)" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+echo "tools: promtool $(promtool --version 2>&1 | head -1)" >&2

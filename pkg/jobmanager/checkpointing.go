@@ -323,6 +323,8 @@ func (jm *JobManager) feed(cp *checkpointing, ev coordinator.Event) {
 		for _, a := range cp.coord.Step(time.Now(), ev) {
 			jm.doCheckpoint(cp, a)
 		}
+		_, _, inProgress := cp.coord.Counts()
+		jm.metrics.checkpointsInProgress(cp.jobID, inProgress)
 		// The timer loop recomputes the earliest NextTriggerTime.
 		select {
 		case jm.cpWake <- struct{}{}:
@@ -374,7 +376,6 @@ func (jm *JobManager) startCoordinator(cp *checkpointing) {
 	}
 	cp.coord, cp.stopped, cp.held = c, false, nil
 	jm.activeCheckpoints[cp.jobID] = cp
-	jm.metrics.initJob(cp.jobID)
 	cp.log.Info("checkpoint coordinator started", zap.Duration("interval", cfg.Interval), zap.String("mode", string(cfg.Mode)),
 		zap.Int64("next_checkpoint_id", next), zap.Int("restored_checkpoints", len(cfg.Restored)))
 	select {
@@ -959,7 +960,7 @@ func (jm *JobManager) checkpointCompleted(cp *checkpointing, id int64) {
 	if s.Savepoint {
 		return
 	}
-	jm.metrics.checkpointCompleted(cp.jobID, s.Duration, s.StateSize)
+	jm.metrics.checkpointCompleted(cp.jobID, s.Duration, s.StateSize, time.Now())
 	cp.log.Info("checkpoint completed", zap.Int64("checkpoint", id), zap.Duration("duration", s.Duration),
 		zap.Int64("size_bytes", s.StateSize), zap.String("path", s.Path))
 }

@@ -251,13 +251,13 @@ func TestCheckpointCompletes(t *testing.T) {
 	if cs := d.Checkpoints; cs.Completed != 1 || cs.Failed != 0 || cs.Latest == nil || cs.Latest.Id != 1 || cs.Latest.Path != path1 || cs.Latest.SizeBytes != size {
 		t.Fatalf("job checkpoint stats: %v", cs)
 	}
-	if got := c.metric("weir_jobmanager_checkpoints_completed_total", map[string]string{"job": id}); got != 1 {
+	if got := c.metric("weir_job_checkpoints_completed_total", map[string]string{"job_id": id}); got != 1 {
 		t.Errorf("completed_total = %v", got)
 	}
-	if got := c.metric("weir_jobmanager_last_checkpoint_size_bytes", map[string]string{"job": id}); got != float64(size) {
+	if got := c.metric("weir_job_last_checkpoint_size_bytes", map[string]string{"job_id": id}); got != float64(size) {
 		t.Errorf("last_checkpoint_size_bytes = %v", got)
 	}
-	if got := c.metric("weir_jobmanager_checkpoints_failed_total", map[string]string{"job": id}); got != 0 {
+	if got := c.metric("weir_job_checkpoints_failed_total", map[string]string{"job_id": id}); got != 0 {
 		t.Errorf("failed_total = %v", got)
 	}
 	var lines []string
@@ -376,8 +376,11 @@ func TestCheckpointDeclinedFailsJob(t *testing.T) {
 	if d.Checkpoints.Failed != 3 || d.Checkpoints.InProgress != 0 {
 		t.Fatalf("checkpoint stats: %v", d.Checkpoints)
 	}
-	if got := c.metric("weir_jobmanager_checkpoints_failed_total", map[string]string{"job": id}); got != 3 {
-		t.Errorf("failed_total = %v", got)
+	// A job that ended leaves no series behind.
+	for _, name := range []string{"weir_job_checkpoints_failed_total", "weir_job_checkpoints_completed_total", "weir_job_uptime_seconds", "weir_job_restarts_total"} {
+		if v, ok := c.lookupMetric(name, map[string]string{"job_id": id}); ok {
+			t.Errorf("%s of the FAILED job still exported: %v", name, v)
+		}
 	}
 }
 

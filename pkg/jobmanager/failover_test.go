@@ -19,6 +19,16 @@ import (
 // labels.
 func (c *cluster) metric(name string, labels map[string]string) float64 {
 	c.t.Helper()
+	v, ok := c.lookupMetric(name, labels)
+	if !ok {
+		c.t.Fatalf("no metric %s%v", name, labels)
+	}
+	return v
+}
+
+// lookupMetric finds the series of name that has labels (and maybe more).
+func (c *cluster) lookupMetric(name string, labels map[string]string) (float64, bool) {
+	c.t.Helper()
 	mfs, err := c.reg.Gather()
 	if err != nil {
 		c.t.Fatal(err)
@@ -29,22 +39,22 @@ func (c *cluster) metric(name string, labels map[string]string) float64 {
 		}
 	metrics:
 		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
+			have := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if labels[l.GetName()] != l.GetValue() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
 					continue metrics
 				}
 			}
 			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
+				return m.GetCounter().GetValue(), true
 			}
-			return m.GetGauge().GetValue()
+			return m.GetGauge().GetValue(), true
 		}
 	}
-	c.t.Fatalf("no metric %s%v", name, labels)
-	return 0
+	return 0, false
 }
 
 // A task failure restarts the job: the other tasks are canceled, and once
@@ -134,16 +144,16 @@ func TestFailoverRestoresLatestCheckpoint(t *testing.T) {
 	if m["job"] != id || m["restored_checkpoint"] != int64(1) || m["restart_delay"] == nil || m["deploy"] == nil || m["failure_time"] == nil || m["detected"] == nil {
 		t.Fatalf("job recovered log line: %v", m)
 	}
-	if got := c.metric("weir_jobmanager_job_restarts_total", map[string]string{"job": id}); got != 1 {
+	if got := c.metric("weir_job_restarts_total", map[string]string{"job_id": id}); got != 1 {
 		t.Errorf("job_restarts_total = %v", got)
 	}
-	if got := c.metric("weir_jobmanager_restores_total", map[string]string{"job": id, "from": "checkpoint"}); got != 1 {
+	if got := c.metric("weir_job_restores_total", map[string]string{"job_id": id, "from": "checkpoint"}); got != 1 {
 		t.Errorf("restores_total{from=checkpoint} = %v", got)
 	}
-	if got := c.metric("weir_jobmanager_restores_total", map[string]string{"job": id, "from": "scratch"}); got != 0 {
+	if got := c.metric("weir_job_restores_total", map[string]string{"job_id": id, "from": "scratch"}); got != 0 {
 		t.Errorf("restores_total{from=scratch} = %v", got)
 	}
-	if got := c.metric("weir_jobmanager_last_restore_timestamp_seconds", map[string]string{"job": id}); got <= 0 {
+	if got := c.metric("weir_job_last_restore_timestamp_seconds", map[string]string{"job_id": id}); got <= 0 {
 		t.Errorf("last_restore_timestamp_seconds = %v", got)
 	}
 
@@ -220,7 +230,7 @@ func TestFailoverTaskManagerLost(t *testing.T) {
 	if d.Restarts != 1 || len(d.Exceptions) != 1 || d.Exceptions[0].Task != "tm-a" || d.Exceptions[0].Message != lost {
 		t.Fatalf("job after the restart: restarts %d, exceptions %v", d.Restarts, d.Exceptions)
 	}
-	if got := c.metric("weir_jobmanager_restores_total", map[string]string{"job": id, "from": "scratch"}); got != 1 {
+	if got := c.metric("weir_job_restores_total", map[string]string{"job_id": id, "from": "scratch"}); got != 1 {
 		t.Errorf("restores_total{from=scratch} = %v", got)
 	}
 

@@ -437,9 +437,11 @@ func (jm *JobManager) do(a scheduler.Action) {
 			zap.Duration("restart_delay", a.RestartDelay), zap.Duration("deploy", a.Running.Sub(a.Redeployed)),
 			zap.Int64("restored_checkpoint", a.CheckpointID), zap.Duration("downtime", a.Running.Sub(a.FailureTime)))
 	case scheduler.JobStateChanged:
-		if a.From == "" {
-			jm.metrics.initRestarts(a.JobID)
+		var name string
+		if cp := jm.checkpoints[a.JobID]; cp != nil {
+			name = cp.jobName
 		}
+		jm.metrics.jobStateChanged(a.JobID, name, a.From, a.To, time.Now())
 		jm.checkpointJobState(a)
 		log := jm.log.With(zap.String("job", a.JobID))
 		fields := []zap.Field{zap.String("from", string(a.From)), zap.String("to", string(a.To))}

@@ -462,7 +462,7 @@ func TestSubmitDeployFinish(t *testing.T) {
 		}
 		return ""
 	})
-	if got := c.metric("weir_jobmanager_task_slots_free", nil); got != 1 {
+	if got := c.metric("weir_jobmanager_task_slots_available", nil); got != 1 {
 		t.Fatalf("free slots gauge = %v, want 1", got)
 	}
 
@@ -490,7 +490,7 @@ func TestSubmitDeployFinish(t *testing.T) {
 	if want := fmt.Sprintf("tm-a %s 2/2,tm-b %s 2/2", a.dataAddr, b.dataAddr); strings.Join(got, ",") != want {
 		t.Fatalf("taskmanagers: %v, want %s", got, want)
 	}
-	for name, want := range map[string]float64{"weir_jobmanager_taskmanagers_registered": 2, "weir_jobmanager_task_slots_total": 4, "weir_jobmanager_task_slots_free": 4} {
+	for name, want := range map[string]float64{"weir_jobmanager_taskmanagers_registered": 2, "weir_jobmanager_task_slots": 4, "weir_jobmanager_task_slots_available": 4} {
 		if got := c.metric(name, nil); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}

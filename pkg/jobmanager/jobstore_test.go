@@ -21,7 +21,7 @@ func (c *cluster) seriesOf(job string) []string {
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "job" && l.GetValue() == job {
+				if l.GetName() == "job_id" && l.GetValue() == job {
 					names = append(names, mf.GetName())
 				}
 			}
@@ -31,18 +31,27 @@ func (c *cluster) seriesOf(job string) []string {
 }
 
 // A terminal job beyond jobstore.max-capacity is no longer listed or
-// found, and its metrics are gone; the newer one stays.
+// found; the newer one stays. A job's metrics go when it ends, before it
+// leaves the job store.
 func TestJobStoreDropsOldestTerminalJob(t *testing.T) {
 	c := startJM(t, nil, map[string]string{"jobstore.max-capacity": "1"})
 	a := startTM(t, c.jm.Addr(), "tm-a", 1)
 	first := c.submit(chainJob(1))
-	a.report(a.receive(1)["0/0#0"].Execution, "FINISHED", "")
-	c.waitState(first, "FINISHED", "")
+	exec := a.receive(1)["0/0#0"].Execution
 	if len(c.seriesOf(first)) == 0 {
-		t.Fatal("no metrics of the first job")
+		t.Fatal("no metrics of the first job while it runs")
+	}
+	a.report(exec, "FINISHED", "")
+	c.waitState(first, "FINISHED", "")
+	if names := c.seriesOf(first); len(names) != 0 {
+		t.Fatalf("metrics of the FINISHED job remain: %v", names)
 	}
 	second := c.submit(chainJob(1))
-	a.report(a.receive(1)["0/0#0"].Execution, "CANCELED", "")
+	exec = a.receive(1)["0/0#0"].Execution
+	if len(c.seriesOf(second)) == 0 {
+		t.Fatal("no metrics of the second job while it runs")
+	}
+	a.report(exec, "CANCELED", "")
 	c.waitState(second, "FAILED", "src -> map -> sink subtask 0 failed: canceled without a cancel request")
 
 	_, err := c.api.GetJob(context.Background(), &weirpb.GetJobRequest{JobId: first})
@@ -56,11 +65,8 @@ func TestJobStoreDropsOldestTerminalJob(t *testing.T) {
 	if len(resp.Jobs) != 1 || resp.Jobs[0].Id != second {
 		t.Fatalf("ListJobs = %v; want only %s", resp.Jobs, second)
 	}
-	if names := c.seriesOf(first); len(names) != 0 {
-		t.Fatalf("metrics of the dropped job remain: %v", names)
-	}
-	if len(c.seriesOf(second)) == 0 {
-		t.Fatal("no metrics of the kept job")
+	if names := c.seriesOf(second); len(names) != 0 {
+		t.Fatalf("metrics of the FAILED job remain: %v", names)
 	}
 	_, err = c.api.ListCheckpoints(context.Background(), &weirpb.ListCheckpointsRequest{JobId: first})
 	if status.Code(err) != codes.NotFound {

@@ -266,7 +266,7 @@ func TestUnalignedOutputChannelState(t *testing.T) {
 	cfg := unalignedConfig("")
 	resp := &fakeResponder{}
 	reg := prometheus.NewRegistry()
-	metrics, err := NewMetrics(reg)
+	metrics, err := NewMetrics(reg, "tm-1")
 	if err != nil {
 		t.Fatal(err)
 	}

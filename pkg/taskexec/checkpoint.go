@@ -196,6 +196,10 @@ func (t *Task) carryOut(actions []barrier.Action, in carried) error {
 // which writes it and acknowledges. A checkpoint the task cannot take is
 // declined and canceled downstream; only a broken output fails the task.
 func (t *Task) snapshot(a barrier.TriggerSnapshot) error {
+	// Flink's sync duration: from here (the barrier, aligned or not) until
+	// the task resumes processing records. The wall clock's monotonic
+	// reading, not Env.Now: that clock is for alignment.
+	syncStart := time.Now()
 	id := a.CheckpointID
 	reject := func(reason barrier.DeclineReason, msg string) error {
 		t.decline(id, reason, msg)
@@ -247,7 +251,14 @@ func (t *Task) snapshot(a barrier.TriggerSnapshot) error {
 	if stop {
 		t.afterStopSnapshot(a)
 	}
-	t.promAlignment.Set(a.Alignment.Seconds())
+	t.lastAlignment.Store(int64(a.Alignment))
+	// Flink's checkpointStartDelay: trigger to the first barrier (or the
+	// trigger reaching a source); clocks of two hosts, so never negative.
+	delay := t.now().Sub(time.UnixMilli(a.Timestamp)) - a.Alignment
+	t.lastStartDelay.Store(int64(max(delay, 0)))
+	// Set before the writer can see the job (enqueue, or for an unaligned
+	// checkpoint channelStateComplete, later in this goroutine).
+	job.sync = time.Since(syncStart)
 	if !a.Unaligned {
 		t.startWriter().enqueue(job)
 	}
@@ -368,16 +379,21 @@ func (t *Task) endInput() error {
 func (t *Task) awaitFinalCheckpoint() error {
 	var drainTick <-chan time.Time
 	for t.awaitingFinal || t.stop.id != noID || t.awaitingDrain(&drainTick) {
+		t.times.switchTo(stateIdle)
 		select {
 		case <-drainTick:
+			t.times.switchTo(stateBusy)
 		case a := <-t.mailbox:
+			t.times.switchTo(stateBusy)
 			t.pending.Add(-1)
 			if err := t.runAction(a); err != nil {
 				return err
 			}
 		case <-t.flushWake:
+			t.times.switchTo(stateBusy)
 			t.maybeFlush()
 		case <-t.cancelCh:
+			t.times.switchTo(stateBusy)
 			return ErrCanceled
 		}
 	}

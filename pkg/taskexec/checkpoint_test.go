@@ -59,7 +59,7 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name, operator string) f
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "operator" && l.GetValue() == operator {
+				if l.GetName() == "task_name" && l.GetValue() == operator {
 					return m.GetGauge().GetValue()
 				}
 			}
@@ -147,7 +147,7 @@ func testTwoInputAlignment(t *testing.T, mode string) {
 	t0 := time.Unix(1_700_000_000, 0)
 	clock.set(t0)
 	reg := prometheus.NewRegistry()
-	metrics, err := NewMetrics(reg)
+	metrics, err := NewMetrics(reg, "tm-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func testTwoInputAlignment(t *testing.T, mode string) {
 		t.Errorf("alignment gauge %v, want 0.25", g)
 	}
 	waitUntil(t, "bytes gauge", func() bool {
-		return gaugeValue(t, reg, "weir_task_checkpoint_bytes", "join") == float64(ack.GetStateSize())
+		return gaugeValue(t, reg, "weir_task_checkpoint_size_bytes", "join") == float64(ack.GetStateSize())
 	})
 
 	// The sources have no state: empty acknowledgements.

@@ -44,10 +44,6 @@ type checkpointState struct {
 	writer        *snapshotWriter // started on first use
 	awaitingFinal bool            // FLIP-147: do not finish before a final checkpoint completed
 	finalFrom     int64           // the first checkpoint snapshotted after the end of input
-
-	promAlignment       gaugeSetter
-	promCheckpointBytes gaugeSetter
-	promInFlightBytes   gaugeSetter
 }
 
 // newCheckpointState reads the checkpointing settings of the job
@@ -55,10 +51,7 @@ type checkpointState struct {
 // of channels channels.
 func newCheckpointState(cfg *config.Config, channels int) (checkpointState, error) {
 	c := checkpointState{
-		finalFrom:           noID,
-		promAlignment:       nopCounter{},
-		promCheckpointBytes: nopCounter{},
-		promInFlightBytes:   nopCounter{},
+		finalFrom: noID,
 	}
 	// Every task knows the mode and its storage (no I/O until the first
 	// state is written): a job without periodic checkpoints can still take

@@ -38,7 +38,11 @@ type outputCollector struct {
 	outs      []*output
 	scratch   []byte
 	count     int64
-	flushEach bool // execution.buffer-timeout 0: flush after every record
+	bytes     int64 // serialized record bytes written, once per subpartition written to
+	flushEach bool  // execution.buffer-timeout 0: flush after every record
+	// times is the task's time accounting: an emit while its partition is
+	// unavailable (it may block for a buffer) counts as backpressured.
+	times *taskTime
 }
 
 func newOutputCollector(d *weirpb.TaskDeploymentDescriptor, flushEach bool) *outputCollector {
@@ -78,6 +82,14 @@ func (c *outputCollector) Collect(r *record.Record) error {
 	}
 	c.scratch = r.AppendBinary(c.scratch[:0])
 	for _, o := range c.outs {
+		// One atomic load per output and record; the clock is read only
+		// while the output is out of buffers, when the consumers throttle
+		// the task anyway.
+		bp := c.times != nil && !o.p.IsAvailable()
+		if bp {
+			c.times.switchTo(stateBackPressured)
+		}
+		n := int64(len(c.scratch))
 		var err error
 		switch o.route {
 		case routeForward:
@@ -96,7 +108,12 @@ func (c *outputCollector) Collect(r *record.Record) error {
 			err = o.p.EmitRecord(state.SubtaskForKeyGroup(o.maxP, o.numSub, kg), c.scratch)
 		case routeBroadcast:
 			err = o.p.BroadcastRecord(c.scratch)
+			n *= int64(o.numSub)
 		}
+		if bp {
+			c.times.switchTo(stateBusy)
+		}
+		c.bytes += n
 		if err != nil {
 			return &attributedError{fmt.Errorf("emit to result partition %q (consumer %q): %w", o.id, o.consumer, err)}
 		}

@@ -23,11 +23,20 @@ import (
 type control struct {
 	recordsIn  atomic.Int64
 	recordsOut atomic.Int64
-	flushDue   atomic.Bool
-	flushWake  chan struct{}
-	canceled   atomic.Bool
-	cancelCh   chan struct{} // closed by Cancel; also operator.Context.Done
-	goid       atomic.Int64  // id of the goroutine in Run, 0 outside (Stack)
+	bytesIn    atomic.Int64
+	bytesOut   atomic.Int64
+	// The last checkpoint's alignment and start delay (nanoseconds), state
+	// size and in-flight data (bytes), for the metrics.
+	lastAlignment      atomic.Int64
+	lastStartDelay     atomic.Int64
+	lastCheckpointSize atomic.Int64
+	lastInFlightBytes  atomic.Int64
+	times              taskTime // busy, idle, backpressured
+	flushDue           atomic.Bool
+	flushWake          chan struct{}
+	canceled           atomic.Bool
+	cancelCh           chan struct{} // closed by Cancel; also operator.Context.Done
+	goid               atomic.Int64  // id of the goroutine in Run, 0 outside (Stack)
 	// ctx is canceled by Cancel and at the end of Run: it bounds what the
 	// writer goroutine does (state writes, answers to the JobManager).
 	ctx        context.Context
@@ -52,14 +61,15 @@ func (c *control) init() {
 // needs no lock; the counters reach other goroutines through publish, once
 // per buffer or source batch.
 type loopState struct {
-	dec     record.Decoder
-	rec     record.Record // reused for every record read from the gate
-	nIn     int64
-	pubIn   int64
-	pubOut  int64
-	promIn  counterAdder
-	promOut counterAdder
-	timer   *time.Timer // a source's retry delay (idle)
+	dec         record.Decoder
+	rec         record.Record // reused for every record read from the gate
+	nIn         int64
+	nBytesIn    int64
+	pubIn       int64
+	pubOut      int64
+	pubBytesIn  int64
+	pubBytesOut int64
+	timer       *time.Timer // a source's retry delay (idle)
 	// deployedFinished: finished on restore (finished.go); no operator of
 	// the chain is opened, and records from the inputs are dropped.
 	deployedFinished bool
@@ -78,15 +88,6 @@ type midBuffer struct {
 	rest    []byte
 	addedTo int64
 }
-
-type counterAdder interface{ Add(float64) }
-
-type gaugeSetter interface{ Set(float64) }
-
-type nopCounter struct{}
-
-func (nopCounter) Add(float64) {}
-func (nopCounter) Set(float64) {}
 
 // startFlushTicker starts the goroutine that marks the output buffers due
 // for a flush every buffer timeout. It never touches a buffer itself.
@@ -126,17 +127,23 @@ func (t *Task) maybeFlush() {
 }
 
 // publish makes the task goroutine's counters visible to heartbeats and
-// Prometheus.
+// Prometheus (Metrics reads them at scrape time).
 func (t *Task) publish() {
-	if d := t.nIn - t.pubIn; d != 0 {
-		t.promIn.Add(float64(d))
+	if t.nIn != t.pubIn {
 		t.pubIn = t.nIn
 		t.recordsIn.Store(t.nIn)
 	}
-	if d := t.out.count - t.pubOut; d != 0 {
-		t.promOut.Add(float64(d))
+	if t.out.count != t.pubOut {
 		t.pubOut = t.out.count
 		t.recordsOut.Store(t.out.count)
+	}
+	if t.nBytesIn != t.pubBytesIn {
+		t.pubBytesIn = t.nBytesIn
+		t.bytesIn.Store(t.nBytesIn)
+	}
+	if t.out.bytes != t.pubBytesOut {
+		t.pubBytesOut = t.out.bytes
+		t.bytesOut.Store(t.out.bytes)
 	}
 }
 
@@ -217,14 +224,19 @@ func (t *Task) runSource() error {
 // awaitOutput waits until output p may have a buffer again, or the mailbox
 // or the flush timer needs the task goroutine, and serves them.
 func (t *Task) awaitOutput(p *network.ResultPartition) error {
+	t.times.switchTo(stateBackPressured)
 	select {
 	case <-p.Available():
+		t.times.switchTo(stateBusy)
 	case a := <-t.mailbox:
+		t.times.switchTo(stateBusy)
 		t.pending.Add(-1)
 		return t.runAction(a)
 	case <-t.flushWake:
+		t.times.switchTo(stateBusy)
 		t.maybeFlush()
 	case <-t.cancelCh:
+		t.times.switchTo(stateBusy)
 		return ErrCanceled
 	}
 	return nil
@@ -239,18 +251,23 @@ func (t *Task) idle(d time.Duration) error {
 		t.timer.Reset(d)
 	}
 	for {
+		t.times.switchTo(stateIdle)
 		select {
 		case <-t.timer.C:
+			t.times.switchTo(stateBusy)
 			return nil
 		case a := <-t.mailbox:
+			t.times.switchTo(stateBusy)
 			t.pending.Add(-1)
 			if err := t.runAction(a); err != nil {
 				t.timer.Stop()
 				return err
 			}
 		case <-t.flushWake:
+			t.times.switchTo(stateBusy)
 			t.maybeFlush()
 		case <-t.cancelCh:
+			t.times.switchTo(stateBusy)
 			t.timer.Stop()
 			return ErrCanceled
 		}
@@ -284,20 +301,26 @@ func (t *Task) runInput() error {
 			return fmt.Errorf("input of operator %q[%d]: %w", head.spec.ID, t.subtask, err)
 		}
 		if !ok {
+			t.times.switchTo(stateIdle)
 			select {
 			case <-g.Available():
+				t.times.switchTo(stateBusy)
 			case a := <-t.mailbox:
+				t.times.switchTo(stateBusy)
 				t.pending.Add(-1)
 				if err := t.runAction(a); err != nil {
 					return err
 				}
 			case <-t.flushWake:
+				t.times.switchTo(stateBusy)
 				t.maybeFlush()
 			case <-t.alignTimerC: // nil unless a timeoutable checkpoint aligns
+				t.times.switchTo(stateBusy)
 				if err := t.alignmentTimerFired(); err != nil {
 					return err
 				}
 			case <-t.cancelCh:
+				t.times.switchTo(stateBusy)
 				return ErrCanceled
 			}
 			continue
@@ -309,6 +332,7 @@ func (t *Task) runInput() error {
 			continue
 		}
 		data := boe.Buffer.Data()
+		t.nBytesIn += int64(len(data))
 		if t.uh != nil {
 			// The switch of a timed-out alignment first: the buffer is
 			// then recorded if its channel's barrier has not arrived.

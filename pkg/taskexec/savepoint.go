@@ -117,15 +117,19 @@ func (t *Task) stopCheckpointAborted(id int64) {
 // its input was drained for one.
 func (t *Task) holdSource() (end bool, err error) {
 	for t.stop.suspended {
+		t.times.switchTo(stateIdle)
 		select {
 		case a := <-t.mailbox:
+			t.times.switchTo(stateBusy)
 			t.pending.Add(-1)
 			if err := t.runAction(a); err != nil {
 				return false, err
 			}
 		case <-t.flushWake:
+			t.times.switchTo(stateBusy)
 			t.maybeFlush()
 		case <-t.cancelCh:
+			t.times.switchTo(stateBusy)
 			return false, ErrCanceled
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"sync"
 	"time"
 
@@ -152,7 +151,6 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 		stop:    stopState{id: noID},
 	}
 	t.control.init()
-	t.promIn, t.promOut = nopCounter{}, nopCounter{}
 	if t.env.Stdout == nil {
 		t.env.Stdout = io.Discard
 	}
@@ -180,7 +178,7 @@ func New(desc *weirpb.TaskDeploymentDescriptor, env Env) (*Task, error) {
 		zap.Int32("attempt", ex.GetAttempt()),
 	)
 	t.operatorChain.wire(desc, t.subtask, t.bufferTimeout == 0)
-	t.bindMetrics(env.Metrics)
+	t.out.times = &t.times
 	return t, nil
 }
 
@@ -214,20 +212,6 @@ func jobConfig(desc *weirpb.TaskDeploymentDescriptor) (*config.Config, time.Dura
 		return nil, 0, fmt.Errorf("job configuration: %s must not be negative, got %s", config.BufferTimeout.Key, bt)
 	}
 	return cfg, bt, nil
-}
-
-// bindMetrics points the task's counters and gauges at its Prometheus
-// series; without Metrics they stay no-ops.
-func (t *Task) bindMetrics(m *Metrics) {
-	if m == nil {
-		return
-	}
-	labels := []string{t.exec.GetJobId(), t.name, strconv.Itoa(t.subtask)}
-	t.promIn = m.RecordsIn.WithLabelValues(labels...)
-	t.promOut = m.RecordsOut.WithLabelValues(labels...)
-	t.promAlignment = m.CheckpointAlignment.WithLabelValues(labels...)
-	t.promCheckpointBytes = m.CheckpointBytes.WithLabelValues(labels...)
-	t.promInFlightBytes = m.CheckpointInFlightBytes.WithLabelValues(labels...)
 }
 
 // validateDescriptor checks what New cannot learn from building operators.
@@ -386,6 +370,12 @@ func (t *Task) Run() Result {
 	defer close(t.done)
 	defer t.goid.Store(0)
 	defer t.ctxCancel()
+	t.times.start()
+	if m := t.env.Metrics; m != nil {
+		// Exported while it runs: the series of an ended attempt go.
+		m.add(t)
+		defer m.remove(t)
+	}
 	err := t.run()
 	switch {
 	case err == nil:

@@ -41,6 +41,7 @@ type writeJob struct {
 	id        int64
 	ts        int64
 	alignment time.Duration
+	sync      time.Duration // the synchronous part (Task.snapshot)
 	finished  bool
 	ops       []opSnapshot
 	decline   *weirpb.DeclineCheckpointRequest
@@ -158,8 +159,8 @@ func (w *snapshotWriter) process(j *writeJob) {
 		}
 		return
 	}
-	t.promCheckpointBytes.Set(float64(ack.StateSize))
-	t.promInFlightBytes.Set(float64(ack.PersistedInFlightBytes))
+	t.lastCheckpointSize.Store(ack.StateSize)
+	t.lastInFlightBytes.Store(ack.PersistedInFlightBytes)
 	if err := w.respond(func(r CheckpointResponder) error { return r.AcknowledgeCheckpoint(w.ctx, ack) }); err != nil {
 		t.log.Warn("cannot acknowledge checkpoint", zap.Int64("checkpoint", j.id), zap.Error(err))
 		return
@@ -183,6 +184,7 @@ func (w *snapshotWriter) respond(f func(CheckpointResponder) error) error {
 // checkpoint's directory that the JobManager disposes of.
 func (w *snapshotWriter) write(j *writeJob) (ack *weirpb.AcknowledgeCheckpointRequest, err error) {
 	t := w.t
+	asyncStart := time.Now() // Flink's async duration: the write to storage
 	loc, err := t.storage.CheckpointLocation(t.exec.GetJobId(), j.id)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %d: %w", j.id, err)
@@ -245,6 +247,8 @@ func (w *snapshotWriter) write(j *writeJob) (ack *weirpb.AcknowledgeCheckpointRe
 		Finished:     j.finished,
 
 		PersistedInFlightBytes: inFlight,
+		SyncDurationMicros:     j.sync.Microseconds(),
+		AsyncDurationMicros:    time.Since(asyncStart).Microseconds(),
 	}, nil
 }
 

@@ -163,8 +163,8 @@ func TestCheckpointRPCs(t *testing.T) {
 	if got := jm.declineList()[0]; got != "ckpt 9 DECLINE_REASON_TASK_NOT_READY: task not running" {
 		t.Errorf("decline %q", got)
 	}
-	if g := gaugeOf(t, reg, "weir_task_checkpoint_bytes"); g != float64(ack.GetStateSize()) {
-		t.Errorf("weir_task_checkpoint_bytes = %v, want %d", g, ack.GetStateSize())
+	if g := gaugeOf(t, reg, "weir_task_checkpoint_size_bytes"); g != float64(ack.GetStateSize()) {
+		t.Errorf("weir_task_checkpoint_size_bytes = %v, want %d", g, ack.GetStateSize())
 	}
 
 	// A finished task declines.

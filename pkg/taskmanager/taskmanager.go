@@ -246,7 +246,10 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 		reg = metrics.NewRegistry()
 	}
 	tm.restoreMetadata = taskexec.NewMetadataCache(time.Minute)
-	if tm.taskMetrics, err = taskexec.NewMetrics(reg); err != nil {
+	if tm.taskMetrics, err = taskexec.NewMetrics(reg, tm.id); err != nil {
+		return nil, err
+	}
+	if err := registerNetworkMetrics(reg, tm.id, tm.net); err != nil {
 		return nil, err
 	}
 	tm.tasksRunning = prometheus.NewGauge(prometheus.GaugeOpts{

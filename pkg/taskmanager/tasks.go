@@ -361,7 +361,6 @@ func (tm *TaskManager) releaseJob(ctx context.Context, jobID string) error {
 	}
 	// Every partition id of a job starts with "<job id>/".
 	tm.net.ReleasePartitions(jobID + "/")
-	tm.taskMetrics.DeleteJob(jobID)
 	tm.log.Info("released job", zap.String("job", jobID), zap.Int("tasks_canceled", len(entries)))
 	return nil
 }
