@@ -62,3 +62,42 @@ func TestInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONLine checks one line as a log shipper reads it (log.format:
+// json): a single JSON object with the keys level, ts, logger (a named
+// logger's name, as package ha's "etcd-client"), caller, msg and the
+// fields, whatever the message holds.
+func TestJSONLine(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := New("json", "info", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Named("ha").Named("etcd-client").Info("line one\nline \"two\"\t\x1b[31m", zap.String("job", "j3"))
+	_ = log.Sync()
+	line := buf.String()
+	if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
+		t.Fatalf("want one line, got %q", line)
+	}
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("not a JSON object: %q: %v", line, err)
+	}
+	want := map[string]any{"level": "info", "logger": "ha.etcd-client", "msg": "line one\nline \"two\"\t\x1b[31m", "job": "j3"}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, m[k], v)
+		}
+	}
+	if ts, _ := m["ts"].(string); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}`).MatchString(ts) {
+		t.Errorf("ts %#v is not ISO8601", m["ts"])
+	}
+	if c, _ := m["caller"].(string); !strings.HasPrefix(c, "logging/logging_test.go:") {
+		t.Errorf("caller %#v", m["caller"])
+	}
+	if len(m) != 6 {
+		t.Errorf("keys %v, want level, ts, logger, caller, msg, job", m)
+	}
+}
