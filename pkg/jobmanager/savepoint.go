@@ -75,7 +75,11 @@ func (jm *JobManager) savepoint(ctx context.Context, jobID, target string, stop,
 	}
 	if target == "" {
 		jm.mu.Unlock()
-		return "", status.Errorf(codes.FailedPrecondition, "no savepoint directory: pass one (weir savepoint JOBID DIR) or set %s", config.SavepointDir.Key)
+		how := "weir savepoint JOBID DIR"
+		if stop {
+			how = "weir stop --savepoint-path DIR JOBID"
+		}
+		return "", status.Errorf(codes.FailedPrecondition, "no savepoint directory: pass one (%s) or set %s", how, config.SavepointDir.Key)
 	}
 	// Before any task snapshots: a target no driver can write is refused.
 	if err := snapshot.CheckPointer(target); err != nil {

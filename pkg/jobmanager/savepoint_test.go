@@ -194,6 +194,10 @@ func TestSavepointFails(t *testing.T) {
 	if want := "no savepoint directory: pass one (weir savepoint JOBID DIR) or set execution.checkpointing.savepoint-dir"; status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != want {
 		t.Fatalf("savepoint without a directory = %v", err)
 	}
+	_, err = c.api.StopJob(context.Background(), &weirpb.StopJobRequest{JobId: id})
+	if want := "no savepoint directory: pass one (weir stop --savepoint-path DIR JOBID) or set execution.checkpointing.savepoint-dir"; status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != want {
+		t.Fatalf("stop without a directory = %v", err)
+	}
 
 	// A file where the savepoint directory must go.
 	notADir := filepath.Join(root, "file")
@@ -321,6 +325,7 @@ func TestDisposeSavepoint(t *testing.T) {
 		msg  string
 	}{
 		{keep, codes.InvalidArgument, "dispose savepoint: not a weir checkpoint or savepoint: " + keep + ": no _metadata"},
+		{filepath.Join(root, "nonexistent"), codes.InvalidArgument, "dispose savepoint: not a weir checkpoint or savepoint: " + filepath.Join(root, "nonexistent") + ": does not exist"},
 		{chk.Path(), codes.FailedPrecondition, "dispose savepoint: " + chk.Path() + " holds checkpoint 3 of job job1, not a savepoint; refusing to delete it"},
 		{"", codes.InvalidArgument, "dispose savepoint: no path given"},
 	} {
@@ -505,7 +510,7 @@ operators:
 		{cpJob("  execution.checkpointing.interval: 1h"), typed, `operator "src" has type "old-source" in the savepoint ` + typed + ` but type "jmtest-source" in the job: its state cannot be restored into another type of operator (give the new operator a new id)`},
 		{cpJob("  execution.checkpointing.interval: 1h"), truncated, "cannot restore from " + truncated + ": " + filepath.Join(truncated, "_metadata") + ": truncated _metadata: "},
 		{cpJob("  execution.checkpointing.interval: 1h"), empty, empty + " is not a weir savepoint or checkpoint: no _metadata"},
-		{cpJob("  execution.checkpointing.interval: 1h"), filepath.Join(root, "missing"), filepath.Join(root, "missing") + " is not a weir savepoint or checkpoint: no _metadata"},
+		{cpJob("  execution.checkpointing.interval: 1h"), filepath.Join(root, "missing"), filepath.Join(root, "missing") + " is not a weir savepoint or checkpoint: does not exist"},
 	} {
 		_, err := c.api.SubmitJob(context.Background(), &weirpb.SubmitJobRequest{JobSpec: []byte(tc.job), FileName: "job.yaml", FromSavepoint: tc.path})
 		if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tc.msg) {

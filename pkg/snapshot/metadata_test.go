@@ -214,11 +214,22 @@ func frame(payload []byte) []byte {
 
 func TestLoadMetadataNotASnapshot(t *testing.T) {
 	dir := t.TempDir()
-	for _, p := range []string{dir, filepath.Join(dir, "missing"), filepath.Join(dir, MetadataFileName)} {
-		_, err := LoadMetadata(ctx, p)
-		want := "not a weir checkpoint or savepoint: " + p + ": no _metadata"
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, why string }{
+		{dir, "no _metadata"},
+		{filepath.Join(dir, MetadataFileName), "no _metadata"},
+		{filepath.Join(dir, "missing"), "does not exist"},
+		{filepath.Join(dir, "missing", MetadataFileName), "does not exist"},
+		{file, "not a directory"},
+		{filepath.Join(file, "sub"), "does not exist"},
+	} {
+		_, err := LoadMetadata(ctx, tc.path)
+		want := "not a weir checkpoint or savepoint: " + tc.path + ": " + tc.why
 		if err == nil || err.Error() != want || !errors.Is(err, ErrNotSnapshot) {
-			t.Errorf("LoadMetadata(ctx, %s) = %v, want %q", p, err, want)
+			t.Errorf("LoadMetadata(ctx, %s) = %v, want %q", tc.path, err, want)
 		}
 	}
 }

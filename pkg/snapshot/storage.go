@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"go.uber.org/zap"
 )
@@ -765,6 +766,22 @@ func LoadMetadata(ctx context.Context, path string) (*Metadata, error) {
 	return m, nil
 }
 
+// missingMetadata says why dir holds no _metadata. A file system has
+// directories, so a path that is not there at all (a typo, a savepoint
+// disposed already) is told apart from a directory that is not a
+// checkpoint; an object store has only the missing object to go by.
+func missingMetadata(st Store, dir string) string {
+	if _, ok := st.(*fsStore); ok {
+		switch fi, err := os.Stat(dir); {
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+			return "does not exist"
+		case err == nil && !fi.IsDir():
+			return "not a directory"
+		}
+	}
+	return "no _metadata"
+}
+
 // maxMetadataSize bounds what LoadMetadata reads: metadata holds handles,
 // not state (Flink caps a checkpoint's inline state well below this).
 const maxMetadataSize = 1 << 30
@@ -776,7 +793,7 @@ func loadMetadataAt(ctx context.Context, r resolved, dir string) (*Metadata, err
 	rc, size, err := r.store.Open(ctx, file, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &notSnapshotError{why: "no _metadata"}
+			return nil, &notSnapshotError{why: missingMetadata(r.store, dir)}
 		}
 		return nil, fmt.Errorf("load metadata %s: %w", r.display(file), err)
 	}
