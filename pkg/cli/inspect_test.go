@@ -318,5 +318,5 @@ func TestCheckpointInspectSavepointAndErrors(t *testing.T) {
 
 	// A path with terminal escapes is shown escaped.
 	bad := filepath.Join(t.TempDir(), "x\x1b[2J")
-	inspectApp(t, d, bad).check(t, "", "weir: not a weir checkpoint or savepoint: "+printable(bad)+": no _metadata\n", 1)
+	inspectApp(t, d, bad).check(t, "", "weir: not a weir checkpoint or savepoint: "+printable(bad)+": does not exist\n", 1)
 }
