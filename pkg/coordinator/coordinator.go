@@ -236,7 +236,7 @@ func (c *Coordinator) Step(now time.Time, ev Event) []Action {
 	case TriggerSavepoint:
 		c.triggerSavepoint(now, ev)
 	case Acknowledge:
-		c.acknowledge(ev)
+		c.acknowledge(now, ev)
 	case Decline:
 		c.decline(now, ev)
 	case TaskRunning:
@@ -470,7 +470,7 @@ func (c *Coordinator) forwardInputsFinished(v *vertexInfo, st int) bool {
 	return true
 }
 
-func (c *Coordinator) acknowledge(ev Acknowledge) {
+func (c *Coordinator) acknowledge(now time.Time, ev Acknowledge) {
 	if c.current(ev.Task, ev.Attempt) == nil {
 		c.logf("ignored acknowledgement of checkpoint %d from task %v attempt %d: not the current attempt", ev.CheckpointID, ev.Task, ev.Attempt)
 		c.discardLate(ev)
@@ -493,6 +493,12 @@ func (c *Coordinator) acknowledge(ev Acknowledge) {
 	s.StateSize += ev.StateSize
 	s.MaxAlignmentMs = max(s.MaxAlignmentMs, ev.AlignmentMs)
 	s.PersistedInFlightBytes += ev.PersistedInFlightBytes
+	sub := SubtaskStats{
+		Task: ev.Task, AckTime: now, StateSize: ev.StateSize, AlignmentMs: ev.AlignmentMs,
+		SyncDuration: ev.SyncDuration, AsyncDuration: ev.AsyncDuration, PersistedInFlightBytes: ev.PersistedInFlightBytes,
+	}
+	i, _ := slices.BinarySearchFunc(s.Subtasks, ev.Task, func(a SubtaskStats, t TaskID) int { return compareTasks(a.Task, t) })
+	s.Subtasks = slices.Insert(s.Subtasks, i, sub)
 	if len(p.awaiting) > 0 {
 		return
 	}

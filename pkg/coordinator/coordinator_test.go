@@ -53,10 +53,12 @@ func forward() []Vertex { return []Vertex{vtx(2), vtx(2, fwd(0))} }
 func stateOf(id int64, t TaskID) []byte { return []byte(fmt.Sprintf("%d@%v", id, t)) }
 
 // ack acknowledges checkpoint id for task v/st with a state of 10*(v+1)
-// bytes, v ms of alignment and v*100 in-flight bytes.
+// bytes, v ms of alignment, v*100 in-flight bytes, a sync duration of v+1
+// µs and an async one of v+2 ms.
 func ack(v, st int, id int64) Acknowledge {
 	return Acknowledge{Task: tid(v, st), CheckpointID: id, State: stateOf(id, tid(v, st)),
-		StateSize: int64(10 * (v + 1)), AlignmentMs: int64(v), PersistedInFlightBytes: int64(v * 100)}
+		StateSize: int64(10 * (v + 1)), AlignmentMs: int64(v), PersistedInFlightBytes: int64(v * 100),
+		SyncDuration: time.Duration(v+1) * time.Microsecond, AsyncDuration: time.Duration(v+2) * time.Millisecond}
 }
 
 func acked(v, st int, id int64) TaskState {
@@ -263,7 +265,12 @@ func scenarios() []scenario {
 				step{at: 13 * s, ev: written(1), want: []Action{complete(1, both...)},
 					check: all(counts(1, 0, 0), retained(1), func(t *testing.T, c *Coordinator) {
 						want := CheckpointStats{ID: 1, Status: StatusCompleted, TriggerTime: at(10 * s), Duration: 3 * s,
-							StateSize: 30, MaxAlignmentMs: 1, PersistedInFlightBytes: 100, NumAcknowledged: 2, NumTasks: 2, Path: "/cp/chk-1"}
+							StateSize: 30, MaxAlignmentMs: 1, PersistedInFlightBytes: 100, NumAcknowledged: 2, NumTasks: 2, Path: "/cp/chk-1",
+							Subtasks: []SubtaskStats{
+								{Task: tid(0, 0), AckTime: at(11 * s), StateSize: 10, SyncDuration: time.Microsecond, AsyncDuration: 2 * time.Millisecond},
+								{Task: tid(1, 0), AckTime: at(12 * s), StateSize: 20, AlignmentMs: 1, SyncDuration: 2 * time.Microsecond,
+									AsyncDuration: 3 * time.Millisecond, PersistedInFlightBytes: 100},
+							}}
 						if h := c.History(); len(h) != 1 || !reflect.DeepEqual(h[0], want) {
 							t.Errorf("History = %+v, want [%+v]", h, want)
 						}
@@ -1022,5 +1029,31 @@ func TestMarkers(t *testing.T) {
 	for _, a := range []Action{PersistCheckpointID{}, TriggerTasks{}, WriteMetadata{}, NotifyComplete{}, NotifyAborted{},
 		DiscardCheckpoint{}, DiscardState{}, FailJob{}, SavepointDone{}, SavepointFailed{}, Log{}} {
 		a.isAction()
+	}
+}
+
+// TestSubtaskStatsOrdered: the per-subtask statistics are ordered by task
+// whatever the order of the acknowledgements, and History copies them.
+func TestSubtaskStatsOrdered(t *testing.T) {
+	c, err := New(Config{Interval: 10 * s, Vertices: forward(), Tasks: running(forward())}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Step(at(10*s), Tick{})
+	for i, task := range []TaskID{tid(1, 1), tid(0, 1), tid(1, 0), tid(0, 0)} {
+		c.Step(at(11*s+time.Duration(i)*s), ack(task.Vertex, task.Subtask, 1))
+	}
+	h := c.History()
+	var got []string
+	for _, st := range h[0].Subtasks {
+		got = append(got, fmt.Sprintf("%v@%v sync=%v async=%v", st.Task, st.AckTime.Sub(t0), st.SyncDuration, st.AsyncDuration))
+	}
+	want := []string{"0/0@14s sync=1µs async=2ms", "0/1@12s sync=1µs async=2ms", "1/0@13s sync=2µs async=3ms", "1/1@11s sync=2µs async=3ms"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Subtasks = %q, want %q", got, want)
+	}
+	h[0].Subtasks[0].StateSize = -1
+	if c.History()[0].Subtasks[0].StateSize == -1 {
+		t.Error("History shares its Subtasks with the coordinator")
 	}
 }

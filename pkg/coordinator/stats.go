@@ -1,13 +1,18 @@
 package coordinator
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // History returns the statistics of the last HistorySize checkpoints and
 // savepoints, newest first. The values are copies.
 func (c *Coordinator) History() []CheckpointStats {
 	out := make([]CheckpointStats, 0, len(c.history))
 	for i := len(c.history) - 1; i >= 0; i-- {
-		out = append(out, *c.history[i])
+		s := *c.history[i]
+		s.Subtasks = slices.Clone(s.Subtasks)
+		out = append(out, s)
 	}
 	return out
 }

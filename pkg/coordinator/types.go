@@ -219,6 +219,10 @@ type Acknowledge struct {
 	StateSize              int64
 	AlignmentMs            int64
 	PersistedInFlightBytes int64
+	// The task's synchronous and asynchronous snapshot durations (Flink's
+	// sync and async duration).
+	SyncDuration  time.Duration
+	AsyncDuration time.Duration
 }
 
 // Decline is a task's report that it cannot take CheckpointID. A zero
@@ -437,6 +441,20 @@ type CheckpointStats struct {
 	Path                   string
 	FailureReason          FailureReason
 	FailureMessage         string
+	// Subtasks has one entry per acknowledgement, ordered by task.
+	Subtasks []SubtaskStats
+}
+
+// SubtaskStats is one task's part of a checkpoint (Flink's
+// SubtaskCheckpointStatistics).
+type SubtaskStats struct {
+	Task                   TaskID
+	AckTime                time.Time
+	StateSize              int64
+	AlignmentMs            int64
+	SyncDuration           time.Duration
+	AsyncDuration          time.Duration
+	PersistedInFlightBytes int64
 }
 
 // CompletedCheckpoint is a retained checkpoint (Flink's CompletedCheckpoint).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -265,6 +266,8 @@ func (g *gateway) AcknowledgeCheckpoint(ctx context.Context, req *weirpb.Acknowl
 	jm.feed(cp, coordinator.Acknowledge{
 		Task: task, Attempt: id.Attempt, CheckpointID: req.CheckpointId, State: req.State, StateSize: size,
 		AlignmentMs: req.AlignmentMs, PersistedInFlightBytes: req.PersistedInFlightBytes,
+		SyncDuration:  time.Duration(max(req.SyncDurationMicros, 0)) * time.Microsecond,
+		AsyncDuration: time.Duration(max(req.AsyncDurationMicros, 0)) * time.Microsecond,
 	})
 	return &weirpb.Ack{}, nil
 }

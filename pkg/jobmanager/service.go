@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/weirstream/weir/pkg/config"
+	"github.com/weirstream/weir/pkg/coordinator"
 	"github.com/weirstream/weir/pkg/ha"
 	"github.com/weirstream/weir/pkg/jobgraph"
 	"github.com/weirstream/weir/pkg/restart"
@@ -232,7 +233,9 @@ func (s *jobService) ListTaskManagers(context.Context, *weirpb.ListTaskManagersR
 }
 
 // ListCheckpoints returns the job's recent checkpoints, newest first; none
-// for a job without checkpointing or not deployed yet.
+// for a job without checkpointing or not deployed yet. With a checkpoint
+// id, it returns that checkpoint alone with its subtasks (Flink's
+// checkpoint details), NotFound if it is not among the recent ones.
 func (s *jobService) ListCheckpoints(_ context.Context, req *weirpb.ListCheckpointsRequest) (*weirpb.ListCheckpointsResponse, error) {
 	s.jm.mu.Lock()
 	defer s.jm.mu.Unlock()
@@ -240,7 +243,20 @@ func (s *jobService) ListCheckpoints(_ context.Context, req *weirpb.ListCheckpoi
 		return nil, errJobNotFound(req.JobId)
 	}
 	resp := &weirpb.ListCheckpointsResponse{}
-	if cp := s.jm.checkpoints[req.JobId]; cp != nil {
+	cp := s.jm.checkpoints[req.JobId]
+	if req.CheckpointId != 0 {
+		if cp != nil {
+			for _, st := range cp.history() {
+				if st.ID == req.CheckpointId {
+					resp.Checkpoints = append(resp.Checkpoints, cp.checkpointDetails(st))
+					return resp, nil
+				}
+			}
+		}
+		return nil, status.Errorf(codes.NotFound, "checkpoint %d of job %s is not among its last %d checkpoints",
+			req.CheckpointId, req.JobId, coordinator.HistorySize)
+	}
+	if cp != nil {
 		for _, st := range cp.history() {
 			resp.Checkpoints = append(resp.Checkpoints, checkpointInfo(st))
 		}

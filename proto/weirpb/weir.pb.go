@@ -958,8 +958,12 @@ type CheckpointInfo struct {
 	Unaligned              bool                   `protobuf:"varint,9,opt,name=unaligned,proto3" json:"unaligned,omitempty"`
 	PersistedInFlightBytes int64                  `protobuf:"varint,10,opt,name=persisted_in_flight_bytes,json=persistedInFlightBytes,proto3" json:"persisted_in_flight_bytes,omitempty"`
 	Savepoint              bool                   `protobuf:"varint,11,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// Per subtask that acknowledged, in (vertex, subtask) order: only in
+	// the answer to ListCheckpoints with a checkpoint_id (Flink's checkpoint
+	// details).
+	Subtasks      []*SubtaskCheckpointInfo `protobuf:"bytes,12,rep,name=subtasks,proto3" json:"subtasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckpointInfo) Reset() {
@@ -1069,6 +1073,131 @@ func (x *CheckpointInfo) GetSavepoint() bool {
 	return false
 }
 
+func (x *CheckpointInfo) GetSubtasks() []*SubtaskCheckpointInfo {
+	if x != nil {
+		return x.Subtasks
+	}
+	return nil
+}
+
+// One subtask's part of a checkpoint, as Flink's
+// SubtaskCheckpointStatistics.
+type SubtaskCheckpointInfo struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	Vertex                 int32                  `protobuf:"varint,1,opt,name=vertex,proto3" json:"vertex,omitempty"`
+	Operator               string                 `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"` // operator ids of the chain, joined with " -> "
+	Subtask                int32                  `protobuf:"varint,3,opt,name=subtask,proto3" json:"subtask,omitempty"`
+	AckTimeUnixMs          int64                  `protobuf:"varint,4,opt,name=ack_time_unix_ms,json=ackTimeUnixMs,proto3" json:"ack_time_unix_ms,omitempty"`                  // when the JobManager received the acknowledgement
+	EndToEndDurationMs     int64                  `protobuf:"varint,5,opt,name=end_to_end_duration_ms,json=endToEndDurationMs,proto3" json:"end_to_end_duration_ms,omitempty"` // trigger to acknowledgement
+	StateSize              int64                  `protobuf:"varint,6,opt,name=state_size,json=stateSize,proto3" json:"state_size,omitempty"`
+	AlignmentMs            int64                  `protobuf:"varint,7,opt,name=alignment_ms,json=alignmentMs,proto3" json:"alignment_ms,omitempty"`
+	SyncDurationMicros     int64                  `protobuf:"varint,8,opt,name=sync_duration_micros,json=syncDurationMicros,proto3" json:"sync_duration_micros,omitempty"`
+	AsyncDurationMicros    int64                  `protobuf:"varint,9,opt,name=async_duration_micros,json=asyncDurationMicros,proto3" json:"async_duration_micros,omitempty"`
+	PersistedInFlightBytes int64                  `protobuf:"varint,10,opt,name=persisted_in_flight_bytes,json=persistedInFlightBytes,proto3" json:"persisted_in_flight_bytes,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *SubtaskCheckpointInfo) Reset() {
+	*x = SubtaskCheckpointInfo{}
+	mi := &file_weir_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubtaskCheckpointInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubtaskCheckpointInfo) ProtoMessage() {}
+
+func (x *SubtaskCheckpointInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubtaskCheckpointInfo.ProtoReflect.Descriptor instead.
+func (*SubtaskCheckpointInfo) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SubtaskCheckpointInfo) GetVertex() int32 {
+	if x != nil {
+		return x.Vertex
+	}
+	return 0
+}
+
+func (x *SubtaskCheckpointInfo) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *SubtaskCheckpointInfo) GetSubtask() int32 {
+	if x != nil {
+		return x.Subtask
+	}
+	return 0
+}
+
+func (x *SubtaskCheckpointInfo) GetAckTimeUnixMs() int64 {
+	if x != nil {
+		return x.AckTimeUnixMs
+	}
+	return 0
+}
+
+func (x *SubtaskCheckpointInfo) GetEndToEndDurationMs() int64 {
+	if x != nil {
+		return x.EndToEndDurationMs
+	}
+	return 0
+}
+
+func (x *SubtaskCheckpointInfo) GetStateSize() int64 {
+	if x != nil {
+		return x.StateSize
+	}
+	return 0
+}
+
+func (x *SubtaskCheckpointInfo) GetAlignmentMs() int64 {
+	if x != nil {
+		return x.AlignmentMs
+	}
+	return 0
+}
+
+func (x *SubtaskCheckpointInfo) GetSyncDurationMicros() int64 {
+	if x != nil {
+		return x.SyncDurationMicros
+	}
+	return 0
+}
+
+func (x *SubtaskCheckpointInfo) GetAsyncDurationMicros() int64 {
+	if x != nil {
+		return x.AsyncDurationMicros
+	}
+	return 0
+}
+
+func (x *SubtaskCheckpointInfo) GetPersistedInFlightBytes() int64 {
+	if x != nil {
+		return x.PersistedInFlightBytes
+	}
+	return 0
+}
+
 type CancelJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1078,7 +1207,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_weir_proto_msgTypes[14]
+	mi := &file_weir_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1219,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[14]
+	mi := &file_weir_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1232,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{14}
+	return file_weir_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1121,7 +1250,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_weir_proto_msgTypes[15]
+	mi := &file_weir_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1262,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[15]
+	mi := &file_weir_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1275,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{15}
+	return file_weir_proto_rawDescGZIP(), []int{16}
 }
 
 type ListTaskManagersRequest struct {
@@ -1157,7 +1286,7 @@ type ListTaskManagersRequest struct {
 
 func (x *ListTaskManagersRequest) Reset() {
 	*x = ListTaskManagersRequest{}
-	mi := &file_weir_proto_msgTypes[16]
+	mi := &file_weir_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1298,7 @@ func (x *ListTaskManagersRequest) String() string {
 func (*ListTaskManagersRequest) ProtoMessage() {}
 
 func (x *ListTaskManagersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[16]
+	mi := &file_weir_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1311,7 @@ func (x *ListTaskManagersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTaskManagersRequest.ProtoReflect.Descriptor instead.
 func (*ListTaskManagersRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{16}
+	return file_weir_proto_rawDescGZIP(), []int{17}
 }
 
 type ListTaskManagersResponse struct {
@@ -1194,7 +1323,7 @@ type ListTaskManagersResponse struct {
 
 func (x *ListTaskManagersResponse) Reset() {
 	*x = ListTaskManagersResponse{}
-	mi := &file_weir_proto_msgTypes[17]
+	mi := &file_weir_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1335,7 @@ func (x *ListTaskManagersResponse) String() string {
 func (*ListTaskManagersResponse) ProtoMessage() {}
 
 func (x *ListTaskManagersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[17]
+	mi := &file_weir_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1348,7 @@ func (x *ListTaskManagersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTaskManagersResponse.ProtoReflect.Descriptor instead.
 func (*ListTaskManagersResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{17}
+	return file_weir_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListTaskManagersResponse) GetTaskmanagers() []*TaskManagerInfo {
@@ -1244,7 +1373,7 @@ type TaskManagerInfo struct {
 
 func (x *TaskManagerInfo) Reset() {
 	*x = TaskManagerInfo{}
-	mi := &file_weir_proto_msgTypes[18]
+	mi := &file_weir_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1385,7 @@ func (x *TaskManagerInfo) String() string {
 func (*TaskManagerInfo) ProtoMessage() {}
 
 func (x *TaskManagerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[18]
+	mi := &file_weir_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1398,7 @@ func (x *TaskManagerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskManagerInfo.ProtoReflect.Descriptor instead.
 func (*TaskManagerInfo) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{18}
+	return file_weir_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskManagerInfo) GetId() string {
@@ -1322,15 +1451,18 @@ func (x *TaskManagerInfo) GetLastHeartbeatUnixMs() int64 {
 }
 
 type ListCheckpointsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// When set, only this checkpoint, with its subtasks; NOT_FOUND if it is
+	// not among the recent ones.
+	CheckpointId  int64 `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListCheckpointsRequest) Reset() {
 	*x = ListCheckpointsRequest{}
-	mi := &file_weir_proto_msgTypes[19]
+	mi := &file_weir_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1474,7 @@ func (x *ListCheckpointsRequest) String() string {
 func (*ListCheckpointsRequest) ProtoMessage() {}
 
 func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[19]
+	mi := &file_weir_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1487,7 @@ func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{19}
+	return file_weir_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListCheckpointsRequest) GetJobId() string {
@@ -1363,6 +1495,13 @@ func (x *ListCheckpointsRequest) GetJobId() string {
 		return x.JobId
 	}
 	return ""
+}
+
+func (x *ListCheckpointsRequest) GetCheckpointId() int64 {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return 0
 }
 
 type ListCheckpointsResponse struct {
@@ -1374,7 +1513,7 @@ type ListCheckpointsResponse struct {
 
 func (x *ListCheckpointsResponse) Reset() {
 	*x = ListCheckpointsResponse{}
-	mi := &file_weir_proto_msgTypes[20]
+	mi := &file_weir_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1525,7 @@ func (x *ListCheckpointsResponse) String() string {
 func (*ListCheckpointsResponse) ProtoMessage() {}
 
 func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[20]
+	mi := &file_weir_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1538,7 @@ func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{20}
+	return file_weir_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListCheckpointsResponse) GetCheckpoints() []*CheckpointInfo {
@@ -1419,7 +1558,7 @@ type TriggerSavepointRequest struct {
 
 func (x *TriggerSavepointRequest) Reset() {
 	*x = TriggerSavepointRequest{}
-	mi := &file_weir_proto_msgTypes[21]
+	mi := &file_weir_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1570,7 @@ func (x *TriggerSavepointRequest) String() string {
 func (*TriggerSavepointRequest) ProtoMessage() {}
 
 func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[21]
+	mi := &file_weir_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1583,7 @@ func (x *TriggerSavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointRequest.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{21}
+	return file_weir_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TriggerSavepointRequest) GetJobId() string {
@@ -1470,7 +1609,7 @@ type TriggerSavepointResponse struct {
 
 func (x *TriggerSavepointResponse) Reset() {
 	*x = TriggerSavepointResponse{}
-	mi := &file_weir_proto_msgTypes[22]
+	mi := &file_weir_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1621,7 @@ func (x *TriggerSavepointResponse) String() string {
 func (*TriggerSavepointResponse) ProtoMessage() {}
 
 func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[22]
+	mi := &file_weir_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1634,7 @@ func (x *TriggerSavepointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSavepointResponse.ProtoReflect.Descriptor instead.
 func (*TriggerSavepointResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{22}
+	return file_weir_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TriggerSavepointResponse) GetPath() string {
@@ -1516,7 +1655,7 @@ type StopJobRequest struct {
 
 func (x *StopJobRequest) Reset() {
 	*x = StopJobRequest{}
-	mi := &file_weir_proto_msgTypes[23]
+	mi := &file_weir_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1667,7 @@ func (x *StopJobRequest) String() string {
 func (*StopJobRequest) ProtoMessage() {}
 
 func (x *StopJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[23]
+	mi := &file_weir_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1680,7 @@ func (x *StopJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopJobRequest.ProtoReflect.Descriptor instead.
 func (*StopJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{23}
+	return file_weir_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StopJobRequest) GetJobId() string {
@@ -1574,7 +1713,7 @@ type StopJobResponse struct {
 
 func (x *StopJobResponse) Reset() {
 	*x = StopJobResponse{}
-	mi := &file_weir_proto_msgTypes[24]
+	mi := &file_weir_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1725,7 @@ func (x *StopJobResponse) String() string {
 func (*StopJobResponse) ProtoMessage() {}
 
 func (x *StopJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[24]
+	mi := &file_weir_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1738,7 @@ func (x *StopJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopJobResponse.ProtoReflect.Descriptor instead.
 func (*StopJobResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{24}
+	return file_weir_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StopJobResponse) GetPath() string {
@@ -1618,7 +1757,7 @@ type DisposeSavepointRequest struct {
 
 func (x *DisposeSavepointRequest) Reset() {
 	*x = DisposeSavepointRequest{}
-	mi := &file_weir_proto_msgTypes[25]
+	mi := &file_weir_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1769,7 @@ func (x *DisposeSavepointRequest) String() string {
 func (*DisposeSavepointRequest) ProtoMessage() {}
 
 func (x *DisposeSavepointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[25]
+	mi := &file_weir_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1782,7 @@ func (x *DisposeSavepointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisposeSavepointRequest.ProtoReflect.Descriptor instead.
 func (*DisposeSavepointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{25}
+	return file_weir_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DisposeSavepointRequest) GetPath() string {
@@ -1661,7 +1800,7 @@ type DisposeSavepointResponse struct {
 
 func (x *DisposeSavepointResponse) Reset() {
 	*x = DisposeSavepointResponse{}
-	mi := &file_weir_proto_msgTypes[26]
+	mi := &file_weir_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1812,7 @@ func (x *DisposeSavepointResponse) String() string {
 func (*DisposeSavepointResponse) ProtoMessage() {}
 
 func (x *DisposeSavepointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[26]
+	mi := &file_weir_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1825,7 @@ func (x *DisposeSavepointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisposeSavepointResponse.ProtoReflect.Descriptor instead.
 func (*DisposeSavepointResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{26}
+	return file_weir_proto_rawDescGZIP(), []int{27}
 }
 
 type Ack struct {
@@ -1697,7 +1836,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_weir_proto_msgTypes[27]
+	mi := &file_weir_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +1848,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[27]
+	mi := &file_weir_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +1861,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{27}
+	return file_weir_proto_rawDescGZIP(), []int{28}
 }
 
 type RegisterTaskManagerRequest struct {
@@ -1746,7 +1885,7 @@ type RegisterTaskManagerRequest struct {
 
 func (x *RegisterTaskManagerRequest) Reset() {
 	*x = RegisterTaskManagerRequest{}
-	mi := &file_weir_proto_msgTypes[28]
+	mi := &file_weir_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +1897,7 @@ func (x *RegisterTaskManagerRequest) String() string {
 func (*RegisterTaskManagerRequest) ProtoMessage() {}
 
 func (x *RegisterTaskManagerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[28]
+	mi := &file_weir_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +1910,7 @@ func (x *RegisterTaskManagerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskManagerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterTaskManagerRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{28}
+	return file_weir_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RegisterTaskManagerRequest) GetTaskmanagerId() string {
@@ -1826,7 +1965,7 @@ type ReportedTask struct {
 
 func (x *ReportedTask) Reset() {
 	*x = ReportedTask{}
-	mi := &file_weir_proto_msgTypes[29]
+	mi := &file_weir_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +1977,7 @@ func (x *ReportedTask) String() string {
 func (*ReportedTask) ProtoMessage() {}
 
 func (x *ReportedTask) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[29]
+	mi := &file_weir_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +1990,7 @@ func (x *ReportedTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportedTask.ProtoReflect.Descriptor instead.
 func (*ReportedTask) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{29}
+	return file_weir_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReportedTask) GetExecution() *ExecutionAttemptID {
@@ -1885,7 +2024,7 @@ type RegisterTaskManagerResponse struct {
 
 func (x *RegisterTaskManagerResponse) Reset() {
 	*x = RegisterTaskManagerResponse{}
-	mi := &file_weir_proto_msgTypes[30]
+	mi := &file_weir_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2036,7 @@ func (x *RegisterTaskManagerResponse) String() string {
 func (*RegisterTaskManagerResponse) ProtoMessage() {}
 
 func (x *RegisterTaskManagerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[30]
+	mi := &file_weir_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2049,7 @@ func (x *RegisterTaskManagerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTaskManagerResponse.ProtoReflect.Descriptor instead.
 func (*RegisterTaskManagerResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{30}
+	return file_weir_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RegisterTaskManagerResponse) GetJobmanagerId() string {
@@ -1952,7 +2091,7 @@ type TaskManagerHeartbeat struct {
 
 func (x *TaskManagerHeartbeat) Reset() {
 	*x = TaskManagerHeartbeat{}
-	mi := &file_weir_proto_msgTypes[31]
+	mi := &file_weir_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2103,7 @@ func (x *TaskManagerHeartbeat) String() string {
 func (*TaskManagerHeartbeat) ProtoMessage() {}
 
 func (x *TaskManagerHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[31]
+	mi := &file_weir_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2116,7 @@ func (x *TaskManagerHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskManagerHeartbeat.ProtoReflect.Descriptor instead.
 func (*TaskManagerHeartbeat) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{31}
+	return file_weir_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TaskManagerHeartbeat) GetTaskmanagerId() string {
@@ -2005,7 +2144,7 @@ type TaskMetrics struct {
 
 func (x *TaskMetrics) Reset() {
 	*x = TaskMetrics{}
-	mi := &file_weir_proto_msgTypes[32]
+	mi := &file_weir_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2156,7 @@ func (x *TaskMetrics) String() string {
 func (*TaskMetrics) ProtoMessage() {}
 
 func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[32]
+	mi := &file_weir_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2169,7 @@ func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskMetrics.ProtoReflect.Descriptor instead.
 func (*TaskMetrics) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{32}
+	return file_weir_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TaskMetrics) GetExecution() *ExecutionAttemptID {
@@ -2065,7 +2204,7 @@ type JobManagerHeartbeat struct {
 
 func (x *JobManagerHeartbeat) Reset() {
 	*x = JobManagerHeartbeat{}
-	mi := &file_weir_proto_msgTypes[33]
+	mi := &file_weir_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2216,7 @@ func (x *JobManagerHeartbeat) String() string {
 func (*JobManagerHeartbeat) ProtoMessage() {}
 
 func (x *JobManagerHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[33]
+	mi := &file_weir_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2229,7 @@ func (x *JobManagerHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobManagerHeartbeat.ProtoReflect.Descriptor instead.
 func (*JobManagerHeartbeat) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{33}
+	return file_weir_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *JobManagerHeartbeat) GetJobmanagerId() string {
@@ -2120,7 +2259,7 @@ type ExecutionAttemptID struct {
 
 func (x *ExecutionAttemptID) Reset() {
 	*x = ExecutionAttemptID{}
-	mi := &file_weir_proto_msgTypes[34]
+	mi := &file_weir_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2271,7 @@ func (x *ExecutionAttemptID) String() string {
 func (*ExecutionAttemptID) ProtoMessage() {}
 
 func (x *ExecutionAttemptID) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[34]
+	mi := &file_weir_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2284,7 @@ func (x *ExecutionAttemptID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionAttemptID.ProtoReflect.Descriptor instead.
 func (*ExecutionAttemptID) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{34}
+	return file_weir_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExecutionAttemptID) GetJobId() string {
@@ -2191,7 +2330,7 @@ type TaskExecutionState struct {
 
 func (x *TaskExecutionState) Reset() {
 	*x = TaskExecutionState{}
-	mi := &file_weir_proto_msgTypes[35]
+	mi := &file_weir_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2342,7 @@ func (x *TaskExecutionState) String() string {
 func (*TaskExecutionState) ProtoMessage() {}
 
 func (x *TaskExecutionState) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[35]
+	mi := &file_weir_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2355,7 @@ func (x *TaskExecutionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskExecutionState.ProtoReflect.Descriptor instead.
 func (*TaskExecutionState) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{35}
+	return file_weir_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TaskExecutionState) GetTaskmanagerId() string {
@@ -2270,13 +2409,18 @@ type AcknowledgeCheckpointRequest struct {
 	AlignmentMs            int64                  `protobuf:"varint,5,opt,name=alignment_ms,json=alignmentMs,proto3" json:"alignment_ms,omitempty"`
 	PersistedInFlightBytes int64                  `protobuf:"varint,6,opt,name=persisted_in_flight_bytes,json=persistedInFlightBytes,proto3" json:"persisted_in_flight_bytes,omitempty"`
 	Finished               bool                   `protobuf:"varint,7,opt,name=finished,proto3" json:"finished,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// Flink's sync and async snapshot durations: from the barrier (end of
+	// alignment) until the task resumes processing, and the write of the
+	// snapshot to checkpoint storage.
+	SyncDurationMicros  int64 `protobuf:"varint,8,opt,name=sync_duration_micros,json=syncDurationMicros,proto3" json:"sync_duration_micros,omitempty"`
+	AsyncDurationMicros int64 `protobuf:"varint,9,opt,name=async_duration_micros,json=asyncDurationMicros,proto3" json:"async_duration_micros,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *AcknowledgeCheckpointRequest) Reset() {
 	*x = AcknowledgeCheckpointRequest{}
-	mi := &file_weir_proto_msgTypes[36]
+	mi := &file_weir_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2288,7 +2432,7 @@ func (x *AcknowledgeCheckpointRequest) String() string {
 func (*AcknowledgeCheckpointRequest) ProtoMessage() {}
 
 func (x *AcknowledgeCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[36]
+	mi := &file_weir_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2301,7 +2445,7 @@ func (x *AcknowledgeCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{36}
+	return file_weir_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AcknowledgeCheckpointRequest) GetExecution() *ExecutionAttemptID {
@@ -2353,6 +2497,20 @@ func (x *AcknowledgeCheckpointRequest) GetFinished() bool {
 	return false
 }
 
+func (x *AcknowledgeCheckpointRequest) GetSyncDurationMicros() int64 {
+	if x != nil {
+		return x.SyncDurationMicros
+	}
+	return 0
+}
+
+func (x *AcknowledgeCheckpointRequest) GetAsyncDurationMicros() int64 {
+	if x != nil {
+		return x.AsyncDurationMicros
+	}
+	return 0
+}
+
 type DeclineCheckpointRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Execution    *ExecutionAttemptID    `protobuf:"bytes,1,opt,name=execution,proto3" json:"execution,omitempty"`
@@ -2366,7 +2524,7 @@ type DeclineCheckpointRequest struct {
 
 func (x *DeclineCheckpointRequest) Reset() {
 	*x = DeclineCheckpointRequest{}
-	mi := &file_weir_proto_msgTypes[37]
+	mi := &file_weir_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2378,7 +2536,7 @@ func (x *DeclineCheckpointRequest) String() string {
 func (*DeclineCheckpointRequest) ProtoMessage() {}
 
 func (x *DeclineCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[37]
+	mi := &file_weir_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2391,7 +2549,7 @@ func (x *DeclineCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*DeclineCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{37}
+	return file_weir_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeclineCheckpointRequest) GetExecution() *ExecutionAttemptID {
@@ -2447,7 +2605,7 @@ type TaskDeploymentDescriptor struct {
 
 func (x *TaskDeploymentDescriptor) Reset() {
 	*x = TaskDeploymentDescriptor{}
-	mi := &file_weir_proto_msgTypes[38]
+	mi := &file_weir_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2617,7 @@ func (x *TaskDeploymentDescriptor) String() string {
 func (*TaskDeploymentDescriptor) ProtoMessage() {}
 
 func (x *TaskDeploymentDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[38]
+	mi := &file_weir_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2630,7 @@ func (x *TaskDeploymentDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDeploymentDescriptor.ProtoReflect.Descriptor instead.
 func (*TaskDeploymentDescriptor) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{38}
+	return file_weir_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TaskDeploymentDescriptor) GetExecution() *ExecutionAttemptID {
@@ -2558,7 +2716,7 @@ type InputGateDeploymentDescriptor struct {
 
 func (x *InputGateDeploymentDescriptor) Reset() {
 	*x = InputGateDeploymentDescriptor{}
-	mi := &file_weir_proto_msgTypes[39]
+	mi := &file_weir_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2728,7 @@ func (x *InputGateDeploymentDescriptor) String() string {
 func (*InputGateDeploymentDescriptor) ProtoMessage() {}
 
 func (x *InputGateDeploymentDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[39]
+	mi := &file_weir_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2741,7 @@ func (x *InputGateDeploymentDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputGateDeploymentDescriptor.ProtoReflect.Descriptor instead.
 func (*InputGateDeploymentDescriptor) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{39}
+	return file_weir_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *InputGateDeploymentDescriptor) GetInputIndex() int32 {
@@ -2626,7 +2784,7 @@ type InputChannelDeploymentDescriptor struct {
 
 func (x *InputChannelDeploymentDescriptor) Reset() {
 	*x = InputChannelDeploymentDescriptor{}
-	mi := &file_weir_proto_msgTypes[40]
+	mi := &file_weir_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2796,7 @@ func (x *InputChannelDeploymentDescriptor) String() string {
 func (*InputChannelDeploymentDescriptor) ProtoMessage() {}
 
 func (x *InputChannelDeploymentDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[40]
+	mi := &file_weir_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2809,7 @@ func (x *InputChannelDeploymentDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputChannelDeploymentDescriptor.ProtoReflect.Descriptor instead.
 func (*InputChannelDeploymentDescriptor) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{40}
+	return file_weir_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *InputChannelDeploymentDescriptor) GetPartitionId() string {
@@ -2696,7 +2854,7 @@ type ResultPartitionDeploymentDescriptor struct {
 
 func (x *ResultPartitionDeploymentDescriptor) Reset() {
 	*x = ResultPartitionDeploymentDescriptor{}
-	mi := &file_weir_proto_msgTypes[41]
+	mi := &file_weir_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +2866,7 @@ func (x *ResultPartitionDeploymentDescriptor) String() string {
 func (*ResultPartitionDeploymentDescriptor) ProtoMessage() {}
 
 func (x *ResultPartitionDeploymentDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[41]
+	mi := &file_weir_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +2879,7 @@ func (x *ResultPartitionDeploymentDescriptor) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use ResultPartitionDeploymentDescriptor.ProtoReflect.Descriptor instead.
 func (*ResultPartitionDeploymentDescriptor) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{41}
+	return file_weir_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ResultPartitionDeploymentDescriptor) GetPartitionId() string {
@@ -2768,7 +2926,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_weir_proto_msgTypes[42]
+	mi := &file_weir_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +2938,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[42]
+	mi := &file_weir_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +2951,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{42}
+	return file_weir_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CancelTaskRequest) GetExecution() *ExecutionAttemptID {
@@ -2812,7 +2970,7 @@ type ReleaseJobRequest struct {
 
 func (x *ReleaseJobRequest) Reset() {
 	*x = ReleaseJobRequest{}
-	mi := &file_weir_proto_msgTypes[43]
+	mi := &file_weir_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +2982,7 @@ func (x *ReleaseJobRequest) String() string {
 func (*ReleaseJobRequest) ProtoMessage() {}
 
 func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[43]
+	mi := &file_weir_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +2995,7 @@ func (x *ReleaseJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseJobRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseJobRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{43}
+	return file_weir_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReleaseJobRequest) GetJobId() string {
@@ -2862,7 +3020,7 @@ type TriggerCheckpointRequest struct {
 
 func (x *TriggerCheckpointRequest) Reset() {
 	*x = TriggerCheckpointRequest{}
-	mi := &file_weir_proto_msgTypes[44]
+	mi := &file_weir_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2874,7 +3032,7 @@ func (x *TriggerCheckpointRequest) String() string {
 func (*TriggerCheckpointRequest) ProtoMessage() {}
 
 func (x *TriggerCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[44]
+	mi := &file_weir_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2887,7 +3045,7 @@ func (x *TriggerCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*TriggerCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{44}
+	return file_weir_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TriggerCheckpointRequest) GetExecution() *ExecutionAttemptID {
@@ -2949,7 +3107,7 @@ type NotifyCheckpointRequest struct {
 
 func (x *NotifyCheckpointRequest) Reset() {
 	*x = NotifyCheckpointRequest{}
-	mi := &file_weir_proto_msgTypes[45]
+	mi := &file_weir_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2961,7 +3119,7 @@ func (x *NotifyCheckpointRequest) String() string {
 func (*NotifyCheckpointRequest) ProtoMessage() {}
 
 func (x *NotifyCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[45]
+	mi := &file_weir_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2974,7 +3132,7 @@ func (x *NotifyCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*NotifyCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{45}
+	return file_weir_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *NotifyCheckpointRequest) GetExecution() *ExecutionAttemptID {
@@ -3064,7 +3222,7 @@ const file_weir_proto_rawDesc = "" +
 	"\x06failed\x18\x02 \x01(\x03R\x06failed\x12\x1f\n" +
 	"\vin_progress\x18\x03 \x01(\x03R\n" +
 	"inProgress\x12/\n" +
-	"\x06latest\x18\x04 \x01(\v2\x17.weir.v1.CheckpointInfoR\x06latest\"\xf1\x02\n" +
+	"\x06latest\x18\x04 \x01(\v2\x17.weir.v1.CheckpointInfoR\x06latest\"\xad\x03\n" +
 	"\x0eCheckpointInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12/\n" +
@@ -3079,7 +3237,21 @@ const file_weir_proto_rawDesc = "" +
 	"\tunaligned\x18\t \x01(\bR\tunaligned\x129\n" +
 	"\x19persisted_in_flight_bytes\x18\n" +
 	" \x01(\x03R\x16persistedInFlightBytes\x12\x1c\n" +
-	"\tsavepoint\x18\v \x01(\bR\tsavepoint\")\n" +
+	"\tsavepoint\x18\v \x01(\bR\tsavepoint\x12:\n" +
+	"\bsubtasks\x18\f \x03(\v2\x1e.weir.v1.SubtaskCheckpointInfoR\bsubtasks\"\xa5\x03\n" +
+	"\x15SubtaskCheckpointInfo\x12\x16\n" +
+	"\x06vertex\x18\x01 \x01(\x05R\x06vertex\x12\x1a\n" +
+	"\boperator\x18\x02 \x01(\tR\boperator\x12\x18\n" +
+	"\asubtask\x18\x03 \x01(\x05R\asubtask\x12'\n" +
+	"\x10ack_time_unix_ms\x18\x04 \x01(\x03R\rackTimeUnixMs\x122\n" +
+	"\x16end_to_end_duration_ms\x18\x05 \x01(\x03R\x12endToEndDurationMs\x12\x1d\n" +
+	"\n" +
+	"state_size\x18\x06 \x01(\x03R\tstateSize\x12!\n" +
+	"\falignment_ms\x18\a \x01(\x03R\valignmentMs\x120\n" +
+	"\x14sync_duration_micros\x18\b \x01(\x03R\x12syncDurationMicros\x122\n" +
+	"\x15async_duration_micros\x18\t \x01(\x03R\x13asyncDurationMicros\x129\n" +
+	"\x19persisted_in_flight_bytes\x18\n" +
+	" \x01(\x03R\x16persistedInFlightBytes\")\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x13\n" +
 	"\x11CancelJobResponse\"\x19\n" +
@@ -3095,9 +3267,10 @@ const file_weir_proto_rawDesc = "" +
 	"\n" +
 	"slots_free\x18\x05 \x01(\x05R\tslotsFree\x12,\n" +
 	"\x12registered_unix_ms\x18\x06 \x01(\x03R\x10registeredUnixMs\x123\n" +
-	"\x16last_heartbeat_unix_ms\x18\a \x01(\x03R\x13lastHeartbeatUnixMs\"/\n" +
+	"\x16last_heartbeat_unix_ms\x18\a \x01(\x03R\x13lastHeartbeatUnixMs\"T\n" +
 	"\x16ListCheckpointsRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"T\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12#\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\"T\n" +
 	"\x17ListCheckpointsResponse\x129\n" +
 	"\vcheckpoints\x18\x01 \x03(\v2\x17.weir.v1.CheckpointInfoR\vcheckpoints\"[\n" +
 	"\x17TriggerSavepointRequest\x12\x15\n" +
@@ -3157,7 +3330,7 @@ const file_weir_proto_rawDesc = "" +
 	"\n" +
 	"records_in\x18\x05 \x01(\x03R\trecordsIn\x12\x1f\n" +
 	"\vrecords_out\x18\x06 \x01(\x03R\n" +
-	"recordsOut\"\xad\x02\n" +
+	"recordsOut\"\x93\x03\n" +
 	"\x1cAcknowledgeCheckpointRequest\x129\n" +
 	"\texecution\x18\x01 \x01(\v2\x1b.weir.v1.ExecutionAttemptIDR\texecution\x12#\n" +
 	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x12\x14\n" +
@@ -3166,7 +3339,9 @@ const file_weir_proto_rawDesc = "" +
 	"state_size\x18\x04 \x01(\x03R\tstateSize\x12!\n" +
 	"\falignment_ms\x18\x05 \x01(\x03R\valignmentMs\x129\n" +
 	"\x19persisted_in_flight_bytes\x18\x06 \x01(\x03R\x16persistedInFlightBytes\x12\x1a\n" +
-	"\bfinished\x18\a \x01(\bR\bfinished\"\xdb\x01\n" +
+	"\bfinished\x18\a \x01(\bR\bfinished\x120\n" +
+	"\x14sync_duration_micros\x18\b \x01(\x03R\x12syncDurationMicros\x122\n" +
+	"\x15async_duration_micros\x18\t \x01(\x03R\x13asyncDurationMicros\"\xdb\x01\n" +
 	"\x18DeclineCheckpointRequest\x129\n" +
 	"\texecution\x18\x01 \x01(\v2\x1b.weir.v1.ExecutionAttemptIDR\texecution\x12#\n" +
 	"\rcheckpoint_id\x18\x02 \x01(\x03R\fcheckpointId\x127\n" +
@@ -3270,7 +3445,7 @@ func file_weir_proto_rawDescGZIP() []byte {
 }
 
 var file_weir_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_weir_proto_goTypes = []any{
 	(DeclineReason)(0),                          // 0: weir.v1.DeclineReason
 	(*ListJobManagersRequest)(nil),              // 1: weir.v1.ListJobManagersRequest
@@ -3287,39 +3462,40 @@ var file_weir_proto_goTypes = []any{
 	(*JobException)(nil),                        // 12: weir.v1.JobException
 	(*CheckpointStats)(nil),                     // 13: weir.v1.CheckpointStats
 	(*CheckpointInfo)(nil),                      // 14: weir.v1.CheckpointInfo
-	(*CancelJobRequest)(nil),                    // 15: weir.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),                   // 16: weir.v1.CancelJobResponse
-	(*ListTaskManagersRequest)(nil),             // 17: weir.v1.ListTaskManagersRequest
-	(*ListTaskManagersResponse)(nil),            // 18: weir.v1.ListTaskManagersResponse
-	(*TaskManagerInfo)(nil),                     // 19: weir.v1.TaskManagerInfo
-	(*ListCheckpointsRequest)(nil),              // 20: weir.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),             // 21: weir.v1.ListCheckpointsResponse
-	(*TriggerSavepointRequest)(nil),             // 22: weir.v1.TriggerSavepointRequest
-	(*TriggerSavepointResponse)(nil),            // 23: weir.v1.TriggerSavepointResponse
-	(*StopJobRequest)(nil),                      // 24: weir.v1.StopJobRequest
-	(*StopJobResponse)(nil),                     // 25: weir.v1.StopJobResponse
-	(*DisposeSavepointRequest)(nil),             // 26: weir.v1.DisposeSavepointRequest
-	(*DisposeSavepointResponse)(nil),            // 27: weir.v1.DisposeSavepointResponse
-	(*Ack)(nil),                                 // 28: weir.v1.Ack
-	(*RegisterTaskManagerRequest)(nil),          // 29: weir.v1.RegisterTaskManagerRequest
-	(*ReportedTask)(nil),                        // 30: weir.v1.ReportedTask
-	(*RegisterTaskManagerResponse)(nil),         // 31: weir.v1.RegisterTaskManagerResponse
-	(*TaskManagerHeartbeat)(nil),                // 32: weir.v1.TaskManagerHeartbeat
-	(*TaskMetrics)(nil),                         // 33: weir.v1.TaskMetrics
-	(*JobManagerHeartbeat)(nil),                 // 34: weir.v1.JobManagerHeartbeat
-	(*ExecutionAttemptID)(nil),                  // 35: weir.v1.ExecutionAttemptID
-	(*TaskExecutionState)(nil),                  // 36: weir.v1.TaskExecutionState
-	(*AcknowledgeCheckpointRequest)(nil),        // 37: weir.v1.AcknowledgeCheckpointRequest
-	(*DeclineCheckpointRequest)(nil),            // 38: weir.v1.DeclineCheckpointRequest
-	(*TaskDeploymentDescriptor)(nil),            // 39: weir.v1.TaskDeploymentDescriptor
-	(*InputGateDeploymentDescriptor)(nil),       // 40: weir.v1.InputGateDeploymentDescriptor
-	(*InputChannelDeploymentDescriptor)(nil),    // 41: weir.v1.InputChannelDeploymentDescriptor
-	(*ResultPartitionDeploymentDescriptor)(nil), // 42: weir.v1.ResultPartitionDeploymentDescriptor
-	(*CancelTaskRequest)(nil),                   // 43: weir.v1.CancelTaskRequest
-	(*ReleaseJobRequest)(nil),                   // 44: weir.v1.ReleaseJobRequest
-	(*TriggerCheckpointRequest)(nil),            // 45: weir.v1.TriggerCheckpointRequest
-	(*NotifyCheckpointRequest)(nil),             // 46: weir.v1.NotifyCheckpointRequest
-	nil,                                         // 47: weir.v1.TaskDeploymentDescriptor.ConfigEntry
+	(*SubtaskCheckpointInfo)(nil),               // 15: weir.v1.SubtaskCheckpointInfo
+	(*CancelJobRequest)(nil),                    // 16: weir.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),                   // 17: weir.v1.CancelJobResponse
+	(*ListTaskManagersRequest)(nil),             // 18: weir.v1.ListTaskManagersRequest
+	(*ListTaskManagersResponse)(nil),            // 19: weir.v1.ListTaskManagersResponse
+	(*TaskManagerInfo)(nil),                     // 20: weir.v1.TaskManagerInfo
+	(*ListCheckpointsRequest)(nil),              // 21: weir.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),             // 22: weir.v1.ListCheckpointsResponse
+	(*TriggerSavepointRequest)(nil),             // 23: weir.v1.TriggerSavepointRequest
+	(*TriggerSavepointResponse)(nil),            // 24: weir.v1.TriggerSavepointResponse
+	(*StopJobRequest)(nil),                      // 25: weir.v1.StopJobRequest
+	(*StopJobResponse)(nil),                     // 26: weir.v1.StopJobResponse
+	(*DisposeSavepointRequest)(nil),             // 27: weir.v1.DisposeSavepointRequest
+	(*DisposeSavepointResponse)(nil),            // 28: weir.v1.DisposeSavepointResponse
+	(*Ack)(nil),                                 // 29: weir.v1.Ack
+	(*RegisterTaskManagerRequest)(nil),          // 30: weir.v1.RegisterTaskManagerRequest
+	(*ReportedTask)(nil),                        // 31: weir.v1.ReportedTask
+	(*RegisterTaskManagerResponse)(nil),         // 32: weir.v1.RegisterTaskManagerResponse
+	(*TaskManagerHeartbeat)(nil),                // 33: weir.v1.TaskManagerHeartbeat
+	(*TaskMetrics)(nil),                         // 34: weir.v1.TaskMetrics
+	(*JobManagerHeartbeat)(nil),                 // 35: weir.v1.JobManagerHeartbeat
+	(*ExecutionAttemptID)(nil),                  // 36: weir.v1.ExecutionAttemptID
+	(*TaskExecutionState)(nil),                  // 37: weir.v1.TaskExecutionState
+	(*AcknowledgeCheckpointRequest)(nil),        // 38: weir.v1.AcknowledgeCheckpointRequest
+	(*DeclineCheckpointRequest)(nil),            // 39: weir.v1.DeclineCheckpointRequest
+	(*TaskDeploymentDescriptor)(nil),            // 40: weir.v1.TaskDeploymentDescriptor
+	(*InputGateDeploymentDescriptor)(nil),       // 41: weir.v1.InputGateDeploymentDescriptor
+	(*InputChannelDeploymentDescriptor)(nil),    // 42: weir.v1.InputChannelDeploymentDescriptor
+	(*ResultPartitionDeploymentDescriptor)(nil), // 43: weir.v1.ResultPartitionDeploymentDescriptor
+	(*CancelTaskRequest)(nil),                   // 44: weir.v1.CancelTaskRequest
+	(*ReleaseJobRequest)(nil),                   // 45: weir.v1.ReleaseJobRequest
+	(*TriggerCheckpointRequest)(nil),            // 46: weir.v1.TriggerCheckpointRequest
+	(*NotifyCheckpointRequest)(nil),             // 47: weir.v1.NotifyCheckpointRequest
+	nil,                                         // 48: weir.v1.TaskDeploymentDescriptor.ConfigEntry
 }
 var file_weir_proto_depIdxs = []int32{
 	3,  // 0: weir.v1.ListJobManagersResponse.jobmanagers:type_name -> weir.v1.JobManagerInfo
@@ -3328,71 +3504,72 @@ var file_weir_proto_depIdxs = []int32{
 	12, // 3: weir.v1.JobDetails.exceptions:type_name -> weir.v1.JobException
 	13, // 4: weir.v1.JobDetails.checkpoints:type_name -> weir.v1.CheckpointStats
 	14, // 5: weir.v1.CheckpointStats.latest:type_name -> weir.v1.CheckpointInfo
-	19, // 6: weir.v1.ListTaskManagersResponse.taskmanagers:type_name -> weir.v1.TaskManagerInfo
-	14, // 7: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
-	30, // 8: weir.v1.RegisterTaskManagerRequest.tasks:type_name -> weir.v1.ReportedTask
-	35, // 9: weir.v1.ReportedTask.execution:type_name -> weir.v1.ExecutionAttemptID
-	33, // 10: weir.v1.TaskManagerHeartbeat.tasks:type_name -> weir.v1.TaskMetrics
-	35, // 11: weir.v1.TaskMetrics.execution:type_name -> weir.v1.ExecutionAttemptID
-	35, // 12: weir.v1.TaskExecutionState.execution:type_name -> weir.v1.ExecutionAttemptID
-	35, // 13: weir.v1.AcknowledgeCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	35, // 14: weir.v1.DeclineCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	0,  // 15: weir.v1.DeclineCheckpointRequest.reason_code:type_name -> weir.v1.DeclineReason
-	35, // 16: weir.v1.TaskDeploymentDescriptor.execution:type_name -> weir.v1.ExecutionAttemptID
-	47, // 17: weir.v1.TaskDeploymentDescriptor.config:type_name -> weir.v1.TaskDeploymentDescriptor.ConfigEntry
-	40, // 18: weir.v1.TaskDeploymentDescriptor.inputs:type_name -> weir.v1.InputGateDeploymentDescriptor
-	42, // 19: weir.v1.TaskDeploymentDescriptor.outputs:type_name -> weir.v1.ResultPartitionDeploymentDescriptor
-	41, // 20: weir.v1.InputGateDeploymentDescriptor.channels:type_name -> weir.v1.InputChannelDeploymentDescriptor
-	35, // 21: weir.v1.CancelTaskRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	35, // 22: weir.v1.TriggerCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	35, // 23: weir.v1.NotifyCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
-	4,  // 24: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
-	6,  // 25: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
-	9,  // 26: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
-	15, // 27: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
-	17, // 28: weir.v1.JobService.ListTaskManagers:input_type -> weir.v1.ListTaskManagersRequest
-	20, // 29: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
-	22, // 30: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
-	24, // 31: weir.v1.JobService.StopJob:input_type -> weir.v1.StopJobRequest
-	26, // 32: weir.v1.JobService.DisposeSavepoint:input_type -> weir.v1.DisposeSavepointRequest
-	1,  // 33: weir.v1.JobService.ListJobManagers:input_type -> weir.v1.ListJobManagersRequest
-	29, // 34: weir.v1.JobManagerGateway.RegisterTaskManager:input_type -> weir.v1.RegisterTaskManagerRequest
-	32, // 35: weir.v1.JobManagerGateway.Heartbeat:input_type -> weir.v1.TaskManagerHeartbeat
-	36, // 36: weir.v1.JobManagerGateway.UpdateTaskExecutionState:input_type -> weir.v1.TaskExecutionState
-	37, // 37: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:input_type -> weir.v1.AcknowledgeCheckpointRequest
-	38, // 38: weir.v1.JobManagerGateway.DeclineCheckpoint:input_type -> weir.v1.DeclineCheckpointRequest
-	39, // 39: weir.v1.TaskExecutorGateway.SubmitTask:input_type -> weir.v1.TaskDeploymentDescriptor
-	43, // 40: weir.v1.TaskExecutorGateway.CancelTask:input_type -> weir.v1.CancelTaskRequest
-	44, // 41: weir.v1.TaskExecutorGateway.ReleaseJob:input_type -> weir.v1.ReleaseJobRequest
-	45, // 42: weir.v1.TaskExecutorGateway.TriggerCheckpoint:input_type -> weir.v1.TriggerCheckpointRequest
-	46, // 43: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:input_type -> weir.v1.NotifyCheckpointRequest
-	46, // 44: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:input_type -> weir.v1.NotifyCheckpointRequest
-	5,  // 45: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
-	7,  // 46: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
-	10, // 47: weir.v1.JobService.GetJob:output_type -> weir.v1.JobDetails
-	16, // 48: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
-	18, // 49: weir.v1.JobService.ListTaskManagers:output_type -> weir.v1.ListTaskManagersResponse
-	21, // 50: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
-	23, // 51: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
-	25, // 52: weir.v1.JobService.StopJob:output_type -> weir.v1.StopJobResponse
-	27, // 53: weir.v1.JobService.DisposeSavepoint:output_type -> weir.v1.DisposeSavepointResponse
-	2,  // 54: weir.v1.JobService.ListJobManagers:output_type -> weir.v1.ListJobManagersResponse
-	31, // 55: weir.v1.JobManagerGateway.RegisterTaskManager:output_type -> weir.v1.RegisterTaskManagerResponse
-	34, // 56: weir.v1.JobManagerGateway.Heartbeat:output_type -> weir.v1.JobManagerHeartbeat
-	28, // 57: weir.v1.JobManagerGateway.UpdateTaskExecutionState:output_type -> weir.v1.Ack
-	28, // 58: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:output_type -> weir.v1.Ack
-	28, // 59: weir.v1.JobManagerGateway.DeclineCheckpoint:output_type -> weir.v1.Ack
-	28, // 60: weir.v1.TaskExecutorGateway.SubmitTask:output_type -> weir.v1.Ack
-	28, // 61: weir.v1.TaskExecutorGateway.CancelTask:output_type -> weir.v1.Ack
-	28, // 62: weir.v1.TaskExecutorGateway.ReleaseJob:output_type -> weir.v1.Ack
-	28, // 63: weir.v1.TaskExecutorGateway.TriggerCheckpoint:output_type -> weir.v1.Ack
-	28, // 64: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:output_type -> weir.v1.Ack
-	28, // 65: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:output_type -> weir.v1.Ack
-	45, // [45:66] is the sub-list for method output_type
-	24, // [24:45] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	15, // 6: weir.v1.CheckpointInfo.subtasks:type_name -> weir.v1.SubtaskCheckpointInfo
+	20, // 7: weir.v1.ListTaskManagersResponse.taskmanagers:type_name -> weir.v1.TaskManagerInfo
+	14, // 8: weir.v1.ListCheckpointsResponse.checkpoints:type_name -> weir.v1.CheckpointInfo
+	31, // 9: weir.v1.RegisterTaskManagerRequest.tasks:type_name -> weir.v1.ReportedTask
+	36, // 10: weir.v1.ReportedTask.execution:type_name -> weir.v1.ExecutionAttemptID
+	34, // 11: weir.v1.TaskManagerHeartbeat.tasks:type_name -> weir.v1.TaskMetrics
+	36, // 12: weir.v1.TaskMetrics.execution:type_name -> weir.v1.ExecutionAttemptID
+	36, // 13: weir.v1.TaskExecutionState.execution:type_name -> weir.v1.ExecutionAttemptID
+	36, // 14: weir.v1.AcknowledgeCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	36, // 15: weir.v1.DeclineCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	0,  // 16: weir.v1.DeclineCheckpointRequest.reason_code:type_name -> weir.v1.DeclineReason
+	36, // 17: weir.v1.TaskDeploymentDescriptor.execution:type_name -> weir.v1.ExecutionAttemptID
+	48, // 18: weir.v1.TaskDeploymentDescriptor.config:type_name -> weir.v1.TaskDeploymentDescriptor.ConfigEntry
+	41, // 19: weir.v1.TaskDeploymentDescriptor.inputs:type_name -> weir.v1.InputGateDeploymentDescriptor
+	43, // 20: weir.v1.TaskDeploymentDescriptor.outputs:type_name -> weir.v1.ResultPartitionDeploymentDescriptor
+	42, // 21: weir.v1.InputGateDeploymentDescriptor.channels:type_name -> weir.v1.InputChannelDeploymentDescriptor
+	36, // 22: weir.v1.CancelTaskRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	36, // 23: weir.v1.TriggerCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	36, // 24: weir.v1.NotifyCheckpointRequest.execution:type_name -> weir.v1.ExecutionAttemptID
+	4,  // 25: weir.v1.JobService.SubmitJob:input_type -> weir.v1.SubmitJobRequest
+	6,  // 26: weir.v1.JobService.ListJobs:input_type -> weir.v1.ListJobsRequest
+	9,  // 27: weir.v1.JobService.GetJob:input_type -> weir.v1.GetJobRequest
+	16, // 28: weir.v1.JobService.CancelJob:input_type -> weir.v1.CancelJobRequest
+	18, // 29: weir.v1.JobService.ListTaskManagers:input_type -> weir.v1.ListTaskManagersRequest
+	21, // 30: weir.v1.JobService.ListCheckpoints:input_type -> weir.v1.ListCheckpointsRequest
+	23, // 31: weir.v1.JobService.TriggerSavepoint:input_type -> weir.v1.TriggerSavepointRequest
+	25, // 32: weir.v1.JobService.StopJob:input_type -> weir.v1.StopJobRequest
+	27, // 33: weir.v1.JobService.DisposeSavepoint:input_type -> weir.v1.DisposeSavepointRequest
+	1,  // 34: weir.v1.JobService.ListJobManagers:input_type -> weir.v1.ListJobManagersRequest
+	30, // 35: weir.v1.JobManagerGateway.RegisterTaskManager:input_type -> weir.v1.RegisterTaskManagerRequest
+	33, // 36: weir.v1.JobManagerGateway.Heartbeat:input_type -> weir.v1.TaskManagerHeartbeat
+	37, // 37: weir.v1.JobManagerGateway.UpdateTaskExecutionState:input_type -> weir.v1.TaskExecutionState
+	38, // 38: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:input_type -> weir.v1.AcknowledgeCheckpointRequest
+	39, // 39: weir.v1.JobManagerGateway.DeclineCheckpoint:input_type -> weir.v1.DeclineCheckpointRequest
+	40, // 40: weir.v1.TaskExecutorGateway.SubmitTask:input_type -> weir.v1.TaskDeploymentDescriptor
+	44, // 41: weir.v1.TaskExecutorGateway.CancelTask:input_type -> weir.v1.CancelTaskRequest
+	45, // 42: weir.v1.TaskExecutorGateway.ReleaseJob:input_type -> weir.v1.ReleaseJobRequest
+	46, // 43: weir.v1.TaskExecutorGateway.TriggerCheckpoint:input_type -> weir.v1.TriggerCheckpointRequest
+	47, // 44: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:input_type -> weir.v1.NotifyCheckpointRequest
+	47, // 45: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:input_type -> weir.v1.NotifyCheckpointRequest
+	5,  // 46: weir.v1.JobService.SubmitJob:output_type -> weir.v1.SubmitJobResponse
+	7,  // 47: weir.v1.JobService.ListJobs:output_type -> weir.v1.ListJobsResponse
+	10, // 48: weir.v1.JobService.GetJob:output_type -> weir.v1.JobDetails
+	17, // 49: weir.v1.JobService.CancelJob:output_type -> weir.v1.CancelJobResponse
+	19, // 50: weir.v1.JobService.ListTaskManagers:output_type -> weir.v1.ListTaskManagersResponse
+	22, // 51: weir.v1.JobService.ListCheckpoints:output_type -> weir.v1.ListCheckpointsResponse
+	24, // 52: weir.v1.JobService.TriggerSavepoint:output_type -> weir.v1.TriggerSavepointResponse
+	26, // 53: weir.v1.JobService.StopJob:output_type -> weir.v1.StopJobResponse
+	28, // 54: weir.v1.JobService.DisposeSavepoint:output_type -> weir.v1.DisposeSavepointResponse
+	2,  // 55: weir.v1.JobService.ListJobManagers:output_type -> weir.v1.ListJobManagersResponse
+	32, // 56: weir.v1.JobManagerGateway.RegisterTaskManager:output_type -> weir.v1.RegisterTaskManagerResponse
+	35, // 57: weir.v1.JobManagerGateway.Heartbeat:output_type -> weir.v1.JobManagerHeartbeat
+	29, // 58: weir.v1.JobManagerGateway.UpdateTaskExecutionState:output_type -> weir.v1.Ack
+	29, // 59: weir.v1.JobManagerGateway.AcknowledgeCheckpoint:output_type -> weir.v1.Ack
+	29, // 60: weir.v1.JobManagerGateway.DeclineCheckpoint:output_type -> weir.v1.Ack
+	29, // 61: weir.v1.TaskExecutorGateway.SubmitTask:output_type -> weir.v1.Ack
+	29, // 62: weir.v1.TaskExecutorGateway.CancelTask:output_type -> weir.v1.Ack
+	29, // 63: weir.v1.TaskExecutorGateway.ReleaseJob:output_type -> weir.v1.Ack
+	29, // 64: weir.v1.TaskExecutorGateway.TriggerCheckpoint:output_type -> weir.v1.Ack
+	29, // 65: weir.v1.TaskExecutorGateway.NotifyCheckpointComplete:output_type -> weir.v1.Ack
+	29, // 66: weir.v1.TaskExecutorGateway.NotifyCheckpointAborted:output_type -> weir.v1.Ack
+	46, // [46:67] is the sub-list for method output_type
+	25, // [25:46] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_weir_proto_init() }
@@ -3406,7 +3583,7 @@ func file_weir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_proto_rawDesc), len(file_weir_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   47,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
