@@ -172,3 +172,57 @@ func TestTaskTimeMonotonic(t *testing.T) {
 		}
 	}
 }
+
+// A task whose consumer takes nothing fills its output and then waits in an
+// emit for a buffer: that time is backpressured, not busy, and its source,
+// waiting for the map to take its buffers, is backpressured too.
+func TestBackpressuredTime(t *testing.T) {
+	m := newManager(t)
+	reg := prometheus.NewRegistry()
+	metrics, err := NewMetrics(reg, "tm-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := Env{Network: m, Logger: zap.NewNop(), Metrics: metrics}
+	job := "metrics-backpressure"
+	src := job + "-src"
+	reset(src)
+	a := &vertex{index: 0, par: 1, managers: []*network.Manager{m}, ops: [][]byte{opJSON(t, "src", "test-trickle", map[string]any{"name": src})}}
+	b := &vertex{index: 1, par: 1, managers: []*network.Manager{m}, ops: [][]byte{
+		opJSON(t, "map", "test-map", map[string]any{}, jobgraph.Input{From: "src", Partition: jobgraph.Forward}),
+	}}
+	c := &vertex{index: 2, par: 1, managers: []*network.Manager{m}} // never deployed: nobody reads map's output
+	ab := edge{from: a, to: b, partition: jobgraph.Forward, consumer: "map", producer: "src"}
+	bc := edge{from: b, to: c, partition: jobgraph.Forward, consumer: "sink", producer: "map"}
+	cfg := map[string]string{"execution.buffer-timeout": "0"} // a buffer per record: the output fills fast
+	rb := startEnv(t, descriptors(job, b, []edge{ab}, []edge{bc}, cfg)[0], env)
+	ra := startEnv(t, descriptors(job, a, nil, []edge{ab}, cfg)[0], env)
+	defer func() {
+		ra.task.Cancel()
+		rb.task.Cancel()
+		<-ra.result
+		<-rb.result
+	}()
+	for v := range int64(200) {
+		feed(src) <- v
+	}
+	labels := func(task string) string {
+		return fmt.Sprintf("job_id=%s,job_name=test,subtask_index=0,task_name=%s,tm_id=tm-1", job, task)
+	}
+	var first float64
+	waitUntil(t, "map backpressured", func() bool {
+		first = taskSeries(t, reg)["weir_task_backpressured_seconds_total"][labels("map")]
+		return first > 0
+	})
+	// Still blocked: the running wait is counted at each scrape.
+	waitUntil(t, "map's backpressured time growing", func() bool {
+		return taskSeries(t, reg)["weir_task_backpressured_seconds_total"][labels("map")] > first
+	})
+	waitUntil(t, "src backpressured", func() bool {
+		return taskSeries(t, reg)["weir_task_backpressured_seconds_total"][labels("src")] > 0
+	})
+	s := taskSeries(t, reg)
+	if out := s["weir_task_records_out_total"][labels("map")]; out == 0 || out >= 200 {
+		t.Errorf("map emitted %v records before it blocked, want some but not all 200", out)
+	}
+}
