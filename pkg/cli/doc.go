@@ -11,9 +11,24 @@
 // service that main provides (Services.HA, etcd), and follows a standby's
 // answer to the leader; see leader.go.
 //
-// The verbs are Apache Flink's (run, list, cancel, stop, savepoint,
-// checkpoints); the feel is kubectl's (-o json on every read command, quiet
-// success, one clear line on failure).
+// weir reads the configuration file the daemons read, found the same way
+// (--config, else $WEIR_CONF_DIR/config.yaml, else /etc/weir/config.yaml;
+// config.ConfigFile), with -D on top: its jobmanager.rpc.* or
+// high-availability.* keys find the JobManager, its security.ssl.api.*
+// keys its TLS (leader.go route has the precedence).
+//
+// Two commands validate job files themselves, with the operator types that
+// main links (as the JobManager does): `weir info` shows a job's plan
+// without any cluster, chained by jobgraph.Vertices as the JobManager
+// chains it; `weir run -p N -D key=value` writes the flags into the job
+// file it submits (jobfile.go), so that the JobManager, its HA store and a
+// recovering JobManager all read one file that says what the job runs with.
+//
+// The verbs are Apache Flink's (run, info, list, cancel, stop, savepoint,
+// checkpoints), and so are the flags a Flink user types (-p, -s, -n, -D,
+// -m, --fromSavepoint, --savepointPath, list -r/-s/-a, --type canonical);
+// the feel is kubectl's (-o json on every read command, quiet success, one
+// clear line on failure).
 //
 // Invariants:
 //   - The JSON shapes are defined by the tagged structs in json.go, never by
@@ -24,6 +39,12 @@
 //     `weir status -o json ID | jq` compose.
 //   - Exit codes: 0 success, 1 a failed call or a job that did not FINISH,
 //     2 bad usage (cobra's argument and flag errors), 130 interrupted.
+//   - An error is one line: CEL's multi-line compile errors are joined
+//     (oneLine), any other control character is escaped (printable).
+//   - A relative local path given for the JobManager to read or write (a
+//     savepoint to start from, to dispose of, a target directory) is made
+//     absolute here: the JobManager would resolve it against its own
+//     working directory.
 //   - The client never acts on a job the user did not name: an interrupted
 //     `weir run` leaves the job running and says how to cancel it.
 //   - A call goes to a second JobManager only when the first provably did
