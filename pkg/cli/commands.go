@@ -379,11 +379,16 @@ func addSavepointTypeFlag(cmd *cobra.Command, t *savepointType) {
 func (a *app) newCheckpointsCommand() *cobra.Command {
 	var out outputFormat
 	cmd := &cobra.Command{
-		Use:     "checkpoints JOBID",
-		Short:   "List a job's recent checkpoints",
-		Example: "  weir checkpoints 7f3c2a1e\n  weir checkpoints -o json 7f3c2a1e",
-		Args:    cobra.ExactArgs(1),
+		Use:   "checkpoints JOBID [CHECKPOINT_ID]",
+		Short: "List a job's recent checkpoints, or show one checkpoint per subtask",
+		Long: "With a CHECKPOINT_ID, show that checkpoint's details as Flink does: per subtask, its\n" +
+			"acknowledgement, state size, alignment, and the sync and async durations of its snapshot.",
+		Example: "  weir checkpoints 7f3c2a1e\n  weir checkpoints -o json 7f3c2a1e\n  weir checkpoints 7f3c2a1e 12",
+		Args:    cobra.RangeArgs(1, 2),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 {
+				return a.checkpointDetails(cmd.Context(), args[0], args[1], out)
+			}
 			var resp *weirpb.ListCheckpointsResponse
 			err := a.call(cmd.Context(), a.timeout, func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
 				resp, err = c.ListCheckpoints(ctx, &weirpb.ListCheckpointsRequest{JobId: args[0]})
@@ -415,6 +420,60 @@ func (a *app) newCheckpointsCommand() *cobra.Command {
 	}
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// checkpointDetails is `weir checkpoints JOBID CHECKPOINT_ID`: the
+// checkpoint's row, then one row per subtask that acknowledged it.
+func (a *app) checkpointDetails(ctx context.Context, jobID, arg string, out outputFormat) error {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return fmt.Errorf("checkpoint id %q: want a positive integer", printable(arg))
+	}
+	var resp *weirpb.ListCheckpointsResponse
+	err = a.call(ctx, a.timeout, func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
+		resp, err = c.ListCheckpoints(ctx, &weirpb.ListCheckpointsRequest{JobId: jobID, CheckpointId: id})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(resp.GetCheckpoints()) != 1 || resp.GetCheckpoints()[0].GetId() != id {
+		return fmt.Errorf("checkpoint %d of job %s: the JobManager answered %d checkpoints, not this one", id, printable(jobID), len(resp.GetCheckpoints()))
+	}
+	c := resp.GetCheckpoints()[0]
+	if out == outputJSON {
+		return writeJSON(a.stdout, toCheckpointDetailsJSON(c))
+	}
+	fmt.Fprintf(a.stdout, "Checkpoint %d (%s) %s, triggered %s, %s, %s",
+		c.GetId(), checkpointType(c), c.GetStatus(), humanTime(c.GetTriggerTimeUnixMs(), a.loc),
+		humanDuration(time.Duration(c.GetDurationMs())*time.Millisecond), humanSize(c.GetSizeBytes()))
+	if p := cmp.Or(c.GetPath(), c.GetFailure()); p != "" {
+		fmt.Fprintf(a.stdout, ", %s", printable(p))
+	}
+	fmt.Fprintf(a.stdout, "\n%d subtasks acknowledged.\n", len(c.GetSubtasks()))
+	if len(c.GetSubtasks()) == 0 {
+		return nil
+	}
+	fmt.Fprintln(a.stdout)
+	t := newTable(a.stdout, "OPERATOR", "SUBTASK", "ACKNOWLEDGED", "END TO END", "SIZE", "IN-FLIGHT", "ALIGNMENT", "SYNC", "ASYNC")
+	for _, s := range c.GetSubtasks() {
+		t.row(printable(s.GetOperator()), strconv.Itoa(int(s.GetSubtask())),
+			humanTime(s.GetAckTimeUnixMs(), a.loc),
+			humanDuration(time.Duration(s.GetEndToEndDurationMs())*time.Millisecond),
+			humanSize(s.GetStateSize()), humanSize(s.GetPersistedInFlightBytes()),
+			humanDuration(time.Duration(s.GetAlignmentMs())*time.Millisecond),
+			snapshotDuration(s.GetSyncDurationMicros()), snapshotDuration(s.GetAsyncDurationMicros()))
+	}
+	return t.flush()
+}
+
+// snapshotDuration shows a sync or async duration to the microsecond below
+// a millisecond: a copy-on-write sync part is usually a few µs.
+func snapshotDuration(micros int64) string {
+	if d := time.Duration(micros) * time.Microsecond; d >= time.Millisecond {
+		return humanDuration(d)
+	}
+	return fmt.Sprintf("%dµs", max(micros, 0))
 }
 
 // checkpointType is the TYPE column of `weir checkpoints`.

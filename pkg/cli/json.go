@@ -76,6 +76,28 @@ type checkpointJSON struct {
 	PersistedInFlightBytes int64 `json:"persisted_in_flight_bytes"`
 }
 
+// checkpointDetailsJSON is `weir checkpoints JOBID CHECKPOINT_ID -o json`:
+// the checkpoint and its subtasks, as Flink's checkpoint details.
+type checkpointDetailsJSON struct {
+	checkpointJSON
+	Subtasks []subtaskCheckpointJSON `json:"subtasks"`
+}
+
+// subtaskCheckpointJSON is Flink's SubtaskCheckpointStatistics. The sync
+// and async durations are milliseconds to the microsecond (0.012).
+type subtaskCheckpointJSON struct {
+	Operator               string  `json:"operator"`
+	Vertex                 int32   `json:"vertex"`
+	Subtask                int32   `json:"subtask"`
+	AckTime                string  `json:"ack_time,omitempty"`
+	EndToEndDurationMS     int64   `json:"end_to_end_duration_ms"`
+	StateSize              int64   `json:"state_size"`
+	AlignmentMS            int64   `json:"alignment_ms"`
+	SyncDurationMS         float64 `json:"sync_duration_ms"`
+	AsyncDurationMS        float64 `json:"async_duration_ms"`
+	PersistedInFlightBytes int64   `json:"persisted_in_flight_bytes"`
+}
+
 type taskManagerJSON struct {
 	ID            string `json:"id"`
 	Address       string `json:"address"`
@@ -160,6 +182,28 @@ func toJobDetailsJSON(d *weirpb.JobDetails) jobDetailsJSON {
 			DurationMS: l.GetDurationMs(),
 			SizeBytes:  l.GetSizeBytes(),
 		}
+	}
+	return out
+}
+
+func toCheckpointDetailsJSON(c *weirpb.CheckpointInfo) checkpointDetailsJSON {
+	out := checkpointDetailsJSON{
+		checkpointJSON: toCheckpointsJSON([]*weirpb.CheckpointInfo{c})[0],
+		Subtasks:       make([]subtaskCheckpointJSON, 0, len(c.GetSubtasks())),
+	}
+	for _, s := range c.GetSubtasks() {
+		out.Subtasks = append(out.Subtasks, subtaskCheckpointJSON{
+			Operator:               s.GetOperator(),
+			Vertex:                 s.GetVertex(),
+			Subtask:                s.GetSubtask(),
+			AckTime:                jsonTime(s.GetAckTimeUnixMs()),
+			EndToEndDurationMS:     s.GetEndToEndDurationMs(),
+			StateSize:              s.GetStateSize(),
+			AlignmentMS:            s.GetAlignmentMs(),
+			SyncDurationMS:         float64(s.GetSyncDurationMicros()) / 1000,
+			AsyncDurationMS:        float64(s.GetAsyncDurationMicros()) / 1000,
+			PersistedInFlightBytes: s.GetPersistedInFlightBytes(),
+		})
 	}
 	return out
 }
