@@ -17,7 +17,8 @@
 //     and completed checkpoints;
 //   - failover: the restart strategy of each job, reading the checkpoint a
 //     restarted job restores from, and the restart metrics and log lines;
-//   - the Prometheus metrics weir_jobmanager_*.
+//   - the Prometheus metrics weir_jobmanager_* and, per job while it is not
+//     yet terminal, weir_job_* (metrics.go, docs/metrics.md).
 //
 // # Concurrency
 //
