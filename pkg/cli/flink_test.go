@@ -558,3 +558,17 @@ func TestConfigFileDiscovery(t *testing.T) {
 		t.Errorf("weir version with a bad %s: exit %d, stderr %q", config.ConfDirEnv, r.code, r.stderr)
 	}
 }
+
+// weir info says what weir run's JobManager would warn about.
+func TestInfoWarnings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "warn.yaml")
+	if err := os.WriteFile(path, []byte("name: w\nconfig:\n  execution.checkpointing.intervall: 1s\n"+
+		"operators:\n  - {id: n, type: sequence, properties: {keys: 1, count: 1}}\n  - {id: o, type: print-sink, input: n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := weir(t, "", "info", path)
+	want := "warning: " + path + ": config: unknown configuration key \"execution.checkpointing.intervall\" (did you mean \"execution.checkpointing.interval\"?)\n"
+	if r.code != 0 || r.stderr != want || !strings.HasSuffix(r.stdout, "execution.checkpointing.intervall  1s     job file\n") {
+		t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s\nwant the warning:\n%s", r.code, r.stdout, r.stderr, want)
+	}
+}

@@ -44,9 +44,12 @@ file (--config, $WEIR_CONF_DIR/config.yaml or /etc/weir/config.yaml) and
 			if spec, err = a.withOverrides(path, spec, parallelism); err != nil {
 				return err
 			}
-			g, eff, err := parseJob(cfg, path, spec)
+			g, eff, warnings, err := parseJob(cfg, path, spec)
 			if err != nil {
 				return failf("%v", err)
+			}
+			for _, w := range warnings { // as weir run prints the JobManager's
+				fmt.Fprintf(a.stderr, "warning: %s\n", printable(w))
 			}
 			plan, err := a.plan(path, g, eff)
 			if err != nil {

@@ -103,7 +103,7 @@ func (a *app) withOverrides(path string, spec []byte, parallelism int) ([]byte, 
 		return nil, err
 	}
 	// The file as written first, so that its errors name its own lines.
-	if _, _, err := parseJob(cfg, path, spec); err != nil {
+	if _, _, _, err := parseJob(cfg, path, spec); err != nil {
 		return nil, failf("%v", err)
 	}
 	if len(conf) > 0 {
@@ -119,7 +119,7 @@ func (a *app) withOverrides(path string, spec []byte, parallelism int) ([]byte, 
 		return nil, failf("job file %s with %s is %d bytes: the limit is %s (%d bytes)",
 			path, overridesText(parallelism, conf), len(out), humanSize(config.MaxJobFileSize), config.MaxJobFileSize)
 	}
-	if _, _, err := parseJob(cfg, path, out); err != nil {
+	if _, _, _, err := parseJob(cfg, path, out); err != nil {
 		return nil, failf("with %s: %v", overridesText(parallelism, conf), err)
 	}
 	return out, nil
@@ -128,23 +128,25 @@ func (a *app) withOverrides(path string, spec []byte, parallelism int) ([]byte, 
 // parseJob validates a job file as the JobManager does at submission
 // (jobmanager.prepareJob), with cfg as the cluster's configuration: it
 // parses the file, applies its config: over cfg and builds its restart
-// strategy. Errors read as the JobManager's. What needs the cluster's
-// machines (io.allowed-paths, the checkpoint directory) is left to it.
-func parseJob(cfg *config.Config, path string, spec []byte) (*jobgraph.JobGraph, *config.Config, error) {
-	g, _, err := jobgraph.ParseWithOptions(spec, path, jobgraph.ParseOptions{
-		DefaultParallelism: cfg.Int(config.Parallelism),
+// strategy. Errors and warnings (unknown keys in its config:) read as the
+// JobManager's. What needs the cluster's machines (io.allowed-paths, the
+// checkpoint directory) is left to it.
+func parseJob(cfg *config.Config, path string, spec []byte) (*jobgraph.JobGraph, *config.Config, []string, error) {
+	g, warnings, err := jobgraph.ParseWithOptions(spec, path, jobgraph.ParseOptions{
+		DefaultParallelism:    cfg.Int(config.Parallelism),
+		DefaultMaxParallelism: cfg.Int(config.MaxParallelism),
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	eff, _, err := cfg.WithJob(g.Config)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: config: %w", path, firstError(err))
+		return nil, nil, nil, fmt.Errorf("%s: config: %w", path, firstError(err))
 	}
 	if _, err := restart.FromConfig(eff, eff.IsSet(config.CheckpointingInterval), nil); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return g, eff, nil
+	return g, eff, warnings, nil
 }
 
 // firstError is the first of joined errors: one error at a time, as
