@@ -11,6 +11,8 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/weirstream/weir/pkg/security/securitytest"
 )
 
 // expectConnections waits until m has exactly the given outgoing and incoming data connections.
@@ -339,4 +341,38 @@ func TestConnectionLossFailsItsChannelsOnly(t *testing.T) {
 		}
 	}
 	expectConnections(t, cm, 0, 0)
+}
+
+// TestTLSChannelsShareOneConnection: with internal TLS, channels of two gates to one producer share one connection,
+// hence one handshake.
+func TestTLSChannelsShareOneConnection(t *testing.T) {
+	dir := t.TempDir()
+	ca := securitytest.NewCA(t, "Internal CA")
+	pm := newManager(t, tlsConfig(t, internalTLS(t, dir, ca, "producer")))
+	cm := newManager(t, tlsConfig(t, internalTLS(t, dir, ca, "consumer")))
+	ps, g1 := producersAndGate(t, pm, cm, "job/a/0/0/0", "job/b/0/0/0")
+	p3, err := pm.CreatePartition("job/c/0/0/0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := cm.CreateInputGate([]ChannelSpec{{Partition: p3.ID(), ProducerAddress: pm.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	for i, p := range append(ps, p3) {
+		if err := p.EmitRecord(0, []byte(fmt.Sprint("r", i))); err != nil {
+			t.Fatal(err)
+		}
+		p.Flush()
+	}
+	for _, g := range []*InputGate{g1, g1, g2} {
+		boe, err := next(t, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		boe.Buffer.Recycle()
+	}
+	expectConnections(t, cm, 1, 0)
+	expectConnections(t, pm, 0, 1)
 }

@@ -481,16 +481,18 @@ func TestMalformedFramesCloseConnection(t *testing.T) {
 		name    string
 		send    [][]byte
 		wantLog bool
+		reason  string // in the logged error, if set
 	}{
-		{"huge length", [][]byte{hdr(framePartitionRequest, 1<<31)}, true},
-		{"unknown first frame", [][]byte{hdr(42, 0)}, true},
-		{"bad request payload", [][]byte{append(hdr(framePartitionRequest, 3), 1, 2, 3)}, true},
-		{"unknown frame after request", [][]byte{req(0), hdr(99, 4), {0, 0, 0, 0}}, true},
-		{"credit overflow", [][]byte{req(1), credit(1, 1<<30)}, true},
-		{"credit for an unknown channel", [][]byte{req(1), credit(2, 1)}, true},
-		{"duplicate channel id", [][]byte{req(1), encodePartitionRequest(1, p.ID(), 0, 1)}, true},
-		{"channel 0", [][]byte{encodePartitionRequest(0, p.ID(), 0, 1)}, true},
-		{"truncated", [][]byte{hdr(framePartitionRequest, 100), {1, 2}}, false},
+		{"huge length", [][]byte{hdr(framePartitionRequest, 1<<31)}, true, "length 2147483648 exceeds cap 1032"},
+		{"unknown first frame", [][]byte{hdr(42, 0)}, true, "frame type 42 of 0 bytes from a consumer"},
+		{"bad request payload", [][]byte{append(hdr(framePartitionRequest, 3), 1, 2, 3)}, true, "partition request of 3 bytes"},
+		{"unknown frame after request", [][]byte{req(0), hdr(99, 4), {0, 0, 0, 0}}, true, "frame type 99 of 4 bytes from a consumer"},
+		{"credit overflow", [][]byte{req(1), credit(1, 1<<30)}, true, "channel 1 announces credit 1073741824, more than 1048576"},
+		{"credit for an unknown channel", [][]byte{req(1), credit(2, 1)}, true, "frame type 4 for channel 2, which was never requested (last 1)"},
+		{"duplicate channel id", [][]byte{req(1), encodePartitionRequest(1, p.ID(), 0, 1)}, true,
+			"partition request for channel 1, which is not above the last requested 1 (duplicate id)"},
+		{"channel 0", [][]byte{encodePartitionRequest(0, p.ID(), 0, 1)}, true, "frame type 1 names channel 0"},
+		{"truncated", [][]byte{hdr(framePartitionRequest, 100), {1, 2}}, false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -519,6 +521,9 @@ func TestMalformedFramesCloseConnection(t *testing.T) {
 				e := logs.All()[before]
 				if e.ContextMap()["peer"] != conn.LocalAddr().String() {
 					t.Fatalf("log %v does not name peer %s", e.ContextMap(), conn.LocalAddr())
+				}
+				if msg, _ := e.ContextMap()["error"].(string); !strings.Contains(msg, tc.reason) {
+					t.Fatalf("logged error %q, want it to say %q", msg, tc.reason)
 				}
 			}
 		})
