@@ -178,7 +178,47 @@ func TestCheckpointedBoundedJob(t *testing.T) {
 				t.Errorf("latest checkpoint %d has no _metadata under %s: %v", latest.ID, cpDir, err)
 			}
 			t.Logf("%s: %d completed checkpoints, latest %d at %s", mode, completed(cps), latest.ID, latest.Path)
+			checkSubtaskDetails(c, jobID, cps, len(st.Tasks))
 		})
+	}
+}
+
+// checkSubtaskDetails checks Flink's checkpoint details of the oldest
+// completed checkpoint (taken while every task ran): one entry per subtask
+// with its sync, async and alignment durations present and >= 0.
+func checkSubtaskDetails(c *cluster, jobID string, cps []checkpointJSON, tasks int) {
+	t := c.t
+	t.Helper()
+	var id int64
+	for _, cp := range cps {
+		if cp.Status == "COMPLETED" {
+			id = cp.ID // newest first: the last one is the oldest
+		}
+	}
+	var details struct {
+		ID       int64 `json:"id"`
+		Subtasks []struct {
+			Operator string   `json:"operator"`
+			Vertex   int      `json:"vertex"`
+			Subtask  int      `json:"subtask"`
+			Sync     *float64 `json:"sync_duration_ms"`
+			Async    *float64 `json:"async_duration_ms"`
+			Align    *int64   `json:"alignment_ms"`
+		} `json:"subtasks"`
+	}
+	c.weirJSON(&details, "checkpoints", jobID, fmt.Sprint(id))
+	if details.ID != id || len(details.Subtasks) != tasks {
+		t.Fatalf("details of checkpoint %d: id %d, %d subtasks, want %d (one per task)", id, details.ID, len(details.Subtasks), tasks)
+	}
+	seen := map[[2]int]bool{}
+	for _, s := range details.Subtasks {
+		if s.Operator == "" || seen[[2]int{s.Vertex, s.Subtask}] || s.Sync == nil || *s.Sync < 0 || s.Async == nil || *s.Async < 0 || s.Align == nil || *s.Align < 0 {
+			t.Errorf("checkpoint %d: subtask %+v: want a new subtask with sync, async and alignment durations >= 0", id, s)
+		}
+		seen[[2]int{s.Vertex, s.Subtask}] = true
+		if s.Sync != nil && s.Async != nil {
+			t.Logf("checkpoint %d, %s[%d]: sync %.3f ms, async %.3f ms", id, s.Operator, s.Subtask, *s.Sync, *s.Async)
+		}
 	}
 }
 
@@ -265,7 +305,7 @@ operators:
 		})
 	}
 	var jobs []jobJSON
-	c.weirJSON(&jobs, "list")
+	c.weirJSON(&jobs, "list", "-a")
 	if len(jobs) != 0 {
 		t.Errorf("rejected jobs were registered: %+v", jobs)
 	}
