@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,10 @@ import (
 type Config struct {
 	// ListenAddress is host:port of the data server; port 0 picks a free port (taskmanager.data.port).
 	ListenAddress string
+	// AdvertisedHost is the host the other TaskManagers are told to reach the data server at (taskmanager.host),
+	// when it listens on another (taskmanager.bind-host, e.g. 0.0.0.0). Addr is this host and the listener's port, so
+	// that a channel whose ProducerAddress is that address is local. "": Addr is the listener's address.
+	AdvertisedHost string
 	// SegmentSize is the bytes per network buffer (taskmanager.memory.segment-size).
 	SegmentSize int
 	// BuffersPerChannel is the exclusive buffers, hence the guaranteed credit, of each remote input channel.
@@ -148,6 +153,14 @@ const (
 
 var errManagerClosed = errors.New("network manager closed")
 
+// advertisedAddr is host with the port of the listener's address a, or a itself without host.
+func advertisedAddr(a net.Addr, host string) string {
+	if t, ok := a.(*net.TCPAddr); ok && host != "" {
+		return net.JoinHostPort(host, strconv.Itoa(t.Port))
+	}
+	return a.String()
+}
+
 // NewManager validates cfg and starts the data server.
 func NewManager(cfg Config, log *zap.Logger) (*Manager, error) {
 	if err := cfg.validate(); err != nil {
@@ -161,7 +174,7 @@ func NewManager(cfg Config, log *zap.Logger) (*Manager, error) {
 		return nil, fmt.Errorf("network: listen on %q: %w", cfg.ListenAddress, err)
 	}
 	m := &Manager{
-		cfg: cfg, log: log, ln: ln, addr: ln.Addr().String(),
+		cfg: cfg, log: log, ln: ln, addr: advertisedAddr(ln.Addr(), cfg.AdvertisedHost),
 		peerLog: log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 			return zapcore.NewSamplerWithOptions(c, time.Second, peerLogFirst, peerLogThereafter)
 		})),

@@ -48,6 +48,11 @@ func TestBindHostIsNotAdvertised(t *testing.T) {
 			t.Errorf("%s: the advertised address %s accepted a connection: the listener is not bound to 127.0.0.1 only", name, addr)
 		}
 	}
+	// Channels from this TaskManager's own partitions are told apart by the
+	// advertised address: they stay local (no TCP to itself).
+	if tm.net.Addr() != tm.DataAddr() {
+		t.Errorf("the network's own address %s is not the advertised %s: local channels would go through TCP", tm.net.Addr(), tm.DataAddr())
+	}
 	if host, _, _ := net.SplitHostPort(tm.MetricsAddr()); host != "127.0.0.1" {
 		t.Errorf("metrics listen on %s, want the bind host 127.0.0.1", tm.MetricsAddr())
 	}

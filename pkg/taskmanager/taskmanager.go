@@ -205,6 +205,7 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) (_ *TaskManager, err
 
 	ncfg := network.DefaultConfig()
 	ncfg.SegmentSize = int(cfg.MemorySize(config.SegmentSize))
+	ncfg.AdvertisedHost = advertised // local channels are found by the advertised address
 	ncfg.BuffersPerChannel = cfg.Int(config.BuffersPerChannel)
 	ncfg.FloatingBuffersPerGate = cfg.Int(config.FloatingBuffersPerGate)
 	ncfg.MaxBuffersPerSubpartition = cfg.Int(config.MaxBuffersPerChannel)
