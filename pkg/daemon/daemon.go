@@ -59,7 +59,8 @@ func Main(name string, start Start) {
 // daemon and runs it until a signal arrives on signals, then stops it
 // within the shutdown bound. It returns the process exit code: 0 after a
 // clean stop, 2 for bad arguments, 1 for a bad configuration (the message
-// names the key), a failed start, a failed stop, a stop that did not end
+// names the key) or a config file asked for that is missing (the message
+// names it), a failed start, a failed stop, a stop that did not end
 // within cluster.services.shutdown-timeout, or a second signal during the
 // stop.
 func Run(signals <-chan os.Signal, name string, args []string, stderr io.Writer, start Start) int {
