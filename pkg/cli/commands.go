@@ -270,13 +270,9 @@ func (a *app) newStopCommand() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			dir, err := localPath(dir)
-			if err != nil {
-				return err
-			}
 			var resp *weirpb.StopJobResponse
 			fmt.Fprintf(a.stderr, "Stopping job %s with a savepoint...\n", printable(id))
-			err = a.call(cmd.Context(), a.savepointTimeout(cmd), func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
+			err := a.call(cmd.Context(), a.savepointTimeout(cmd), func(ctx context.Context, c weirpb.JobServiceClient) (err error) {
 				resp, err = c.StopJob(ctx, &weirpb.StopJobRequest{JobId: id, TargetDirectory: dir, Drain: drain})
 				return err
 			})
@@ -328,10 +324,10 @@ func (a *app) newSavepointCommand() *cobra.Command {
 			}
 			id, dir := args[0], ""
 			if len(args) == 2 {
-				var err error
-				if dir, err = localPath(args[1]); err != nil {
-					return err
-				}
+				// A relative target is left to the JobManager to refuse:
+				// the JobManager and every TaskManager write there, on
+				// machines where weir's working directory means nothing.
+				dir = args[1]
 			}
 			fmt.Fprintf(a.stderr, "Triggering savepoint for job %s...\n", printable(id))
 			var resp *weirpb.TriggerSavepointResponse

@@ -41,10 +41,11 @@
 //     2 bad usage (cobra's argument and flag errors), 130 interrupted.
 //   - An error is one line: CEL's multi-line compile errors are joined
 //     (oneLine), any other control character is escaped (printable).
-//   - A relative local path given for the JobManager to read or write (a
-//     savepoint to start from, to dispose of, a target directory) is made
-//     absolute here: the JobManager would resolve it against its own
-//     working directory.
+//   - A relative local path of a savepoint for the JobManager to read (to
+//     start from, to dispose of) is made absolute here: the JobManager
+//     would resolve it against its own working directory. A target
+//     directory is not: the JobManager and every TaskManager write there,
+//     and the JobManager refuses a relative one.
 //   - The client never acts on a job the user did not name: an interrupted
 //     `weir run` leaves the job running and says how to cancel it.
 //   - A call goes to a second JobManager only when the first provably did

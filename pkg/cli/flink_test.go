@@ -79,8 +79,8 @@ func TestJobManagerShorthand(t *testing.T) {
 	weirApp(t, nil, "", "list", "-m", addr).check(t, jobsTable, "", 0)
 }
 
-// A relative local path is the user's, in weir's working directory; the
-// JobManager would look for it in its own.
+// A relative local path of a savepoint to read is the user's, in weir's
+// working directory; the JobManager would look for it in its own.
 func TestRelativeSavepointPaths(t *testing.T) {
 	path := keyedCounts(t)
 	wd, err := os.Getwd()
@@ -112,8 +112,10 @@ func TestRelativeSavepointPaths(t *testing.T) {
 	want := []proto.Message{
 		&weirpb.SubmitJobRequest{FromSavepoint: abs},
 		&weirpb.SubmitJobRequest{FromSavepoint: abs},
-		&weirpb.StopJobRequest{JobId: "7f3c2a1e", TargetDirectory: filepath.Join(wd, "sp")},
-		&weirpb.TriggerSavepointRequest{JobId: "7f3c2a1e", TargetDirectory: filepath.Join(wd, "sp")},
+		// Where to write is the cluster's business: a relative directory
+		// goes as it is, for the JobManager to refuse.
+		&weirpb.StopJobRequest{JobId: "7f3c2a1e", TargetDirectory: "sp"},
+		&weirpb.TriggerSavepointRequest{JobId: "7f3c2a1e", TargetDirectory: "sp"},
 		&weirpb.DisposeSavepointRequest{Path: abs},
 		&weirpb.DisposeSavepointRequest{Path: "s3://bucket/sp/savepoint-7f3c2a-1"},
 	}
