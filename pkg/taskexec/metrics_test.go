@@ -165,12 +165,6 @@ func TestTaskTimeMonotonic(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	got := a.read()
-	for i, d := range got {
-		if d <= 0 {
-			t.Errorf("state %d accounted %v after thousands of switches", i, d)
-		}
-	}
 }
 
 // A task whose consumer takes nothing fills its output and then waits in an
