@@ -156,3 +156,33 @@ func TestEveryOptionHasAScope(t *testing.T) {
 		}
 	}
 }
+
+// A list, the value of a Flink key that does not apply, loads as Flink's
+// flat form; weir's own keys and unknown keys still refuse lists.
+func TestNotApplicableLists(t *testing.T) {
+	m, err := ParseYAML([]byte("pipeline:\n  jars: [a.jar, b.jar]\nenv.java.opts.all:\n  - -Xmx1g\n  - -Dx=y\n"))
+	if err != nil || m["pipeline.jars"] != "a.jar;b.jar" || m["env.java.opts.all"] != "-Xmx1g;-Dx=y" {
+		t.Errorf("got %v, %v", m, err)
+	}
+	for doc, want := range map[string]string{
+		"parallelism.default: [1, 2]\n": `line 1: key "parallelism.default": lists are not supported as configuration values`,
+		"my.list: [1]\n":                `line 1: key "my.list": lists are not supported as configuration values`,
+		"pipeline.jars: [[a.jar]]\n":    `line 1: key "pipeline.jars": lists are not supported as configuration values`,
+		"pipeline.jars: [{a: b.jar}]\n": `line 1: key "pipeline.jars": lists are not supported as configuration values`,
+	} {
+		if _, err := ParseYAML([]byte(doc)); err == nil || err.Error() != want {
+			t.Errorf("%q: err %v, want %s", doc, err, want)
+		}
+	}
+}
+
+// A list of aliases to a long scalar would be copied once per element when
+// joined: the bytes joined per document are bounded.
+func TestNotApplicableListsBounded(t *testing.T) {
+	doc := "x: &a " + strings.Repeat("y", 4096) + "\npipeline.jars: [" + strings.Repeat("*a, ", 300) + "*a]\n"
+	_, err := ParseYAML([]byte(doc))
+	want := `line 2: key "pipeline.jars": the configuration's lists join to more than 1048576 bytes (do YAML aliases repeat a value?)`
+	if err == nil || err.Error() != want {
+		t.Errorf("err %v, want %s", err, want)
+	}
+}

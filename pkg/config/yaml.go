@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -45,8 +46,8 @@ func FlattenNode(n *yaml.Node) (map[string]string, error) {
 		return nil, fmt.Errorf("line %d: configuration must be a mapping of keys to values", n.Line)
 	}
 	out := map[string]string{}
-	budget := maxKeys
-	if err := flattenNode(n, "", out, &budget); err != nil {
+	b := budget{keys: maxKeys, listBytes: maxListBytes}
+	if err := flattenNode(n, "", out, &b); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -69,10 +70,19 @@ func resolveAlias(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-func flattenNode(m *yaml.Node, prefix string, out map[string]string, budget *int) error {
+// budget is what is left of a document's bounds while it is flattened.
+type budget struct{ keys, listBytes int }
+
+// maxListBytes bounds the bytes of the lists a document's not-applicable keys
+// join into strings (naList). Unlike a scalar, which an alias shares, a
+// joined list is a copy, and a list of aliases to a long scalar would
+// otherwise grow quadratically with the document.
+const maxListBytes = 1 << 20
+
+func flattenNode(m *yaml.Node, prefix string, out map[string]string, b *budget) error {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		kn, vn := resolveAlias(m.Content[i]), resolveAlias(m.Content[i+1])
-		if *budget--; *budget < 0 {
+		if b.keys--; b.keys < 0 {
 			return fmt.Errorf("line %d: configuration has more than %d keys (do YAML aliases repeat a mapping?)", kn.Line, maxKeys)
 		}
 		if kn.Kind != yaml.ScalarNode {
@@ -87,7 +97,7 @@ func flattenNode(m *yaml.Node, prefix string, out map[string]string, budget *int
 		}
 		switch vn.Kind {
 		case yaml.MappingNode:
-			if err := flattenNode(vn, key, out, budget); err != nil {
+			if err := flattenNode(vn, key, out, b); err != nil {
 				return err
 			}
 		case yaml.ScalarNode:
@@ -99,7 +109,16 @@ func flattenNode(m *yaml.Node, prefix string, out map[string]string, budget *int
 				return fmt.Errorf("line %d: %w", kn.Line, err)
 			}
 		default:
-			return fmt.Errorf("line %d: key %q: lists are not supported as configuration values", kn.Line, key)
+			elems, size, ok := naList(key, vn)
+			if !ok {
+				return fmt.Errorf("line %d: key %q: lists are not supported as configuration values", kn.Line, key)
+			}
+			if b.listBytes -= size; b.listBytes < 0 {
+				return fmt.Errorf("line %d: key %q: the configuration's lists join to more than %d bytes (do YAML aliases repeat a value?)", kn.Line, key, maxListBytes)
+			}
+			if err := put(out, key, strings.Join(elems, ";")); err != nil {
+				return fmt.Errorf("line %d: %w", kn.Line, err)
+			}
 		}
 	}
 	return nil
@@ -169,6 +188,27 @@ func flattenMap(m map[string]any, prefix string, out map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// naList returns the elements of a list of scalars that is the value of one
+// of Flink's keys that do not apply to weir (NotApplicable), and their bytes
+// joined with ";" (Flink's flat form of a list), so that a Flink config.yaml
+// with, say, pipeline.jars: [a.jar, b.jar] loads. weir's own options take no
+// lists.
+func naList(key string, n *yaml.Node) (elems []string, size int, ok bool) {
+	if _, na := NotApplicable(key); !na || n.Kind != yaml.SequenceNode {
+		return nil, 0, false
+	}
+	elems = make([]string, 0, len(n.Content))
+	for _, e := range n.Content {
+		e = resolveAlias(e)
+		if e.Kind != yaml.ScalarNode {
+			return nil, 0, false
+		}
+		elems = append(elems, e.Value) // shares the scalar's bytes: no copy yet
+		size += len(e.Value) + 1
+	}
+	return elems, size, true
 }
 
 func joinKey(prefix, k string) string {
