@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weirstream/weir/pkg/internal/fuzzcheck"
 )
 
 // A Flink distribution's own configuration file, in the 2.x YAML form and the
@@ -185,4 +187,30 @@ func TestNotApplicableListsBounded(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("err %v, want %s", err, want)
 	}
+}
+
+func FuzzParseFlinkConf(f *testing.F) {
+	f.Add([]byte("jobmanager.rpc.address: localhost\n# c\nenv.java.opts.all: -Xmx1g # x\nbad\n:\nk: \n"))
+	f.Add([]byte("a: b: c\r\na: d\n\n\t x : y \n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var (
+			m   map[string]string
+			err error
+		)
+		fuzzcheck.BoundedAlloc(t, "ParseFlinkConf", len(data), 1<<20, 64, func() { m, _, err = ParseFlinkConf(data) })
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "line ") && !strings.HasPrefix(err.Error(), "read: ") {
+				t.Fatalf("error %q says neither what failed nor where", err)
+			}
+			return
+		}
+		if len(m) > maxKeys {
+			t.Fatalf("%d keys, more than %d", len(m), maxKeys)
+		}
+		for k, v := range m {
+			if k == "" || v == "" || len(k) > maxKeyLen || strings.Contains(k+v, "#") || strings.TrimSpace(k) != k || strings.TrimSpace(v) != v {
+				t.Fatalf("key %q value %q", k, v)
+			}
+		}
+	})
 }
