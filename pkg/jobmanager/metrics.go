@@ -168,14 +168,16 @@ func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// Collect copies the series under the lock and sends them after it, so
+// that a slow scrape never holds up the JobManager's updates.
 func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	out := make([]prometheus.Metric, 0, len(c.jobs)*(len(jobDescs)+1))
 	for id, j := range c.jobs {
 		lv := func(extra ...string) []string { return append([]string{id, j.name}, extra...) }
 		emit := func(d *prometheus.Desc, t prometheus.ValueType, v float64, extra ...string) {
-			ch <- prometheus.MustNewConstMetric(d, t, v, lv(extra...)...)
+			out = append(out, prometheus.MustNewConstMetric(d, t, v, lv(extra...)...))
 		}
 		emit(descCheckpointsCompleted, prometheus.CounterValue, float64(j.completed))
 		emit(descCheckpointsFailed, prometheus.CounterValue, float64(j.failed))
@@ -197,6 +199,10 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 			up = now.Sub(j.runningSince).Seconds()
 		}
 		emit(descUptime, prometheus.GaugeValue, up)
+	}
+	c.mu.Unlock()
+	for _, m := range out {
+		ch <- m
 	}
 }
 
