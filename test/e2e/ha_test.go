@@ -332,7 +332,7 @@ func TestHAFiveLeaderKills(t *testing.T) {
 		t.Errorf("after another failover the finished job is %s", s.State)
 	}
 	var jobs []jobSummary
-	h.weirJSON(&jobs, "list")
+	h.weirJSON(&jobs, "list", "-a")
 	for _, j := range jobs {
 		if j.ID == jobID && j.State != "FINISHED" {
 			t.Errorf("after another failover the leader lists the finished job as %s", j.State)

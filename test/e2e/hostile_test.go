@@ -113,7 +113,7 @@ func (c *cluster) submitRejected(path string, want ...string) {
 func (c *cluster) jobs() []jobJSON {
 	c.t.Helper()
 	var jobs []jobJSON
-	c.weirJSON(&jobs, "list")
+	c.weirJSON(&jobs, "list", "-a")
 	return jobs
 }
 

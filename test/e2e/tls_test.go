@@ -312,7 +312,7 @@ func TestTLSRefusals(t *testing.T) {
 			t.Fatalf("weir list without TLS: exit %d\n%s\nwant exit 1 and %q...", code, stderr, want)
 		}
 		c.cliArgs = cli
-		if out := c.mustWeir("list"); !strings.Contains(out, jobID) || !strings.Contains(out, "CANCELED") {
+		if out := c.mustWeir("list", "-a"); !strings.Contains(out, jobID) || !strings.Contains(out, "CANCELED") {
 			t.Fatalf("weir list with the client certificate: %q, want job %s CANCELED", out, jobID)
 		}
 	})
