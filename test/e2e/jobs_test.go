@@ -207,7 +207,7 @@ func TestBadJobsAreRejected(t *testing.T) {
 		})
 	}
 	var jobs []jobJSON
-	c.weirJSON(&jobs, "list")
+	c.weirJSON(&jobs, "list", "-a")
 	if len(jobs) != 0 {
 		t.Errorf("rejected jobs were registered: %v", jobs)
 	}
