@@ -41,6 +41,7 @@ type writeJob struct {
 	id        int64
 	ts        int64
 	alignment time.Duration
+	sync      time.Duration // the synchronous part (Task.snapshot)
 	finished  bool
 	ops       []opSnapshot
 	decline   *weirpb.DeclineCheckpointRequest
@@ -183,6 +184,7 @@ func (w *snapshotWriter) respond(f func(CheckpointResponder) error) error {
 // checkpoint's directory that the JobManager disposes of.
 func (w *snapshotWriter) write(j *writeJob) (ack *weirpb.AcknowledgeCheckpointRequest, err error) {
 	t := w.t
+	asyncStart := time.Now() // Flink's async duration: the write to storage
 	loc, err := t.storage.CheckpointLocation(t.exec.GetJobId(), j.id)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %d: %w", j.id, err)
@@ -245,6 +247,8 @@ func (w *snapshotWriter) write(j *writeJob) (ack *weirpb.AcknowledgeCheckpointRe
 		Finished:     j.finished,
 
 		PersistedInFlightBytes: inFlight,
+		SyncDurationMicros:     j.sync.Microseconds(),
+		AsyncDurationMicros:    time.Since(asyncStart).Microseconds(),
 	}, nil
 }
 
