@@ -145,7 +145,8 @@ var (
 var (
 	LogFormat = &Option{
 		Key: "log.format", Scope: ScopeCluster, Type: TypeEnum, Default: "console", Values: []string{"console", "json"},
-		Description: "Format of the daemon's log: console (human-readable) or json. weir-specific.",
+		Description: "Format of the daemon's log: console (human-readable) or json (one JSON object per line: level, ts, logger, caller, " +
+			"msg and the fields; for log shippers, see docs/deployment.md). weir-specific.",
 	}
 	LogLevel = &Option{
 		Key: "log.level", Scope: ScopeCluster, Type: TypeEnum, Default: "info", Values: []string{"debug", "info", "warn", "error"},
