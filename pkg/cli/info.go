@@ -160,7 +160,7 @@ func (a *app) plan(path string, g *jobgraph.JobGraph, eff *config.Config) (*plan
 	}
 	defined, err := config.ParseOverrides(a.overrides)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, failf("%v", err)
 	}
 	fromFile := "defaults"
 	if a.cfgFile != "" {

@@ -59,7 +59,7 @@ func (p *parallelismFlag) Set(s string) error {
 func (a *app) jobOverrides() (map[string]string, error) {
 	all, err := config.ParseOverrides(a.overrides)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, failf("%v", err) // as config() says it
 	}
 	job := map[string]string{}
 	for k, v := range all {
