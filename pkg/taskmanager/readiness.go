@@ -27,12 +27,19 @@ func (tm *TaskManager) Ready() (bool, string) {
 }
 
 // publishReadiness records the follower's state after a step; ev is the
-// event of that step. Called by the registration loop only.
+// event of that step. Called by the registration loop only; once Shutdown
+// has published readinessStopped, nothing replaces it.
 func (tm *TaskManager) publishReadiness(f *follower, ev followerEvent) {
-	tm.readiness.Store(nextReadiness(tm.readiness.Load(), f, ev))
+	for {
+		prev := tm.readiness.Load()
+		if prev == readinessStopped || tm.readiness.CompareAndSwap(prev, nextReadiness(prev, f, ev)) {
+			return
+		}
+	}
 }
 
-// readinessStopped is published when the registration loop ends.
+// readinessStopped is published when Shutdown begins and when the
+// registration loop ends.
 var readinessStopped = &readiness{status: "shutting down"}
 
 // nextReadiness is the follower's state in one line: with whom it is

@@ -67,8 +67,16 @@ func TestReadyBeforeAndAfterTheLoop(t *testing.T) {
 	if ok, status := tm.Ready(); ok || status != "starting: not registering with a JobManager yet" {
 		t.Errorf("Ready() = %v %q", ok, status)
 	}
-	tm.readiness.Store(readinessStopped)
-	if ok, status := tm.Ready(); ok || status != "shutting down" {
+	f := newFollower(false, "10.0.0.1:6123", time.Second)
+	f.step(time.Unix(1000, 0), startFollowing{})
+	tm.publishReadiness(f, startFollowing{})
+	if ok, status := tm.Ready(); ok || status != "registering with the JobManager 10.0.0.1:6123" {
 		t.Errorf("Ready() = %v %q", ok, status)
+	}
+	tm.readiness.Store(readinessStopped) // Shutdown began
+	f.step(time.Unix(1000, 0), registrationAccepted{token: 1, resp: &weirpb.RegisterTaskManagerResponse{JobmanagerId: "jm-a"}})
+	tm.publishReadiness(f, registrationAccepted{token: 1})
+	if ok, status := tm.Ready(); ok || status != "shutting down" {
+		t.Errorf("Ready() after Shutdown began = %v %q, want false \"shutting down\"", ok, status)
 	}
 }

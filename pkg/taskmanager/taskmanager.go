@@ -401,6 +401,7 @@ func (tm *TaskManager) Shutdown(ctx context.Context) error {
 
 func (tm *TaskManager) shutdown(ctx context.Context) error {
 	tm.log.Info("TaskManager shutting down")
+	tm.readiness.Store(readinessStopped) // /readyz turns 503 before the tasks are canceled
 	tm.mu.Lock()
 	tm.closed = true
 	entries := make([]*taskEntry, 0, len(tm.tasks))
