@@ -65,7 +65,8 @@ func startHAJM(t *testing.T, etcd *etcdtest.Server, storageDir string) *haJM {
 		t.Fatal(err)
 	}
 	h := &haJM{store: store, addr: addr}
-	jm, err := Start(Options{Config: cfg, Logger: zap.NewNop(), Registerer: prometheus.NewRegistry(),
+	reg := prometheus.NewRegistry()
+	jm, err := Start(Options{Config: cfg, Logger: zap.NewNop(), Registerer: reg,
 		HA: store, Election: store, Advertised: addr, Exit: func(code int) { h.exited.Store(int32(code)) }})
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +75,7 @@ func startHAJM(t *testing.T, etcd *etcdtest.Server, storageDir string) *haJM {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.cluster = &cluster{t: t, jm: jm, api: weirpb.NewJobServiceClient(conn)}
+	h.cluster = &cluster{t: t, jm: jm, reg: reg, api: weirpb.NewJobServiceClient(conn)}
 	t.Cleanup(func() {
 		conn.Close()
 		h.close()
@@ -215,6 +216,10 @@ func TestHighAvailability(t *testing.T) {
 	d, _ = b.api.GetJob(t.Context(), &weirpb.GetJobRequest{JobId: waiting})
 	if msg := d.Exceptions[0].Message; !strings.HasPrefix(msg, "JobManager failover: the new leader restarts the job from scratch: ") || d.Restarts != 1 {
 		t.Fatalf("exception of the waiting job: %q, restarts %d (want 1)", msg, d.Restarts)
+	}
+	// The metric counts the failover's restart as the status does.
+	if got := b.metric("weir_job_restarts_total", map[string]string{"job_id": waiting}); got != 1 {
+		t.Fatalf("weir_job_restarts_total of the waiting job %v, want 1 as its status says", got)
 	}
 	tmC := startTM(t, b.addr, "tm-2", 2)
 	for k := range tmC.receive(2) {

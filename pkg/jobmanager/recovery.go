@@ -432,6 +432,13 @@ func (jm *JobManager) restartRecovered(pj *preparedJob, a ha.RestartJob) {
 			strings.TrimPrefix(a.Cause, "JobManager failover: ")))
 		ev.Restarted = true
 		jm.stepLocked(ev)
+		// The job's status counts this restart (Restarted), and so does
+		// weir_job_restarts_total: the step above created its series.
+		restored := "scratch"
+		if md != nil {
+			restored = "checkpoint"
+		}
+		jm.serialize(func() { jm.metrics.restarted(pj.id, restored, time.Now()) })
 	}()
 }
 
