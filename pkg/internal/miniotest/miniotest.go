@@ -8,8 +8,10 @@
 //	srv.Restart() // back, same port, same data
 //
 // StartWith(t, Options{TLS: true}) serves HTTPS instead, with a certificate
-// for 127.0.0.1 and localhost from a CA of its own (Server.CAFile, for
+// for its address and localhost from a CA of its own (Server.CAFile, for
 // s3.ssl.ca), put in MinIO's --certs-dir as public.crt and private.key.
+// Options{IP: "127.0.0.13"} puts it on another loopback address, for tests
+// that give each host of a cluster its own.
 //
 // MinIO is a test tool, not a dependency: the server binary is built once by
 // .ci/tools.sh (go install github.com/minio/minio@Version) into a cache
@@ -26,6 +28,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -69,6 +72,8 @@ func Binary() (string, error) { return tool.Binary() }
 type Options struct {
 	// TLS serves HTTPS with a certificate of the server's own CA.
 	TLS bool
+	// IP is the loopback address it listens on; "" means 127.0.0.1.
+	IP string
 }
 
 // Server is one MinIO server of a test.
@@ -116,14 +121,21 @@ func StartWith(t testing.TB, o Options) *Server {
 		}
 		t.Fatal(err)
 	}
+	ip := o.IP
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	if a := net.ParseIP(ip); a == nil || a.To4() == nil || !a.IsLoopback() {
+		t.Fatalf("miniotest: %q is not an IPv4 loopback address", ip)
+	}
 	base := t.TempDir()
 	s := &Server{
 		AccessKey: "weir-test", SecretKey: "weir-secret-" + randomHex(12),
 		Bucket: "weir-test", Dir: filepath.Join(base, "data"),
 		t: t, bin: bin, logPath: filepath.Join(base, "minio.log"),
-		port: testtool.FreePort(t, "127.0.0.1"), consolePort: testtool.FreePort(t, "127.0.0.1"),
+		port: testtool.FreePort(t, ip), consolePort: testtool.FreePort(t, ip),
 	}
-	s.Endpoint = "127.0.0.1:" + strconv.Itoa(s.port)
+	s.Endpoint = net.JoinHostPort(ip, strconv.Itoa(s.port))
 	s.URL = "http://" + s.Endpoint
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -138,7 +150,7 @@ func StartWith(t testing.TB, o Options) *Server {
 		if err := os.Mkdir(certs, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		pair := ca.Issue(t, securitytest.CertOptions{CommonName: "minio"})
+		pair := ca.Issue(t, securitytest.CertOptions{CommonName: "minio", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP(ip)}})
 		securitytest.WriteFile(t, filepath.Join(certs, "public.crt"), pair.CertPEM)
 		securitytest.WriteFile(t, filepath.Join(certs, "private.key"), pair.KeyPEM)
 	}
@@ -198,6 +210,12 @@ func (s *Server) Config() map[string]string {
 	return m
 }
 
+// host is the address the server listens on.
+func (s *Server) host() string {
+	h, _, _ := net.SplitHostPort(s.Endpoint)
+	return h
+}
+
 // Objects returns the keys in bucket under prefix, sorted.
 func (s *Server) Objects(bucket, prefix string) []string {
 	s.t.Helper()
@@ -244,7 +262,7 @@ func (s *Server) start() {
 		s.t.Fatal(err)
 	}
 	cmd := exec.Command(s.bin, "server", "--quiet",
-		"--address", s.Endpoint, "--console-address", "127.0.0.1:"+strconv.Itoa(s.consolePort),
+		"--address", s.Endpoint, "--console-address", net.JoinHostPort(s.host(), strconv.Itoa(s.consolePort)),
 		"--certs-dir", filepath.Join(filepath.Dir(s.Dir), "certs"), s.Dir)
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey,

@@ -19,3 +19,10 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	return miniotest.Start(t)
 }
+
+// StartAt starts it on another loopback address, such as 127.0.0.13
+// (miniotest.StartWith with Options.IP).
+func StartAt(t testing.TB, ip string) *Server {
+	t.Helper()
+	return miniotest.StartWith(t, miniotest.Options{IP: ip})
+}
