@@ -678,7 +678,6 @@ func (v *vmCluster) checkPrometheus(jobID, jobName string) {
 	for _, c := range checks[:3] {
 		t.Logf("prometheus: %s: %s", c.q, c.last)
 	}
-	t.Logf("weir status: restarts %d", statusRestarts)
 	for _, c := range pending {
 		t.Errorf("prometheus: %s: %s: got %s", c.q, c.name, c.last)
 	}
