@@ -29,10 +29,12 @@ type KeyedStore[V any] struct {
 // store.ver while a snapshot is active) its key and val are never written
 // again: the store writes a copy instead.
 type entry[V any] struct {
-	key string
+	// ver and val first: the per-record path reads only them, so for a
+	// small V they share a cache line.
 	ver uint64 // the store version in which the entry was created or copied
-	pos int    // index in its group's ents; store-only, snapshots never read it
 	val V
+	key string
+	pos int // index in its group's ents; store-only, snapshots never read it
 }
 
 // group is one key group: a map for lookups and a dense array of the same
