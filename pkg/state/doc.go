@@ -82,7 +82,8 @@
 // key allocates a copy of its entry (and what clone allocates), and the
 // first write to each key group copies its pointer array; memory holds the
 // old entries until the snapshot is released and collected. Each entry
-// costs 24 bytes more than a bare value (version, position, array slot).
+// costs 40 bytes more than a bare value (version, key header, position,
+// array slot).
 // The per-record path without a snapshot: a lookup 1-3 ns slower than the
 // plain map of values it replaced (BenchmarkKeyedStoreGetOrCreate,
 // BenchmarkKeyedStoreGet), no allocation. On a 2-core VM with 10,000,000
