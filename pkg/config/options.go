@@ -194,6 +194,7 @@ var (
 	NetworkHandshakeTimeout = &Option{
 		Key: "taskmanager.network.handshake-timeout", Scope: ScopeCluster, Daemon: DaemonTaskManager, Type: TypeDuration, Default: "10 s", Min: bound(1),
 		Description: "Time the data server gives a new connection to send its partition request before it closes the connection, " +
+			"and a multiplexed connection with no open channel to send its next one, " +
 			"so that peers that connect and send nothing cannot hold sockets forever. weir-specific.",
 	}
 	NetworkMaxPendingConnectionsPerHost = &Option{

@@ -123,23 +123,15 @@ func newVMCluster(t *testing.T) *vmCluster {
 	for i, h := range v.hosts {
 		v.writeConfig(h, i+1, etcd.Endpoints())
 	}
-	// Each VM's daemons start in the order prometheus.yml assumes (the
-	// JobManager takes 9249, the TaskManager then 9250; vm3's TaskManager
-	// alone takes 9249, the first of metrics.reporter.prom.port's default
-	// range), each once the one before serves its metrics. The units fix
-	// the ports instead (-D metrics.reporter.prom.port: JobManager 9249,
-	// TaskManager 9250), under which vm3's TaskManager would serve on
-	// 9250, a target prometheus.yml does not list.
+	// The metrics ports are the units' (deploy/systemd: -D
+	// metrics.reporter.prom.port, JobManager 9249, TaskManager 9250), the
+	// targets of the shipped prometheus.yml.
 	vm1, vm2 := v.hosts[0], v.hosts[1]
 	v.startDaemon(vm1, "jobmanager", "9249")
 	v.waitLeaderBy(time.Now().Add(60*time.Second), 0) // vm1's leads: it is alone
 	v.startDaemon(vm2, "jobmanager", "9249")
 	for _, h := range v.hosts {
-		port := "9250"
-		if h == vm3 {
-			port = "9249"
-		}
-		v.startDaemon(h, "taskmanager", port)
+		v.startDaemon(h, "taskmanager", "9250")
 	}
 	v.waitTaskManagers(3)
 	if l := v.leader(); l.addr != net.JoinHostPort(vm1.ip, vmJMPort) {
@@ -194,11 +186,11 @@ func (v *vmCluster) writeConfig(h *vmHost, n int, etcd []string) {
 func (v *vmCluster) startDaemon(h *vmHost, binary, metricsPort string) {
 	t := v.t
 	t.Helper()
-	p, err := v.spawn(h, binary)
+	p, err := v.spawn(h, binary, metricsPort)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go v.supervise(h, binary, p)
+	go v.supervise(h, binary, metricsPort, p)
 	healthz := "http://" + net.JoinHostPort(h.ip, metricsPort) + "/healthz"
 	waitFor(t, 30*time.Second, p.name+" serving "+healthz, func() bool {
 		if p.exited() {
@@ -212,7 +204,7 @@ func (v *vmCluster) startDaemon(h *vmHost, binary, metricsPort string) {
 // spawn starts one run of a daemon, its output appended to
 // <host dir>/<binary>.log under a header line. It does not fail the test,
 // so that a supervisor may call it.
-func (v *vmCluster) spawn(h *vmHost, binary string) (*process, error) {
+func (v *vmCluster) spawn(h *vmHost, binary, metricsPort string) (*process, error) {
 	name := h.name + "-" + binary
 	logPath := filepath.Join(h.dir, binary+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -220,7 +212,7 @@ func (v *vmCluster) spawn(h *vmHost, binary string) (*process, error) {
 		return nil, err
 	}
 	fmt.Fprintf(logFile, "==== %s started at %s ====\n", name, time.Now().Format(time.RFC3339Nano))
-	args := []string{"--config", h.config}
+	args := []string{"--config", h.config, "-D", "metrics.reporter.prom.port=" + metricsPort}
 	for _, kv := range vmTestKeys {
 		args = append(args, "-D", kv)
 	}
@@ -252,7 +244,7 @@ func (v *vmCluster) spawn(h *vmHost, binary string) (*process, error) {
 // supervise starts the daemon again each time it exits, after the HA
 // harness's restartDelay (systemd's RestartSec is 5 s in the units; a
 // test need not wait that long), until the host is down.
-func (v *vmCluster) supervise(h *vmHost, binary string, p *process) {
+func (v *vmCluster) supervise(h *vmHost, binary, metricsPort string, p *process) {
 	for {
 		<-p.done
 		time.Sleep(restartDelay)
@@ -264,7 +256,7 @@ func (v *vmCluster) supervise(h *vmHost, binary string, p *process) {
 		h.procs = slices.DeleteFunc(h.procs, func(q *process) bool { return q == p })
 		h.restarts = append(h.restarts, fmt.Sprintf("%s after %s", binary, p.cmd.ProcessState))
 		h.mu.Unlock()
-		next, err := v.spawn(h, binary)
+		next, err := v.spawn(h, binary, metricsPort)
 		if err != nil {
 			return
 		}
@@ -384,7 +376,7 @@ func (v *vmCluster) latestInStore(jobID string) int64 {
 func (v *vmCluster) metricsTargets() []string {
 	return []string{
 		"weir-jobmanager 127.0.0.11:9249", "weir-jobmanager 127.0.0.12:9249",
-		"weir-taskmanager 127.0.0.11:9250", "weir-taskmanager 127.0.0.12:9250", "weir-taskmanager 127.0.0.13:9249",
+		"weir-taskmanager 127.0.0.11:9250", "weir-taskmanager 127.0.0.12:9250", "weir-taskmanager 127.0.0.13:9250",
 	}
 }
 
@@ -593,7 +585,7 @@ func TestThreeHostCluster(t *testing.T) {
 	for _, probeAt := range []struct{ addr, re string }{
 		{net.JoinHostPort(survivor.ip, "9249"), `^ok: leader \(epoch \d+\)\n$`},
 		{net.JoinHostPort(survivor.ip, "9250"), registered},
-		{net.JoinHostPort(vm3.ip, "9249"), registered},
+		{net.JoinHostPort(vm3.ip, "9250"), registered},
 	} {
 		waitProbeMatch(t, "http://"+probeAt.addr+"/readyz", http.StatusOK, regexp.MustCompile(probeAt.re))
 	}
