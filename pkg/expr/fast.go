@@ -423,7 +423,10 @@ func choose[T any](cond func(*fastCtx) (bool, bool), a, b func(*fastCtx) (T, boo
 
 // Conversions of a node to a wanted type: a static type must be the wanted
 // one (CEL has no implicit conversions; its checker rejects the others), a
-// dynamic one is checked per record.
+// dynamic one is checked per record. They are written out per type, not as
+// one generic function taking the conversion: that version calls the
+// conversion through a pointer on every record, and measured EvalBool 13
+// -> 19 ns.
 
 func asBool(n node) (func(*fastCtx) (bool, bool), bool) {
 	switch {
