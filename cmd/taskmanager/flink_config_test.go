@@ -1,53 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"runtime/debug"
-	"strings"
-	"syscall"
 	"testing"
 
-	"go.uber.org/zap"
-
-	"github.com/weirstream/weir/pkg/config"
-	"github.com/weirstream/weir/pkg/daemon"
+	"github.com/weirstream/weir/pkg/daemon/daemontest"
 )
 
-// The taskmanager starts from a Flink distribution's own configuration file, in
-// the 2.x YAML form and the legacy flink-conf.yaml form: no unknown key, the
-// keys weir has no use for in one line, its process size as Go's memory
-// limit. (The ports are overridden so that the test can run anywhere.)
+// The taskmanager starts from a Flink distribution's own configuration file
+// (daemontest.StartsFromFlinkConfigs); its taskmanager.memory.process.size,
+// 1728m, is Go's memory limit, with network memory inside it as Flink
+// computes it.
 func TestStartsFromFlinkConfig(t *testing.T) {
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
-	for _, file := range []string{"../../pkg/config/testdata/flink-config.yaml", "../../pkg/config/testdata/flink-conf.yaml"} {
-		t.Run(file, func(t *testing.T) {
-			signals := make(chan os.Signal, 1)
-			var stderr bytes.Buffer
-			var limit int64
-			code := daemon.Run(signals, "taskmanager", []string{"--config", file, "-D", "jobmanager.rpc.port=1", "-D", "taskmanager.rpc.port=0", "-D", "metrics.reporter.prom.port=0"}, &stderr,
-				func(cfg *config.Config, log *zap.Logger) (func(context.Context) error, error) {
-					stop, err := start(cfg, log)
-					limit = debug.SetMemoryLimit(-1)
-					signals <- syscall.SIGTERM // started: stop at once
-					return stop, err
-				})
-			out := stderr.String()
-			for _, want := range []string{
-				"configuration file read", file,
-				"memory limit (Go's soft memory limit) set to taskmanager.memory.process.size",
-				"network memory", // 0.1 × 1728m in 32 KiB buffers
-				`"buffers": 5529`,
-				"configuration keys not applicable to weir, ignored: env.java.opts.all",
-			} {
-				if !strings.Contains(out, want) {
-					t.Errorf("log lacks %q:\n%s", want, out)
-				}
-			}
-			if code != 0 || strings.Contains(out, "unknown configuration key") || limit != 1728<<20 {
-				t.Errorf("exit code %d, memory limit %d (want 0, %d); log:\n%s", code, limit, int64(1728<<20), out)
-			}
-		})
-	}
+	daemontest.StartsFromFlinkConfigs(t, "taskmanager", start,
+		[]string{"jobmanager.rpc.port=1", "taskmanager.rpc.port=0", "metrics.reporter.prom.port=0"}, 1728<<20,
+		"network memory", // 0.1 × 1728m in 32 KiB buffers
+		`"buffers": 5529`)
 }
