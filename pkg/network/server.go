@@ -7,7 +7,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,18 +206,8 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	m.closed = true
-	parts := make([]*ResultPartition, 0, len(m.partitions))
-	for _, p := range m.partitions {
-		parts = append(parts, p)
-	}
-	gates := make([]*InputGate, 0, len(m.gates))
-	for g := range m.gates {
-		gates = append(gates, g)
-	}
-	conns := make([]*serverConn, 0, len(m.conns))
-	for c := range m.conns {
-		conns = append(conns, c)
-	}
+	parts, gates := m.liveLocked()
+	conns := slices.Collect(maps.Keys(m.conns))
 	m.mu.Unlock()
 
 	err := m.ln.Close()

@@ -1,5 +1,10 @@
 package network
 
+import (
+	"maps"
+	"slices"
+)
+
 // BufferStats is a snapshot of the network buffers and queues of a Manager's
 // result partitions and input gates, for the TaskManager's metrics (Flink's
 // Shuffle.Netty.TotalMemorySegments / AvailableMemorySegments and the input
@@ -27,14 +32,7 @@ type BufferStats struct {
 // a scrape, not for the record path.
 func (m *Manager) BufferStats() BufferStats {
 	m.mu.Lock()
-	parts := make([]*ResultPartition, 0, len(m.partitions))
-	for _, p := range m.partitions {
-		parts = append(parts, p)
-	}
-	gates := make([]*InputGate, 0, len(m.gates))
-	for g := range m.gates {
-		gates = append(gates, g)
-	}
+	parts, gates := m.liveLocked()
 	m.mu.Unlock()
 
 	var s BufferStats
@@ -71,4 +69,10 @@ func (m *Manager) BufferStats() BufferStats {
 	}
 	s.Available = min(s.Available, s.Total)
 	return s
+}
+
+// liveLocked returns the live partitions and gates, so that they can be
+// visited after m.mu is released. The caller holds m.mu.
+func (m *Manager) liveLocked() ([]*ResultPartition, []*InputGate) {
+	return slices.Collect(maps.Values(m.partitions)), slices.Collect(maps.Keys(m.gates))
 }
